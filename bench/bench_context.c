@@ -1,0 +1,2 @@
+#include "ctx.h"
+int main(void){return 0;}

@@ -1,0 +1,445 @@
+/*
+ * The context tree: creation, cancellation, reference counting, queries.
+ *
+ * Creating and cancelling a context is user-space work only: a malloc, a
+ * lock, a list splice.  A deadline is a number compared with the clock by
+ * whoever looks (ctx_err, a waiting thread, the timer thread); the first
+ * to see it passed performs the cancellation, once, under the node lock.
+ *
+ * Only cancel nodes (WithCancel, WithDeadline, WithTimeout, WithSignals)
+ * carry state and children.  A value or without-cancel context reports the
+ * state of its nearest cancel ancestor (c->anc), so a done check on any
+ * context is one pointer hop and one atomic load.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "ctx-internal.h"
+
+static ctx_t background = {
+	.kind = CTX__ROOT_BACKGROUND, .deadline = CTX__NEVER, .done_fd = -1,
+};
+static ctx_t todo = {
+	.kind = CTX__ROOT_TODO, .deadline = CTX__NEVER, .done_fd = -1,
+};
+
+ctx_t *ctx_background(void) { return &background; }
+ctx_t *ctx_todo(void) { return &todo; }
+
+/* ---- reference counting ---------------------------------------------- */
+
+ctx_t *ctx_ref(ctx_t *c)
+{
+	if (c && !ctx__is_root(c))
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+/* Take a reference unless the count already reached zero (being freed). */
+static bool try_ref(ctx_t *c)
+{
+	int r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+	while (r > 0)
+		if (atomic_compare_exchange_weak_explicit(
+			    &c->refs, &r, r + 1, memory_order_relaxed,
+			    memory_order_relaxed))
+			return true;
+	return false;
+}
+
+static bool drop_ref(ctx_t *c)
+{
+	if (!c || ctx__is_root(c))
+		return false;
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_release) != 1)
+		return false;
+	atomic_thread_fence(memory_order_acquire);
+	return true;
+}
+
+static void detach(ctx_t *c)
+{
+	ctx_t *a = c->anc;
+	if (!a)
+		return;
+	ctx__lock(&a->lock);
+	if (c->attached) {
+		*c->c.sib_pprev = c->c.sib_next;
+		if (c->c.sib_next)
+			c->c.sib_next->c.sib_pprev = c->c.sib_pprev;
+		c->attached = 0;
+	}
+	ctx__unlock(&a->lock);
+}
+
+void ctx__signals_free(ctx_t *c) __attribute__((weak));
+
+/* Free c, then every ancestor whose last reference c held.  A loop, not
+ * recursion, so a long chain cannot overflow the stack. */
+static void free_chain(ctx_t *c)
+{
+	while (c) {
+		ctx_t *p = c->parent;
+		if (ctx__is_cancel(c))
+			detach(c);
+		if (c->kind == CTX__SIGNALS && ctx__signals_free)
+			ctx__signals_free(c);
+		if (c->done_fd >= 0)
+			close(c->done_fd);
+		free(c);
+		c = drop_ref(p) ? p : NULL;
+	}
+}
+
+void ctx_unref(ctx_t *c)
+{
+	if (drop_ref(c))
+		free_chain(c);
+}
+
+/* ---- cancellation ---------------------------------------------------- */
+
+/*
+ * Mark n done, fire its links, and move its children to *work (each with
+ * a reference, linked through sib_next).  A child whose count already hit
+ * zero is being freed and has no descendants (they would hold it), so it
+ * is only unhooked.  Returns false if n was done already.
+ */
+static bool mark(ctx_t *n, int err, int cause, ctx_t **work)
+{
+	ctx__lock(&n->lock);
+	if (atomic_load_explicit(&n->err, memory_order_relaxed)) {
+		ctx__unlock(&n->lock);
+		return false;
+	}
+	n->cause = cause;
+	atomic_store_explicit(&n->err, err, memory_order_release);
+	if (n->done_fd >= 0)
+		eventfd_write(n->done_fd, 1);
+	for (struct ctx__link *l; (l = n->c.links);) {
+		n->c.links = l->next;
+		if (l->next)
+			l->next->pprev = &n->c.links;
+		l->pprev = NULL;
+		l->fire(l);
+	}
+	for (ctx_t *ch = n->c.children, *next; ch; ch = next) {
+		next = ch->c.sib_next;
+		ch->attached = 0;
+		if (try_ref(ch)) {
+			ch->c.sib_next = *work;
+			*work = ch;
+		}
+	}
+	n->c.children = NULL;
+	bool timed = n->flags & CTX__F_IN_HEAP;
+	ctx__unlock(&n->lock);
+	if (timed)
+		ctx__timer_del(n);
+	return true;
+}
+
+void ctx__cancel(ctx_t *c, int err, int cause)
+{
+	ctx_t *work = NULL;
+	if (atomic_load_explicit(&c->err, memory_order_relaxed) ||
+	    !mark(c, err, cause, &work))
+		return;
+	detach(c);
+	while (work) {
+		ctx_t *ch = work;
+		work = ch->c.sib_next;
+		mark(ch, err, cause, &work);
+		ctx_unref(ch);
+	}
+}
+
+void ctx_cancel_cause(ctx_t *c, int cause)
+{
+	if (c && ctx__is_cancel(c))
+		ctx__cancel(c, CTX_CANCELED, cause ? cause : CTX_CANCELED);
+}
+
+void ctx_cancel(ctx_t *c) { ctx_cancel_cause(c, CTX_CANCELED); }
+
+void ctx_release(ctx_t *c)
+{
+	ctx_cancel(c);
+	ctx_unref(c);
+}
+
+/* The deadline d of n has passed: cancel the node that owns it, which
+ * ends n with it.  If the owner was cancelled a moment ago by another
+ * thread still walking the tree, end n now with the owner's state rather
+ * than report it live. */
+static void expire(ctx_t *n)
+{
+	ctx_t *o = n;
+	while (o->anc && !(o->own_deadline && o->deadline == n->deadline))
+		o = o->anc;
+	ctx__cancel(o, CTX_DEADLINE_EXCEEDED, o->c.deadline_cause);
+	if (o != n && !atomic_load_explicit(&n->err, memory_order_relaxed)) {
+		int e = atomic_load_explicit(&o->err, memory_order_acquire);
+		ctx__cancel(n, e, o->cause);
+	}
+}
+
+int ctx__check(ctx_t *n)
+{
+	if (!n)
+		return 0;
+	int e = atomic_load_explicit(&n->err, memory_order_acquire);
+	if (e || n->deadline == CTX__NEVER || ctx_now() < n->deadline)
+		return e;
+	expire(n);
+	return atomic_load_explicit(&n->err, memory_order_acquire);
+}
+
+/* ---- links ----------------------------------------------------------- */
+
+int ctx__link_add(ctx_t *n, struct ctx__link *l)
+{
+	ctx__lock(&n->lock);
+	int e = atomic_load_explicit(&n->err, memory_order_relaxed);
+	if (!e) {
+		l->next = n->c.links;
+		if (l->next)
+			l->next->pprev = &l->next;
+		l->pprev = &n->c.links;
+		n->c.links = l;
+	}
+	ctx__unlock(&n->lock);
+	return e;
+}
+
+void ctx__link_del(ctx_t *n, struct ctx__link *l)
+{
+	ctx__lock(&n->lock);
+	if (l->pprev) {
+		*l->pprev = l->next;
+		if (l->next)
+			l->next->pprev = l->pprev;
+		l->pprev = NULL;
+	}
+	ctx__unlock(&n->lock);
+}
+
+/* ---- construction ---------------------------------------------------- */
+
+static ctx_t *alloc_node(ctx_t *parent, enum ctx__kind kind, size_t size)
+{
+	if (!parent) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ctx_t *c = ctx__malloc(size);
+	if (!c) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(c, 0, size);
+	atomic_init(&c->refs, 1);
+	c->kind = kind;
+	c->done_fd = -1;
+	c->parent = ctx_ref(parent);
+	c->anc = ctx__node(parent);
+	c->deadline = c->anc ? c->anc->deadline : CTX__NEVER;
+	return c;
+}
+
+/* Hang c under its cancel ancestor, or end it now if that one is done. */
+static void attach(ctx_t *c)
+{
+	ctx_t *a = c->anc;
+	if (!a)
+		return;
+	ctx__check(a); /* an expired deadline ends a before c can join it */
+	ctx__lock(&a->lock);
+	int e = atomic_load_explicit(&a->err, memory_order_relaxed);
+	if (e) {
+		c->cause = a->cause;
+		atomic_store_explicit(&c->err, e, memory_order_relaxed);
+	} else {
+		c->c.sib_next = a->c.children;
+		if (c->c.sib_next)
+			c->c.sib_next->c.sib_pprev = &c->c.sib_next;
+		c->c.sib_pprev = &a->c.children;
+		a->c.children = c;
+		c->attached = 1;
+	}
+	ctx__unlock(&a->lock);
+}
+
+ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, int64_t deadline,
+		       int cause)
+{
+	ctx_t *c = alloc_node(parent, kind, sizeof(ctx_t));
+	if (!c)
+		return NULL;
+	c->c.heap_idx = -1;
+	if (deadline < c->deadline) {
+		c->deadline = deadline;
+		c->own_deadline = 1;
+		c->c.deadline_cause = cause ? cause : CTX_DEADLINE_EXCEEDED;
+		if (deadline <= ctx_now()) {
+			c->cause = c->c.deadline_cause;
+			atomic_store_explicit(&c->err, CTX_DEADLINE_EXCEEDED,
+					      memory_order_relaxed);
+			return c;
+		}
+	}
+	attach(c);
+	return c;
+}
+
+ctx_t *ctx_with_cancel(ctx_t *parent)
+{
+	return ctx__new_cancel(parent, CTX__CANCEL, CTX__NEVER, 0);
+}
+
+ctx_t *ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, int cause)
+{
+	return ctx__new_cancel(parent, CTX__CANCEL, deadline, cause);
+}
+
+ctx_t *ctx_with_deadline(ctx_t *parent, int64_t deadline)
+{
+	return ctx_with_deadline_cause(parent, deadline, 0);
+}
+
+/* A timeout <= 0 is already expired; now itself is a past deadline. */
+static int64_t timeout_deadline(int64_t timeout)
+{
+	int64_t now = ctx_now();
+	return timeout <= 0 ? now : ctx__add_sat(now, timeout);
+}
+
+ctx_t *ctx_with_timeout_cause(ctx_t *parent, int64_t timeout, int cause)
+{
+	return ctx_with_deadline_cause(parent, timeout_deadline(timeout),
+				       cause);
+}
+
+ctx_t *ctx_with_timeout(ctx_t *parent, int64_t timeout)
+{
+	return ctx_with_timeout_cause(parent, timeout, 0);
+}
+
+/* Value and without-cancel contexts need only the fields up to the
+ * union's value member: they never sit in a list. */
+#define SMALL_NODE_SIZE (offsetof(ctx_t, v) + sizeof(((ctx_t *)0)->v))
+
+ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *value)
+{
+	ctx_t *c = alloc_node(parent, CTX__VALUE, SMALL_NODE_SIZE);
+	if (c) {
+		c->v.key = key;
+		c->v.value = value;
+	}
+	return c;
+}
+
+ctx_t *ctx_without_cancel(ctx_t *parent)
+{
+	ctx_t *c = alloc_node(parent, CTX__WITHOUT, SMALL_NODE_SIZE);
+	if (c) {
+		c->anc = NULL;
+		c->deadline = CTX__NEVER;
+	}
+	return c;
+}
+
+/* ---- queries --------------------------------------------------------- */
+
+int ctx_err(ctx_t *c)
+{
+	if (!c)
+		return EINVAL;
+	return ctx__check(ctx__node(c));
+}
+
+int ctx_cause(ctx_t *c)
+{
+	int e = ctx_err(c);
+	if (!e || e == EINVAL)
+		return e;
+	return ctx__node(c)->cause; /* ordered after err by ctx__check */
+}
+
+bool ctx_deadline(ctx_t *c, int64_t *deadline)
+{
+	ctx_t *n = c ? ctx__node(c) : NULL;
+	if (!n || n->deadline == CTX__NEVER)
+		return false;
+	if (deadline)
+		*deadline = n->deadline;
+	return true;
+}
+
+void *ctx_value(ctx_t *c, const void *key)
+{
+	for (; c; c = c->parent)
+		if (c->kind == CTX__VALUE && c->v.key == key)
+			return c->v.value;
+	return NULL;
+}
+
+/* Make n's eventfd, or return the one it has.  The timer thread watches
+ * the deadline of a node whose fd exists, so the fd turns readable on
+ * time even when no thread of the program is inside the library. */
+int ctx_done_fd(ctx_t *c)
+{
+	ctx_t *n = c ? ctx__node(c) : NULL;
+	if (!n) {
+		errno = c ? 0 : EINVAL;
+		return -1;
+	}
+	ctx__check(n);
+	ctx__lock(&n->lock);
+	bool want_timer = false;
+	if (n->done_fd < 0) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd < 0) {
+			int e = errno;
+			ctx__unlock(&n->lock);
+			errno = e;
+			return -1;
+		}
+		n->done_fd = fd;
+		if (atomic_load_explicit(&n->err, memory_order_relaxed))
+			eventfd_write(fd, 1);
+	}
+	if (!atomic_load_explicit(&n->err, memory_order_relaxed) &&
+	    n->deadline != CTX__NEVER && !(n->flags & CTX__F_IN_HEAP)) {
+		n->flags |= CTX__F_IN_HEAP;
+		want_timer = true;
+	}
+	int fd = n->done_fd;
+	ctx__unlock(&n->lock);
+	if (want_timer) {
+		int e = ctx__timer_add(n);
+		if (e) {
+			ctx__lock(&n->lock);
+			n->flags &= (uint8_t)~CTX__F_IN_HEAP;
+			ctx__unlock(&n->lock);
+			errno = e;
+			return -1;
+		}
+	}
+	return fd;
+}
+
+const char *ctx_strerror(int err)
+{
+	switch (err) {
+	case CTX_CANCELED:
+		return "context canceled";
+	case CTX_DEADLINE_EXCEEDED:
+		return "context deadline exceeded";
+	default:
+		return strerror(err);
+	}
+}

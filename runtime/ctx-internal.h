@@ -1,0 +1,115 @@
+/*
+ * The context node and the internal interfaces between runtime files.
+ *
+ * Lock order: a node's lock is the only lock held while its state,
+ * its children list or its links change; no code path holds two node
+ * locks at once.  Cancellation walks the tree iteratively: it detaches a
+ * node's children under that node's lock, then visits them one by one
+ * after unlocking.  The timer heap's lock (timer.c) is never taken while
+ * a node lock is held.
+ */
+#ifndef CTX_INTERNAL_H
+#define CTX_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctx.h"
+#include "lock.h"
+
+#define CTX__NEVER INT64_MAX
+
+enum ctx__kind {
+	CTX__ROOT_BACKGROUND,
+	CTX__ROOT_TODO,
+	CTX__CANCEL,    /* WithCancel, WithDeadline, WithTimeout */
+	CTX__VALUE,     /* WithValue */
+	CTX__WITHOUT,   /* WithoutCancel */
+	CTX__SIGNALS,   /* WithSignals: a cancel node with a signal hook */
+};
+
+/* Flags of a cancel node, changed only under its own lock. */
+enum {
+	CTX__F_IN_HEAP = 1 << 0,      /* registered with the timer thread */
+};
+
+/*
+ * Something to notify when a node is done: a blocked thread, an
+ * after-func, ...  Links sit in the node's list under the node's lock;
+ * fire() runs under that lock, once, after the link was unlinked, so it
+ * must be short and must not take another node's lock.
+ */
+struct ctx__link {
+	struct ctx__link *next, **pprev; /* pprev NULL: not listed */
+	void (*fire)(struct ctx__link *l);
+};
+
+struct ctx {
+	_Atomic int err;      /* 0 while live; written once, under lock */
+	int cause;            /* valid once err is seen non-zero (acquire) */
+	_Atomic int refs;
+	uint8_t kind;
+	uint8_t flags;        /* CTX__F_*, under own lock */
+	uint8_t attached;     /* in anc's children list; under anc's lock */
+	uint8_t own_deadline; /* deadline is its own, not inherited; const */
+	ctx__lock_t lock;
+	int done_fd;          /* eventfd made on demand; -1 until then */
+	ctx_t *parent;        /* the context this one was derived from */
+	ctx_t *anc;           /* nearest cancel node above (NULL: none) */
+	int64_t deadline;     /* effective deadline; CTX__NEVER if none */
+	union {
+		struct { /* CTX__CANCEL, CTX__SIGNALS */
+			ctx_t *children;
+			ctx_t *sib_next, **sib_pprev;
+			struct ctx__link *links;
+			int deadline_cause;
+			int heap_idx;
+		} c;
+		struct { /* CTX__VALUE */
+			const void *key;
+			void *value;
+		} v;
+	};
+};
+
+static inline bool ctx__is_root(const ctx_t *c)
+{
+	return c->kind <= CTX__ROOT_TODO;
+}
+
+static inline bool ctx__is_cancel(const ctx_t *c)
+{
+	return c->kind == CTX__CANCEL || c->kind == CTX__SIGNALS;
+}
+
+/* The cancel node whose state c reports: c itself, its anc, or NULL. */
+static inline ctx_t *ctx__node(ctx_t *c)
+{
+	return ctx__is_cancel(c) ? c : c->anc;
+}
+
+int64_t ctx__add_sat(int64_t a, int64_t b);
+
+/* context.c */
+ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, int64_t deadline,
+		       int cause);
+void ctx__cancel(ctx_t *c, int err, int cause);
+int ctx__check(ctx_t *n); /* ctx_err for a cancel node; n may be NULL */
+/* Add l to node n's list.  Returns 0, or n's error if n is already done
+ * (l is then not added and not fired). */
+int ctx__link_add(ctx_t *n, struct ctx__link *l);
+/* Remove l if it is still listed (it is not once fired). */
+void ctx__link_del(ctx_t *n, struct ctx__link *l);
+
+/* timer.c: the lazily started timer thread that ends contexts at their
+ * deadlines when no waiting thread would see it (done fds, after-funcs).
+ * The heap holds a reference to each node in it. */
+int ctx__timer_add(ctx_t *n);
+void ctx__timer_del(ctx_t *n);
+
+/* Allocation, with a hook for fault injection in tests. */
+void *ctx__malloc(size_t size);
+void ctx__fail_malloc_after(long n); /* test hook; -1 turns it off */
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * A 4-byte mutex on a futex, so that every context can afford its own.
+ *
+ * pthread_mutex_t is 40 bytes; a context must stay under 128.  The states
+ * are the classic three: 0 unlocked, 1 locked, 2 locked with waiters.  A
+ * short spin first, because context locks are held for a few list splices.
+ */
+#ifndef CTX_LOCK_H
+#define CTX_LOCK_H
+
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+typedef struct {
+	_Atomic uint32_t v;
+} ctx__lock_t;
+
+#define CTX__LOCK_INIT { 0 }
+
+static inline void ctx__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+static inline void ctx__futex_wait(_Atomic uint32_t *w, uint32_t val)
+{
+	syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static inline void ctx__futex_wake(_Atomic uint32_t *w, int n)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static inline void ctx__lock_slow(ctx__lock_t *l)
+{
+	for (int i = 0; i < 64; i++) {
+		uint32_t z = 0;
+		if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_weak_explicit(
+			    &l->v, &z, 1, memory_order_acquire,
+			    memory_order_relaxed))
+			return;
+		ctx__cpu_relax();
+	}
+	while (atomic_exchange_explicit(&l->v, 2, memory_order_acquire) != 0)
+		ctx__futex_wait(&l->v, 2);
+}
+
+static inline void ctx__lock(ctx__lock_t *l)
+{
+	uint32_t z = 0;
+	if (!atomic_compare_exchange_strong_explicit(&l->v, &z, 1,
+						     memory_order_acquire,
+						     memory_order_relaxed))
+		ctx__lock_slow(l);
+}
+
+static inline void ctx__unlock(ctx__lock_t *l)
+{
+	if (atomic_exchange_explicit(&l->v, 0, memory_order_release) == 2)
+		ctx__futex_wake(&l->v, 1);
+}
+
+#endif

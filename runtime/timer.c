@@ -1,0 +1,194 @@
+/*
+ * The timer thread: ends contexts at their deadlines when no waiting
+ * thread would notice, so that a done fd turns readable on time.
+ *
+ * Most deadlines never get here: a deadline is a number, checked by
+ * ctx_err and by the waiting thread's own timerfd.  Only nodes whose done
+ * fd was asked for are added, so a program that never asks starts no
+ * thread.  The thread is started on the first add, blocks every signal,
+ * sleeps on a CLOCK_MONOTONIC condition variable until the earliest
+ * deadline of a binary heap, and is started again after fork() in the
+ * child when it has work.
+ *
+ * The heap holds a reference to each node in it; cancelling a node takes
+ * it out (ctx__timer_del).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "ctx-internal.h"
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv;
+static ctx_t **heap;
+static int heap_len, heap_cap;
+static bool running;
+
+static bool before(int i, int j)
+{
+	return heap[i]->deadline < heap[j]->deadline;
+}
+
+static void put(int i, ctx_t *n)
+{
+	heap[i] = n;
+	n->c.heap_idx = i;
+}
+
+static void swap(int i, int j)
+{
+	ctx_t *t = heap[i];
+	put(i, heap[j]);
+	put(j, t);
+}
+
+static void sift_up(int i)
+{
+	while (i > 0 && before(i, (i - 1) / 2)) {
+		swap(i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void sift_down(int i)
+{
+	for (;;) {
+		int m = i, l = 2 * i + 1, r = l + 1;
+		if (l < heap_len && before(l, m))
+			m = l;
+		if (r < heap_len && before(r, m))
+			m = r;
+		if (m == i)
+			return;
+		swap(i, m);
+		i = m;
+	}
+}
+
+static void heap_remove(int i)
+{
+	heap[i]->c.heap_idx = -1;
+	if (--heap_len == i)
+		return;
+	put(i, heap[heap_len]);
+	sift_down(i);
+	sift_up(i);
+}
+
+static void *timer_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	for (;;) {
+		if (heap_len == 0) {
+			pthread_cond_wait(&cv, &mu);
+			continue;
+		}
+		ctx_t *n = heap[0];
+		if (ctx_now() < n->deadline) {
+			struct timespec ts = {
+				.tv_sec = n->deadline / CTX_SEC,
+				.tv_nsec = n->deadline % CTX_SEC,
+			};
+			pthread_cond_timedwait(&cv, &mu, &ts);
+			continue;
+		}
+		heap_remove(0);
+		pthread_mutex_unlock(&mu);
+		ctx__check(n); /* past its deadline: this cancels it */
+		ctx_unref(n);
+		pthread_mutex_lock(&mu);
+	}
+	return NULL;
+}
+
+/* Called with mu held.  Library threads take no signals: they belong to
+ * the program's own threads. */
+static int start_thread(void)
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t t;
+	sigfillset(&all);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = pthread_create(&t, &attr, timer_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (!e)
+		running = true;
+	return e;
+}
+
+static void before_fork(void) { pthread_mutex_lock(&mu); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&mu); }
+
+static void after_fork_child(void)
+{
+	pthread_mutex_init(&mu, NULL);
+	running = false;
+	if (heap_len > 0)
+		start_thread();
+}
+
+static void init(void)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&cv, &a);
+	pthread_condattr_destroy(&a);
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+static int grow(void)
+{
+	if (heap_len < heap_cap)
+		return 0;
+	int cap = heap_cap ? 2 * heap_cap : 64;
+	ctx_t **h = realloc(heap, (size_t)cap * sizeof(*h));
+	if (!h)
+		return ENOMEM;
+	heap = h;
+	heap_cap = cap;
+	return 0;
+}
+
+int ctx__timer_add(ctx_t *n)
+{
+	pthread_once(&once, init);
+	pthread_mutex_lock(&mu);
+	int e = 0;
+	/* A cancel that ran before this lock also ran its timer_del before
+	 * it: seeing err here keeps a done node out of the heap for good. */
+	if (atomic_load(&n->err) || n->c.heap_idx >= 0)
+		goto out;
+	if (!running && (e = start_thread()))
+		goto out;
+	if ((e = grow()))
+		goto out;
+	ctx_ref(n);
+	put(heap_len++, n);
+	sift_up(n->c.heap_idx);
+	if (n->c.heap_idx == 0)
+		pthread_cond_signal(&cv);
+out:
+	pthread_mutex_unlock(&mu);
+	return e;
+}
+
+void ctx__timer_del(ctx_t *n)
+{
+	pthread_once(&once, init);
+	pthread_mutex_lock(&mu);
+	bool found = n->c.heap_idx >= 0;
+	if (found)
+		heap_remove(n->c.heap_idx);
+	pthread_mutex_unlock(&mu);
+	if (found)
+		ctx_unref(n);
+}

@@ -1,0 +1,2 @@
+#include "suites.h"
+Suite *suite_context(void) { return suite_create("context"); }
