@@ -108,6 +108,29 @@ void ctx__link_del(ctx_t *n, struct ctx__link *l);
 int ctx__timer_add(ctx_t *n);
 void ctx__timer_del(ctx_t *n);
 
+/* reactor.c: the per-thread reactor and the wait of every blocking call.
+ * Results of ctx__wait_fd besides a context error or an errno value: */
+enum {
+	CTX__READY = 0,     /* the fd is ready, or (fd < 0) a wake-up came */
+	CTX__EXPIRED = -1,  /* the call's own deadline passed */
+	CTX__BLOCKING = -2, /* the fd cannot be polled: perform the call */
+};
+struct ctx__reactor;
+struct ctx__wait {
+	struct ctx__link link; /* first: fire() casts the link back */
+	struct ctx__reactor *r;
+	ctx_t *n;              /* the cancel node waited on, or NULL */
+	int64_t limit;         /* min(context deadline, call deadline) */
+};
+struct ctx__reactor *ctx__reactor_self(void); /* NULL + errno */
+void ctx__reactor_wake(struct ctx__reactor *r);
+int ctx__reactor_epfd(struct ctx__reactor *r);
+int ctx__reactor_arm(struct ctx__reactor *r, int64_t at);
+int ctx__reactor_drain(struct ctx__reactor *r);
+int ctx__wait_begin(struct ctx__wait *w, ctx_t *ctx, int64_t deadline);
+void ctx__wait_end(struct ctx__wait *w);
+int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline);
+
 /* Allocation, with a hook for fault injection in tests. */
 void *ctx__malloc(size_t size);
 void ctx__fail_malloc_after(long n); /* test hook; -1 turns it off */

@@ -1,0 +1,294 @@
+/*
+ * Cancellable I/O: read, write, recv, send, accept, connect.
+ *
+ * Every call follows one skeleton (run): refuse if the context is done;
+ * try the call without blocking; on EAGAIN wait for the descriptor, the
+ * context and its deadline together; try again.  With data ready the cost
+ * is the system call plus the done check.
+ *
+ * Trying "without blocking" must not change the descriptor's own flags,
+ * which other threads share.  The per-call forms used:
+ *  - sockets: recv/send with MSG_DONTWAIT (the plain call's cost);
+ *  - pipes, eventfds, regular files: preadv2/pwritev2 with RWF_NOWAIT;
+ *  - descriptors that refuse RWF_NOWAIT (FIFOs, terminals, some character
+ *    devices: EOPNOTSUPP): the plain call if the descriptor is already
+ *    non-blocking, else wait for readiness first and then make the plain
+ *    call.  If another thread drains the descriptor in between, that
+ *    plain call blocks like read(2) would: give such descriptors
+ *    O_NONBLOCK, or a thread of their own, to keep every wait cancellable;
+ *  - regular files are never "not ready" to epoll (it refuses them), so
+ *    a read that would wait for the disk is made directly.
+ * A per-thread hint remembers which descriptors are sockets; a stale hint
+ * costs one failed call (ENOTSOCK), never a wrong result.
+ */
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "ctx-internal.h"
+
+enum mode {
+	M_GUESS,   /* not chosen yet: consult the socket hint */
+	M_SOCK,    /* recv/send with MSG_DONTWAIT */
+	M_NOWAIT,  /* preadv2/pwritev2 with RWF_NOWAIT */
+	M_PLAIN,   /* the plain call: the fd is non-blocking, or ready */
+};
+
+struct op {
+	int fd;
+	uint32_t events;      /* EPOLLIN or EPOLLOUT */
+	enum mode mode;
+	bool poll_first;      /* no non-blocking form: wait, then call */
+	ssize_t (*call)(struct op *o);
+	void *buf;
+	size_t len;
+	int flags;
+	struct sockaddr *addr;
+	socklen_t *addrlen;
+};
+
+/* ---- the socket hint ------------------------------------------------- */
+
+#define HINTS 64
+static __thread int hints[HINTS]; /* (fd + 1) * 2 + is_socket; 0: none */
+
+static enum mode hint_mode(int fd)
+{
+	int h = hints[fd % HINTS];
+	if (h >> 1 != fd + 1)
+		return M_GUESS;
+	return h & 1 ? M_SOCK : M_NOWAIT;
+}
+
+static void hint_set(int fd, bool sock)
+{
+	if (fd >= 0)
+		hints[fd % HINTS] = (fd + 1) * 2 + sock;
+}
+
+/* The descriptor refuses RWF_NOWAIT: if it is non-blocking the plain call
+ * is the try; otherwise wait for readiness before each call. */
+static ssize_t no_nowait(struct op *o)
+{
+	int fl = fcntl(o->fd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	o->mode = M_PLAIN;
+	if (fl & O_NONBLOCK)
+		return o->call(o);
+	o->poll_first = true;
+	errno = EAGAIN;
+	return -1;
+}
+
+/* ---- one attempt per call -------------------------------------------- */
+
+static ssize_t call_read(struct op *o)
+{
+	struct iovec v = { o->buf, o->len };
+	ssize_t n;
+	switch (o->mode) {
+	case M_PLAIN:
+		return read(o->fd, o->buf, o->len);
+	case M_GUESS:
+	case M_SOCK:
+		n = recv(o->fd, o->buf, o->len, MSG_DONTWAIT);
+		if (n >= 0 || errno != ENOTSOCK) {
+			hint_set(o->fd, true);
+			return n;
+		}
+		hint_set(o->fd, false);
+		o->mode = M_NOWAIT;
+		/* fall through */
+	case M_NOWAIT:
+		n = preadv2(o->fd, &v, 1, -1, RWF_NOWAIT);
+		if (n < 0 && errno == EOPNOTSUPP)
+			return no_nowait(o);
+		return n;
+	}
+	return -1;
+}
+
+static ssize_t call_write(struct op *o)
+{
+	struct iovec v = { o->buf, o->len };
+	ssize_t n;
+	switch (o->mode) {
+	case M_PLAIN:
+		return write(o->fd, o->buf, o->len);
+	case M_GUESS:
+	case M_SOCK:
+		n = send(o->fd, o->buf, o->len, MSG_DONTWAIT);
+		if (n >= 0 || errno != ENOTSOCK) {
+			hint_set(o->fd, true);
+			return n;
+		}
+		hint_set(o->fd, false);
+		o->mode = M_NOWAIT;
+		/* fall through */
+	case M_NOWAIT:
+		n = pwritev2(o->fd, &v, 1, -1, RWF_NOWAIT);
+		if (n < 0 && errno == EOPNOTSUPP)
+			return no_nowait(o);
+		return n;
+	}
+	return -1;
+}
+
+static ssize_t call_recv(struct op *o)
+{
+	return recv(o->fd, o->buf, o->len, o->flags | MSG_DONTWAIT);
+}
+
+static ssize_t call_send(struct op *o)
+{
+	return send(o->fd, o->buf, o->len, o->flags | MSG_DONTWAIT);
+}
+
+static ssize_t call_accept(struct op *o)
+{
+	return accept4(o->fd, o->addr, o->addrlen, o->flags);
+}
+
+/* ---- the skeleton ---------------------------------------------------- */
+
+static ssize_t fail(int e)
+{
+	errno = e;
+	return -1;
+}
+
+static ssize_t run(ctx_t *ctx, struct op *o)
+{
+	int e = ctx_err(ctx);
+	if (e)
+		return fail(e);
+	bool ready = false;
+	for (;;) {
+		if (!o->poll_first || ready) {
+			ssize_t n = o->call(o);
+			if (n >= 0)
+				return n;
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -1;
+		}
+		e = ctx__wait_fd(ctx, o->fd, o->events, CTX__NEVER);
+		if (e == CTX__BLOCKING) {
+			o->mode = M_PLAIN; /* a regular file: just do it */
+			o->poll_first = true;
+		} else if (e != CTX__READY) {
+			return fail(e);
+		}
+		ready = true;
+	}
+}
+
+/* Writes go on until all bytes are out, as write(2) on a blocking
+ * descriptor does; once some went out, an error or the context's end
+ * returns the count so far. */
+static ssize_t run_all(ctx_t *ctx, struct op *o)
+{
+	const char *p = o->buf;
+	size_t left = o->len, done = 0;
+	do {
+		o->buf = (void *)(p + done);
+		o->len = left;
+		ssize_t n = run(ctx, o);
+		if (n < 0)
+			return done ? (ssize_t)done : -1;
+		done += (size_t)n;
+		left -= (size_t)n;
+	} while (left > 0);
+	return (ssize_t)done;
+}
+
+ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
+{
+	struct op o = { .fd = fd, .events = EPOLLIN, .mode = hint_mode(fd),
+			.call = call_read, .buf = buf, .len = len };
+	return run(ctx, &o);
+}
+
+ssize_t ctx_write(ctx_t *ctx, int fd, const void *buf, size_t len)
+{
+	struct op o = { .fd = fd, .events = EPOLLOUT, .mode = hint_mode(fd),
+			.call = call_write, .buf = (void *)buf, .len = len };
+	return run_all(ctx, &o);
+}
+
+ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len, int flags)
+{
+	struct op o = { .fd = fd, .events = EPOLLIN, .call = call_recv,
+			.buf = buf, .len = len, .flags = flags };
+	if (flags & MSG_DONTWAIT) /* the caller asked not to wait */
+		return ctx_err(ctx) ? fail(ctx_err(ctx)) : call_recv(&o);
+	return run(ctx, &o);
+}
+
+ssize_t ctx_send(ctx_t *ctx, int fd, const void *buf, size_t len, int flags)
+{
+	struct op o = { .fd = fd, .events = EPOLLOUT, .call = call_send,
+			.buf = (void *)buf, .len = len, .flags = flags };
+	if (flags & MSG_DONTWAIT)
+		return ctx_err(ctx) ? fail(ctx_err(ctx)) : call_send(&o);
+	return run_all(ctx, &o);
+}
+
+/* accept4 has no per-call non-blocking form: a blocking listener is
+ * waited on first (see the note at the top of this file). */
+int ctx_accept(ctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen,
+	       int flags)
+{
+	int e = ctx_err(ctx);
+	if (e)
+		return (int)fail(e);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	struct op o = { .fd = fd, .events = EPOLLIN, .call = call_accept,
+			.poll_first = !(fl & O_NONBLOCK), .addr = addr,
+			.addrlen = addrlen, .flags = flags };
+	return (int)run(ctx, &o);
+}
+
+/* Wait for a non-blocking connect to finish; the socket's own error
+ * (ECONNREFUSED, ...) is the result. */
+static int connect_wait(ctx_t *ctx, int fd)
+{
+	for (;;) {
+		int e = ctx__wait_fd(ctx, fd, EPOLLOUT, CTX__NEVER);
+		if (e != CTX__READY)
+			return e == CTX__BLOCKING ? ENOTSOCK : e;
+		socklen_t sl = sizeof(e);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) < 0)
+			return errno;
+		if (e != EINPROGRESS && e != EALREADY)
+			return e;
+	}
+}
+
+/* connect(2) has no per-call non-blocking form either.  A blocking socket
+ * is made non-blocking for the duration of the call and restored after:
+ * a socket that is still connecting is of no use to another thread. */
+int ctx_connect(ctx_t *ctx, int fd, const struct sockaddr *addr,
+		socklen_t addrlen)
+{
+	int e = ctx_err(ctx);
+	if (e)
+		return (int)fail(e);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -1;
+	e = 0;
+	if (connect(fd, addr, addrlen) < 0)
+		e = errno == EINPROGRESS || errno == EINTR ?
+			    connect_wait(ctx, fd) : errno;
+	if (!(fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl);
+	return e ? (int)fail(e) : 0;
+}
