@@ -86,6 +86,15 @@ CTX_API ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *value);
 /* Keeps the parent's values but is never done and has no deadline. */
 CTX_API ctx_t *ctx_without_cancel(ctx_t *parent);
 
+/* Done with CTX_CANCELED when any signal of the set arrives (Go's
+ * signal.NotifyContext).  While it lives those signals are consumed by it
+ * and the previous handler is not called; freeing it (ctx_release of the
+ * last reference) restores the previous handling exactly.  Several live
+ * signal contexts for one signal all end.  EINVAL for SIGKILL, SIGSTOP or
+ * signals the C library reserves.  The first one starts a dispatcher
+ * thread, since a signal handler itself may not take locks. */
+CTX_API ctx_t *ctx_with_signals(ctx_t *parent, const sigset_t *signals);
+
 /* Cancel ctx and all its descendants with CTX_CANCELED.  Idempotent; the
  * first cancellation wins with its cause.  A no-op on contexts that
  * cannot be cancelled (roots, values over roots, without-cancel). */
@@ -174,6 +183,81 @@ CTX_API int ctx_connect(ctx_t *ctx, int fd, const struct sockaddr *addr,
                         socklen_t addrlen);
 /* waitpid(2).  WNOHANG in options makes it a plain non-blocking check. */
 CTX_API pid_t ctx_waitpid(ctx_t *ctx, pid_t pid, int *status, int options);
+
+/* ---------------------------------------------------------------------
+ * Threads, wait groups, error groups, channels, after-funcs
+ * ------------------------------------------------------------------- */
+
+typedef struct ctx_thread ctx_thread_t;
+
+/* Start fn(ctx, arg) on a new thread that holds its own reference to ctx
+ * until fn returns: the caller may release its own at once.  Returns 0 or
+ * an error number (EINVAL, ENOMEM, EAGAIN). */
+CTX_API int ctx_thread_create(ctx_thread_t **t, ctx_t *ctx,
+			      void *(*fn)(ctx_t *ctx, void *arg), void *arg);
+
+/* Wait for t's fn to return, or for ctx to end.  0: joined, *result is
+ * fn's value and t is freed.  The context's error: not joined, t is still
+ * valid and may be joined or detached later. */
+CTX_API int ctx_thread_join(ctx_t *ctx, ctx_thread_t *t, void **result);
+
+/* Let t free itself when fn returns.  t must not be used afterwards. */
+CTX_API int ctx_thread_detach(ctx_thread_t *t);
+
+/* Wait groups, as Go's sync.WaitGroup.  A counter driven below zero is
+ * reported on stderr and makes every wait return EINVAL. */
+typedef struct ctx_wg ctx_wg_t;
+CTX_API ctx_wg_t *ctx_wg_new(void); /* NULL + errno ENOMEM */
+CTX_API void ctx_wg_add(ctx_wg_t *wg, int delta);
+CTX_API void ctx_wg_done(ctx_wg_t *wg);
+/* 0 once the counter is zero, else the context's error. */
+CTX_API int ctx_wg_wait(ctx_t *ctx, ctx_wg_t *wg);
+CTX_API void ctx_wg_free(ctx_wg_t *wg);
+
+/* Error groups, as Go's errgroup.WithContext.  Each ctx_group_go runs fn
+ * on a new thread with the group's context; the first non-zero result
+ * cancels that context with the result as its cause. */
+typedef struct ctx_group ctx_group_t;
+CTX_API ctx_group_t *ctx_group_new(ctx_t *parent); /* NULL + errno */
+/* Borrowed: valid until ctx_group_free.  Cancelled with the first error
+ * as its cause, and by ctx_group_wait when all have returned. */
+CTX_API ctx_t *ctx_group_ctx(ctx_group_t *g);
+/* At most n functions at once (n < 0: no limit): ctx_group_go blocks
+ * until a slot is free. */
+CTX_API int ctx_group_set_limit(ctx_group_t *g, int n);
+/* 0, or an error number if no thread could start (fn then never runs). */
+CTX_API int ctx_group_go(ctx_group_t *g, int (*fn)(ctx_t *ctx, void *arg),
+			 void *arg);
+/* Wait for every function (not cancellable: they watch the group's
+ * context); returns the first non-zero result, 0 if none.  No thread of
+ * the group runs after it returns. */
+CTX_API int ctx_group_wait(ctx_group_t *g);
+/* Cancel the group's context, wait for its functions, free it. */
+CTX_API void ctx_group_free(ctx_group_t *g);
+
+/* Channels of fixed-size elements, as Go's; capacity 0 is a rendezvous
+ * (a send returns once a receiver took the element).  A send or receive
+ * the context ends moved nothing. */
+typedef struct ctx_chan ctx_chan_t;
+CTX_API ctx_chan_t *ctx_chan_new(size_t elem_size, size_t capacity);
+/* 0, the context's error, or EPIPE if the channel is closed. */
+CTX_API int ctx_chan_send(ctx_t *ctx, ctx_chan_t *ch, const void *elem);
+/* 0, the context's error, or EPIPE once closed and drained. */
+CTX_API int ctx_chan_recv(ctx_t *ctx, ctx_chan_t *ch, void *elem);
+/* Wakes everyone: later sends fail, receives drain then fail. */
+CTX_API void ctx_chan_close(ctx_chan_t *ch);
+/* No thread may be inside a send or receive on ch. */
+CTX_API void ctx_chan_free(ctx_chan_t *ch);
+
+/* Run fn(arg) once, on a thread of the library's, after ctx is done --
+ * soon after creation if it already is, and at its deadline even if no
+ * thread waits.  NULL + errno (EINVAL, ENOMEM, EAGAIN) on failure. */
+typedef struct ctx_after ctx_after_t;
+CTX_API ctx_after_t *ctx_after_func(ctx_t *ctx, void (*fn)(void *arg),
+				    void *arg);
+/* Call exactly once per handle, which it frees.  True if it kept fn from
+ * ever running; false if fn ran, runs or is about to run. */
+CTX_API bool ctx_after_stop(ctx_after_t *a);
 
 /* ---------------------------------------------------------------------
  * Runtime

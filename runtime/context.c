@@ -39,7 +39,7 @@ ctx_t *ctx_ref(ctx_t *c)
 }
 
 /* Take a reference unless the count already reached zero (being freed). */
-static bool try_ref(ctx_t *c)
+bool ctx__try_ref(ctx_t *c)
 {
 	int r = atomic_load_explicit(&c->refs, memory_order_relaxed);
 	while (r > 0)
@@ -75,8 +75,6 @@ static void detach(ctx_t *c)
 	ctx__unlock(&a->lock);
 }
 
-void ctx__signals_free(ctx_t *c) __attribute__((weak));
-
 /* Free c, then every ancestor whose last reference c held.  A loop, not
  * recursion, so a long chain cannot overflow the stack. */
 static void free_chain(ctx_t *c)
@@ -85,7 +83,7 @@ static void free_chain(ctx_t *c)
 		ctx_t *p = c->parent;
 		if (ctx__is_cancel(c))
 			detach(c);
-		if (c->kind == CTX__SIGNALS && ctx__signals_free)
+		if (c->kind == CTX__SIGNALS)
 			ctx__signals_free(c);
 		if (c->done_fd >= 0)
 			close(c->done_fd);
@@ -129,7 +127,7 @@ static bool mark(ctx_t *n, int err, int cause, ctx_t **work)
 	for (ctx_t *ch = n->c.children, *next; ch; ch = next) {
 		next = ch->c.sib_next;
 		ch->attached = 0;
-		if (try_ref(ch)) {
+		if (ctx__try_ref(ch)) {
 			ch->c.sib_next = *work;
 			*work = ch;
 		}
@@ -273,10 +271,10 @@ static void attach(ctx_t *c)
 	ctx__unlock(&a->lock);
 }
 
-ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, int64_t deadline,
-		       int cause)
+ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
+		       int64_t deadline, int cause)
 {
-	ctx_t *c = alloc_node(parent, kind, sizeof(ctx_t));
+	ctx_t *c = alloc_node(parent, kind, size);
 	if (!c)
 		return NULL;
 	c->c.heap_idx = -1;
@@ -297,12 +295,14 @@ ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, int64_t deadline,
 
 ctx_t *ctx_with_cancel(ctx_t *parent)
 {
-	return ctx__new_cancel(parent, CTX__CANCEL, CTX__NEVER, 0);
+	return ctx__new_cancel(parent, CTX__CANCEL, sizeof(ctx_t),
+			       CTX__NEVER, 0);
 }
 
 ctx_t *ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, int cause)
 {
-	return ctx__new_cancel(parent, CTX__CANCEL, deadline, cause);
+	return ctx__new_cancel(parent, CTX__CANCEL, sizeof(ctx_t), deadline,
+			       cause);
 }
 
 ctx_t *ctx_with_deadline(ctx_t *parent, int64_t deadline)
@@ -387,9 +387,42 @@ void *ctx_value(ctx_t *c, const void *key)
 	return NULL;
 }
 
-/* Make n's eventfd, or return the one it has.  The timer thread watches
- * the deadline of a node whose fd exists, so the fd turns readable on
- * time even when no thread of the program is inside the library. */
+/* Have the timer thread end n at its deadline, for those who must learn
+ * of it with no thread of the program inside the library (done fds,
+ * after-funcs).  Returns 0 or an error number (the thread cannot start). */
+int ctx__watch_deadline(ctx_t *n)
+{
+	ctx__lock(&n->lock);
+	bool add = !atomic_load_explicit(&n->err, memory_order_relaxed) &&
+		   n->deadline != CTX__NEVER && !(n->flags & CTX__F_IN_HEAP);
+	if (add)
+		n->flags |= CTX__F_IN_HEAP;
+	ctx__unlock(&n->lock);
+	int e = add ? ctx__timer_add(n) : 0;
+	if (e) {
+		ctx__lock(&n->lock);
+		n->flags &= (uint8_t)~CTX__F_IN_HEAP;
+		ctx__unlock(&n->lock);
+	}
+	return e;
+}
+
+/* Make n's eventfd, or return the one it has. */
+static int make_done_fd(ctx_t *n)
+{
+	ctx__lock(&n->lock);
+	if (n->done_fd < 0) {
+		n->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (n->done_fd >= 0 &&
+		    atomic_load_explicit(&n->err, memory_order_relaxed))
+			eventfd_write(n->done_fd, 1);
+	}
+	int fd = n->done_fd, e = errno;
+	ctx__unlock(&n->lock);
+	errno = e;
+	return fd;
+}
+
 int ctx_done_fd(ctx_t *c)
 {
 	ctx_t *n = c ? ctx__node(c) : NULL;
@@ -398,36 +431,13 @@ int ctx_done_fd(ctx_t *c)
 		return -1;
 	}
 	ctx__check(n);
-	ctx__lock(&n->lock);
-	bool want_timer = false;
-	if (n->done_fd < 0) {
-		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (fd < 0) {
-			int e = errno;
-			ctx__unlock(&n->lock);
-			errno = e;
-			return -1;
-		}
-		n->done_fd = fd;
-		if (atomic_load_explicit(&n->err, memory_order_relaxed))
-			eventfd_write(fd, 1);
-	}
-	if (!atomic_load_explicit(&n->err, memory_order_relaxed) &&
-	    n->deadline != CTX__NEVER && !(n->flags & CTX__F_IN_HEAP)) {
-		n->flags |= CTX__F_IN_HEAP;
-		want_timer = true;
-	}
-	int fd = n->done_fd;
-	ctx__unlock(&n->lock);
-	if (want_timer) {
-		int e = ctx__timer_add(n);
-		if (e) {
-			ctx__lock(&n->lock);
-			n->flags &= (uint8_t)~CTX__F_IN_HEAP;
-			ctx__unlock(&n->lock);
-			errno = e;
-			return -1;
-		}
+	int fd = make_done_fd(n);
+	if (fd < 0)
+		return -1;
+	int e = ctx__watch_deadline(n);
+	if (e) {
+		errno = e;
+		return -1;
 	}
 	return fd;
 }

@@ -92,8 +92,10 @@ static inline ctx_t *ctx__node(ctx_t *c)
 int64_t ctx__add_sat(int64_t a, int64_t b);
 
 /* context.c */
-ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, int64_t deadline,
-		       int cause);
+ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
+		       int64_t deadline, int cause);
+bool ctx__try_ref(ctx_t *c); /* false if c is already being freed */
+void ctx__signals_free(ctx_t *c); /* signals.c: unhook a freed node */
 void ctx__cancel(ctx_t *c, int err, int cause);
 int ctx__check(ctx_t *n); /* ctx_err for a cancel node; n may be NULL */
 /* Add l to node n's list.  Returns 0, or n's error if n is already done
@@ -101,6 +103,8 @@ int ctx__check(ctx_t *n); /* ctx_err for a cancel node; n may be NULL */
 int ctx__link_add(ctx_t *n, struct ctx__link *l);
 /* Remove l if it is still listed (it is not once fired). */
 void ctx__link_del(ctx_t *n, struct ctx__link *l);
+
+int ctx__watch_deadline(ctx_t *n); /* have the timer thread end n */
 
 /* timer.c: the lazily started timer thread that ends contexts at their
  * deadlines when no waiting thread would see it (done fds, after-funcs).
@@ -130,6 +134,9 @@ int ctx__reactor_drain(struct ctx__reactor *r);
 int ctx__wait_begin(struct ctx__wait *w, ctx_t *ctx, int64_t deadline);
 void ctx__wait_end(struct ctx__wait *w);
 int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline);
+
+/* thread.c: start a detached library thread, all signals blocked. */
+int ctx__spawn(void *(*fn)(void *), void *arg);
 
 /* Allocation, with a hook for fault injection in tests. */
 void *ctx__malloc(size_t size);

@@ -14,7 +14,6 @@
  * it out (ctx__timer_del).
  */
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 
 #include "ctx-internal.h"
@@ -104,21 +103,10 @@ static void *timer_main(void *arg)
 	return NULL;
 }
 
-/* Called with mu held.  Library threads take no signals: they belong to
- * the program's own threads. */
+/* Called with mu held. */
 static int start_thread(void)
 {
-	sigset_t all, old;
-	pthread_attr_t attr;
-	pthread_t t;
-	sigfillset(&all);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 * 1024);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int e = pthread_create(&t, &attr, timer_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
+	int e = ctx__spawn(timer_main, NULL);
 	if (!e)
 		running = true;
 	return e;

@@ -1,0 +1,159 @@
+/*
+ * Channels of fixed-size elements, buffered or not, as Go's.
+ *
+ * Like Go's runtime, an element goes straight from one thread to another
+ * whenever one of them is parked: a sender that finds a parked receiver
+ * copies into that receiver's element and completes it; a receiver that
+ * finds a parked sender takes that sender's element (through the buffer,
+ * when there is one, to keep FIFO order) and completes it.  Completion
+ * happens under the channel lock, so a parked thread whose context ends
+ * at the same moment either finds its operation completed (and reports
+ * success: the element was delivered or taken) or removes itself before
+ * anyone touched it (and reports the context's error: nothing moved).
+ * With capacity 0 a send therefore returns only once a receiver has the
+ * element.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx-internal.h"
+#include "waitq.h"
+
+struct ctx_chan {
+	ctx__lock_t lock;
+	bool closed;
+	size_t esz, cap, head, len;
+	struct ctx__waitq sendq, recvq;
+	unsigned char *buf;
+};
+
+ctx_chan_t *ctx_chan_new(size_t elem_size, size_t capacity)
+{
+	if (elem_size == 0 || (capacity && elem_size > SIZE_MAX / capacity)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ctx_chan_t *ch = ctx__malloc(sizeof(*ch));
+	unsigned char *buf = capacity ? ctx__malloc(elem_size * capacity) : NULL;
+	if (!ch || (capacity && !buf)) {
+		free(ch);
+		free(buf);
+		errno = ENOMEM;
+		return NULL;
+	}
+	*ch = (ctx_chan_t){ .esz = elem_size, .cap = capacity, .buf = buf };
+	ctx__waitq_init(&ch->sendq);
+	ctx__waitq_init(&ch->recvq);
+	return ch;
+}
+
+static void *slot(ctx_chan_t *ch, size_t i)
+{
+	return ch->buf + ((ch->head + i) % ch->cap) * ch->esz;
+}
+
+/* Park on q until a peer completes us or the context ends.  Returns the
+ * completed operation's result, or the context's error when nothing
+ * happened. */
+static int park(ctx_t *ctx, ctx_chan_t *ch, struct ctx__waitq *q,
+		void *elem)
+{
+	struct ctx__waitq_node me = { .elem = elem };
+	int e = ctx__waitq_push(q, &me);
+	while (!e && !me.done)
+		e = ctx__park(ctx, &ch->lock);
+	ctx__waitq_del(q, &me);
+	return me.done ? me.result : e;
+}
+
+/* Try to send without waiting: 0, EPIPE, or EAGAIN. */
+static int try_send(ctx_chan_t *ch, const void *elem)
+{
+	if (ch->closed)
+		return EPIPE;
+	struct ctx__waitq_node *r = ctx__waitq_pop(&ch->recvq);
+	if (r) { /* a parked receiver means the buffer is empty */
+		memcpy(r->elem, elem, ch->esz);
+		ctx__waitq_finish(r, 0);
+		return 0;
+	}
+	if (ch->len < ch->cap) {
+		memcpy(slot(ch, ch->len++), elem, ch->esz);
+		return 0;
+	}
+	return EAGAIN;
+}
+
+/* Try to receive without waiting: 0, EPIPE (closed and drained), or
+ * EAGAIN. */
+static int try_recv(ctx_chan_t *ch, void *elem)
+{
+	struct ctx__waitq_node *s;
+	if (ch->len > 0) {
+		memcpy(elem, slot(ch, 0), ch->esz);
+		ch->head = (ch->head + 1) % ch->cap;
+		ch->len--;
+		if ((s = ctx__waitq_pop(&ch->sendq))) { /* refill, FIFO */
+			memcpy(slot(ch, ch->len++), s->elem, ch->esz);
+			ctx__waitq_finish(s, 0);
+		}
+		return 0;
+	}
+	if ((s = ctx__waitq_pop(&ch->sendq))) { /* unbuffered: direct */
+		memcpy(elem, s->elem, ch->esz);
+		ctx__waitq_finish(s, 0);
+		return 0;
+	}
+	return ch->closed ? EPIPE : EAGAIN;
+}
+
+int ctx_chan_send(ctx_t *ctx, ctx_chan_t *ch, const void *elem)
+{
+	if (!ctx || !ch || !elem)
+		return EINVAL;
+	int e = ctx_err(ctx);
+	if (e)
+		return e;
+	ctx__lock(&ch->lock);
+	e = try_send(ch, elem);
+	if (e == EAGAIN)
+		e = park(ctx, ch, &ch->sendq, (void *)elem);
+	ctx__unlock(&ch->lock);
+	return e;
+}
+
+int ctx_chan_recv(ctx_t *ctx, ctx_chan_t *ch, void *elem)
+{
+	if (!ctx || !ch || !elem)
+		return EINVAL;
+	int e = ctx_err(ctx);
+	if (e)
+		return e;
+	ctx__lock(&ch->lock);
+	e = try_recv(ch, elem);
+	if (e == EAGAIN)
+		e = park(ctx, ch, &ch->recvq, elem);
+	ctx__unlock(&ch->lock);
+	return e;
+}
+
+/* Parked receivers get EPIPE (a parked receiver means nothing is
+ * buffered); parked senders get EPIPE and their element stays theirs. */
+void ctx_chan_close(ctx_chan_t *ch)
+{
+	if (!ch)
+		return;
+	ctx__lock(&ch->lock);
+	ch->closed = true;
+	ctx__waitq_finish_all(&ch->recvq, EPIPE);
+	ctx__waitq_finish_all(&ch->sendq, EPIPE);
+	ctx__unlock(&ch->lock);
+}
+
+void ctx_chan_free(ctx_chan_t *ch)
+{
+	if (!ch)
+		return;
+	free(ch->buf);
+	free(ch);
+}

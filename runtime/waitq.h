@@ -1,0 +1,119 @@
+/*
+ * A FIFO of parked threads, for the objects threads wait on besides
+ * contexts: thread joins, wait groups, groups, channels.
+ *
+ * The pattern, always under the object's lock:
+ *
+ *	struct ctx__waitq_node me;
+ *	ctx__waitq_push(&obj->q, &me)          (me.r is this thread's reactor)
+ *	e = ctx__park(ctx, &obj->lock)         (unlocks, waits, relocks)
+ *	if (me.done) ...the waker completed the operation for us...
+ *	ctx__waitq_del(&obj->q, &me)           (a no-op if a waker popped it)
+ *
+ * A waker pops a node, fills in its result, sets done and wakes it: all
+ * under the lock, so a waiter that was cancelled at the same moment sees
+ * done and knows the operation happened.  No wake-up is lost: the wake
+ * is an eventfd write the parked thread's epoll has not yet collected,
+ * whether or not it already sleeps.
+ */
+#ifndef CTX_WAITQ_H
+#define CTX_WAITQ_H
+
+#include "ctx-internal.h"
+
+struct ctx__waitq_node {
+	struct ctx__waitq_node *next, **pprev; /* pprev NULL: not queued */
+	struct ctx__reactor *r;
+	void *elem;   /* for channels: where to copy from or to */
+	int result;   /* set by the waker together with done */
+	bool done;
+};
+
+struct ctx__waitq {
+	struct ctx__waitq_node *head, **tail;
+};
+
+static inline void ctx__waitq_init(struct ctx__waitq *q)
+{
+	q->head = NULL;
+	q->tail = &q->head;
+}
+
+static inline bool ctx__waitq_empty(const struct ctx__waitq *q)
+{
+	return !q->head;
+}
+
+/* Queue the calling thread.  Fails only when its reactor cannot be made
+ * (EMFILE, ...).  Nodes live on the waiter's stack and are always removed
+ * before its frame returns, which GCC's dangling-pointer check cannot
+ * see. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
+static inline int ctx__waitq_push(struct ctx__waitq *q,
+				  struct ctx__waitq_node *n)
+{
+	n->r = ctx__reactor_self();
+	if (!n->r)
+		return errno;
+	n->done = false;
+	n->result = 0;
+	n->next = NULL;
+	n->pprev = q->tail;
+	*q->tail = n;
+	q->tail = &n->next;
+	return 0;
+}
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
+
+static inline void ctx__waitq_del(struct ctx__waitq *q,
+				  struct ctx__waitq_node *n)
+{
+	if (!n->pprev)
+		return;
+	*n->pprev = n->next;
+	if (n->next)
+		n->next->pprev = n->pprev;
+	else
+		q->tail = n->pprev;
+	n->pprev = NULL;
+}
+
+static inline struct ctx__waitq_node *ctx__waitq_pop(struct ctx__waitq *q)
+{
+	struct ctx__waitq_node *n = q->head;
+	if (n)
+		ctx__waitq_del(q, n);
+	return n;
+}
+
+/* Complete n's operation with `result` and wake its thread. */
+static inline void ctx__waitq_finish(struct ctx__waitq_node *n, int result)
+{
+	n->result = result;
+	n->done = true;
+	ctx__reactor_wake(n->r);
+}
+
+static inline void ctx__waitq_finish_all(struct ctx__waitq *q, int result)
+{
+	for (struct ctx__waitq_node *n; (n = ctx__waitq_pop(q));)
+		ctx__waitq_finish(n, result);
+}
+
+/* Drop `lock`, wait for a wake-up or the context's end, take `lock`
+ * again.  Returns 0 after a wake-up (the caller looks at its state) or
+ * the context's error. */
+static inline int ctx__park(ctx_t *ctx, ctx__lock_t *lock)
+{
+	ctx__unlock(lock);
+	int e = ctx__wait_fd(ctx, -1, 0, CTX__NEVER);
+	ctx__lock(lock);
+	return e == CTX__READY ? 0 : e;
+}
+
+#endif
