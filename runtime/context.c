@@ -282,14 +282,12 @@ ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
 		c->deadline = deadline;
 		c->own_deadline = 1;
 		c->c.deadline_cause = cause ? cause : CTX_DEADLINE_EXCEEDED;
-		if (deadline <= ctx_now()) {
-			c->cause = c->c.deadline_cause;
-			atomic_store_explicit(&c->err, CTX_DEADLINE_EXCEEDED,
-					      memory_order_relaxed);
-			return c;
-		}
 	}
+	/* As Go does: join the parent first, so a done parent's error and
+	 * cause win over a deadline that is already past. */
 	attach(c);
+	if (c->own_deadline && deadline <= ctx_now())
+		ctx__cancel(c, CTX_DEADLINE_EXCEEDED, c->c.deadline_cause);
 	return c;
 }
 
