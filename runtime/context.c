@@ -81,7 +81,11 @@ static void free_chain(ctx_t *c)
 {
 	while (c) {
 		ctx_t *p = c->parent;
-		if (ctx__is_cancel(c))
+		/* A done node is out of its parent's list already: its
+		 * canceller unhooked it before dropping the reference that
+		 * kept it alive.  Only a live one takes the parent's lock. */
+		if (ctx__is_cancel(c) &&
+		    !atomic_load_explicit(&c->err, memory_order_acquire))
 			detach(c);
 		if (c->kind == CTX__SIGNALS)
 			ctx__signals_free(c);

@@ -1,0 +1,3 @@
+module libctx/benchgo
+
+go 1.19
