@@ -3,7 +3,7 @@
  * done, on a thread of the library's.
  *
  * The handle is a link on the context's cancel node.  When the node ends,
- * the link fires under the node's lock: it claims the handle (armed ->
+ * the link fires: it claims the handle (armed ->
  * fired) and queues it for the runner thread, which calls fn.  Stop
  * claims it the other way (armed -> stopped) and unlinks it; whichever
  * claim wins decides whether fn ever runs, so stop's answer is exact.
@@ -65,12 +65,16 @@ static void *runner_main(void *arg)
 	return NULL;
 }
 
-/* Under the node's lock: queue for the runner unless stopped first. */
+/* The node ended: queue a for the runner unless it was stopped first. */
 static void after_fire(struct ctx__link *l)
 {
 	ctx_after_t *a = (ctx_after_t *)l;
 	int armed = ARMED;
-	if (!atomic_compare_exchange_strong(&a->state, &armed, FIRED))
+	bool won = atomic_compare_exchange_strong(&a->state, &armed, FIRED);
+	/* Done with the link before queueing: the runner may free a as
+	 * soon as it is queued; the runner's share keeps it alive till then. */
+	ctx__link_done(l);
+	if (!won)
 		return;
 	pthread_mutex_lock(&mu);
 	a->next_queued = NULL;

@@ -59,7 +59,8 @@ static int park(ctx_t *ctx, ctx_chan_t *ch, struct ctx__waitq *q,
 		void *elem)
 {
 	struct ctx__waitq_node me = { .elem = elem };
-	int e = ctx__waitq_push(q, &me);
+	int e = 0;
+	ctx__waitq_push(q, &me);
 	while (!e && !me.done)
 		e = ctx__park(ctx, &ch->lock);
 	ctx__waitq_del(q, &me);

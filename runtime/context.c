@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "ctx-internal.h"
@@ -121,13 +122,13 @@ static bool mark(ctx_t *n, int err, int cause, ctx_t **work)
 	atomic_store_explicit(&n->err, err, memory_order_release);
 	if (n->done_fd >= 0)
 		eventfd_write(n->done_fd, 1);
-	for (struct ctx__link *l; (l = n->c.links);) {
-		n->c.links = l->next;
-		if (l->next)
-			l->next->pprev = &n->c.links;
+	struct ctx__link *fired = n->c.links;
+	for (struct ctx__link *l = fired; l; l = l->next) {
 		l->pprev = NULL;
-		l->fire(l);
+		atomic_store_explicit(&l->state, CTX__LINK_FIRING,
+				      memory_order_relaxed);
 	}
+	n->c.links = NULL;
 	for (ctx_t *ch = n->c.children, *next; ch; ch = next) {
 		next = ch->c.sib_next;
 		ch->attached = 0;
@@ -139,6 +140,10 @@ static bool mark(ctx_t *n, int err, int cause, ctx_t **work)
 	n->c.children = NULL;
 	bool timed = n->flags & CTX__F_IN_HEAP;
 	ctx__unlock(&n->lock);
+	for (struct ctx__link *l = fired, *next; l; l = next) {
+		next = l->next; /* l may be gone once fire() is done */
+		l->fire(l);
+	}
 	if (timed)
 		ctx__timer_del(n);
 	return true;
@@ -194,7 +199,8 @@ int ctx__check(ctx_t *n)
 	if (!n)
 		return 0;
 	int e = atomic_load_explicit(&n->err, memory_order_acquire);
-	if (e || n->deadline == CTX__NEVER || ctx_now() < n->deadline)
+	if (e || n->deadline == CTX__NEVER || ctx__surely_before(n->deadline) ||
+	    ctx_now() < n->deadline)
 		return e;
 	expire(n);
 	return atomic_load_explicit(&n->err, memory_order_acquire);
@@ -212,6 +218,8 @@ int ctx__link_add(ctx_t *n, struct ctx__link *l)
 			l->next->pprev = &l->next;
 		l->pprev = &n->c.links;
 		n->c.links = l;
+		atomic_store_explicit(&l->state, CTX__LINK_LISTED,
+				      memory_order_relaxed);
 	}
 	ctx__unlock(&n->lock);
 	return e;
@@ -219,14 +227,27 @@ int ctx__link_add(ctx_t *n, struct ctx__link *l)
 
 void ctx__link_del(ctx_t *n, struct ctx__link *l)
 {
-	ctx__lock(&n->lock);
-	if (l->pprev) {
-		*l->pprev = l->next;
-		if (l->next)
-			l->next->pprev = l->pprev;
-		l->pprev = NULL;
+	int s = atomic_load_explicit(&l->state, memory_order_acquire);
+	if (s == CTX__LINK_LISTED) {
+		ctx__lock(&n->lock);
+		if (l->pprev) {
+			*l->pprev = l->next;
+			if (l->next)
+				l->next->pprev = l->pprev;
+			l->pprev = NULL;
+			atomic_store_explicit(&l->state, CTX__LINK_IDLE,
+					      memory_order_relaxed);
+		}
+		ctx__unlock(&n->lock);
 	}
-	ctx__unlock(&n->lock);
+	/* Fired by a canceller that may still be using it: a few
+	 * instructions, unless the canceller was preempted. */
+	for (int i = 0; atomic_load_explicit(&l->state, memory_order_acquire) ==
+			CTX__LINK_FIRING; i++)
+		if (i < 100)
+			ctx__cpu_relax();
+		else
+			sched_yield();
 }
 
 /* ---- construction ---------------------------------------------------- */

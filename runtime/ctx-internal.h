@@ -36,14 +36,26 @@ enum {
 
 /*
  * Something to notify when a node is done: a blocked thread, an
- * after-func, ...  Links sit in the node's list under the node's lock;
- * fire() runs under that lock, once, after the link was unlinked, so it
- * must be short and must not take another node's lock.
+ * after-func, ...  Links sit in the node's list under the node's lock.
+ * Cancelling unlinks them under the lock (state FIRING) and calls fire()
+ * after unlocking, so a woken thread never finds the lock held by the
+ * thread that woke it.  fire() must end with ctx__link_done(l), after
+ * which the canceller no longer touches l; until then the link's owner
+ * may not free it (ctx__link_del waits for that).
  */
+enum { CTX__LINK_IDLE, CTX__LINK_LISTED, CTX__LINK_FIRING, CTX__LINK_FIRED };
+
 struct ctx__link {
 	struct ctx__link *next, **pprev; /* pprev NULL: not listed */
 	void (*fire)(struct ctx__link *l);
+	_Atomic int state;
 };
+
+static inline void ctx__link_done(struct ctx__link *l)
+{
+	atomic_store_explicit(&l->state, CTX__LINK_FIRED,
+			      memory_order_release);
+}
 
 struct ctx {
 	_Atomic int err;      /* 0 while live; written once, under lock */
@@ -90,6 +102,7 @@ static inline ctx_t *ctx__node(ctx_t *c)
 }
 
 int64_t ctx__add_sat(int64_t a, int64_t b);
+bool ctx__surely_before(int64_t deadline); /* cheap, may say false */
 
 /* context.c */
 ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
@@ -101,7 +114,8 @@ int ctx__check(ctx_t *n); /* ctx_err for a cancel node; n may be NULL */
 /* Add l to node n's list.  Returns 0, or n's error if n is already done
  * (l is then not added and not fired). */
 int ctx__link_add(ctx_t *n, struct ctx__link *l);
-/* Remove l if it is still listed (it is not once fired). */
+/* Remove l if it is still listed; if it is being fired, wait until the
+ * canceller is done with it.  Without the lock once it has fired. */
 void ctx__link_del(ctx_t *n, struct ctx__link *l);
 
 int ctx__watch_deadline(ctx_t *n); /* have the timer thread end n */
@@ -126,14 +140,16 @@ struct ctx__wait {
 	ctx_t *n;              /* the cancel node waited on, or NULL */
 	int64_t limit;         /* min(context deadline, call deadline) */
 };
-struct ctx__reactor *ctx__reactor_self(void); /* NULL + errno */
+struct ctx__reactor *ctx__reactor_self(void);
+void ctx__reactor_prepare(struct ctx__reactor *r); /* before publishing */
 void ctx__reactor_wake(struct ctx__reactor *r);
-int ctx__reactor_epfd(struct ctx__reactor *r);
-int ctx__reactor_arm(struct ctx__reactor *r, int64_t at);
-int ctx__reactor_drain(struct ctx__reactor *r);
 int ctx__wait_begin(struct ctx__wait *w, ctx_t *ctx, int64_t deadline);
 void ctx__wait_end(struct ctx__wait *w);
 int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline);
+/* poll(2) over all[0..nfds) plus the reactor: 0 with *ready set, or as
+ * ctx__wait_fd.  all has room for nfds + 1 entries. */
+int ctx__wait_poll(struct ctx__wait *w, struct pollfd *all, nfds_t nfds,
+		   int64_t deadline, int *ready);
 
 /* thread.c: start a detached library thread, all signals blocked. */
 int ctx__spawn(void *(*fn)(void *), void *arg);

@@ -89,9 +89,8 @@ static void *job_main(ctx_t *ctx, void *p)
 static int park(ctx_group_t *g, struct ctx__waitq *q)
 {
 	struct ctx__waitq_node me;
-	int e = ctx__waitq_push(q, &me);
-	if (!e)
-		e = ctx__park(ctx_background(), &g->lock);
+	ctx__waitq_push(q, &me);
+	int e = ctx__park(ctx_background(), &g->lock);
 	ctx__waitq_del(q, &me);
 	return e;
 }

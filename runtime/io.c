@@ -12,17 +12,23 @@
  *  - pipes, eventfds, regular files: preadv2/pwritev2 with RWF_NOWAIT;
  *  - descriptors that refuse RWF_NOWAIT (FIFOs, terminals, some character
  *    devices: EOPNOTSUPP): the plain call if the descriptor is already
- *    non-blocking, else wait for readiness first and then make the plain
- *    call.  If another thread drains the descriptor in between, that
- *    plain call blocks like read(2) would: give such descriptors
- *    O_NONBLOCK, or a thread of their own, to keep every wait cancellable;
+ *    non-blocking; else the call goes to a private non-blocking open file
+ *    description of the same file, opened through /proc/self/fd for the
+ *    duration of the call (the caller's flags stay as they are).  Where
+ *    that cannot be opened, wait for readiness first and then make the
+ *    plain call, writing at most PIPE_BUF bytes at a time; a plain read
+ *    there blocks like read(2) if another thread drains the descriptor
+ *    first;
  *  - regular files are never "not ready" to epoll (it refuses them), so
  *    a read that would wait for the disk is made directly.
  * A per-thread hint remembers which descriptors are sockets; a stale hint
  * costs one failed call (ENOTSOCK), never a wrong result.
  */
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -36,7 +42,8 @@ enum mode {
 };
 
 struct op {
-	int fd;
+	int fd;               /* where calls and waits go */
+	int own_fd;           /* a private reopened descriptor, or -1 */
 	uint32_t events;      /* EPOLLIN or EPOLLOUT */
 	enum mode mode;
 	bool poll_first;      /* no non-blocking form: wait, then call */
@@ -67,19 +74,39 @@ static void hint_set(int fd, bool sock)
 		hints[fd % HINTS] = (fd + 1) * 2 + sock;
 }
 
-/* The descriptor refuses RWF_NOWAIT: if it is non-blocking the plain call
- * is the try; otherwise wait for readiness before each call. */
+/* A private non-blocking open file description of fd's file, or -1. */
+static int reopen_nonblocking(int fd, int fl)
+{
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, (fl & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC |
+				  O_NOCTTY);
+}
+
+/* The descriptor refuses RWF_NOWAIT.  A regular file never waits for
+ * readiness: make the plain call.  Otherwise, if it is non-blocking the
+ * plain call is the try; else try on a non-blocking reopening of it (only
+ * FIFOs and character devices: they have no file offset to lose);
+ * failing that, wait for readiness before each call. */
 static ssize_t no_nowait(struct op *o)
 {
+	struct stat st;
 	int fl = fcntl(o->fd, F_GETFL);
-	if (fl < 0)
+	if (fl < 0 || fstat(o->fd, &st) < 0)
 		return -1;
 	o->mode = M_PLAIN;
-	if (fl & O_NONBLOCK)
+	bool reopenable = S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode);
+	if (S_ISREG(st.st_mode) || (fl & O_NONBLOCK))
 		return o->call(o);
-	o->poll_first = true;
-	errno = EAGAIN;
-	return -1;
+	if (reopenable && (o->own_fd = reopen_nonblocking(o->fd, fl)) >= 0)
+		o->fd = o->own_fd;
+	else
+		o->poll_first = true;
+	if (o->poll_first) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return o->call(o);
 }
 
 /* ---- one attempt per call -------------------------------------------- */
@@ -110,13 +137,22 @@ static ssize_t call_read(struct op *o)
 	return -1;
 }
 
+/* A plain write to a blocking descriptor that polled writable blocks if
+ * it asks for more room than there is, until all of it fits.  PIPE_BUF
+ * bytes fit in a writable pipe or FIFO; larger writes go in such chunks,
+ * with the context checked between them (run_all). */
+static size_t plain_chunk(struct op *o)
+{
+	return o->poll_first && o->len > PIPE_BUF ? PIPE_BUF : o->len;
+}
+
 static ssize_t call_write(struct op *o)
 {
 	struct iovec v = { o->buf, o->len };
 	ssize_t n;
 	switch (o->mode) {
 	case M_PLAIN:
-		return write(o->fd, o->buf, o->len);
+		return write(o->fd, o->buf, plain_chunk(o));
 	case M_GUESS:
 	case M_SOCK:
 		n = send(o->fd, o->buf, o->len, MSG_DONTWAIT);
@@ -159,11 +195,8 @@ static ssize_t fail(int e)
 	return -1;
 }
 
-static ssize_t run(ctx_t *ctx, struct op *o)
+static ssize_t attempt_and_wait(ctx_t *ctx, struct op *o)
 {
-	int e = ctx_err(ctx);
-	if (e)
-		return fail(e);
 	bool ready = false;
 	for (;;) {
 		if (!o->poll_first || ready) {
@@ -175,7 +208,7 @@ static ssize_t run(ctx_t *ctx, struct op *o)
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return -1;
 		}
-		e = ctx__wait_fd(ctx, o->fd, o->events, CTX__NEVER);
+		int e = ctx__wait_fd(ctx, o->fd, o->events, CTX__NEVER);
 		if (e == CTX__BLOCKING) {
 			o->mode = M_PLAIN; /* a regular file: just do it */
 			o->poll_first = true;
@@ -184,6 +217,25 @@ static ssize_t run(ctx_t *ctx, struct op *o)
 		}
 		ready = true;
 	}
+}
+
+static ssize_t run(ctx_t *ctx, struct op *o)
+{
+	int e = ctx_err(ctx);
+	if (e)
+		return fail(e);
+	int fd = o->fd;
+	o->own_fd = -1;
+	ssize_t n = attempt_and_wait(ctx, o);
+	if (o->own_fd >= 0) {
+		/* run_all's next round starts over from the caller's fd */
+		e = errno;
+		close(o->own_fd);
+		o->fd = fd;
+		o->mode = M_NOWAIT;
+		errno = e;
+	}
+	return n;
 }
 
 /* Writes go on until all bytes are out, as write(2) on a blocking
@@ -248,6 +300,15 @@ int ctx_accept(ctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen,
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0)
 		return -1;
+	/* Waiting before the call must not wait on what accept4 would
+	 * refuse at once: a non-socket, or a socket that does not listen. */
+	int listening = 0;
+	socklen_t sl = sizeof(listening);
+	if (!(fl & O_NONBLOCK) &&
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &sl) < 0)
+		return -1;
+	if (!(fl & O_NONBLOCK) && !listening)
+		return (int)fail(EINVAL);
 	struct op o = { .fd = fd, .events = EPOLLIN, .call = call_accept,
 			.poll_first = !(fl & O_NONBLOCK), .addr = addr,
 			.addrlen = addrlen, .flags = flags };

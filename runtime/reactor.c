@@ -1,34 +1,47 @@
 /*
- * The per-thread epoll reactor, and the one wait every blocking call uses.
+ * The per-thread reactor, and the one wait every blocking call uses.
  *
- * A thread's reactor is made on its first blocking call and closed by a
- * thread-exit destructor: an epoll descriptor, an eventfd that wakes the
- * thread, and a timerfd for the earliest deadline the thread waits for.
- * Both stay registered for the thread's life.
+ * Each thread that blocks has a reactor: a wake-up counter, and -- made
+ * the first time the thread waits for a descriptor or a deadline -- an
+ * epoll descriptor, an eventfd that wakes it and a timerfd for the
+ * earliest deadline it waits for.  Those stay registered for the thread's
+ * life and are closed by a thread-exit destructor.
  *
  * A context is never registered with epoll.  A waiting thread hangs a link
  * on the context (its nearest cancel node); cancelling the context fires
- * the link, which writes the waiting thread's eventfd.  So a context needs
- * no descriptor to be waited on, waiting on it again costs no epoll_ctl,
- * and the process holds no descriptor per context at rest -- only one
- * eventfd per thread that ever blocked.  (The brief's shape registers a
- * per-context eventfd instead; that costs a descriptor per waited context
- * and an epoll_ctl per new context, and wakes no faster: the cancel side
- * writes one eventfd per waiting thread here, where the kernel would walk
- * one wait queue entry per thread there.)
+ * the link, which wakes the thread.  So a context needs no descriptor to
+ * be waited on, waiting on it again costs no epoll_ctl, and the process
+ * holds no descriptor per context at rest.  (The brief's shape registers
+ * a per-context eventfd instead: a descriptor per waited context and an
+ * epoll_ctl per new context, for no faster a wake-up.)
+ *
+ * Waking.  A waker bumps the thread's counter and then looks at how the
+ * thread sleeps: in futex_wait on the counter (a wait with no descriptor
+ * and no deadline: joins, channels, wait groups, ctx_wait), in epoll_wait
+ * (the eventfd is written), or not at all yet (nothing more to do).  The
+ * waiter took a token (the counter's value) before it made itself known
+ * to any waker, and announces how it sleeps before it checks the counter
+ * one last time; both sides use sequentially consistent operations, so
+ * either the waker sees the announcement or the waiter sees the bump.
+ * No wake-up is lost and an early one costs no system call.
  *
  * Kernel quirks handled here:
  *  a. epoll refuses regular files (EPERM): they are always "ready", so the
  *     caller performs the call directly (CTX__BLOCKING).
- *  b. A closed descriptor silently leaves the epoll set, and its number
- *     may come back as another file.  The I/O descriptor is registered
- *     EPOLLONESHOT and re-armed with EPOLL_CTL_MOD, falling back to ADD on
- *     ENOENT, so a stale cache entry costs one failed call, not a hang.
+ *  b. A closed descriptor leaves the epoll set only when its file is
+ *     closed everywhere, and its number may come back as another file.
+ *     The I/O descriptor is registered EPOLLONESHOT and re-armed with
+ *     EPOLL_CTL_MOD, falling back to ADD on ENOENT, so a stale cache entry
+ *     costs one failed call; each ADD gets a new generation in the event
+ *     data, so a registration left behind by a file still open elsewhere
+ *     cannot pass its events off as the new descriptor's.
  *  c. The wake eventfd and the timerfd are edge-triggered and never read:
- *     every write or expiry queues a new event, and a timerfd_settime
- *     resets the timer.  A stale event only causes one extra loop.
+ *     every write or expiry queues a new event, and timerfd_settime resets
+ *     the timer.  A stale event only causes one extra loop.
  *  d. After fork() the child shares the parent's epoll instance; the
- *     child drops the forking thread's reactor and makes a fresh one.
+ *     child drops the forking thread's descriptors and makes fresh ones.
+ *  e. Timed waits sleep on the timerfd, not on a futex or epoll timeout:
+ *     those add the thread's timer slack (50 us by default) to the wake-up.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -40,35 +53,51 @@
 
 #include "ctx-internal.h"
 
-enum { TAG_WAKE = -1, TAG_TIMER = -2 };
+/* epoll data: the wake-up and the timer have fixed tags; an I/O
+ * registration carries the descriptor and a generation, so an event
+ * from a stale registration (quirk b) is told apart from a real one. */
+enum { TAG_WAKE = 1, TAG_TIMER = 2 };
+#define IO_TAG(gen, fd) ((uint64_t)(gen) << 32 | (uint32_t)(fd))
+enum { AWAKE, IN_FUTEX, IN_EPOLL };
 
 struct ctx__reactor {
+	_Atomic uint32_t seq;  /* bumped by every wake-up */
+	_Atomic int sleeping;  /* AWAKE, IN_FUTEX or IN_EPOLL */
+	uint32_t token;        /* seq when the current wait was published */
+	bool prepared;         /* token taken for the current wait */
 	int epfd, wakefd, timerfd;
-	int io_fd;         /* last descriptor registered, or -1 */
-	int64_t armed;     /* absolute expiry set on timerfd; NEVER if none */
+	int io_fd;             /* last descriptor registered, or -1 */
+	uint32_t io_gen;       /* its generation, in its epoll data */
+	int64_t armed;         /* expiry set on timerfd; NEVER if none */
 };
 
-static __thread struct ctx__reactor tls = {
-	.epfd = -1, .wakefd = -1, .timerfd = -1, .io_fd = -1,
-};
+#define NO_FDS .epfd = -1, .wakefd = -1, .timerfd = -1, .io_fd = -1, \
+	       .armed = CTX__NEVER
+
+static __thread struct ctx__reactor tls = { NO_FDS };
 static pthread_key_t exit_key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void reactor_close(struct ctx__reactor *r)
+static void close_fds(struct ctx__reactor *r)
 {
-	if (r->epfd < 0)
-		return;
-	close(r->epfd);
-	close(r->wakefd);
-	close(r->timerfd);
-	*r = (struct ctx__reactor){ -1, -1, -1, -1, CTX__NEVER };
+	int fds[] = { r->epfd, r->wakefd, r->timerfd };
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	r->epfd = r->wakefd = r->timerfd = r->io_fd = -1;
+	r->armed = CTX__NEVER;
 }
 
-static void on_thread_exit(void *p) { reactor_close(p); }
+static void on_thread_exit(void *p) { close_fds(p); }
 
 /* In the child only the forking thread lives on: close its copies of the
- * parent's reactor descriptors, so its next wait builds its own. */
-static void after_fork_child(void) { reactor_close(&tls); }
+ * parent's reactor descriptors, so its next wait makes its own. */
+static void after_fork_child(void)
+{
+	close_fds(&tls);
+	tls.prepared = false;
+	atomic_store(&tls.sleeping, AWAKE);
+}
 
 static void init(void)
 {
@@ -76,61 +105,76 @@ static void init(void)
 	pthread_atfork(NULL, NULL, after_fork_child);
 }
 
-static int add(int epfd, int fd, uint32_t events, int tag)
+static int add(int epfd, int fd, uint32_t events, uint64_t tag)
 {
-	struct epoll_event ev = { .events = events, .data.fd = tag };
+	struct epoll_event ev = { .events = events, .data.u64 = tag };
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-static int reactor_open(struct ctx__reactor *r)
+/* Make the epoll descriptor, the eventfd and the timerfd, or none. */
+static int open_fds(struct ctx__reactor *r)
 {
+	pthread_once(&once, init);
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	r->timerfd = timerfd_create(CLOCK_MONOTONIC,
 				    TFD_CLOEXEC | TFD_NONBLOCK);
-	r->io_fd = -1;
-	r->armed = CTX__NEVER;
 	if (r->epfd < 0 || r->wakefd < 0 || r->timerfd < 0 ||
 	    add(r->epfd, r->wakefd, EPOLLIN | EPOLLET, TAG_WAKE) < 0 ||
 	    add(r->epfd, r->timerfd, EPOLLIN | EPOLLET, TAG_TIMER) < 0) {
 		int e = errno;
-		int fds[] = { r->epfd, r->wakefd, r->timerfd };
-		for (int i = 0; i < 3; i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
-		*r = (struct ctx__reactor){ -1, -1, -1, -1, CTX__NEVER };
+		close_fds(r);
 		return e;
 	}
 	pthread_setspecific(exit_key, r);
 	return 0;
 }
 
-struct ctx__reactor *ctx__reactor_self(void)
+static int need_fds(struct ctx__reactor *r)
 {
-	struct ctx__reactor *r = &tls;
-	if (__builtin_expect(r->epfd >= 0, 1))
-		return r;
-	pthread_once(&once, init);
-	int e = reactor_open(r);
-	if (e) {
-		errno = e;
-		return NULL;
+	return __builtin_expect(r->epfd >= 0, 1) ? 0 : open_fds(r);
+}
+
+struct ctx__reactor *ctx__reactor_self(void) { return &tls; }
+
+/* Take the token for a wait, before the thread is made known to any
+ * waker.  Once per wait: a second call keeps the first token. */
+void ctx__reactor_prepare(struct ctx__reactor *r)
+{
+	if (!r->prepared) {
+		r->token = atomic_load(&r->seq);
+		r->prepared = true;
 	}
-	return r;
+}
+
+static bool woken(struct ctx__reactor *r)
+{
+	return atomic_load(&r->seq) != r->token;
 }
 
 void ctx__reactor_wake(struct ctx__reactor *r)
 {
-	eventfd_write(r->wakefd, 1);
+	atomic_fetch_add(&r->seq, 1);
+	switch (atomic_load(&r->sleeping)) {
+	case IN_FUTEX:
+		ctx__futex_wake(&r->seq, 1);
+		break;
+	case IN_EPOLL:
+		eventfd_write(r->wakefd, 1);
+		break;
+	}
 }
 
-int ctx__reactor_epfd(struct ctx__reactor *r) { return r->epfd; }
+static void sleep_futex(struct ctx__reactor *r)
+{
+	atomic_store(&r->sleeping, IN_FUTEX);
+	if (!woken(r))
+		ctx__futex_wait(&r->seq, r->token);
+	atomic_store(&r->sleeping, AWAKE);
+}
 
-/* Arm the timer for `at` unless it is armed for it already.  A timer
- * armed for a later time by an earlier wait must be re-armed; one armed
- * for an earlier time would only cause a spurious wake-up, but re-arming
- * keeps the state simple. */
-int ctx__reactor_arm(struct ctx__reactor *r, int64_t at)
+/* Arm the timer for `at` unless it is armed for it already. */
+static int arm(struct ctx__reactor *r, int64_t at)
 {
 	if (at == CTX__NEVER || at == r->armed)
 		return 0;
@@ -148,74 +192,79 @@ int ctx__reactor_arm(struct ctx__reactor *r, int64_t at)
 /* Re-arm the one-shot registration of fd, or add it (quirk b). */
 static int watch(struct ctx__reactor *r, int fd, uint32_t events)
 {
-	struct epoll_event ev = {
-		.events = events | EPOLLONESHOT, .data.fd = fd,
-	};
-	int op = fd == r->io_fd ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-	int rc = epoll_ctl(r->epfd, op, fd, &ev);
-	if (rc < 0 && (errno == ENOENT || errno == EEXIST)) {
-		op = errno == ENOENT ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-		rc = epoll_ctl(r->epfd, op, fd, &ev);
+	struct epoll_event ev = { .events = events | EPOLLONESHOT };
+	int rc = -1;
+	errno = ENOENT;
+	if (fd == r->io_fd) {
+		ev.data.u64 = IO_TAG(r->io_gen, fd);
+		rc = epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, &ev);
 	}
-	if (rc < 0)
+	if (rc < 0 && errno == ENOENT) {
+		ev.data.u64 = IO_TAG(++r->io_gen, fd);
+		rc = epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev);
+		if (rc < 0 && errno == EEXIST) /* cache lost: still ours */
+			rc = epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, &ev);
+	}
+	if (rc < 0) {
+		r->io_fd = -1;
 		return errno == EPERM ? CTX__BLOCKING : errno;
+	}
 	r->io_fd = fd;
 	return 0;
 }
 
-/* Collect events: which of fd, the wake-up and the timer fired. */
-struct fired {
-	bool io, wake, timer;
-};
-
-static int collect(struct ctx__reactor *r, int fd, int timeout_ms,
-		   struct fired *f)
+/* Collect epoll events; true in *io if fd fired. */
+static int collect(struct ctx__reactor *r, int fd, int timeout_ms, bool *io)
 {
 	struct epoll_event evs[8];
 	int n = epoll_wait(r->epfd, evs, 8, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : errno;
 	for (int i = 0; i < n; i++) {
-		int tag = evs[i].data.fd;
-		if (tag == TAG_TIMER) {
-			f->timer = true;
+		if (evs[i].data.u64 == TAG_TIMER)
 			r->armed = CTX__NEVER;
-		} else if (tag == TAG_WAKE) {
-			f->wake = true;
-		} else if (tag == fd) {
-			f->io = true;
-		}
+		else if (fd >= 0 && evs[i].data.u64 == IO_TAG(r->io_gen, fd))
+			*io = true;
 	}
 	return 0;
 }
 
-int ctx__reactor_drain(struct ctx__reactor *r)
+static int sleep_epoll(struct ctx__reactor *r, int fd, bool *io)
 {
-	struct fired f = { 0 };
-	return collect(r, -1, 0, &f);
+	int e = 0;
+	atomic_store(&r->sleeping, IN_EPOLL);
+	if (!woken(r))
+		e = collect(r, fd, -1, io);
+	atomic_store(&r->sleeping, AWAKE);
+	return e;
 }
 
+/* Runs after the node's lock is dropped.  The waiter stays in
+ * ctx__wait_end (so its stack link and its reactor stay valid) until
+ * ctx__link_done. */
 static void waiter_fire(struct ctx__link *l)
 {
 	ctx__reactor_wake(((struct ctx__wait *)l)->r);
+	ctx__link_done(l);
 }
 
 /* Refuse if the context is done; else hang a link on it that wakes this
  * thread, and work out the earliest time the wait must end. */
 int ctx__wait_begin(struct ctx__wait *w, ctx_t *ctx, int64_t deadline)
 {
-	ctx_t *n = ctx__node(ctx);
-	int e = ctx__check(n);
-	if (e)
-		return e;
 	w->r = ctx__reactor_self();
-	if (!w->r)
-		return errno;
+	w->n = ctx__node(ctx);
 	w->link.fire = waiter_fire;
-	w->n = n;
-	if (n && (e = ctx__link_add(n, &w->link)))
+	ctx__reactor_prepare(w->r);
+	int e = ctx__check(w->n);
+	if (!e && w->n)
+		e = ctx__link_add(w->n, &w->link);
+	if (e) {
+		w->r->prepared = false;
 		return e;
-	w->limit = n && n->deadline < deadline ? n->deadline : deadline;
+	}
+	w->limit = w->n && w->n->deadline < deadline ? w->n->deadline :
+						     deadline;
 	return 0;
 }
 
@@ -223,6 +272,29 @@ void ctx__wait_end(struct ctx__wait *w)
 {
 	if (w->n)
 		ctx__link_del(w->n, &w->link);
+	w->r->prepared = false;
+}
+
+/* A wake-up with the context still live, in a wait where wake-ups can
+ * only come from the context: a stale one.  Take a fresh token. */
+static void forget_stale_wake(struct ctx__reactor *r)
+{
+	r->token = atomic_load(&r->seq);
+}
+
+/* One round of waiting; the caller checks what happened. */
+static int wait_round(struct ctx__wait *w, int fd, bool *io)
+{
+	if (fd < 0 && w->limit == CTX__NEVER) {
+		sleep_futex(w->r);
+		return 0;
+	}
+	int e = need_fds(w->r);
+	if (!e)
+		e = arm(w->r, w->limit);
+	if (!e)
+		e = sleep_epoll(w->r, fd, io);
+	return e;
 }
 
 /*
@@ -240,18 +312,18 @@ int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline)
 	int e = ctx__wait_begin(&w, ctx, deadline);
 	if (e)
 		return e;
-	if (fd >= 0 && (e = watch(w.r, fd, events))) {
-		ctx__wait_end(&w);
-		return e;
-	}
-	for (;;) {
-		struct fired f = { 0 };
-		if ((e = ctx__reactor_arm(w.r, w.limit)) ||
-		    (e = collect(w.r, fd, -1, &f)))
-			break;
+	if (fd >= 0 && !(e = need_fds(w.r)))
+		e = watch(w.r, fd, events);
+	for (bool io = false; !e;) {
+		/* Only the context wakes a descriptor wait: a wake-up with
+		 * the context live is stale.  Forget it before looking at
+		 * the context, never after, or a cancel in between would be
+		 * forgotten too. */
+		if (fd >= 0 && woken(w.r))
+			forget_stale_wake(w.r);
 		if ((e = ctx__check(w.n)))
 			break;
-		if (f.io || (fd < 0 && f.wake)) {
+		if (io || (fd < 0 && woken(w.r))) {
 			e = CTX__READY;
 			break;
 		}
@@ -259,8 +331,43 @@ int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline)
 			e = CTX__EXPIRED;
 			break;
 		}
+		e = wait_round(&w, fd, &io);
 	}
 	ctx__wait_end(&w);
+	return e;
+}
+
+/*
+ * poll(2) with a context: the caller's descriptors go to poll together
+ * with the thread's epoll descriptor, which turns readable when the
+ * wake-up eventfd or the timer fires.  Events pending in the epoll set
+ * are collected before each poll, so that a stale one does not end it.
+ * `all` has room for nfds + 1 entries.  *ready is poll's count.
+ */
+int ctx__wait_poll(struct ctx__wait *w, struct pollfd *all, nfds_t nfds,
+		   int64_t deadline, int *ready)
+{
+	struct ctx__reactor *r = w->r;
+	int e = need_fds(r);
+	all[nfds] = (struct pollfd){ .fd = r->epfd, .events = POLLIN };
+	for (*ready = 0; !e && !*ready;) {
+		bool io = false;
+		forget_stale_wake(r); /* before the check: see ctx__wait_fd */
+		if ((e = arm(r, w->limit)) || (e = collect(r, -1, 0, &io)) ||
+		    (e = ctx__check(w->n)))
+			break;
+		if (deadline != CTX__NEVER && ctx_now() >= deadline)
+			return CTX__EXPIRED;
+		atomic_store(&r->sleeping, IN_EPOLL);
+		int n = woken(r) ? 0 : poll(all, nfds + 1, -1);
+		atomic_store(&r->sleeping, AWAKE);
+		if (n < 0 && errno != EINTR)
+			e = errno;
+		for (nfds_t i = 0; n > 0 && i < nfds; i++)
+			*ready += all[i].revents != 0;
+		if (*ready)
+			e = ctx__check(w->n);
+	}
 	return e;
 }
 

@@ -70,10 +70,9 @@ static int wait_finished(ctx_t *ctx, ctx_thread_t *t)
 	int e = 0;
 	ctx__lock(&t->lock);
 	while (!t->finished && !e) {
-		if (!(e = ctx__waitq_push(&t->joiners, &me))) {
-			e = ctx__park(ctx, &t->lock);
-			ctx__waitq_del(&t->joiners, &me);
-		}
+		ctx__waitq_push(&t->joiners, &me);
+		e = ctx__park(ctx, &t->lock);
+		ctx__waitq_del(&t->joiners, &me);
 	}
 	if (t->finished)
 		e = 0; /* it finished as the context ended: the join wins */

@@ -38,36 +38,6 @@ int ctx_sleep(ctx_t *ctx, int64_t duration)
 
 /* ---- poll ------------------------------------------------------------ */
 
-/*
- * The caller's descriptors go to poll(2) together with the thread's epoll
- * descriptor, which turns readable when the context's wake-up or the
- * timer fires.  Pending reactor events are collected before each poll so
- * that a stale one does not end it.
- */
-static int poll_wait(struct ctx__wait *w, struct pollfd *all, nfds_t nfds,
-		     int64_t deadline, int *ready)
-{
-	for (;;) {
-		int e = ctx__reactor_arm(w->r, w->limit);
-		if (!e)
-			e = ctx__reactor_drain(w->r);
-		if (!e)
-			e = ctx__check(w->n);
-		if (e)
-			return e;
-		if (deadline != CTX__NEVER && ctx_now() >= deadline)
-			return CTX__EXPIRED;
-		int n = poll(all, nfds + 1, -1);
-		if (n < 0 && errno != EINTR)
-			return errno;
-		*ready = 0;
-		for (nfds_t i = 0; n > 0 && i < nfds; i++)
-			*ready += all[i].revents != 0;
-		if (*ready)
-			return ctx__check(w->n);
-	}
-}
-
 int ctx_poll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
 {
 	int e = ctx_err(ctx), n;
@@ -91,8 +61,7 @@ int ctx_poll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
 	n = 0;
 	e = ctx__wait_begin(&w, ctx, deadline);
 	if (!e) {
-		all[nfds] = (struct pollfd){ ctx__reactor_epfd(w.r), POLLIN, 0 };
-		e = poll_wait(&w, all, nfds, deadline, &n);
+		e = ctx__wait_poll(&w, all, nfds, deadline, &n);
 		ctx__wait_end(&w);
 	}
 	for (nfds_t i = 0; !e && i < nfds; i++)

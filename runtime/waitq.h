@@ -44,27 +44,25 @@ static inline bool ctx__waitq_empty(const struct ctx__waitq *q)
 	return !q->head;
 }
 
-/* Queue the calling thread.  Fails only when its reactor cannot be made
- * (EMFILE, ...).  Nodes live on the waiter's stack and are always removed
- * before its frame returns, which GCC's dangling-pointer check cannot
- * see. */
+/* Queue the calling thread.  Its wake-up token is taken here, before a
+ * waker can find it.  Nodes live on the waiter's stack and are always
+ * removed before its frame returns, which GCC's dangling-pointer check
+ * cannot see. */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdangling-pointer"
 #endif
-static inline int ctx__waitq_push(struct ctx__waitq *q,
-				  struct ctx__waitq_node *n)
+static inline void ctx__waitq_push(struct ctx__waitq *q,
+				   struct ctx__waitq_node *n)
 {
 	n->r = ctx__reactor_self();
-	if (!n->r)
-		return errno;
+	ctx__reactor_prepare(n->r);
 	n->done = false;
 	n->result = 0;
 	n->next = NULL;
 	n->pprev = q->tail;
 	*q->tail = n;
 	q->tail = &n->next;
-	return 0;
 }
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
 #pragma GCC diagnostic pop

@@ -57,10 +57,9 @@ int ctx_wg_wait(ctx_t *ctx, ctx_wg_t *wg)
 	struct ctx__waitq_node me;
 	ctx__lock(&wg->lock);
 	while (!e && wg->count > 0) {
-		if (!(e = ctx__waitq_push(&wg->waiters, &me))) {
-			e = ctx__park(ctx, &wg->lock);
-			ctx__waitq_del(&wg->waiters, &me);
-		}
+		ctx__waitq_push(&wg->waiters, &me);
+		e = ctx__park(ctx, &wg->lock);
+		ctx__waitq_del(&wg->waiters, &me);
 	}
 	if (wg->broken)
 		e = EINVAL;
