@@ -44,6 +44,7 @@
  *     those add the thread's timer slack (50 us by default) to the wake-up.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -63,8 +64,10 @@ enum { AWAKE, IN_FUTEX, IN_EPOLL };
 struct ctx__reactor {
 	_Atomic uint32_t seq;  /* bumped by every wake-up */
 	_Atomic int sleeping;  /* AWAKE, IN_FUTEX or IN_EPOLL */
+	_Atomic int inflight;  /* cancellers still waking it (waiter_fire) */
 	uint32_t token;        /* seq when the current wait was published */
 	bool prepared;         /* token taken for the current wait */
+	bool registered;       /* thread-exit destructor set */
 	int epfd, wakefd, timerfd;
 	int io_fd;             /* last descriptor registered, or -1 */
 	uint32_t io_gen;       /* its generation, in its epoll data */
@@ -88,7 +91,15 @@ static void close_fds(struct ctx__reactor *r)
 	r->armed = CTX__NEVER;
 }
 
-static void on_thread_exit(void *p) { close_fds(p); }
+/* A canceller may still be inside waiter_fire for this thread's last
+ * wait: let it finish before the memory and the descriptors go. */
+static void on_thread_exit(void *p)
+{
+	struct ctx__reactor *r = p;
+	while (atomic_load(&r->inflight))
+		sched_yield();
+	close_fds(r);
+}
 
 /* In the child only the forking thread lives on: close its copies of the
  * parent's reactor descriptors, so its next wait makes its own. */
@@ -97,6 +108,7 @@ static void after_fork_child(void)
 	close_fds(&tls);
 	tls.prepared = false;
 	atomic_store(&tls.sleeping, AWAKE);
+	atomic_store(&tls.inflight, 0); /* its cancellers stayed behind */
 }
 
 static void init(void)
@@ -114,7 +126,6 @@ static int add(int epfd, int fd, uint32_t events, uint64_t tag)
 /* Make the epoll descriptor, the eventfd and the timerfd, or none. */
 static int open_fds(struct ctx__reactor *r)
 {
-	pthread_once(&once, init);
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	r->timerfd = timerfd_create(CLOCK_MONOTONIC,
@@ -126,7 +137,6 @@ static int open_fds(struct ctx__reactor *r)
 		close_fds(r);
 		return e;
 	}
-	pthread_setspecific(exit_key, r);
 	return 0;
 }
 
@@ -135,7 +145,16 @@ static int need_fds(struct ctx__reactor *r)
 	return __builtin_expect(r->epfd >= 0, 1) ? 0 : open_fds(r);
 }
 
-struct ctx__reactor *ctx__reactor_self(void) { return &tls; }
+struct ctx__reactor *ctx__reactor_self(void)
+{
+	struct ctx__reactor *r = &tls;
+	if (__builtin_expect(!r->registered, 0)) {
+		pthread_once(&once, init);
+		pthread_setspecific(exit_key, r);
+		r->registered = true;
+	}
+	return r;
+}
 
 /* Take the token for a wait, before the thread is made known to any
  * waker.  Once per wait: a second call keeps the first token. */
@@ -239,13 +258,17 @@ static int sleep_epoll(struct ctx__reactor *r, int fd, bool *io)
 	return e;
 }
 
-/* Runs after the node's lock is dropped.  The waiter stays in
- * ctx__wait_end (so its stack link and its reactor stay valid) until
- * ctx__link_done. */
+/* Runs after the node's lock is dropped.  The link is released before
+ * the wake-up, so that a woken thread that runs at once (on this CPU) need
+ * not wait for this one to come back; the in-flight count keeps its
+ * reactor, and the descriptor written, alive until the wake is done. */
 static void waiter_fire(struct ctx__link *l)
 {
-	ctx__reactor_wake(((struct ctx__wait *)l)->r);
+	struct ctx__reactor *r = ((struct ctx__wait *)l)->r;
+	atomic_fetch_add(&r->inflight, 1);
 	ctx__link_done(l);
+	ctx__reactor_wake(r);
+	atomic_fetch_sub(&r->inflight, 1);
 }
 
 /* Refuse if the context is done; else hang a link on it that wakes this
