@@ -1,0 +1,1 @@
+# Examples: built by make, checked by make check (see examples/README).
