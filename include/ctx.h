@@ -87,10 +87,11 @@ CTX_API ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *value);
 CTX_API ctx_t *ctx_without_cancel(ctx_t *parent);
 
 /* Done with CTX_CANCELED when any signal of the set arrives (Go's
- * signal.NotifyContext).  While it lives those signals are consumed by it
- * and the previous handler is not called; freeing it (ctx_release of the
- * last reference) restores the previous handling exactly.  Several live
- * signal contexts for one signal all end.  EINVAL for SIGKILL, SIGSTOP or
+ * signal.NotifyContext).  Until it is released those signals are consumed
+ * by it and the previous handler is not called; ctx_release restores the
+ * previous handling exactly before it returns, as Go's stop() does (so
+ * does the free, for a context only cancelled and unreferenced).  Several
+ * live signal contexts for one signal all end.  EINVAL for SIGKILL, SIGSTOP or
  * signals the C library reserves.  The first one starts a dispatcher
  * thread, since a signal handler itself may not take locks. */
 CTX_API ctx_t *ctx_with_signals(ctx_t *parent, const sigset_t *signals);

@@ -174,6 +174,8 @@ void ctx_cancel(ctx_t *c) { ctx_cancel_cause(c, CTX_CANCELED); }
 
 void ctx_release(ctx_t *c)
 {
+	if (c && c->kind == CTX__SIGNALS)
+		ctx__signals_free(c); /* handling is back before we return */
 	ctx_cancel(c);
 	ctx_unref(c);
 }

@@ -108,7 +108,7 @@ bool ctx__surely_before(int64_t deadline); /* cheap, may say false */
 ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
 		       int64_t deadline, int cause);
 bool ctx__try_ref(ctx_t *c); /* false if c is already being freed */
-void ctx__signals_free(ctx_t *c); /* signals.c: unhook a freed node */
+void ctx__signals_free(ctx_t *c); /* signals.c: give the signals back */
 void ctx__cancel(ctx_t *c, int err, int cause);
 int ctx__check(ctx_t *n); /* ctx_err for a cancel node; n may be NULL */
 /* Add l to node n's list.  Returns 0, or n's error if n is already done

@@ -15,7 +15,7 @@
  * descriptor is used.
  *
  * Lock order: the registry mutex, then (after dropping it) node locks.
- * The free hook runs with no node lock held.
+ * The release hook runs with no node lock held.
  */
 #include <pthread.h>
 #include <semaphore.h>
@@ -128,18 +128,23 @@ static void unhook(struct sig_ctx *s)
 			sigaction(sig, &saved[sig], NULL);
 }
 
+/* Give the signals back: from ctx_release, so that the previous
+ * handling is back when it returns even if the dispatcher still holds a
+ * reference for a moment, and from the free, for those who cancel and
+ * unref separately.  Whichever comes first does it. */
 void ctx__signals_free(ctx_t *c)
 {
 	struct sig_ctx *s = (struct sig_ctx *)c;
-	if (!s->registered)
-		return;
 	pthread_mutex_lock(&mu);
-	for (struct sig_ctx **p = &live; *p; p = &(*p)->next)
-		if (*p == s) {
-			*p = s->next;
-			break;
-		}
-	unhook(s);
+	if (s->registered) {
+		for (struct sig_ctx **p = &live; *p; p = &(*p)->next)
+			if (*p == s) {
+				*p = s->next;
+				break;
+			}
+		unhook(s);
+		s->registered = false;
+	}
 	pthread_mutex_unlock(&mu);
 }
 
