@@ -267,6 +267,31 @@ CTX_API bool ctx_after_stop(ctx_after_t *a);
 /* "epoll" or "io_uring": the backend this thread's waits use. */
 CTX_API const char *ctx_backend(void);
 
+/* ---------------------------------------------------------------------
+ * Debugging
+ *
+ * Run a program with CTX_DEBUG=leaks in its environment and it reports on
+ * stderr at exit every context created and never released, with the file
+ * and line that created it.  The constructors are also macros that record
+ * that site; calling them through a pointer works too, without a site.
+ * ------------------------------------------------------------------- */
+
+CTX_API void ctx__site(const char *file, int line); /* not for direct use */
+
+#if !defined(CTX_BUILDING_LIBRARY) && !defined(CTX_NO_SITE_MACROS)
+#define CTX__AT(call) (ctx__site(__FILE__, __LINE__), call)
+#define ctx_with_cancel(p) CTX__AT(ctx_with_cancel(p))
+#define ctx_with_deadline(p, d) CTX__AT(ctx_with_deadline(p, d))
+#define ctx_with_timeout(p, t) CTX__AT(ctx_with_timeout(p, t))
+#define ctx_with_deadline_cause(p, d, c) \
+	CTX__AT(ctx_with_deadline_cause(p, d, c))
+#define ctx_with_timeout_cause(p, t, c) \
+	CTX__AT(ctx_with_timeout_cause(p, t, c))
+#define ctx_with_value(p, k, v) CTX__AT(ctx_with_value(p, k, v))
+#define ctx_without_cancel(p) CTX__AT(ctx_without_cancel(p))
+#define ctx_with_signals(p, s) CTX__AT(ctx_with_signals(p, s))
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -92,7 +92,7 @@ static void free_chain(ctx_t *c)
 			ctx__signals_free(c);
 		if (c->done_fd >= 0)
 			close(c->done_fd);
-		free(c);
+		ctx__node_free(c);
 		c = drop_ref(p) ? p : NULL;
 	}
 }
@@ -260,7 +260,7 @@ static ctx_t *alloc_node(ctx_t *parent, enum ctx__kind kind, size_t size)
 		errno = EINVAL;
 		return NULL;
 	}
-	ctx_t *c = ctx__malloc(size);
+	ctx_t *c = ctx__node_alloc(size);
 	if (!c) {
 		errno = ENOMEM;
 		return NULL;

@@ -154,6 +154,10 @@ int ctx__wait_poll(struct ctx__wait *w, struct pollfd *all, nfds_t nfds,
 /* thread.c: start a detached library thread, all signals blocked. */
 int ctx__spawn(void *(*fn)(void *), void *arg);
 
+/* debug.c: context nodes, tracked when CTX_DEBUG=leaks. */
+void *ctx__node_alloc(size_t size);
+void ctx__node_free(void *node);
+
 /* Allocation, with a hook for fault injection in tests. */
 void *ctx__malloc(size_t size);
 void ctx__fail_malloc_after(long n); /* test hook; -1 turns it off */

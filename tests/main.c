@@ -10,6 +10,17 @@
 int main(void)
 {
 	SRunner *sr = srunner_create(suite_context());
+	srunner_add_suite(sr, suite_io());
+	srunner_add_suite(sr, suite_reactor());
+	srunner_add_suite(sr, suite_wait());
+	srunner_add_suite(sr, suite_thread());
+	srunner_add_suite(sr, suite_chan());
+	srunner_add_suite(sr, suite_group());
+	srunner_add_suite(sr, suite_after());
+	srunner_add_suite(sr, suite_signals());
+	srunner_add_suite(sr, suite_stress());
+	srunner_add_suite(sr, suite_faults());
+	srunner_add_suite(sr, suite_debug());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -5,5 +5,16 @@
 #include <check.h>
 
 Suite *suite_context(void);
+Suite *suite_io(void);
+Suite *suite_reactor(void);
+Suite *suite_wait(void);
+Suite *suite_thread(void);
+Suite *suite_chan(void);
+Suite *suite_group(void);
+Suite *suite_after(void);
+Suite *suite_signals(void);
+Suite *suite_stress(void);
+Suite *suite_faults(void);
+Suite *suite_debug(void);
 
 #endif

@@ -1,0 +1,57 @@
+/*
+ * CTX_DEBUG=leaks: a program that never releases a context hears about it
+ * at exit, with the file and line that created it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "suites.h"
+
+/* Run tests/leaky with the given CTX_DEBUG (NULL: unset); its stderr. */
+static char *run_leaky(const char *debug)
+{
+	static char out[4096];
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "%s%s ./tests/leaky 2>&1",
+		 debug ? "CTX_DEBUG=" : "env -u CTX_DEBUG", debug ? debug : "");
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	ck_assert_int_eq(pclose(p), 0); /* the report changes no exit code */
+	return out;
+}
+
+START_TEST(test_leaks_reported_with_site)
+{
+	const char *out = run_leaky("leaks");
+	ck_assert_msg(strstr(out, "leaky.c:8 was never released"),
+		      "no report for the lost context in:\n%s", out);
+	ck_assert_msg(strstr(out, "leaky.c:7 was never released"),
+		      "no report for its parent, which it holds, in:\n%s", out);
+	ck_assert_msg(strstr(out, ".WithDeadline("), "no chain in:\n%s", out);
+	ck_assert_msg(!strstr(out, "leaky.c:9"),
+		      "a released context was reported:\n%s", out);
+	ck_assert_msg(strstr(out, "2 contexts never released"),
+		      "no count in:\n%s", out);
+}
+END_TEST
+
+START_TEST(test_silent_without_debug)
+{
+	ck_assert_str_eq(run_leaky(NULL), "");
+	ck_assert_str_eq(run_leaky("other"), "");
+}
+END_TEST
+
+Suite *suite_debug(void)
+{
+	Suite *s = suite_create("debug");
+	TCase *tc = tcase_create("leaks");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_leaks_reported_with_site);
+	tcase_add_test(tc, test_silent_without_debug);
+	suite_add_tcase(s, tc);
+	return s;
+}
