@@ -55,10 +55,9 @@ static bool drop_ref(ctx_t *c)
 {
 	if (!c || ctx__is_root(c))
 		return false;
-	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_release) != 1)
-		return false;
-	atomic_thread_fence(memory_order_acquire);
-	return true;
+	/* acq_rel rather than release plus a fence: the same order, and one
+	 * that ThreadSanitizer can follow. */
+	return atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1;
 }
 
 static void detach(ctx_t *c)

@@ -154,6 +154,27 @@ int ctx__wait_poll(struct ctx__wait *w, struct pollfd *all, nfds_t nfds,
 /* thread.c: start a detached library thread, all signals blocked. */
 int ctx__spawn(void *(*fn)(void *), void *arg);
 
+/* uring.c: the io_uring backend (a ring per thread).  A transfer through
+ * the ring: */
+struct ctx__uring_op {
+	int fd;
+	void *buf;
+	size_t len;
+	bool write;
+	bool done;   /* completed: res is read(2)'s result, or -errno */
+	int res;
+	uint32_t id;
+};
+bool ctx__uring_on(void); /* this process waits with io_uring */
+int ctx__uring_round(int wakefd, int fd, uint32_t events, int64_t limit,
+		     bool *io);
+int ctx__uring_start(struct ctx__uring_op *op, int wakefd);
+void ctx__uring_finish(struct ctx__uring_op *op, int wakefd);
+void ctx__uring_thread_exit(void);
+/* reactor.c: a read or write through the ring, which the context can
+ * interrupt; as read(2)/write(2).  Only with ctx__uring_on(). */
+ssize_t ctx__wait_rw(ctx_t *ctx, int fd, void *buf, size_t len, bool write);
+
 /* debug.c: context nodes, tracked when CTX_DEBUG=leaks. */
 void *ctx__node_alloc(size_t size);
 void ctx__node_free(void *node);

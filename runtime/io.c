@@ -12,9 +12,10 @@
  *  - pipes, eventfds, regular files: preadv2/pwritev2 with RWF_NOWAIT;
  *  - descriptors that refuse RWF_NOWAIT (FIFOs, terminals, some character
  *    devices: EOPNOTSUPP): the plain call if the descriptor is already
- *    non-blocking; else the call goes to a private non-blocking open file
- *    description of the same file, opened through /proc/self/fd for the
- *    duration of the call (the caller's flags stay as they are).  Where
+ *    non-blocking; else (FIFOs and terminals that are not pty masters)
+ *    the call goes to a private non-blocking open file description of the
+ *    same file, opened through /proc/self/fd for the duration of the call
+ *    (the caller's flags stay as they are).  Where
  *    that cannot be opened, wait for readiness first and then make the
  *    plain call, writing at most PIPE_BUF bytes at a time; a plain read
  *    there blocks like read(2) if another thread drains the descriptor
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -47,6 +49,9 @@ struct op {
 	uint32_t events;      /* EPOLLIN or EPOLLOUT */
 	enum mode mode;
 	bool poll_first;      /* no non-blocking form: wait, then call */
+	bool rw;              /* a read or write: the ring can do it */
+	bool ring;            /* io_uring backend: transfer through the ring */
+	size_t chunk;         /* poll_first writes: most bytes per call */
 	ssize_t (*call)(struct op *o);
 	void *buf;
 	size_t len;
@@ -83,6 +88,26 @@ static int reopen_nonblocking(int fd, int fl)
 				  O_NOCTTY);
 }
 
+/* Opening some character devices makes something new: /dev/ptmx a new
+ * terminal pair, /dev/net/tun a new interface.  Only terminals proper
+ * (virtual consoles, /dev/tty, /dev/console, pseudo-terminal slaves) open
+ * the same thing again. */
+static bool is_tty_slave(const struct stat *st)
+{
+	unsigned maj = major(st->st_rdev), min = minor(st->st_rdev);
+	return S_ISCHR(st->st_mode) &&
+	       (maj == 4 || (maj == 5 && min <= 1) ||
+		(maj >= 136 && maj <= 143));
+}
+
+/* Any terminal, pty masters included: byte streams. */
+static bool is_tty(const struct stat *st)
+{
+	unsigned maj = major(st->st_rdev);
+	return S_ISCHR(st->st_mode) &&
+	       (maj == 4 || maj == 5 || (maj >= 128 && maj <= 143));
+}
+
 /* The descriptor refuses RWF_NOWAIT.  A regular file never waits for
  * readiness: make the plain call.  Otherwise, if it is non-blocking the
  * plain call is the try; else try on a non-blocking reopening of it (only
@@ -95,13 +120,22 @@ static ssize_t no_nowait(struct op *o)
 	if (fl < 0 || fstat(o->fd, &st) < 0)
 		return -1;
 	o->mode = M_PLAIN;
-	bool reopenable = S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode);
-	if (S_ISREG(st.st_mode) || (fl & O_NONBLOCK))
+	bool reopenable = S_ISFIFO(st.st_mode) || is_tty_slave(&st);
+	bool blocking = !(fl & O_NONBLOCK);
+	if (o->rw && ctx__uring_on() && S_ISREG(st.st_mode)) {
+		o->ring = true; /* cancellable there: see to_ring */
+		errno = EAGAIN;
+		return -1;
+	}
+	if (S_ISREG(st.st_mode) || !blocking)
 		return o->call(o);
-	if (reopenable && (o->own_fd = reopen_nonblocking(o->fd, fl)) >= 0)
+	if (reopenable && (o->own_fd = reopen_nonblocking(o->fd, fl)) >= 0) {
 		o->fd = o->own_fd;
-	else
+	} else {
 		o->poll_first = true;
+		o->chunk = S_ISFIFO(st.st_mode) ? PIPE_BUF :
+			   is_tty(&st) ? 1 : 0; /* others: maybe messages */
+	}
 	if (o->poll_first) {
 		errno = EAGAIN;
 		return -1;
@@ -139,11 +173,20 @@ static ssize_t call_read(struct op *o)
 
 /* A plain write to a blocking descriptor that polled writable blocks if
  * it asks for more room than there is, until all of it fits.  PIPE_BUF
- * bytes fit in a writable pipe or FIFO; larger writes go in such chunks,
- * with the context checked between them (run_all). */
+ * bytes fit in a writable FIFO; a writable terminal (a pty master)
+ * promises one byte; other descriptors may take messages, not bytes,
+ * and get the whole length.  Larger writes go in such chunks, with the
+ * context checked between them (run_all). */
 static size_t plain_chunk(struct op *o)
 {
-	return o->poll_first && o->len > PIPE_BUF ? PIPE_BUF : o->len;
+	size_t most = o->chunk ? o->chunk : o->len;
+	return o->poll_first && o->len > most ? most : o->len;
+}
+
+/* The ring takes at most UINT_MAX bytes at a time; run_all goes on. */
+static size_t plain_len(struct op *o)
+{
+	return o->len > UINT_MAX ? UINT_MAX : o->len;
 }
 
 static ssize_t call_write(struct op *o)
@@ -195,6 +238,18 @@ static ssize_t fail(int e)
 	return -1;
 }
 
+/* With the io_uring backend, a transfer on a regular file that would
+ * wait for the storage goes through the ring, where a context can stop
+ * it (the epoll backend can only make the call and wait it out). */
+static bool to_ring(struct op *o)
+{
+	struct stat st;
+	if (!o->ring && o->rw && ctx__uring_on() &&
+	    fstat(o->fd, &st) == 0 && S_ISREG(st.st_mode))
+		o->ring = true;
+	return o->ring;
+}
+
 static ssize_t attempt_and_wait(ctx_t *ctx, struct op *o)
 {
 	bool ready = false;
@@ -207,6 +262,10 @@ static ssize_t attempt_and_wait(ctx_t *ctx, struct op *o)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return -1;
+			if (to_ring(o))
+				return ctx__wait_rw(ctx, o->fd, o->buf,
+						    plain_len(o),
+						    o->events == EPOLLOUT);
 		}
 		int e = ctx__wait_fd(ctx, o->fd, o->events, CTX__NEVER);
 		if (e == CTX__BLOCKING) {
@@ -260,14 +319,15 @@ static ssize_t run_all(ctx_t *ctx, struct op *o)
 ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
 {
 	struct op o = { .fd = fd, .events = EPOLLIN, .mode = hint_mode(fd),
-			.call = call_read, .buf = buf, .len = len };
+			.call = call_read, .buf = buf, .len = len, .rw = true };
 	return run(ctx, &o);
 }
 
 ssize_t ctx_write(ctx_t *ctx, int fd, const void *buf, size_t len)
 {
 	struct op o = { .fd = fd, .events = EPOLLOUT, .mode = hint_mode(fd),
-			.call = call_write, .buf = (void *)buf, .len = len };
+			.call = call_write, .buf = (void *)buf, .len = len,
+			.rw = true };
 	return run_all(ctx, &o);
 }
 

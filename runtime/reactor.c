@@ -98,6 +98,7 @@ static void on_thread_exit(void *p)
 	struct ctx__reactor *r = p;
 	while (atomic_load(&r->inflight))
 		sched_yield();
+	ctx__uring_thread_exit();
 	close_fds(r);
 }
 
@@ -105,6 +106,7 @@ static void on_thread_exit(void *p)
  * parent's reactor descriptors, so its next wait makes its own. */
 static void after_fork_child(void)
 {
+	ctx__uring_thread_exit(); /* the parent's ring is not ours */
 	close_fds(&tls);
 	tls.prepared = false;
 	atomic_store(&tls.sleeping, AWAKE);
@@ -248,12 +250,17 @@ static int collect(struct ctx__reactor *r, int fd, int timeout_ms, bool *io)
 	return 0;
 }
 
-static int sleep_epoll(struct ctx__reactor *r, int fd, bool *io)
+/* Sleep on the descriptors: epoll's, or the ring's (io_uring backend),
+ * in which case `limit` is the ring's timeout instead of the timerfd's. */
+static int sleep_fds(struct ctx__reactor *r, int fd, uint32_t events,
+		     int64_t limit, bool *io)
 {
 	int e = 0;
 	atomic_store(&r->sleeping, IN_EPOLL);
 	if (!woken(r))
-		e = collect(r, fd, -1, io);
+		e = ctx__uring_on() ?
+			ctx__uring_round(r->wakefd, fd, events, limit, io) :
+			collect(r, fd, -1, io);
 	atomic_store(&r->sleeping, AWAKE);
 	return e;
 }
@@ -306,17 +313,18 @@ static void forget_stale_wake(struct ctx__reactor *r)
 }
 
 /* One round of waiting; the caller checks what happened. */
-static int wait_round(struct ctx__wait *w, int fd, bool *io)
+static int wait_round(struct ctx__wait *w, int fd, uint32_t events,
+		      bool *io)
 {
 	if (fd < 0 && w->limit == CTX__NEVER) {
 		sleep_futex(w->r);
 		return 0;
 	}
 	int e = need_fds(w->r);
-	if (!e)
+	if (!e && !ctx__uring_on())
 		e = arm(w->r, w->limit);
 	if (!e)
-		e = sleep_epoll(w->r, fd, io);
+		e = sleep_fds(w->r, fd, events, w->limit, io);
 	return e;
 }
 
@@ -335,7 +343,7 @@ int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline)
 	int e = ctx__wait_begin(&w, ctx, deadline);
 	if (e)
 		return e;
-	if (fd >= 0 && !(e = need_fds(w.r)))
+	if (fd >= 0 && !(e = need_fds(w.r)) && !ctx__uring_on())
 		e = watch(w.r, fd, events);
 	for (bool io = false; !e;) {
 		/* Only the context wakes a descriptor wait: a wake-up with
@@ -354,7 +362,7 @@ int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline)
 			e = CTX__EXPIRED;
 			break;
 		}
-		e = wait_round(&w, fd, &io);
+		e = wait_round(&w, fd, events, &io);
 	}
 	ctx__wait_end(&w);
 	return e;
@@ -394,4 +402,43 @@ int ctx__wait_poll(struct ctx__wait *w, struct pollfd *all, nfds_t nfds,
 	return e;
 }
 
-const char *ctx_backend(void) { return "epoll"; }
+/*
+ * A read or write through the ring.  Submitted once; each round then
+ * waits for it, the wake-up and the deadline.  When the context ends
+ * first the transfer is cancelled and waited for: if it completed after
+ * all, its count is the result (uring.c, quirk b).
+ */
+ssize_t ctx__wait_rw(ctx_t *ctx, int fd, void *buf, size_t len, bool write)
+{
+	struct ctx__wait w;
+	struct ctx__uring_op op = { .fd = fd, .buf = buf, .len = len,
+				    .write = write };
+	int e = ctx__wait_begin(&w, ctx, CTX__NEVER);
+	if (!e && !(e = need_fds(w.r)))
+		e = ctx__uring_start(&op, w.r->wakefd);
+	if (e && !op.id) {
+		if (w.r->prepared)
+			ctx__wait_end(&w);
+		errno = e;
+		return -1;
+	}
+	while (!op.done) {
+		if (woken(w.r))
+			forget_stale_wake(w.r);
+		if ((e = ctx__check(w.n)))
+			break;
+		if ((e = sleep_fds(w.r, -1, 0, w.limit, NULL)))
+			break;
+	}
+	ctx__uring_finish(&op, w.r->wakefd);
+	ctx__wait_end(&w);
+	if (op.res >= 0)
+		return op.res;
+	errno = op.res == -ECANCELED && e ? e : -op.res;
+	return -1;
+}
+
+const char *ctx_backend(void)
+{
+	return ctx__uring_on() ? "io_uring" : "epoll";
+}

@@ -1,0 +1,793 @@
+/*
+ * Threads that carry a context (ctx_thread_*) and wait groups (ctx_wg_*).
+ *
+ * Assertions are made on the test's own thread only: workers record what
+ * they saw and the test checks it after joining them, since a Check
+ * failure must unwind the test's own thread.  Timing bounds are loose on
+ * purpose (the machine is shared): a lower bound proves a wait waited, an
+ * upper bound only that it did not hang.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "ctx.h"
+#include "suites.h"
+#include "testutil.h"
+
+#define LONG_WAIT (10 * CTX_SEC) /* "forever", as far as a test goes */
+#define SLOW_MS 2000.0           /* a wait that should be quick took this */
+
+static const char key[] = "key";
+
+/* ---- helpers --------------------------------------------------------- */
+
+/* A small deterministic PRNG, so a failing round can be replayed. */
+static uint32_t rnd(uint32_t *s)
+{
+	uint32_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return *s = x;
+}
+
+/* Burn a few CPU cycles, to shift one side of a race by a random amount. */
+static void spin(uint32_t n)
+{
+	for (volatile uint32_t i = 0; i < n; i++)
+		;
+}
+
+/* Returns at once with arg: a thread with nothing to do. */
+static void *return_arg(ctx_t *ctx, void *arg)
+{
+	(void)ctx;
+	return arg;
+}
+
+/* Blocks until the semaphore arg is posted; returns arg. */
+static void *block_on_sem(ctx_t *ctx, void *arg)
+{
+	(void)ctx;
+	while (sem_wait(arg) != 0)
+		;
+	return arg;
+}
+
+/* ---- threads --------------------------------------------------------- */
+
+/* What fn saw of its context, from inside the thread. */
+struct probe {
+	ctx_t *seen;
+	void *value;
+	int err;
+	pthread_t self;
+};
+
+static void *probe_fn(ctx_t *ctx, void *arg)
+{
+	struct probe *p = arg;
+
+	p->seen = ctx;
+	p->value = ctx_value(ctx, key);
+	p->err = ctx_err(ctx);
+	p->self = pthread_self();
+	return p;
+}
+
+/* fn runs on a new thread with the given context; join returns fn's
+ * result. */
+START_TEST(test_thread_result)
+{
+	int x;
+	ctx_t *v = ctx_with_value(ctx_background(), key, &x);
+	struct probe p = { 0 };
+	ctx_thread_t *t = NULL;
+	void *res = NULL;
+
+	ck_assert_ptr_nonnull(v);
+	ck_assert_int_eq(ctx_thread_create(&t, v, probe_fn, &p), 0);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, &res), 0);
+	ck_assert_ptr_eq(res, &p);
+	ck_assert_ptr_eq(p.seen, v);
+	ck_assert_ptr_eq(p.value, &x);
+	ck_assert_int_eq(p.err, 0);
+	ck_assert(!pthread_equal(p.self, pthread_self()));
+
+	/* A NULL result pointer is allowed. */
+	ck_assert_int_eq(ctx_thread_create(&t, v, return_arg, NULL), 0);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, NULL), 0);
+	ctx_release(v);
+}
+END_TEST
+
+/* A thread started on a context that is already done still runs, and
+ * sees the context done. */
+START_TEST(test_thread_done_context)
+{
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	struct probe p = { 0 };
+	ctx_thread_t *t;
+	void *res = NULL;
+
+	ctx_cancel_cause(c, EIO);
+	ck_assert_int_eq(ctx_thread_create(&t, c, probe_fn, &p), 0);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, &res), 0);
+	ck_assert_ptr_eq(res, &p);
+	ck_assert_int_eq(p.err, CTX_CANCELED);
+	ctx_release(c);
+}
+END_TEST
+
+struct holder {
+	sem_t go;
+	int err;        /* ctx_err, once the creator dropped its reference */
+	void *value;    /* ctx_value(key), likewise */
+	int slept;      /* ctx_sleep's result: 0 if the context stayed live */
+};
+
+static void *hold_fn(ctx_t *ctx, void *arg)
+{
+	struct holder *h = arg;
+
+	while (sem_wait(&h->go) != 0)
+		;
+	h->err = ctx_err(ctx);
+	h->value = ctx_value(ctx, key);
+	h->slept = ctx_sleep(ctx, 5 * CTX_MSEC);
+	return NULL;
+}
+
+/*
+ * The thread holds its own reference: the creator drops its own at once
+ * (ctx_unref, which does not cancel) and the thread still uses the
+ * context.  The context's done descriptor shows when it is freed: it
+ * stays open while the thread runs and is closed once fn has returned.
+ */
+START_TEST(test_thread_own_reference)
+{
+	int x;
+	int fds = tu_count_fds();
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	ctx_t *v = ctx_with_value(c, key, &x);
+	struct holder h = { 0 };
+	ctx_thread_t *t;
+	int fd;
+
+	ck_assert_ptr_nonnull(v);
+	fd = ctx_done_fd(v);
+	ck_assert_int_ge(fd, 0);
+	sem_init(&h.go, 0, 0);
+	ck_assert_int_eq(ctx_thread_create(&t, v, hold_fn, &h), 0);
+	ctx_unref(v);
+	ctx_unref(c);
+	ck_assert_int_ne(fcntl(fd, F_GETFD), -1); /* the thread keeps it */
+
+	sem_post(&h.go);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, NULL), 0);
+	ck_assert_int_eq(h.err, 0);
+	ck_assert_ptr_eq(h.value, &x);
+	ck_assert_int_eq(h.slept, 0);
+	/* fn returned: the last reference went with it. */
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+	ck_assert_int_eq(errno, EBADF);
+	ck_assert_int_eq(tu_count_fds(), fds);
+	sem_destroy(&h.go);
+}
+END_TEST
+
+static void *wait_fn(ctx_t *ctx, void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)ctx_wait(ctx);
+}
+
+/* ctx_release by the creator is a cancel: the thread sees it. */
+START_TEST(test_thread_release_cancels)
+{
+	ctx_t *c = ctx_with_timeout(ctx_background(), LONG_WAIT);
+	ctx_thread_t *t;
+	void *res = NULL;
+	int64_t t0 = ctx_now();
+
+	ck_assert_int_eq(ctx_thread_create(&t, c, wait_fn, NULL), 0);
+	tu_sleep_ns(20 * CTX_MSEC); /* let it block */
+	ctx_release(c);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, &res), 0);
+	ck_assert_int_eq((int)(intptr_t)res, CTX_CANCELED);
+	ck_assert_double_lt(tu_ms_since(t0), SLOW_MS);
+}
+END_TEST
+
+/* A join the context ends returns its error and leaves the thread
+ * joinable; a later join gets fn's result. */
+START_TEST(test_thread_join_interrupted)
+{
+	sem_t go;
+	ctx_thread_t *t;
+	struct tu_canceller k;
+	void *res = &res;
+	ctx_t *j;
+	int64_t t0;
+
+	sem_init(&go, 0, 0);
+	ck_assert_int_eq(ctx_thread_create(&t, ctx_background(), block_on_sem,
+					   &go), 0);
+
+	j = ctx_with_timeout(ctx_background(), 50 * CTX_MSEC);
+	t0 = ctx_now();
+	ck_assert_int_eq(ctx_thread_join(j, t, &res), CTX_DEADLINE_EXCEEDED);
+	ck_assert_double_ge(tu_ms_since(t0), 45.0);
+	ck_assert_double_lt(tu_ms_since(t0), SLOW_MS);
+	ck_assert_ptr_eq(res, &res); /* untouched */
+	ctx_release(j);
+
+	j = ctx_with_cancel(ctx_background());
+	t0 = ctx_now();
+	ck_assert_int_eq(tu_cancel_after(&k, j, 30 * CTX_MSEC), 0);
+	ck_assert_int_eq(ctx_thread_join(j, t, &res), CTX_CANCELED);
+	ck_assert_double_ge(tu_ms_since(t0), 25.0);
+	tu_canceller_join(&k);
+	ctx_release(j);
+
+	sem_post(&go);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, &res), 0);
+	ck_assert_ptr_eq(res, &go);
+	sem_destroy(&go);
+}
+END_TEST
+
+static void *finish_fn(ctx_t *ctx, void *arg)
+{
+	(void)ctx;
+	atomic_store((atomic_int *)arg, 1);
+	return arg;
+}
+
+/* A join on a context already done refuses at once, even when the thread
+ * has finished; a live context then joins at once. */
+START_TEST(test_thread_join_done_context)
+{
+	atomic_int finished = 0;
+	ctx_thread_t *t;
+	void *res = NULL;
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	ctx_t *e0 = ctx_with_timeout(ctx_background(), 0);
+	ctx_t *live = ctx_with_timeout(ctx_background(), LONG_WAIT);
+	int64_t t0;
+
+	ck_assert_int_eq(ctx_thread_create(&t, ctx_background(), finish_fn,
+					   &finished), 0);
+	while (!atomic_load(&finished))
+		tu_sleep_ns(CTX_MSEC);
+	tu_sleep_ns(10 * CTX_MSEC); /* past fn's return, into thread exit */
+
+	ctx_cancel(c);
+	t0 = ctx_now();
+	ck_assert_int_eq(ctx_thread_join(c, t, &res), CTX_CANCELED);
+	ck_assert_int_eq(ctx_thread_join(e0, t, &res), CTX_DEADLINE_EXCEEDED);
+	ck_assert_ptr_null(res);
+	ck_assert_int_eq(ctx_thread_join(live, t, &res), 0);
+	ck_assert_ptr_eq(res, &finished);
+	ck_assert_double_lt(tu_ms_since(t0), SLOW_MS);
+	ctx_release(c);
+	ctx_release(e0);
+	ctx_release(live);
+}
+END_TEST
+
+/* Detached threads free themselves: detached while fn runs or after it
+ * returned, they leave no thread behind (and no handle: valgrind). */
+struct detachee {
+	sem_t *go;
+	atomic_int *done;
+};
+
+static void *detachee_fn(ctx_t *ctx, void *arg)
+{
+	struct detachee *d = arg;
+
+	(void)ctx;
+	while (sem_wait(d->go) != 0)
+		;
+	atomic_fetch_add(d->done, 1);
+	return NULL;
+}
+
+#define DETACHED 8
+
+START_TEST(test_thread_detach)
+{
+	int base = tu_count_threads();
+	sem_t go;
+	atomic_int done = 0;
+	struct detachee d = { .go = &go, .done = &done };
+	ctx_thread_t *t[DETACHED];
+
+	sem_init(&go, 0, 0);
+	for (int i = 0; i < DETACHED; i++)
+		ck_assert_int_eq(ctx_thread_create(&t[i], ctx_background(),
+						   detachee_fn, &d), 0);
+	ck_assert_int_ge(tu_count_threads(), base + DETACHED);
+	/* Half while fn still runs... */
+	for (int i = 0; i < DETACHED / 2; i++)
+		ck_assert_int_eq(ctx_thread_detach(t[i]), 0);
+	for (int i = 0; i < DETACHED; i++)
+		sem_post(&go);
+	while (atomic_load(&done) < DETACHED)
+		tu_sleep_ns(CTX_MSEC);
+	tu_sleep_ns(20 * CTX_MSEC);
+	/* ...half once it has returned. */
+	for (int i = DETACHED / 2; i < DETACHED; i++)
+		ck_assert_int_eq(ctx_thread_detach(t[i]), 0);
+	ck_assert_int_eq(tu_settle_threads(base, 5 * CTX_SEC), base);
+	sem_destroy(&go);
+}
+END_TEST
+
+/* A thread whose join the context interrupted can still be detached. */
+START_TEST(test_thread_detach_after_failed_join)
+{
+	int base = tu_count_threads();
+	sem_t go;
+	ctx_thread_t *t;
+	ctx_t *j = ctx_with_timeout(ctx_background(), 20 * CTX_MSEC);
+
+	sem_init(&go, 0, 0);
+	ck_assert_int_eq(ctx_thread_create(&t, ctx_background(), block_on_sem,
+					   &go), 0);
+	ck_assert_int_eq(ctx_thread_join(j, t, NULL), CTX_DEADLINE_EXCEEDED);
+	ck_assert_int_eq(ctx_thread_detach(t), 0);
+	sem_post(&go);
+	ck_assert_int_eq(tu_settle_threads(base, 5 * CTX_SEC), base);
+	ctx_release(j);
+	sem_destroy(&go);
+}
+END_TEST
+
+/* Joined threads are gone, not just finished. */
+#define JOINED 16
+
+START_TEST(test_thread_join_reaps)
+{
+	int base = tu_count_threads();
+	ctx_thread_t *t[JOINED];
+
+	for (intptr_t i = 0; i < JOINED; i++)
+		ck_assert_int_eq(ctx_thread_create(&t[i], ctx_background(),
+						   return_arg, (void *)i), 0);
+	for (intptr_t i = 0; i < JOINED; i++) {
+		void *res = NULL;
+
+		ck_assert_int_eq(ctx_thread_join(ctx_background(), t[i], &res),
+				 0);
+		ck_assert_ptr_eq(res, (void *)i);
+	}
+	ck_assert_int_eq(tu_settle_threads(base, 2 * CTX_SEC), base);
+}
+END_TEST
+
+/*
+ * Join racing the thread's exit: fn cancels the joiner's context and
+ * returns at about the same moment.  Each join either joins (0, with
+ * fn's result) or reports the cancel and leaves the thread joinable.
+ */
+struct racer {
+	ctx_t *c;
+	uint32_t before, after;
+};
+
+static void *racer_fn(ctx_t *ctx, void *arg)
+{
+	struct racer *r = arg;
+
+	(void)ctx;
+	spin(r->before);
+	ctx_cancel(r->c);
+	spin(r->after);
+	return r;
+}
+
+START_TEST(test_thread_join_race_exit)
+{
+	int rounds = tu_quick() ? 300 : 2000;
+	uint32_t seed = 0x2545f491;
+	int joined = 0, refused = 0;
+
+	for (int i = 0; i < rounds; i++) {
+		struct racer r = {
+			.c = ctx_with_cancel(ctx_background()),
+			.before = rnd(&seed) % 4000,
+			.after = rnd(&seed) % 100000,
+		};
+		ctx_thread_t *t;
+		void *res = NULL;
+		int e;
+
+		ck_assert_ptr_nonnull(r.c);
+		ck_assert_int_eq(ctx_thread_create(&t, ctx_background(),
+						   racer_fn, &r), 0);
+		spin(rnd(&seed) % 8000);
+		e = ctx_thread_join(r.c, t, &res);
+		if (e == 0) {
+			joined++;
+			ck_assert_msg(res == &r, "round %d: result %p", i, res);
+		} else {
+			refused++;
+			ck_assert_msg(e == CTX_CANCELED, "round %d: join %d",
+				      i, e);
+			ck_assert_msg(res == NULL, "round %d: result set", i);
+			e = ctx_thread_join(ctx_background(), t, &res);
+			ck_assert_msg(e == 0 && res == &r,
+				      "round %d: second join %d, %p", i, e,
+				      res);
+		}
+		ctx_release(r.c);
+	}
+	ck_assert_int_eq(joined + refused, rounds);
+}
+END_TEST
+
+START_TEST(test_thread_null)
+{
+	ctx_thread_t *t = NULL;
+	sem_t go;
+
+	ck_assert_int_eq(ctx_thread_create(NULL, ctx_background(), return_arg,
+					   NULL), EINVAL);
+	ck_assert_int_eq(ctx_thread_create(&t, NULL, return_arg, NULL),
+			 EINVAL);
+	ck_assert_int_eq(ctx_thread_create(&t, ctx_background(), NULL, NULL),
+			 EINVAL);
+	ck_assert_ptr_null(t);
+
+	sem_init(&go, 0, 0);
+	ck_assert_int_eq(ctx_thread_create(&t, ctx_background(), block_on_sem,
+					   &go), 0);
+	ck_assert_int_eq(ctx_thread_join(NULL, t, NULL), EINVAL);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), NULL, NULL), EINVAL);
+	ck_assert_int_eq(ctx_thread_detach(NULL), EINVAL);
+	sem_post(&go);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, NULL), 0);
+	sem_destroy(&go);
+}
+END_TEST
+
+/* ---- wait groups ----------------------------------------------------- */
+
+/* A counter at zero: wait returns 0 at once. */
+START_TEST(test_wg_zero)
+{
+	ctx_wg_t *wg = ctx_wg_new();
+	ctx_t *c = ctx_with_timeout(ctx_background(), LONG_WAIT);
+	int64_t t0 = ctx_now();
+
+	ck_assert_ptr_nonnull(wg);
+	ck_assert_int_eq(ctx_wg_wait(ctx_background(), wg), 0);
+	ck_assert_int_eq(ctx_wg_wait(c, wg), 0);
+	ctx_wg_add(wg, 3);
+	ctx_wg_add(wg, -3);
+	ck_assert_int_eq(ctx_wg_wait(c, wg), 0);
+	ck_assert_double_lt(tu_ms_since(t0), SLOW_MS);
+	ctx_release(c);
+	ctx_wg_free(wg);
+}
+END_TEST
+
+/* A wait with a timeout while the counter is up ends with the deadline;
+ * once the counter reaches zero it returns 0. */
+START_TEST(test_wg_timeout)
+{
+	ctx_wg_t *wg = ctx_wg_new();
+	ctx_t *c;
+	int64_t t0;
+
+	ctx_wg_add(wg, 2);
+	c = ctx_with_timeout(ctx_background(), 30 * CTX_MSEC);
+	t0 = ctx_now();
+	ck_assert_int_eq(ctx_wg_wait(c, wg), CTX_DEADLINE_EXCEEDED);
+	ck_assert_double_ge(tu_ms_since(t0), 25.0);
+	ctx_release(c);
+
+	ctx_wg_done(wg);
+	c = ctx_with_timeout(ctx_background(), 20 * CTX_MSEC);
+	ck_assert_int_eq(ctx_wg_wait(c, wg), CTX_DEADLINE_EXCEEDED);
+	ctx_release(c);
+
+	ctx_wg_done(wg);
+	c = ctx_with_timeout(ctx_background(), LONG_WAIT);
+	ck_assert_int_eq(ctx_wg_wait(c, wg), 0);
+	ck_assert_int_eq(ctx_wg_wait(ctx_background(), wg), 0);
+	ctx_release(c);
+	ctx_wg_free(wg);
+}
+END_TEST
+
+/* A wait on a context already done refuses, counter zero or not. */
+START_TEST(test_wg_done_context)
+{
+	ctx_wg_t *wg = ctx_wg_new();
+	ctx_t *c = ctx_with_cancel(ctx_background());
+
+	ctx_cancel(c);
+	ck_assert_int_eq(ctx_wg_wait(c, wg), CTX_CANCELED);
+	ctx_wg_add(wg, 1);
+	ck_assert_int_eq(ctx_wg_wait(c, wg), CTX_CANCELED);
+	ctx_wg_done(wg);
+	ck_assert_int_eq(ctx_wg_wait(ctx_background(), wg), 0);
+	ctx_release(c);
+	ctx_wg_free(wg);
+}
+END_TEST
+
+/* Waiters parked on a wait group, each recording its result and time. */
+struct wg_waiter {
+	pthread_t tid;
+	ctx_wg_t *wg;
+	ctx_t *ctx;
+	int64_t t0;
+	int err;
+	double ms;
+};
+
+static void *wg_waiter_main(void *p)
+{
+	struct wg_waiter *w = p;
+
+	w->err = ctx_wg_wait(w->ctx, w->wg);
+	w->ms = tu_ms_since(w->t0);
+	return NULL;
+}
+
+#define WAITERS 4
+
+static void start_waiters(struct wg_waiter *w, ctx_wg_t *wg, ctx_t *ctx)
+{
+	int64_t t0 = ctx_now();
+
+	for (int i = 0; i < WAITERS; i++) {
+		w[i] = (struct wg_waiter){ .wg = wg, .ctx = ctx, .t0 = t0,
+					   .err = -1 };
+		ck_assert_int_eq(pthread_create(&w[i].tid, NULL,
+						wg_waiter_main, &w[i]), 0);
+	}
+}
+
+static void join_waiters(struct wg_waiter *w)
+{
+	for (int i = 0; i < WAITERS; i++)
+		ck_assert_int_eq(pthread_join(w[i].tid, NULL), 0);
+}
+
+/* Every parked waiter wakes when the counter reaches zero. */
+START_TEST(test_wg_wakes_all)
+{
+	ctx_wg_t *wg = ctx_wg_new();
+	ctx_t *c = ctx_with_timeout(ctx_background(), LONG_WAIT);
+	struct wg_waiter w[WAITERS];
+
+	ctx_wg_add(wg, 2);
+	start_waiters(w, wg, c);
+	tu_sleep_ns(30 * CTX_MSEC);
+	ctx_wg_done(wg);
+	tu_sleep_ns(10 * CTX_MSEC);
+	ctx_wg_done(wg);
+	join_waiters(w);
+	for (int i = 0; i < WAITERS; i++) {
+		ck_assert_int_eq(w[i].err, 0);
+		ck_assert_double_ge(w[i].ms, 35.0);
+		ck_assert_double_lt(w[i].ms, SLOW_MS);
+	}
+	ctx_release(c);
+	ctx_wg_free(wg);
+}
+END_TEST
+
+/* Cancelling the waiters' context releases them; the counter is kept. */
+START_TEST(test_wg_cancel_wait)
+{
+	ctx_wg_t *wg = ctx_wg_new();
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	ctx_t *short_ctx;
+	struct wg_waiter w[WAITERS];
+
+	ctx_wg_add(wg, 1);
+	start_waiters(w, wg, c);
+	tu_sleep_ns(20 * CTX_MSEC);
+	ctx_cancel(c);
+	join_waiters(w);
+	for (int i = 0; i < WAITERS; i++) {
+		ck_assert_int_eq(w[i].err, CTX_CANCELED);
+		ck_assert_double_ge(w[i].ms, 15.0);
+		ck_assert_double_lt(w[i].ms, SLOW_MS);
+	}
+	short_ctx = ctx_with_timeout(ctx_background(), 10 * CTX_MSEC);
+	ck_assert_int_eq(ctx_wg_wait(short_ctx, wg), CTX_DEADLINE_EXCEEDED);
+	ctx_wg_done(wg);
+	ck_assert_int_eq(ctx_wg_wait(ctx_background(), wg), 0);
+	ctx_release(short_ctx);
+	ctx_release(c);
+	ctx_wg_free(wg);
+}
+END_TEST
+
+/* Many workers, each counting itself before it calls done: the wait
+ * returns only after every increment. */
+struct wg_work {
+	ctx_wg_t *wg;
+	atomic_int count;
+};
+
+static void *wg_worker(ctx_t *ctx, void *arg)
+{
+	struct wg_work *w = arg;
+
+	ctx_sleep(ctx, CTX_MSEC);
+	atomic_fetch_add(&w->count, 1);
+	ctx_wg_done(w->wg);
+	return NULL;
+}
+
+#define WORKERS 64
+
+START_TEST(test_wg_many_workers)
+{
+	int base = tu_count_threads();
+	struct wg_work w = { .wg = ctx_wg_new() };
+	ctx_t *c = ctx_with_timeout(ctx_background(), LONG_WAIT);
+
+	ctx_wg_add(w.wg, WORKERS);
+	for (int i = 0; i < WORKERS; i++) {
+		ctx_thread_t *t;
+
+		ck_assert_int_eq(ctx_thread_create(&t, c, wg_worker, &w), 0);
+		ck_assert_int_eq(ctx_thread_detach(t), 0);
+	}
+	ck_assert_int_eq(ctx_wg_wait(c, w.wg), 0);
+	ck_assert_int_eq(atomic_load(&w.count), WORKERS);
+	ck_assert_int_eq(tu_settle_threads(base, 5 * CTX_SEC), base);
+	ctx_release(c);
+	ctx_wg_free(w.wg);
+}
+END_TEST
+
+/* Run fn with stderr going to a pipe; what it wrote, in buf. */
+static void capture_stderr(void (*fn)(void *), void *arg, char *buf,
+			   size_t len)
+{
+	int p[2], saved;
+	ssize_t n;
+
+	fflush(stderr);
+	ck_assert_int_eq(pipe(p), 0);
+	saved = dup(STDERR_FILENO);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_ge(dup2(p[1], STDERR_FILENO), 0);
+	close(p[1]);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO); /* the pipe's last writer is gone */
+	close(saved);
+	n = read(p[0], buf, len - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+}
+
+static void wg_underflow(void *wg)
+{
+	ctx_wg_add(wg, -2);
+}
+
+/* A counter driven below zero is reported, wakes the waiters with EINVAL
+ * and makes every later wait fail with EINVAL. */
+START_TEST(test_wg_negative)
+{
+	ctx_wg_t *wg = ctx_wg_new();
+	ctx_t *c = ctx_with_timeout(ctx_background(), LONG_WAIT);
+	struct wg_waiter w[WAITERS];
+	char msg[256];
+
+	ctx_wg_add(wg, 1);
+	start_waiters(w, wg, c);
+	tu_sleep_ns(20 * CTX_MSEC);
+	capture_stderr(wg_underflow, wg, msg, sizeof(msg));
+	join_waiters(w);
+	for (int i = 0; i < WAITERS; i++) {
+		ck_assert_int_eq(w[i].err, EINVAL);
+		ck_assert_double_lt(w[i].ms, SLOW_MS);
+	}
+	ck_assert_msg(strstr(msg, "negative") != NULL, "stderr: \"%s\"", msg);
+	ck_assert_int_eq(ctx_wg_wait(c, wg), EINVAL);
+	ck_assert_int_eq(ctx_wg_wait(ctx_background(), wg), EINVAL);
+	ctx_release(c);
+	ctx_wg_free(wg);
+}
+END_TEST
+
+static void wg_done_at_zero(void *wg)
+{
+	ctx_wg_done(wg);
+}
+
+/* done on a fresh group is the same mistake. */
+START_TEST(test_wg_done_at_zero)
+{
+	ctx_wg_t *wg = ctx_wg_new();
+	char msg[256];
+
+	capture_stderr(wg_done_at_zero, wg, msg, sizeof(msg));
+	ck_assert_msg(strstr(msg, "negative") != NULL, "stderr: \"%s\"", msg);
+	ck_assert_int_eq(ctx_wg_wait(ctx_background(), wg), EINVAL);
+	ctx_wg_free(wg);
+}
+END_TEST
+
+START_TEST(test_wg_null)
+{
+	ctx_wg_t *wg = ctx_wg_new();
+
+	ck_assert_int_eq(ctx_wg_wait(NULL, wg), EINVAL);
+	ck_assert_int_eq(ctx_wg_wait(ctx_background(), NULL), EINVAL);
+	ctx_wg_add(NULL, 1); /* these must simply do nothing */
+	ctx_wg_done(NULL);
+	ctx_wg_free(NULL);
+	ck_assert_int_eq(ctx_wg_wait(ctx_background(), wg), 0);
+	ctx_wg_free(wg);
+}
+END_TEST
+
+/* ---- the suite ------------------------------------------------------- */
+
+static TCase *tcase(Suite *s, const char *name, double timeout)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_timeout(tc, timeout);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+Suite *suite_thread(void)
+{
+	Suite *s = suite_create("thread");
+	TCase *tc;
+
+	tc = tcase(s, "thread", 30);
+	tcase_add_test(tc, test_thread_result);
+	tcase_add_test(tc, test_thread_done_context);
+	tcase_add_test(tc, test_thread_own_reference);
+	tcase_add_test(tc, test_thread_release_cancels);
+	tcase_add_test(tc, test_thread_join_interrupted);
+	tcase_add_test(tc, test_thread_join_done_context);
+	tcase_add_test(tc, test_thread_detach);
+	tcase_add_test(tc, test_thread_detach_after_failed_join);
+	tcase_add_test(tc, test_thread_join_reaps);
+	tcase_add_test(tc, test_thread_null);
+
+	tc = tcase(s, "thread_race", 60);
+	tcase_add_test(tc, test_thread_join_race_exit);
+
+	tc = tcase(s, "wg", 30);
+	tcase_add_test(tc, test_wg_zero);
+	tcase_add_test(tc, test_wg_timeout);
+	tcase_add_test(tc, test_wg_done_context);
+	tcase_add_test(tc, test_wg_wakes_all);
+	tcase_add_test(tc, test_wg_cancel_wait);
+	tcase_add_test(tc, test_wg_many_workers);
+	tcase_add_test(tc, test_wg_negative);
+	tcase_add_test(tc, test_wg_done_at_zero);
+	tcase_add_test(tc, test_wg_null);
+
+	return s;
+}
