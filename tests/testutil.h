@@ -3,7 +3,12 @@
 #define CTX_TESTUTIL_H
 
 #include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "ctx.h"
 
@@ -24,6 +29,140 @@ static inline int tu_count_fds(void)
 static inline double tu_ms_since(int64_t t0)
 {
 	return (double)(ctx_now() - t0) / CTX_MSEC;
+}
+
+/* ---- added for the io, reactor and wait suites ----------------------- */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Sleep without entering the library, so the sleep itself cannot be what
+ * a test of the library observes. */
+static inline void tu_sleep_ns(int64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = ns / CTX_SEC,
+		.tv_nsec = ns % CTX_SEC,
+	};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* CTX_TEST_QUICK=1 (for valgrind) asks the heaviest tests to scale down. */
+static inline bool tu_quick(void)
+{
+	const char *q = getenv("CTX_TEST_QUICK");
+
+	return q && *q && strcmp(q, "0") != 0;
+}
+
+/*
+ * A thread that cancels a context after a delay: the usual way to end a
+ * call that the test's own thread is blocked in.  It holds a reference,
+ * so the test may release the context before joining.
+ */
+struct tu_canceller {
+	pthread_t thread;
+	ctx_t *ctx;
+	int64_t delay;
+};
+
+static inline void *tu__canceller_main(void *arg)
+{
+	struct tu_canceller *c = arg;
+
+	tu_sleep_ns(c->delay);
+	ctx_cancel(c->ctx);
+	return NULL;
+}
+
+/* 0 or pthread_create's error. */
+static inline int tu_cancel_after(struct tu_canceller *c, ctx_t *ctx,
+				  int64_t delay_ns)
+{
+	c->ctx = ctx_ref(ctx);
+	c->delay = delay_ns;
+	int e = pthread_create(&c->thread, NULL, tu__canceller_main, c);
+	if (e)
+		ctx_unref(ctx);
+	return e;
+}
+
+static inline void tu_canceller_join(struct tu_canceller *c)
+{
+	pthread_join(c->thread, NULL);
+	ctx_unref(c->ctx);
+}
+
+/* Timing assertions take the measured milliseconds and a half-open range;
+ * the ranges are generous because the machines that run this are shared. */
+#define tu_assert_ms(ms, lo, hi)                                            \
+	do {                                                                \
+		double ms__ = (ms);                                         \
+		ck_assert_msg(ms__ >= (lo) && ms__ < (hi),                  \
+			      "took %.1f ms, expected at least %g and "     \
+			      "under %g", ms__, (double)(lo), (double)(hi)); \
+	} while (0)
+
+/* The number of threads of this process (-1 if /proc is unreadable). */
+static inline int tu_count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 2; /* "." and ".." */
+}
+
+/* Poll until the process has `want` threads or timeout_ns passes; the
+ * last count.  A joined thread can linger in /proc/self/task for a
+ * moment after pthread_join returns (the kernel clears its tid before
+ * it is reaped), so exact counts need a grace period. */
+static inline int tu_settle_threads(int want, int64_t timeout_ns)
+{
+	int64_t end = ctx_now() + timeout_ns;
+	int n;
+	while ((n = tu_count_threads()) != want && ctx_now() < end)
+		tu_sleep_ns(CTX_MSEC);
+	return n;
+}
+
+/* Whether Check runs each test in its own process (CK_FORK unset or not
+ * "no"): only then does a test start with no thread but its own. */
+static inline bool tu_forked(void)
+{
+	const char *f = getenv("CK_FORK");
+	return !f || strcmp(f, "no") != 0;
+}
+
+/* Wait up to timeout_ns for c to be done; c's error then (0: not done). */
+static inline int tu_wait_done(ctx_t *c, int64_t timeout_ns)
+{
+	ctx_t *t = ctx_with_timeout(c, timeout_ns);
+	if (!t)
+		return -1;
+	ctx_wait(t);
+	ctx_release(t);
+	return ctx_err(c);
+}
+
+/* ---- added for the stress and faults suites -------------------------- */
+
+/* Whether the process runs under valgrind, which preloads its own
+ * libraries: timing tolerances and workloads scale down for it. */
+static inline bool tu_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+
+	return p && strstr(p, "vgpreload");
 }
 
 #endif
