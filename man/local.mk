@@ -1,0 +1,1 @@
+# Manual pages (section 3), installed by make install.
