@@ -211,6 +211,7 @@ static const long libctx_calls[] = {
 	SYS_epoll_pwait2,
 #endif
 	SYS_futex,
+	SYS_io_uring_enter, /* the io_uring backend (CTX_BACKEND=io_uring) */
 	-1,
 };
 

@@ -98,7 +98,8 @@ CTX_API ctx_t *ctx_with_signals(ctx_t *parent, const sigset_t *signals);
 
 /* Cancel ctx and all its descendants with CTX_CANCELED.  Idempotent; the
  * first cancellation wins with its cause.  A no-op on contexts that
- * cannot be cancelled (roots, values over roots, without-cancel). */
+ * cannot be cancelled: roots, without-cancel, and value contexts (as in
+ * Go, a value context has no cancel of its own; cancel its parent). */
 CTX_API void ctx_cancel(ctx_t *ctx);
 CTX_API void ctx_cancel_cause(ctx_t *ctx, int cause);
 
@@ -144,7 +145,8 @@ CTX_API const char *ctx_strerror(int err);
 
 /* The chain as Go's String() prints it, e.g.
  * "context.Background.WithCancel.WithValue(key=0x..., val=0x...)".
- * snprintf-like: returns the length the full text needs. */
+ * snprintf-like: returns the length the full text needs; -1 with errno
+ * EINVAL (NULL context, or NULL buf with len > 0) or ENOMEM. */
 CTX_API int ctx_format(ctx_t *ctx, char *buf, size_t len);
 
 /* ---------------------------------------------------------------------
@@ -172,6 +174,8 @@ CTX_API int ctx_poll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds,
 CTX_API ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len);
 /* Writes all len bytes unless an error or the context stops it first. */
 CTX_API ssize_t ctx_write(ctx_t *ctx, int fd, const void *buf, size_t len);
+/* recv(2); MSG_DONTWAIT never waits, MSG_WAITALL waits for all len bytes
+ * (or end of stream).  ctx_send, like ctx_write, sends all len bytes. */
 CTX_API ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len,
                          int flags);
 CTX_API ssize_t ctx_send(ctx_t *ctx, int fd, const void *buf, size_t len,
@@ -192,7 +196,8 @@ CTX_API pid_t ctx_waitpid(ctx_t *ctx, pid_t pid, int *status, int options);
 typedef struct ctx_thread ctx_thread_t;
 
 /* Start fn(ctx, arg) on a new thread that holds its own reference to ctx
- * until fn returns: the caller may release its own at once.  Returns 0 or
+ * until fn returns: the caller may release its own at once.  fn must
+ * return (not call pthread_exit), or joiners wait forever.  Returns 0 or
  * an error number (EINVAL, ENOMEM, EAGAIN). */
 CTX_API int ctx_thread_create(ctx_thread_t **t, ctx_t *ctx,
 			      void *(*fn)(ctx_t *ctx, void *arg), void *arg);
@@ -264,7 +269,8 @@ CTX_API bool ctx_after_stop(ctx_after_t *a);
  * Runtime
  * ------------------------------------------------------------------- */
 
-/* "epoll" or "io_uring": the backend this thread's waits use. */
+/* "epoll" or "io_uring": the backend this process's waits use, chosen
+ * once by CTX_BACKEND=epoll|io_uring (epoll when io_uring is refused). */
 CTX_API const char *ctx_backend(void);
 
 /* ---------------------------------------------------------------------

@@ -1,1 +1,92 @@
 # Manual pages (section 3), installed by make install.
+#
+# One page per family of functions, plus ctx.3 (the overview); every other
+# exported function, and CTX_AUTO, has a one-line page that sources its
+# family page (.so man3/FAMILY.3), so that "man ctx_write" works.
+# man/check-man.sh (a test) fails when an exported ctx_ function of the
+# built library has no page listed here, or a page does not format cleanly.
+
+# The overview and the family pages.
+dist_man3_MANS = \
+	man/ctx.3 \
+	man/ctx_with_cancel.3 \
+	man/ctx_err.3 \
+	man/ctx_done_fd.3 \
+	man/ctx_with_signals.3 \
+	man/ctx_wait.3 \
+	man/ctx_read.3 \
+	man/ctx_accept.3 \
+	man/ctx_waitpid.3 \
+	man/ctx_thread_create.3 \
+	man/ctx_wg_new.3 \
+	man/ctx_group_new.3 \
+	man/ctx_chan_new.3 \
+	man/ctx_after_func.3 \
+	man/ctx_backend.3
+
+# Aliases: each holds only ".so man3/FAMILY.3".
+# aliases of man/ctx_with_cancel.3
+dist_man3_MANS += \
+	man/ctx_background.3 \
+	man/ctx_todo.3 \
+	man/ctx_with_deadline.3 \
+	man/ctx_with_timeout.3 \
+	man/ctx_with_deadline_cause.3 \
+	man/ctx_with_timeout_cause.3 \
+	man/ctx_with_value.3 \
+	man/ctx_without_cancel.3 \
+	man/ctx_cancel.3 \
+	man/ctx_cancel_cause.3 \
+	man/ctx_ref.3 \
+	man/ctx_unref.3 \
+	man/ctx_release.3 \
+	man/CTX_AUTO.3
+# aliases of man/ctx_err.3
+dist_man3_MANS += \
+	man/ctx_cause.3 \
+	man/ctx_deadline.3 \
+	man/ctx_value.3 \
+	man/ctx_strerror.3 \
+	man/ctx_format.3 \
+	man/ctx_now.3
+# aliases of man/ctx_wait.3
+dist_man3_MANS += \
+	man/ctx_sleep.3 \
+	man/ctx_poll.3
+# aliases of man/ctx_read.3
+dist_man3_MANS += \
+	man/ctx_write.3 \
+	man/ctx_recv.3 \
+	man/ctx_send.3
+# aliases of man/ctx_accept.3
+dist_man3_MANS += \
+	man/ctx_connect.3
+# aliases of man/ctx_thread_create.3
+dist_man3_MANS += \
+	man/ctx_thread_join.3 \
+	man/ctx_thread_detach.3
+# aliases of man/ctx_wg_new.3
+dist_man3_MANS += \
+	man/ctx_wg_add.3 \
+	man/ctx_wg_done.3 \
+	man/ctx_wg_wait.3 \
+	man/ctx_wg_free.3
+# aliases of man/ctx_group_new.3
+dist_man3_MANS += \
+	man/ctx_group_ctx.3 \
+	man/ctx_group_set_limit.3 \
+	man/ctx_group_go.3 \
+	man/ctx_group_wait.3 \
+	man/ctx_group_free.3
+# aliases of man/ctx_chan_new.3
+dist_man3_MANS += \
+	man/ctx_chan_send.3 \
+	man/ctx_chan_recv.3 \
+	man/ctx_chan_close.3 \
+	man/ctx_chan_free.3
+# aliases of man/ctx_after_func.3
+dist_man3_MANS += \
+	man/ctx_after_stop.3
+
+TESTS += man/check-man.sh
+EXTRA_DIST += man/check-man.sh

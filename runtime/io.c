@@ -298,8 +298,8 @@ static ssize_t run(ctx_t *ctx, struct op *o)
 }
 
 /* Writes go on until all bytes are out, as write(2) on a blocking
- * descriptor does; once some went out, an error or the context's end
- * returns the count so far. */
+ * descriptor does, and so does recv with MSG_WAITALL; once some bytes
+ * moved, an error or the context's end returns the count so far. */
 static ssize_t run_all(ctx_t *ctx, struct op *o)
 {
 	const char *p = o->buf;
@@ -310,6 +310,8 @@ static ssize_t run_all(ctx_t *ctx, struct op *o)
 		ssize_t n = run(ctx, o);
 		if (n < 0)
 			return done ? (ssize_t)done : -1;
+		if (n == 0 && left > 0 && o->events == EPOLLIN)
+			break; /* end of stream: MSG_WAITALL returns short */
 		done += (size_t)n;
 		left -= (size_t)n;
 	} while (left > 0);
@@ -337,6 +339,10 @@ ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len, int flags)
 			.buf = buf, .len = len, .flags = flags };
 	if (flags & MSG_DONTWAIT) /* the caller asked not to wait */
 		return ctx_err(ctx) ? fail(ctx_err(ctx)) : call_recv(&o);
+	if (flags & MSG_WAITALL) { /* the wait is ours: loop for all */
+		o.flags &= ~MSG_WAITALL;
+		return run_all(ctx, &o);
+	}
 	return run(ctx, &o);
 }
 
@@ -391,6 +397,28 @@ static int connect_wait(ctx_t *ctx, int fd)
 	}
 }
 
+/* One connect, waited out.  A UNIX socket whose listener's backlog is
+ * full says EAGAIN instead of EINPROGRESS, and there is nothing to poll
+ * for: a caller that asked to block is made to wait by trying again at
+ * growing intervals (1 ms up to 50 ms) until the context ends. */
+static int connect_try(ctx_t *ctx, int fd, const struct sockaddr *addr,
+		       socklen_t addrlen, bool blocking)
+{
+	int64_t step = CTX_MSEC;
+	for (;;) {
+		if (connect(fd, addr, addrlen) == 0)
+			return 0;
+		if (errno == EINPROGRESS || errno == EINTR)
+			return connect_wait(ctx, fd);
+		if (errno != EAGAIN || !blocking)
+			return errno;
+		int e = ctx_sleep(ctx, step);
+		if (e)
+			return e;
+		step = step < 50 * CTX_MSEC ? 2 * step : step;
+	}
+}
+
 /* connect(2) has no per-call non-blocking form either.  A blocking socket
  * is made non-blocking for the duration of the call and restored after:
  * a socket that is still connecting is of no use to another thread. */
@@ -405,10 +433,7 @@ int ctx_connect(ctx_t *ctx, int fd, const struct sockaddr *addr,
 		return -1;
 	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -1;
-	e = 0;
-	if (connect(fd, addr, addrlen) < 0)
-		e = errno == EINPROGRESS || errno == EINTR ?
-			    connect_wait(ctx, fd) : errno;
+	e = connect_try(ctx, fd, addr, addrlen, !(fl & O_NONBLOCK));
 	if (!(fl & O_NONBLOCK))
 		fcntl(fd, F_SETFL, fl);
 	return e ? (int)fail(e) : 0;

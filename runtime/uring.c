@@ -1,6 +1,6 @@
 /*
  * The io_uring backend: the same waits as the epoll one, and transfers on
- * regular files, FIFOs and terminals that a context can interrupt.
+ * regular files that a context can interrupt (io.c sends them here).
  *
  * Chosen once per process: CTX_BACKEND=io_uring asks for it, and it is
  * used if a ring can be made (a kernel without io_uring, or a seccomp

@@ -12,9 +12,9 @@
  *
  * A waker pops a node, fills in its result, sets done and wakes it: all
  * under the lock, so a waiter that was cancelled at the same moment sees
- * done and knows the operation happened.  No wake-up is lost: the wake
- * is an eventfd write the parked thread's epoll has not yet collected,
- * whether or not it already sleeps.
+ * done and knows the operation happened.  No wake-up is lost: the thread
+ * took its wake-up token in ctx__waitq_push, before any waker could find
+ * it (see reactor.c, "Waking").
  */
 #ifndef CTX_WAITQ_H
 #define CTX_WAITQ_H
