@@ -1,1 +1,56 @@
 # Examples: built by make, checked by make check (see examples/README).
+# They link against libctx.la, the installed library's shape, and use only
+# the public header <ctx.h>.
+
+noinst_PROGRAMS += \
+	examples/workers \
+	examples/timeout \
+	examples/propagation \
+	examples/waitgroup \
+	examples/foreign_loop \
+	examples/slowloris
+
+examples_workers_SOURCES = examples/workers.c
+examples_workers_LDADD = libctx.la
+examples_timeout_SOURCES = examples/timeout.c
+examples_timeout_LDADD = libctx.la
+examples_propagation_SOURCES = examples/propagation.c
+examples_propagation_LDADD = libctx.la
+examples_waitgroup_SOURCES = examples/waitgroup.c
+examples_waitgroup_LDADD = libctx.la
+examples_foreign_loop_SOURCES = examples/foreign_loop.c
+examples_foreign_loop_LDADD = libctx.la
+# A test client for httpd's header deadline.
+examples_slowloris_SOURCES = examples/slowloris.c
+examples_slowloris_LDADD = libctx.la
+
+if HAVE_LIBUV
+noinst_PROGRAMS += examples/foreign_loop_uv
+examples_foreign_loop_uv_SOURCES = examples/foreign_loop_uv.c
+examples_foreign_loop_uv_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS)
+examples_foreign_loop_uv_LDADD = libctx.la $(LIBUV_LIBS)
+endif
+
+if HAVE_HTTP_PARSER
+noinst_PROGRAMS += examples/httpd
+examples_httpd_SOURCES = examples/httpd.c
+examples_httpd_LDADD = libctx.la $(HTTP_PARSER_LIBS)
+endif
+
+# The tests run the programs with real clients; each skips (exit 77) when
+# what it needs was not built or is not installed.
+EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh
+TESTS += $(EXAMPLE_TESTS)
+EXTRA_DIST += $(EXAMPLE_TESTS) \
+	examples/README examples/bench-httpd.sh examples/bench-httpd.lua
+
+# Load: wrk against httpd's /fast (`make bench-httpd`; needs wrk).
+.PHONY: bench-httpd
+if HAVE_HTTP_PARSER
+bench-httpd: examples/httpd$(EXEEXT)
+	@bash $(srcdir)/examples/bench-httpd.sh ./examples/httpd$(EXEEXT) \
+		$(srcdir)/examples/bench-httpd.lua '$(WRK)'
+else
+bench-httpd:
+	@echo "bench-httpd: skipped: httpd was not built (no http-parser)"
+endif

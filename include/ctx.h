@@ -172,7 +172,9 @@ CTX_API int ctx_poll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds,
                      int64_t timeout_ns);
 
 CTX_API ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len);
-/* Writes all len bytes unless an error or the context stops it first. */
+/* Writes all len bytes unless an error or the context stops it first.
+ * Like write(2), it raises SIGPIPE on a socket whose peer is gone; use
+ * ctx_send(..., MSG_NOSIGNAL) to get EPIPE alone. */
 CTX_API ssize_t ctx_write(ctx_t *ctx, int fd, const void *buf, size_t len);
 /* recv(2); MSG_DONTWAIT never waits, MSG_WAITALL waits for all len bytes
  * (or end of stream).  ctx_send, like ctx_write, sends all len bytes. */
@@ -180,7 +182,11 @@ CTX_API ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len,
                          int flags);
 CTX_API ssize_t ctx_send(ctx_t *ctx, int fd, const void *buf, size_t len,
                          int flags);
-/* accept4(2); flags are SOCK_NONBLOCK and SOCK_CLOEXEC. */
+/* accept4(2); flags are SOCK_NONBLOCK and SOCK_CLOEXEC.  accept4 has no
+ * per-call non-blocking form: on a blocking listener it waits for
+ * readiness, then accepts, and if another thread takes the connection in
+ * between that accept blocks where no context reaches it.  Give a
+ * listener that several threads accept on SOCK_NONBLOCK. */
 CTX_API int ctx_accept(ctx_t *ctx, int fd, struct sockaddr *addr,
                        socklen_t *addrlen, int flags);
 /* 0 once connected; -1 with the socket's own error (ECONNREFUSED, ...). */

@@ -108,6 +108,12 @@ static inline void ctx__waitq_finish_all(struct ctx__waitq *q, int result)
  * the context's error. */
 static inline int ctx__park(ctx_t *ctx, ctx__lock_t *lock)
 {
+	/* The token must predate every wake-up that can follow the unlock.
+	 * ctx__waitq_push took it for the first park; a park again (after
+	 * a stray wake-up) takes a fresh one here, under the lock: taken
+	 * after the unlock, it could already count the wake-up that
+	 * completes us, and we would sleep through it. */
+	ctx__reactor_prepare(ctx__reactor_self());
 	ctx__unlock(lock);
 	int e = ctx__wait_fd(ctx, -1, 0, CTX__NEVER);
 	ctx__lock(lock);

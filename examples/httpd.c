@@ -1,0 +1,836 @@
+/*
+ * httpd: a small HTTP/1.1 server in which every blocking call is a libctx
+ * call, so every wait has a context that can end it.
+ *
+ *	httpd [--addr A] [--port N] [--timeout MS] [--slow MS] [--grace MS]
+ *	      [--header-timeout MS] [--idle-timeout MS] [--write-timeout MS]
+ *	      [--max-conns N] [--quiet]
+ *
+ *	GET /fast   200 at once
+ *	GET /slow   --slow ms of work under a --timeout per-request deadline:
+ *	            200 if the work wins, 504 if the deadline does (and the
+ *	            work stops then: it does not run on after the answer)
+ *
+ * The contexts, as a Go server would have them:
+ *
+ *	background
+ *	 `- base            cancelled when the shutdown grace runs out
+ *	     |- stop        ctx_with_signals(SIGINT, SIGTERM): ends accept(),
+ *	     |   |          waits for the next request, and header reads
+ *	     |   `- header/idle deadlines of each connection's reads
+ *	     `- connection  (a value: the connection) -- one thread each
+ *	         `- request (a value: the request ID, logged on every line)
+ *	             |- per-request timeout: the handler's work
+ *	             `- write deadline: the answer
+ *
+ * So a signal stops accepting and closes idle connections at once, while
+ * requests being handled go on (they hang under base, not stop) until the
+ * grace period ends and base is cancelled.  One thread per connection
+ * (detached; a wait group counts them, a channel bounds them), HTTP
+ * parsed by http-parser, the port printed as the first line of stdout,
+ * the log on stderr.
+ */
+#include <arpa/inet.h>
+#include <ctx.h>
+#include <getopt.h>
+#include <http_parser.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_BODY (1 << 20)          /* larger bodies get 413 */
+#define WORK_STEP (100 * CTX_MSEC)  /* the slow work goes in steps */
+#define LINGER (500 * CTX_MSEC)     /* drain before closing on an error */
+
+/* ---- options and server state ---------------------------------------- */
+
+static struct {
+	struct in_addr addr;
+	int port;
+	int64_t timeout, slow, grace;
+	int64_t header_timeout, idle_timeout, write_timeout;
+	int max_conns;
+	bool quiet;           /* no access log line per request */
+} opt = {
+	.port = 8080,
+	.timeout = 2000 * CTX_MSEC,
+	.slow = 3000 * CTX_MSEC,
+	.grace = 5000 * CTX_MSEC,
+	.header_timeout = 5000 * CTX_MSEC,
+	.idle_timeout = 30000 * CTX_MSEC,
+	.write_timeout = 10000 * CTX_MSEC,
+	.max_conns = 1000,
+};
+
+static struct {
+	int lfd;
+	ctx_t *base;          /* hard stop: cancelled after the grace */
+	ctx_t *stop;          /* soft stop: SIGINT or SIGTERM */
+	ctx_wg_t *conns;      /* one count per connection thread */
+	ctx_chan_t *slots;    /* holds a token per open connection */
+	atomic_ulong next_conn, next_req;
+	int64_t started;
+} srv = { .lfd = -1 };
+
+/* Context keys: compared by address, private to this file. */
+static const char conn_key, req_key;
+
+/* ---- connections and requests ---------------------------------------- */
+
+struct request {
+	char id[24];          /* X-Request-Id, and the log's tag */
+	char url[2048];
+	size_t url_len;
+	size_t body_len;
+	size_t bytes;         /* parsed so far */
+	bool url_too_long, body_too_large;
+	bool started, complete, keep_alive;
+};
+
+struct conn {
+	unsigned long id;
+	int fd;
+	unsigned long served;
+	char peer[INET_ADDRSTRLEN + 8];
+	http_parser parser;
+	struct request req;
+	char buf[8192];
+	size_t start, end;    /* bytes read, not yet parsed: buf[start, end) */
+};
+
+struct response {
+	int status;
+	const char *reason;
+	const char *extra;    /* more header lines, each ending in \r\n */
+	char body[256];
+	bool close;           /* Connection: close */
+	bool none;            /* send nothing: the connection is gone */
+};
+
+/* ---- logging ----------------------------------------------------------- */
+
+/* One line per call on stderr, tagged with what the context carries.
+ * Diagnostics, like Go's log package: plain stdio, not a libctx wait. */
+__attribute__((format(printf, 2, 3)))
+static void hlog(ctx_t *ctx, const char *fmt, ...)
+{
+	const struct conn *c = ctx ? ctx_value(ctx, &conn_key) : NULL;
+	const char *req = ctx ? ctx_value(ctx, &req_key) : NULL;
+	char tag[64] = "", msg[512];
+	va_list ap;
+
+	if (c && req)
+		snprintf(tag, sizeof(tag), "[conn-%lu %s] ", c->id, req);
+	else if (c)
+		snprintf(tag, sizeof(tag), "[conn-%lu] ", c->id);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "httpd: %8.3f %s%s\n",
+		(double)(ctx_now() - srv.started) / CTX_SEC, tag, msg);
+}
+
+static long long ms(int64_t ns)
+{
+	return (long long)(ns / CTX_MSEC);
+}
+
+/* ---- parsing: http-parser callbacks ------------------------------------ */
+
+static int on_message_begin(http_parser *p)
+{
+	struct request *r = &((struct conn *)p->data)->req;
+
+	r->started = true;
+	return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+	struct request *r = &((struct conn *)p->data)->req;
+
+	if (len >= sizeof(r->url) - r->url_len) {
+		r->url_too_long = true;
+		return 1; /* stops the parser: answered with 414 */
+	}
+	memcpy(r->url + r->url_len, at, len);
+	r->url_len += len;
+	r->url[r->url_len] = '\0';
+	return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+	struct request *r = &((struct conn *)p->data)->req;
+
+	r->keep_alive = http_should_keep_alive(p);
+	return 0;
+}
+
+/* Bodies are read (so the next request on the connection parses) and
+ * dropped: no endpoint takes one. */
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+	struct request *r = &((struct conn *)p->data)->req;
+
+	(void)at;
+	r->body_len += len;
+	if (r->body_len > MAX_BODY) {
+		r->body_too_large = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* One request at a time: pause, so that bytes of a pipelined next
+ * request stay in the buffer until this one is answered. */
+static int on_message_complete(http_parser *p)
+{
+	struct request *r = &((struct conn *)p->data)->req;
+
+	r->complete = true;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings parser_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+enum { PARSE_MORE, PARSE_DONE, PARSE_BAD };
+
+/* Feed the buffered bytes to the parser. */
+static int parse(struct conn *c)
+{
+	size_t n = http_parser_execute(&c->parser, &parser_settings,
+				       c->buf + c->start, c->end - c->start);
+	enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+
+	c->start += n;
+	c->req.bytes += n;
+	if (e == HPE_PAUSED) {
+		http_parser_pause(&c->parser, 0); /* ready for the next */
+		return PARSE_DONE;
+	}
+	if (e != HPE_OK)
+		return PARSE_BAD;
+	return c->req.complete ? PARSE_DONE : PARSE_MORE;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+enum { READ_OK, READ_BAD, READ_CLOSE };
+
+/* Between requests: wait for the first byte of the next one, until the
+ * idle deadline or the server's stop.  The bytes of a pipelined request
+ * may be buffered already. */
+static bool wait_idle(ctx_t *cctx, struct conn *c)
+{
+	if (c->start < c->end)
+		return true;
+	CTX_AUTO ctx_t *idle = ctx_with_timeout(srv.stop, opt.idle_timeout);
+	if (!idle) {
+		hlog(cctx, "idle context: %s", strerror(errno));
+		return false;
+	}
+	ssize_t n = ctx_read(idle, c->fd, c->buf, sizeof(c->buf));
+	if (n > 0) {
+		c->start = 0;
+		c->end = (size_t)n;
+		return true;
+	}
+	if (n < 0 && errno == CTX_DEADLINE_EXCEEDED)
+		hlog(cctx, "idle for %lld ms: closing", ms(opt.idle_timeout));
+	else if (n < 0 && errno == CTX_CANCELED)
+		hlog(cctx, "shutting down: closing idle connection");
+	else if (n < 0)
+		hlog(cctx, "read: %s", strerror(errno));
+	return false;
+}
+
+static void read_failed(ctx_t *req, struct conn *c, int e)
+{
+	if (e == CTX_DEADLINE_EXCEEDED)
+		hlog(req, "no complete request within %lld ms (%zu bytes "
+			  "in): closing", ms(opt.header_timeout),
+		     c->req.bytes);
+	else if (e == CTX_CANCELED)
+		hlog(req, "shutting down: closing unfinished request");
+	else
+		hlog(req, "read: %s", strerror(e));
+}
+
+/* Read until one whole request is parsed.  The deadline runs from the
+ * request's first byte (from the accept for a new connection) and is not
+ * moved by bytes trickling in: a client that never finishes its headers
+ * is closed when it passes (slowloris). */
+static int read_request(ctx_t *req, struct conn *c)
+{
+	CTX_AUTO ctx_t *rd = ctx_with_timeout(srv.stop, opt.header_timeout);
+	if (!rd) {
+		hlog(req, "read context: %s", strerror(errno));
+		return READ_CLOSE;
+	}
+	for (;;) {
+		if (c->start < c->end) {
+			int r = parse(c);
+			if (r == PARSE_DONE)
+				return READ_OK;
+			if (r == PARSE_BAD)
+				return READ_BAD;
+		}
+		ssize_t n = ctx_read(rd, c->fd, c->buf, sizeof(c->buf));
+		if (n < 0) {
+			read_failed(req, c, errno);
+			return READ_CLOSE;
+		}
+		if (n == 0) {
+			if (c->req.started)
+				hlog(req, "client closed mid-request");
+			return READ_CLOSE;
+		}
+		c->start = 0;
+		c->end = (size_t)n;
+	}
+}
+
+/* ---- handlers ----------------------------------------------------------- */
+
+static void reply(struct response *res, int status, const char *reason,
+		  const char *body)
+{
+	res->status = status;
+	res->reason = reason;
+	snprintf(res->body, sizeof(res->body), "%s", body);
+}
+
+/*
+ * The slow "work": opt.slow of it in steps, each a wait the request's
+ * context ends.  The wait also watches the client's side of the socket
+ * for a hang-up (POLLRDHUP), so work for a client that went away stops
+ * too, as Go's r.Context() is cancelled when the client disconnects.
+ * Returns 0 when done, the context's error, or ECONNRESET.
+ */
+static int work(ctx_t *ctx, int fd, int64_t total, int *steps)
+{
+	int64_t end = ctx_now() + total;
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	*steps = 0;
+	for (int64_t now; (now = ctx_now()) < end; (*steps)++) {
+		int64_t step = end - now < WORK_STEP ? end - now : WORK_STEP;
+		int n = ctx_poll(ctx, &p, 1, step);
+
+		if (n < 0)
+			return errno;
+		if (n > 0)
+			return ECONNRESET;
+	}
+	return 0;
+}
+
+static void handle_slow(ctx_t *ctx, struct conn *c, struct response *res)
+{
+	int64_t t0 = ctx_now();
+	int steps, e = work(ctx, c->fd, opt.slow, &steps);
+	long long took = ms(ctx_now() - t0);
+
+	if (!e) {
+		hlog(ctx, "work done in %lld ms", took);
+		reply(res, 200, "OK", "slow work done\n");
+		return;
+	}
+	hlog(ctx, "work stopped after %lld ms (%d steps): %s", took, steps,
+	     e == ECONNRESET ? "client went away" : ctx_strerror(e));
+	if (e == CTX_DEADLINE_EXCEEDED) {
+		reply(res, 504, "Gateway Timeout", "timeout\n");
+	} else {
+		/* Cancelled (the grace ran out) or the client is gone:
+		 * nobody to answer. */
+		res->none = true;
+	}
+}
+
+static bool path_is(const char *url, const struct http_parser_url *u,
+		    const char *path)
+{
+	size_t len = strlen(path);
+
+	return u->field_data[UF_PATH].len == len &&
+	       !memcmp(url + u->field_data[UF_PATH].off, path, len);
+}
+
+/* Route one request.  ctx is the request's context with its timeout. */
+static void route(ctx_t *ctx, struct conn *c, struct response *res)
+{
+	const struct request *r = &c->req;
+	unsigned method = c->parser.method;
+	struct http_parser_url u;
+
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(r->url, r->url_len, 0, &u) ||
+	    !(u.field_set & (1 << UF_PATH))) {
+		reply(res, 400, "Bad Request", "bad request: invalid URL\n");
+		return;
+	}
+	bool fast = path_is(r->url, &u, "/fast");
+	bool slow = path_is(r->url, &u, "/slow");
+	if (!fast && !slow && !path_is(r->url, &u, "/")) {
+		reply(res, 404, "Not Found", "not found\n");
+	} else if (method != HTTP_GET && method != HTTP_HEAD) {
+		res->extra = "Allow: GET, HEAD\r\n";
+		reply(res, 405, "Method Not Allowed", "method not allowed\n");
+	} else if (slow) {
+		handle_slow(ctx, c, res);
+	} else {
+		reply(res, 200, "OK", fast ? "fast\n" :
+		      "libctx httpd: GET /fast, GET /slow\n");
+	}
+}
+
+/* ---- answering ---------------------------------------------------------- */
+
+/* Write the answer under its own deadline: a client that does not read
+ * cannot hold the thread.  Returns false if it could not be sent. */
+static bool respond(ctx_t *req, struct conn *c, const struct response *res)
+{
+	bool head = c->parser.method == HTTP_HEAD;
+	size_t blen = strlen(res->body);
+	char out[1024];
+
+	int n = snprintf(out, sizeof(out),
+			 "HTTP/1.1 %d %s\r\n"
+			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Length: %zu\r\n"
+			 "Connection: %s\r\n"
+			 "X-Request-Id: %s\r\n"
+			 "%s\r\n%s",
+			 res->status, res->reason, blen,
+			 res->close ? "close" : "keep-alive", c->req.id,
+			 res->extra ? res->extra : "", head ? "" : res->body);
+	if (n < 0 || (size_t)n >= sizeof(out))
+		return false;
+	CTX_AUTO ctx_t *w = ctx_with_timeout(req, opt.write_timeout);
+	if (!w)
+		return false;
+	/* MSG_NOSIGNAL: a client gone is an error to see, not a SIGPIPE. */
+	ssize_t sent = ctx_send(w, c->fd, out, (size_t)n, MSG_NOSIGNAL);
+	if (sent == n)
+		return true;
+	hlog(req, "write: %s", sent < 0 ? ctx_strerror(errno) : "short");
+	return false;
+}
+
+/* After an error answer: stop writing, then drain for a moment so the
+ * client reads the answer before the close (closing with unread bytes
+ * would reset the connection and could destroy the answer in flight). */
+static void linger(ctx_t *ctx, int fd)
+{
+	char junk[1024];
+	CTX_AUTO ctx_t *t = ctx_with_timeout(ctx, LINGER);
+
+	if (!t || shutdown(fd, SHUT_WR) < 0)
+		return;
+	while (ctx_read(t, fd, junk, sizeof(junk)) > 0)
+		;
+}
+
+static void bad_request(ctx_t *req, struct conn *c)
+{
+	struct response res = { .close = true };
+	enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+	char body[160];
+
+	if (c->req.url_too_long) {
+		reply(&res, 414, "URI Too Long", "URI too long\n");
+	} else if (c->req.body_too_large) {
+		reply(&res, 413, "Payload Too Large", "body too large\n");
+	} else {
+		snprintf(body, sizeof(body), "bad request: %s\n",
+			 http_errno_description(e));
+		reply(&res, 400, "Bad Request", body);
+	}
+	hlog(req, "malformed request (%s): %d", http_errno_name(e),
+	     res.status);
+	if (respond(req, c, &res))
+		linger(req, c->fd);
+}
+
+/* A fresh request: a new ID, its parse state reset. */
+static void new_request(struct conn *c)
+{
+	unsigned long id = atomic_fetch_add(&srv.next_req, 1) + 1;
+
+	memset(&c->req, 0, sizeof(c->req));
+	snprintf(c->req.id, sizeof(c->req.id), "req-%lu", id);
+}
+
+/* Handle a parsed request and answer it.  False: close the connection. */
+static bool handle(ctx_t *req, struct conn *c)
+{
+	struct response res = { 0 };
+	int64_t t0 = ctx_now();
+	CTX_AUTO ctx_t *ctx = ctx_with_timeout(req, opt.timeout);
+
+	if (!ctx) {
+		hlog(req, "request context: %s", strerror(errno));
+		return false;
+	}
+	route(ctx, c, &res);
+	if (res.none) {
+		hlog(req, "%s %s -> no answer (%lld ms)",
+		     http_method_str(c->parser.method), c->req.url,
+		     ms(ctx_now() - t0));
+		return false;
+	}
+	if (!opt.quiet || res.status >= 500)
+		hlog(req, "%s %s -> %d (%lld ms)",
+		     http_method_str(c->parser.method), c->req.url,
+		     res.status, ms(ctx_now() - t0));
+	/* Once the server is stopping, finish this one and close. */
+	res.close = !c->req.keep_alive || c->parser.upgrade ||
+		    ctx_err(srv.stop);
+	c->served++;
+	return respond(req, c, &res) && !res.close;
+}
+
+/* Read one request and answer it.  False: close the connection. */
+static bool serve_one(ctx_t *cctx, struct conn *c)
+{
+	if (c->served > 0 && !wait_idle(cctx, c))
+		return false;
+	new_request(c);
+	CTX_AUTO ctx_t *req = ctx_with_value(cctx, &req_key, c->req.id);
+	if (!req) {
+		hlog(cctx, "request context: %s", strerror(errno));
+		return false;
+	}
+	switch (read_request(req, c)) {
+	case READ_OK:
+		return handle(req, c);
+	case READ_BAD:
+		bad_request(req, c);
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* Give back the connection's slot; the channel holds one token per
+ * open connection, so this never waits. */
+static void release_slot(void)
+{
+	char token;
+
+	ctx_chan_recv(ctx_background(), srv.slots, &token);
+}
+
+/* A connection's thread.  cctx carries the connection as a value. */
+static void *serve_conn(ctx_t *cctx, void *arg)
+{
+	struct conn *c = arg;
+
+	if (!opt.quiet)
+		hlog(cctx, "accepted from %s", c->peer);
+	while (serve_one(cctx, c))
+		;
+	if (!opt.quiet)
+		hlog(cctx, "closed after %lu requests", c->served);
+	close(c->fd);
+	free(c);
+	release_slot();
+	ctx_wg_done(srv.conns); /* last: main may be waiting for this */
+	return NULL;
+}
+
+/* ---- accepting ---------------------------------------------------------- */
+
+static struct conn *new_conn(int fd, const struct sockaddr_in *sa)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (!c)
+		return NULL;
+	c->id = atomic_fetch_add(&srv.next_conn, 1) + 1;
+	c->fd = fd;
+	inet_ntop(AF_INET, &sa->sin_addr, c->peer, INET_ADDRSTRLEN);
+	snprintf(c->peer + strlen(c->peer), 8, ":%u", ntohs(sa->sin_port));
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	/* Each answer is one send: do not hold it back for an ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return c;
+}
+
+/* Start the thread that serves fd.  Its context is base's child, not
+ * stop's: a request being handled survives the signal. */
+static int start_conn(int fd, const struct sockaddr_in *sa)
+{
+	struct conn *c = new_conn(fd, sa);
+	ctx_thread_t *t;
+	int e;
+
+	if (!c)
+		return ENOMEM;
+	ctx_t *cctx = ctx_with_value(srv.base, &conn_key, c);
+	if (!cctx) {
+		e = errno;
+		free(c);
+		return e;
+	}
+	ctx_wg_add(srv.conns, 1);
+	e = ctx_thread_create(&t, cctx, serve_conn, c);
+	ctx_release(cctx); /* the thread holds its own reference */
+	if (e) {
+		ctx_wg_done(srv.conns);
+		free(c);
+		return e;
+	}
+	(void)ctx_thread_detach(t); /* fails only for a NULL handle */
+	return 0;
+}
+
+/* Errors of accept4 that a moment's pause may cure (Go's net/http backs
+ * off on these too): out of descriptors or memory, an aborted client. */
+static bool temporary(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM ||
+	       e == ECONNABORTED || e == EPROTO || e == EPERM || e == EAGAIN;
+}
+
+/* Accept until stop ends.  Returns stop's error, or a fatal one. */
+static int accept_loop(void)
+{
+	for (;;) {
+		struct sockaddr_in sa;
+		socklen_t sl = sizeof(sa);
+		char token = 0;
+
+		/* A slot first: at max-conns, wait for one to close. */
+		int e = ctx_chan_send(srv.stop, srv.slots, &token);
+		if (e)
+			return e;
+		int fd = ctx_accept(srv.stop, srv.lfd, (struct sockaddr *)&sa,
+				    &sl, SOCK_CLOEXEC);
+		e = fd < 0 ? errno : start_conn(fd, &sa);
+		if (!e)
+			continue;
+		release_slot();
+		if (fd >= 0) {
+			hlog(NULL, "connection thread: %s", strerror(e));
+			close(fd);
+			e = EAGAIN; /* out of threads: back off */
+		}
+		if (!temporary(e))
+			return e;
+		hlog(NULL, "accept: %s; retrying in 100 ms", strerror(e));
+		if ((e = ctx_sleep(srv.stop, 100 * CTX_MSEC)))
+			return e;
+	}
+}
+
+/* ---- start and shutdown ------------------------------------------------- */
+
+static int listen_on(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)opt.port),
+				  .sin_addr = opt.addr };
+	socklen_t sl = sizeof(sa);
+	int one = 1;
+
+	srv.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			 0);
+	if (srv.lfd < 0 ||
+	    setsockopt(srv.lfd, SOL_SOCKET, SO_REUSEADDR, &one,
+		       sizeof(one)) < 0 ||
+	    bind(srv.lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(srv.lfd, 1024) < 0 ||
+	    getsockname(srv.lfd, (struct sockaddr *)&sa, &sl) < 0)
+		return -1;
+	opt.port = ntohs(sa.sin_port);
+	return 0;
+}
+
+/* The contexts of the server's life and what they share. */
+static int setup(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	srv.base = ctx_with_cancel(ctx_background());
+	srv.stop = srv.base ? ctx_with_signals(srv.base, &set) : NULL;
+	srv.conns = ctx_wg_new();
+	srv.slots = ctx_chan_new(1, (size_t)opt.max_conns);
+	if (!srv.base || !srv.stop || !srv.conns || !srv.slots)
+		return -1;
+	return 0;
+}
+
+/* Like Go's Shutdown: the listener is closed and idle connections end
+ * with stop; wait for the busy ones until the grace runs out, then
+ * cancel them and wait for their threads, which now end promptly. */
+static void drain(void)
+{
+	CTX_AUTO ctx_t *grace = ctx_with_timeout(ctx_background(), opt.grace);
+	int e = grace ? ctx_wg_wait(grace, srv.conns) : errno;
+
+	if (e) {
+		hlog(NULL, "grace period of %lld ms over: cancelling "
+			   "requests still running", ms(opt.grace));
+		ctx_cancel(srv.base);
+		e = ctx_wg_wait(ctx_background(), srv.conns);
+	}
+	if (e)
+		hlog(NULL, "waiting for connections: %s", strerror(e));
+}
+
+static void teardown(void)
+{
+	ctx_release(srv.stop); /* gives SIGINT and SIGTERM back */
+	ctx_release(srv.base);
+	if (srv.slots)
+		ctx_chan_free(srv.slots);
+	if (srv.conns)
+		ctx_wg_free(srv.conns);
+}
+
+/* Go raises the soft descriptor limit to the hard one at start; a
+ * thread per connection needs room for its socket and its waits. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: httpd [--addr A] [--port N] [--timeout MS] [--slow MS]"
+		" [--grace MS]\n"
+		"             [--header-timeout MS] [--idle-timeout MS]"
+		" [--write-timeout MS]\n"
+		"             [--max-conns N] [--quiet]\n");
+}
+
+static long long number(const char *name, long long max)
+{
+	char *end;
+	long long v = strtoll(optarg, &end, 10);
+
+	if (*optarg == '\0' || *end != '\0' || v < 0 || v > max) {
+		fprintf(stderr, "httpd: --%s: bad value '%s'\n", name, optarg);
+		exit(2);
+	}
+	return v;
+}
+
+/* A duration option, in milliseconds. */
+static int64_t msec(const char *name)
+{
+	return number(name, INT64_MAX / CTX_MSEC) * CTX_MSEC;
+}
+
+static void parse_addr(void)
+{
+	if (inet_pton(AF_INET, optarg, &opt.addr) != 1) {
+		fprintf(stderr, "httpd: --addr: not an IPv4 address: '%s'\n",
+			optarg);
+		exit(2);
+	}
+}
+
+static void parse_options(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "addr", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "slow", required_argument, NULL, 's' },
+		{ "grace", required_argument, NULL, 'g' },
+		{ "header-timeout", required_argument, NULL, 'H' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "write-timeout", required_argument, NULL, 'w' },
+		{ "max-conns", required_argument, NULL, 'm' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int o;
+
+	opt.addr.s_addr = htonl(INADDR_LOOPBACK);
+	while ((o = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+		switch (o) {
+		case 'a': parse_addr(); break;
+		case 'p': opt.port = (int)number("port", 65535); break;
+		case 't': opt.timeout = msec("timeout"); break;
+		case 's': opt.slow = msec("slow"); break;
+		case 'g': opt.grace = msec("grace"); break;
+		case 'H': opt.header_timeout = msec("header-timeout"); break;
+		case 'i': opt.idle_timeout = msec("idle-timeout"); break;
+		case 'w': opt.write_timeout = msec("write-timeout"); break;
+		case 'm': opt.max_conns = (int)number("max-conns", 1 << 20); break;
+		case 'q': opt.quiet = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind < argc || opt.max_conns < 1) {
+		usage(stderr);
+		exit(2);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	parse_options(argc, argv);
+	srv.started = ctx_now();
+	raise_nofile();
+	/* Before the first line: the test sends SIGINT once it reads it. */
+	if (setup() < 0 || listen_on() < 0) {
+		perror("httpd: start");
+		teardown();
+		return 1;
+	}
+	char addr[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &opt.addr, addr, sizeof(addr));
+	printf("listening on %d\n", opt.port);
+	fflush(stdout);
+	hlog(NULL, "listening on %s:%d (timeout %lld ms, slow %lld ms, "
+		   "header %lld ms, idle %lld ms, grace %lld ms)",
+	     addr, opt.port, ms(opt.timeout), ms(opt.slow),
+	     ms(opt.header_timeout), ms(opt.idle_timeout), ms(opt.grace));
+
+	int e = accept_loop();
+	close(srv.lfd);
+	if (e == CTX_CANCELED)
+		hlog(NULL, "signal: no longer accepting; waiting up to %lld ms "
+			   "for requests in flight", ms(opt.grace));
+	else
+		hlog(NULL, "accept: %s: shutting down", strerror(e));
+	drain();
+	teardown();
+	hlog(NULL, "bye");
+	return e != CTX_CANCELED;
+}

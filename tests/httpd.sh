@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# examples/httpd with real clients: curl, bash's /dev/tcp and
+# examples/slowloris, on 127.0.0.1 only.  Run by `make check` from the
+# build directory; about 15 s.  Skips (77) without httpd or curl.
+set -euo pipefail
+
+ex=${EXAMPLES:-examples}
+httpd=$ex/httpd
+if [ ! -x "$httpd" ]; then
+	echo "SKIP: $httpd is not built (no http-parser at configure time)"
+	exit 77
+fi
+CURL=${CURL:-$(command -v curl || true)}
+if [ -z "$CURL" ]; then
+	echo "SKIP: curl not found"
+	exit 77
+fi
+# Room for 200 slowloris connections on both sides.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 4096 2>/dev/null || true
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	local p
+	exec 3>&- 2>/dev/null || true
+	for p in "${pids[@]}"; do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail=0
+check() {
+	local what=$1
+	shift
+	if "$@"; then
+		echo "ok - $what"
+	else
+		echo "not ok - $what"
+		fail=1
+	fi
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+between() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+# Seconds as curl prints them, compared as milliseconds.
+sec_ms() { awk -v s="$1" 'BEGIN { printf "%d", s * 1000 }'; }
+
+# wait_for FILE PATTERN [TRIES]: poll (every 50 ms) until grep finds it.
+wait_for() {
+	local i
+	for i in $(seq "${3:-100}"); do
+		grep -qE -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# start NAME ARGS...: run httpd on a free port; sets $pid, $port, $log.
+start() {
+	local name=$1
+	shift
+	log=$tmp/$name.log
+	"$httpd" --port 0 "$@" >"$tmp/$name.out" 2>"$log" &
+	pid=$!
+	pids+=("$pid")
+	if ! wait_for "$tmp/$name.out" '^listening on [0-9]+$'; then
+		echo "Bail out! httpd $name did not start"
+		cat "$log"
+		exit 1
+	fi
+	port=$(sed -n '1s/^listening on \([0-9]*\)$/\1/p' "$tmp/$name.out")
+	echo "# httpd $name: pid $pid, port $port, $*"
+}
+
+# stop_wait LIMIT_MS: wait for $pid to exit; sets $rc (124: had to kill).
+stop_wait() {
+	local i
+	for i in $(seq $(($1 / 50))); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	rc=0
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid"
+		rc=124
+	fi
+	wait "$pid" || rc=$?
+}
+
+# get PATH: one request; sets $code, $ms (curl's total time) and $rid.
+get() {
+	local r
+	r=$("$CURL" -s -o "$tmp/body" -D "$tmp/hdr" --max-time 10 \
+		-w '%{http_code} %{time_total}' "http://127.0.0.1:$port$1") || true
+	code=${r%% *}
+	ms=$(sec_ms "${r##* }")
+	rid=$(tr -d '\r' <"$tmp/hdr" | sed -n 's/^[Xx]-[Rr]equest-[Ii]d: //p')
+}
+
+fds() { ls "/proc/$pid/fd" | wc -l; }
+
+# idle_fds: the descriptor count once it holds still for 300 ms
+# (threads that just ended close their descriptors as they go).
+idle_fds() {
+	local a b i same=0
+	a=$(fds)
+	for i in $(seq 30); do
+		sleep 0.1
+		b=$(fds)
+		if [ "$a" = "$b" ]; then
+			same=$((same + 1))
+			[ "$same" -ge 3 ] && break
+		else
+			same=0
+		fi
+		a=$b
+	done
+	echo "$a"
+}
+
+# wait_count FILE PATTERN N: poll until PATTERN is on N lines (3 s).
+wait_count() {
+	local i
+	for i in $(seq 60); do
+		[ "$(grep -cE -- "$2" "$1" || true)" -ge "$3" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# raw WAIT_S REQUEST: send bytes over bash's /dev/tcp, print all that
+# comes back until the server closes (or WAIT_S passes).
+raw() {
+	exec 3<>"/dev/tcp/127.0.0.1/$port"
+	printf '%b' "$2" >&3
+	timeout "$1" cat <&3 || true
+	exec 3>&-
+}
+
+# ===== server A: timeouts, load, slowloris, bad requests ==============
+start A --timeout 1000 --slow 3000 --header-timeout 500 --idle-timeout 1000 --grace 2000
+
+get /fast
+check "/fast: 200 (got $code)" [ "$code" = 200 ]
+check "/fast: at once ($ms ms)" between "$ms" 0 500
+check "/fast: has a request ID ($rid)" [ -n "$rid" ]
+fd0=$(idle_fds)
+echo "# idle descriptors before the load: $fd0"
+
+get /slow
+check "/slow: 504 when the 1000 ms timeout wins (got $code)" [ "$code" = 504 ]
+check "/slow: near the timeout ($ms ms)" between "$ms" 900 2000
+check "/slow: the work stopped, logged with its request ID ($rid)" \
+	grep -qF " $rid] work stopped" "$log"
+check "/slow: ... by the deadline" \
+	grep -qE " $rid\] work stopped .*context deadline exceeded" "$log"
+
+# 50 slow requests at once must not delay a fast one.
+accepted=$(grep -c 'accepted' "$log" || true)
+slow=()
+for i in $(seq 50); do
+	"$CURL" -s -o /dev/null --max-time 10 -w '%{http_code}\n' \
+		"http://127.0.0.1:$port/slow" >"$tmp/slow.$i" 2>&1 &
+	slow+=($!)
+done
+wait_count "$log" 'accepted' $((accepted + 50)) || true
+worst=0
+for i in 1 2 3 4 5; do
+	get /fast
+	[ "$code" = 200 ] || worst=99999
+	[ "$ms" -gt "$worst" ] && worst=$ms
+done
+check "/fast during 50 concurrent /slow: 200 well under 1 s (worst $worst ms)" \
+	between "$worst" 0 999
+for p in "${slow[@]}"; do
+	wait "$p" || true
+done
+codes=$(cat "$tmp"/slow.* | sort | uniq -c | tr -s ' \n' ' ')
+check "50 concurrent /slow: all 504 ($codes)" [ "$codes" = " 50 504 " ]
+
+# 200 connections that never finish their headers, trickling a byte
+# every 100 ms: closed at the 500 ms header deadline, /fast unaffected.
+"$ex/slowloris" -p "$port" -n 200 -k 100 -t 8000 >"$tmp/loris.out" 2>&1 &
+loris=$!
+pids+=("$loris")
+if wait_for "$tmp/loris.out" '^open ' 100; then
+	worst=0
+	for i in 1 2 3; do
+		get /fast
+		[ "$code" = 200 ] || worst=99999
+		[ "$ms" -gt "$worst" ] && worst=$ms
+	done
+	check "/fast while 200 half-headers hang: 200 well under 1 s (worst $worst ms)" \
+		between "$worst" 0 999
+fi
+lrc=0
+wait "$loris" || lrc=$?
+sed 's/^/#   slowloris: /' "$tmp/loris.out"
+check "slowloris: all 200 connections opened" grep -q '^open 200$' "$tmp/loris.out"
+check "slowloris: all 200 closed by the server (exit $lrc)" \
+	grep -q '^closed 200/200 ' "$tmp/loris.out"
+lo=$(sed -n 's/^closed .* min \([0-9-]*\) ms max \([0-9-]*\) ms$/\1/p' "$tmp/loris.out")
+hi=$(sed -n 's/^closed .* min \([0-9-]*\) ms max \([0-9-]*\) ms$/\2/p' "$tmp/loris.out")
+check "slowloris: closed at the 500 ms deadline, trickling or not (${lo:-?}..${hi:-?} ms)" \
+	eval '[ -n "$lo" ] && between "$lo" 400 2000 && between "$hi" 400 2000'
+
+# Malformed requests: 400, and the connection closes.
+t0=$(now_ms)
+resp=$(raw 3 'GET /fast HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n')
+took=$(($(now_ms) - t0))
+check "bad header line: 400 ($(echo "$resp" | head -1 | tr -d '\r'))" \
+	grep -q '^HTTP/1.1 400 ' <<<"$resp"
+check "... and the server closed the connection ($took ms)" between "$took" 0 2500
+resp=$(raw 3 'HELLO\r\n\r\n')
+check "bad request line: 400 ($(echo "$resp" | head -1 | tr -d '\r'))" \
+	grep -q '^HTTP/1.1 400 ' <<<"$resp"
+check "... logged as malformed" grep -q 'malformed request' "$log"
+
+# Keep-alive: two requests on one connection, pipelined in one write;
+# then the idle deadline (1000 ms) closes it.
+t0=$(now_ms)
+resp=$(raw 5 'GET /fast HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\n')
+took=$(($(now_ms) - t0))
+n=$(grep -c '^HTTP/1.1 200 ' <<<"$resp" || true)
+check "keep-alive: two pipelined requests, two answers (got $n)" [ "$n" = 2 ]
+check "keep-alive: idle connection closed at the 1000 ms idle deadline ($took ms)" \
+	between "$took" 900 2500
+"$CURL" -s -o /dev/null -o /dev/null --max-time 5 -D "$tmp/ka.hdr" \
+	"http://127.0.0.1:$port/fast" "http://127.0.0.1:$port/fast" || true
+conns=$(tr -d '\r' <"$tmp/ka.hdr" | sed -n 's/^X-Request-Id: //p' |
+	while read -r r; do
+		sed -n "s/.*\[\(conn-[0-9]*\) $r\] GET.*/\1/p" "$log"
+	done | sort -u | wc -l)
+check "keep-alive: curl's two requests shared one connection" [ "$conns" = 1 ]
+
+# Nothing leaked: back to the idle descriptor count.
+fd1=$fd0
+for i in $(seq 20); do
+	fd1=$(idle_fds)
+	[ "$fd1" = "$fd0" ] && break
+done
+check "descriptors at idle: $fd0 before the load, $fd1 after" [ "$fd1" = "$fd0" ]
+
+kill -TERM "$pid"
+stop_wait 3000
+check "SIGTERM with nothing in flight: exit 0 (got $rc)" [ "$rc" -eq 0 ]
+
+# ===== server B: SIGINT lets a request in flight finish ================
+start B --timeout 5000 --slow 1000 --grace 4000
+t0=$(now_ms)
+"$CURL" -s -o /dev/null --max-time 10 -w '%{http_code}' \
+	"http://127.0.0.1:$port/slow" >"$tmp/b.code" 2>&1 &
+client=$!
+wait_for "$log" 'accepted' 60 || true
+sleep 0.2
+kill -INT "$pid"
+check "after SIGINT the server stops accepting" \
+	wait_for "$log" 'no longer accepting' 60
+crc=0
+"$CURL" -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/fast" || crc=$?
+check "... a new connection is refused (curl exit $crc)" [ "$crc" = 7 ]
+wait "$client" || true
+stop_wait 6000
+took=$(($(now_ms) - t0))
+check "the /slow in flight completed: 200 (got $(cat "$tmp/b.code"))" \
+	[ "$(cat "$tmp/b.code")" = 200 ]
+check "... its work done" grep -q 'work done' "$log"
+check "server exits 0 after it (got $rc, $took ms)" [ "$rc" -eq 0 ]
+check "... without waiting out the grace" between "$took" 900 3500
+
+# ===== server C: the grace runs out, the request is cancelled ==========
+start C --timeout 10000 --slow 5000 --grace 500
+"$CURL" -s -o /dev/null --max-time 10 -w '%{http_code}' \
+	"http://127.0.0.1:$port/slow" >"$tmp/c.code" 2>&1 &
+client=$!
+wait_for "$log" 'accepted' 60 || true
+sleep 0.2
+t0=$(now_ms)
+kill -TERM "$pid"
+stop_wait 5000
+took=$(($(now_ms) - t0))
+wait "$client" || true
+check "grace over: server exits 0 (got $rc) after the 500 ms grace ($took ms)" \
+	eval '[ "$rc" -eq 0 ] && between "$took" 400 2500'
+check "... the work was cancelled, not left running" \
+	grep -qE 'work stopped .*context canceled' "$log"
+check "... the client got no answer (got $(cat "$tmp/c.code"))" \
+	[ "$(cat "$tmp/c.code")" = 000 ]
+
+if [ "$fail" != 0 ]; then
+	for f in "$tmp"/*.log; do
+		echo "# ---- $f (tail)"
+		tail -n 40 "$f" | sed 's/^/#   /'
+	done
+fi
+exit $fail
