@@ -67,6 +67,8 @@ static __thread int hints[HINTS]; /* (fd + 1) * 2 + is_socket; 0: none */
 
 static enum mode hint_mode(int fd)
 {
+	if (fd < 0) /* the call itself reports EBADF */
+		return M_GUESS;
 	int h = hints[fd % HINTS];
 	if (h >> 1 != fd + 1)
 		return M_GUESS;

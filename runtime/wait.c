@@ -56,7 +56,8 @@ int ctx_poll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
 		e = ENOMEM;
 		goto fail;
 	}
-	memcpy(all, fds, nfds * sizeof(*fds));
+	if (nfds) /* fds may be NULL when there are none */
+		memcpy(all, fds, nfds * sizeof(*fds));
 	struct ctx__wait w;
 	n = 0;
 	e = ctx__wait_begin(&w, ctx, deadline);
