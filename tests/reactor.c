@@ -104,17 +104,18 @@ static int exec_fd_count(void)
 	return WEXITSTATUS(status);
 }
 
-/* Wait for a descriptor briefly (an empty pipe, until a 1 ms deadline),
- * so that this thread has a reactor.  A wait for nothing but time or a
+/* Wait for a descriptor briefly (an empty pipe, until a deadline), so
+ * that this thread has a reactor.  A wait for nothing but time or a
  * context may need none (a futex will do; a sleep short enough ends
- * before it waits); a wait for a descriptor needs epoll. */
+ * before it waits); a wait for a descriptor needs epoll.  The deadline
+ * leaves room for valgrind to reach the wait before it passes. */
 static void touch_reactor(void)
 {
 	int p[2];
 	char ch;
-	ctx_t *c = ctx_with_timeout(ctx_background(), CTX_MSEC);
 
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ctx_t *c = ctx_with_timeout(ctx_background(), 20 * CTX_MSEC);
 	assert_fail(ctx_read(c, p[0], &ch, 1), CTX_DEADLINE_EXCEEDED);
 	close(p[0]);
 	close(p[1]);
