@@ -68,14 +68,14 @@ static int park(ctx_t *ctx, ctx_chan_t *ch, struct ctx__waitq *q,
 }
 
 /* Try to send without waiting: 0, EPIPE, or EAGAIN. */
-static int try_send(ctx_chan_t *ch, const void *elem)
+static int try_send(ctx_chan_t *ch, const void *elem, struct ctx__wakeups *w)
 {
 	if (ch->closed)
 		return EPIPE;
 	struct ctx__waitq_node *r = ctx__waitq_pop(&ch->recvq);
 	if (r) { /* a parked receiver means the buffer is empty */
 		memcpy(r->elem, elem, ch->esz);
-		ctx__waitq_finish(r, 0);
+		ctx__waitq_finish(r, 0, w);
 		return 0;
 	}
 	if (ch->len < ch->cap) {
@@ -87,7 +87,7 @@ static int try_send(ctx_chan_t *ch, const void *elem)
 
 /* Try to receive without waiting: 0, EPIPE (closed and drained), or
  * EAGAIN. */
-static int try_recv(ctx_chan_t *ch, void *elem)
+static int try_recv(ctx_chan_t *ch, void *elem, struct ctx__wakeups *w)
 {
 	struct ctx__waitq_node *s;
 	if (ch->len > 0) {
@@ -96,13 +96,13 @@ static int try_recv(ctx_chan_t *ch, void *elem)
 		ch->len--;
 		if ((s = ctx__waitq_pop(&ch->sendq))) { /* refill, FIFO */
 			memcpy(slot(ch, ch->len++), s->elem, ch->esz);
-			ctx__waitq_finish(s, 0);
+			ctx__waitq_finish(s, 0, w);
 		}
 		return 0;
 	}
 	if ((s = ctx__waitq_pop(&ch->sendq))) { /* unbuffered: direct */
 		memcpy(elem, s->elem, ch->esz);
-		ctx__waitq_finish(s, 0);
+		ctx__waitq_finish(s, 0, w);
 		return 0;
 	}
 	return ch->closed ? EPIPE : EAGAIN;
@@ -115,11 +115,13 @@ int ctx_chan_send(ctx_t *ctx, ctx_chan_t *ch, const void *elem)
 	int e = ctx_err(ctx);
 	if (e)
 		return e;
+	struct ctx__wakeups w = { 0 };
 	ctx__lock(&ch->lock);
-	e = try_send(ch, elem);
+	e = try_send(ch, elem, &w);
 	if (e == EAGAIN)
 		e = park(ctx, ch, &ch->sendq, (void *)elem);
 	ctx__unlock(&ch->lock);
+	ctx__wakeups_flush(&w);
 	return e;
 }
 
@@ -130,11 +132,13 @@ int ctx_chan_recv(ctx_t *ctx, ctx_chan_t *ch, void *elem)
 	int e = ctx_err(ctx);
 	if (e)
 		return e;
+	struct ctx__wakeups w = { 0 };
 	ctx__lock(&ch->lock);
-	e = try_recv(ch, elem);
+	e = try_recv(ch, elem, &w);
 	if (e == EAGAIN)
 		e = park(ctx, ch, &ch->recvq, elem);
 	ctx__unlock(&ch->lock);
+	ctx__wakeups_flush(&w);
 	return e;
 }
 
@@ -144,11 +148,13 @@ void ctx_chan_close(ctx_chan_t *ch)
 {
 	if (!ch)
 		return;
+	struct ctx__wakeups w = { 0 };
 	ctx__lock(&ch->lock);
 	ch->closed = true;
-	ctx__waitq_finish_all(&ch->recvq, EPIPE);
-	ctx__waitq_finish_all(&ch->sendq, EPIPE);
+	ctx__waitq_finish_all(&ch->recvq, EPIPE, &w);
+	ctx__waitq_finish_all(&ch->sendq, EPIPE, &w);
 	ctx__unlock(&ch->lock);
+	ctx__wakeups_flush(&w);
 }
 
 void ctx_chan_free(ctx_chan_t *ch)

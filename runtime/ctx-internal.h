@@ -143,6 +143,8 @@ struct ctx__wait {
 struct ctx__reactor *ctx__reactor_self(void);
 void ctx__reactor_prepare(struct ctx__reactor *r); /* before publishing */
 void ctx__reactor_wake(struct ctx__reactor *r);
+void ctx__reactor_hold(struct ctx__reactor *r);    /* see waitq.h */
+void ctx__reactor_release(struct ctx__reactor *r);
 int ctx__wait_begin(struct ctx__wait *w, ctx_t *ctx, int64_t deadline);
 void ctx__wait_end(struct ctx__wait *w);
 int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline);

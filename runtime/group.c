@@ -58,10 +58,12 @@ int ctx_group_set_limit(ctx_group_t *g, int n)
 {
 	if (!g)
 		return EINVAL;
+	struct ctx__wakeups w = { 0 };
 	ctx__lock(&g->lock);
 	g->limit = n < 0 ? -1 : n;
-	ctx__waitq_finish_all(&g->slot_waiters, 0); /* a raise frees slots */
+	ctx__waitq_finish_all(&g->slot_waiters, 0, &w); /* a raise frees slots */
 	ctx__unlock(&g->lock);
+	ctx__wakeups_flush(&w);
 	return 0;
 }
 
@@ -76,10 +78,12 @@ static void *job_main(ctx_t *ctx, void *p)
 	if (first)
 		g->first_err = r;
 	g->active--;
-	ctx__waitq_finish_all(&g->slot_waiters, 0);
+	struct ctx__wakeups w = { 0 };
+	ctx__waitq_finish_all(&g->slot_waiters, 0, &w);
 	if (g->active == 0)
-		ctx__waitq_finish_all(&g->idle_waiters, 0);
+		ctx__waitq_finish_all(&g->idle_waiters, 0, &w);
 	ctx__unlock(&g->lock);
+	ctx__wakeups_flush(&w);
 	if (first)
 		ctx_cancel_cause(g->ctx, r);
 	return NULL;

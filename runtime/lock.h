@@ -2,8 +2,7 @@
  * A 4-byte mutex on a futex, so that every context can afford its own.
  *
  * pthread_mutex_t is 40 bytes; a context must stay under 128.  The states
- * are the classic three: 0 unlocked, 1 locked, 2 locked with waiters.  A
- * short spin first, because context locks are held for a few list splices.
+ * are the classic three: 0 unlocked, 1 locked, 2 locked with waiters.
  */
 #ifndef CTX_LOCK_H
 #define CTX_LOCK_H
@@ -39,14 +38,19 @@ static inline void ctx__futex_wake(_Atomic uint32_t *w, int n)
 	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
+/* A short spin, and none once someone sleeps on the lock: critical
+ * sections here are ~100 ns, and a longer spin only pulls the cache line
+ * away from the holder (measured: channel throughput across CPUs). */
 static inline void ctx__lock_slow(ctx__lock_t *l)
 {
-	for (int i = 0; i < 64; i++) {
+	for (int i = 0; i < 16; i++) {
+		uint32_t v = atomic_load_explicit(&l->v, memory_order_relaxed);
 		uint32_t z = 0;
-		if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
-		    atomic_compare_exchange_weak_explicit(
-			    &l->v, &z, 1, memory_order_acquire,
-			    memory_order_relaxed))
+		if (v == 2)
+			break;
+		if (v == 0 && atomic_compare_exchange_weak_explicit(
+				      &l->v, &z, 1, memory_order_acquire,
+				      memory_order_relaxed))
 			return;
 		ctx__cpu_relax();
 	}

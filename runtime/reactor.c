@@ -64,7 +64,7 @@ enum { AWAKE, IN_FUTEX, IN_EPOLL };
 struct ctx__reactor {
 	_Atomic uint32_t seq;  /* bumped by every wake-up */
 	_Atomic int sleeping;  /* AWAKE, IN_FUTEX or IN_EPOLL */
-	_Atomic int inflight;  /* cancellers still waking it (waiter_fire) */
+	_Atomic int inflight;  /* wakers still holding it (ctx__reactor_hold) */
 	uint32_t token;        /* seq when the current wait was published */
 	bool prepared;         /* token taken for the current wait */
 	bool registered;       /* thread-exit destructor set */
@@ -186,6 +186,18 @@ void ctx__reactor_wake(struct ctx__reactor *r)
 	}
 }
 
+/* Keep r (the memory, and the descriptors a wake-up writes) from going
+ * away with its thread until ctx__reactor_release. */
+void ctx__reactor_hold(struct ctx__reactor *r)
+{
+	atomic_fetch_add(&r->inflight, 1);
+}
+
+void ctx__reactor_release(struct ctx__reactor *r)
+{
+	atomic_fetch_sub(&r->inflight, 1);
+}
+
 static void sleep_futex(struct ctx__reactor *r)
 {
 	atomic_store(&r->sleeping, IN_FUTEX);
@@ -272,10 +284,10 @@ static int sleep_fds(struct ctx__reactor *r, int fd, uint32_t events,
 static void waiter_fire(struct ctx__link *l)
 {
 	struct ctx__reactor *r = ((struct ctx__wait *)l)->r;
-	atomic_fetch_add(&r->inflight, 1);
+	ctx__reactor_hold(r);
 	ctx__link_done(l);
 	ctx__reactor_wake(r);
-	atomic_fetch_sub(&r->inflight, 1);
+	ctx__reactor_release(r);
 }
 
 /* Refuse if the context is done; else hang a link on it that wakes this

@@ -31,13 +31,15 @@ static void *thread_main(void *p)
 {
 	ctx_thread_t *t = p;
 	void *res = t->fn(t->ctx, t->arg);
+	struct ctx__wakeups w = { 0 };
 	ctx_unref(t->ctx);
 	ctx__lock(&t->lock);
 	t->result = res;
 	t->finished = true;
 	bool detached = t->detached;
-	ctx__waitq_finish_all(&t->joiners, 0);
+	ctx__waitq_finish_all(&t->joiners, 0, &w);
 	ctx__unlock(&t->lock);
+	ctx__wakeups_flush(&w); /* t may be gone: the joiner frees it */
 	if (detached)
 		free(t);
 	return NULL;

@@ -10,9 +10,10 @@
  *	if (me.done) ...the waker completed the operation for us...
  *	ctx__waitq_del(&obj->q, &me)           (a no-op if a waker popped it)
  *
- * A waker pops a node, fills in its result, sets done and wakes it: all
- * under the lock, so a waiter that was cancelled at the same moment sees
- * done and knows the operation happened.  No wake-up is lost: the thread
+ * A waker pops a node, fills in its result and sets done under the lock,
+ * so a waiter that was cancelled at the same moment sees done and knows
+ * the operation happened; the wake-up itself comes after the unlock
+ * (struct ctx__wakeups).  No wake-up is lost: the thread
  * took its wake-up token in ctx__waitq_push, before any waker could find
  * it (see reactor.c, "Waking").
  */
@@ -89,18 +90,50 @@ static inline struct ctx__waitq_node *ctx__waitq_pop(struct ctx__waitq *q)
 	return n;
 }
 
-/* Complete n's operation with `result` and wake its thread. */
-static inline void ctx__waitq_finish(struct ctx__waitq_node *n, int result)
+/*
+ * Wake-ups owed, made after the object's lock is dropped: a thread woken
+ * under the lock runs at once on this CPU, finds the lock held by its
+ * waker, and both lose two context switches.  Each reactor is held
+ * (ctx__reactor_hold) from the moment its node is completed, so that the
+ * thread, which may see `done` and leave before the wake-up, cannot take
+ * the reactor with it.  More than fit are woken at once, under the lock.
+ */
+struct ctx__wakeups {
+	int n;
+	struct ctx__reactor *r[8];
+};
+
+/* Complete n's operation with `result`; its wake-up goes to *w. */
+static inline void ctx__waitq_finish(struct ctx__waitq_node *n, int result,
+				     struct ctx__wakeups *w)
 {
+	struct ctx__reactor *r = n->r; /* n may go once done is seen */
 	n->result = result;
+	ctx__reactor_hold(r);
 	n->done = true;
-	ctx__reactor_wake(n->r);
+	if (w->n < 8) {
+		w->r[w->n++] = r;
+	} else {
+		ctx__reactor_wake(r);
+		ctx__reactor_release(r);
+	}
 }
 
-static inline void ctx__waitq_finish_all(struct ctx__waitq *q, int result)
+static inline void ctx__waitq_finish_all(struct ctx__waitq *q, int result,
+					 struct ctx__wakeups *w)
 {
 	for (struct ctx__waitq_node *n; (n = ctx__waitq_pop(q));)
-		ctx__waitq_finish(n, result);
+		ctx__waitq_finish(n, result, w);
+}
+
+/* After the unlock: make the wake-ups owed. */
+static inline void ctx__wakeups_flush(struct ctx__wakeups *w)
+{
+	for (int i = 0; i < w->n; i++) {
+		ctx__reactor_wake(w->r[i]);
+		ctx__reactor_release(w->r[i]);
+	}
+	w->n = 0;
 }
 
 /* Drop `lock`, wait for a wake-up or the context's end, take `lock`

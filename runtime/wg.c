@@ -33,6 +33,7 @@ ctx_wg_t *ctx_wg_new(void)
 
 void ctx_wg_add(ctx_wg_t *wg, int delta)
 {
+	struct ctx__wakeups w = { 0 };
 	if (!wg)
 		return;
 	ctx__lock(&wg->lock);
@@ -43,8 +44,9 @@ void ctx_wg_add(ctx_wg_t *wg, int delta)
 				"counter (%ld)\n", wg->count);
 	}
 	if (wg->count <= 0)
-		ctx__waitq_finish_all(&wg->waiters, 0);
+		ctx__waitq_finish_all(&wg->waiters, 0, &w);
 	ctx__unlock(&wg->lock);
+	ctx__wakeups_flush(&w);
 }
 
 void ctx_wg_done(ctx_wg_t *wg) { ctx_wg_add(wg, -1); }
