@@ -13,10 +13,10 @@
  * One round of waiting submits, together: a poll on the descriptor, a
  * poll on the thread's wake-up eventfd (kept armed across rounds until it
  * fires), and an absolute CLOCK_MONOTONIC timeout for the earliest
- * deadline.  What did not fire is cancelled before the round returns; the
- * poll on the caller's descriptor is also waited for, since a pending poll
- * holds the file open.  Stale completions carry an older round number in
- * their user data and are ignored.
+ * deadline (kept armed across rounds until the time changes).  The poll on
+ * the caller's descriptor is removed and waited for before the round
+ * returns, since a pending poll holds the file open.  Stale completions
+ * carry an older round number in their user data and are ignored.
  *
  * Quirks:
  *  a. A poll on an eventfd completes while its counter is non-zero, so the
@@ -25,6 +25,10 @@
  *  b. A transfer the context interrupts is cancelled with ASYNC_CANCEL and
  *     waited for: it may still complete, and then its byte count is the
  *     result, so no byte is lost.
+ *  c. Every completion ends a round.  Requests that only clean up (poll
+ *     and timeout removal, cancel) are marked IOSQE_CQE_SKIP_SUCCESS: a
+ *     completion of theirs would end the next round at once, whose own
+ *     clean-up would end the one after, and the thread would spin.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -46,6 +50,8 @@ struct ring {
 	bool wake_armed;
 	uint32_t round;           /* numbers rounds and transfers */
 	struct ctx__uring_op *op; /* the transfer in flight, or NULL */
+	int64_t timer_at;         /* the armed timeout's time, or NEVER */
+	uint32_t timer_id;        /* and its number */
 };
 
 static __thread struct ring tr;
@@ -86,6 +92,7 @@ static int get_ring(struct io_uring **out)
 			return -e;
 		tr.ok = true;
 		tr.wake_armed = false;
+		tr.timer_at = CTX__NEVER;
 	}
 	*out = &tr.ring;
 	return 0;
@@ -125,9 +132,12 @@ static void on_cqe(struct io_uring_cqe *cqe, int wakefd, uint32_t round,
 	} else if (kind == K_IO && d >> 8 == round) {
 		seen->io_done = true;
 		seen->io = cqe->res != -ECANCELED;
-	} else if (kind == K_TIMER && d >> 8 == round) {
+	} else if (kind == K_TIMER && d >> 8 == tr.timer_id &&
+		   cqe->res != -ECANCELED) {
 		seen->timer = true;
+		tr.timer_at = CTX__NEVER;
 	}
+	(void)round;
 }
 
 /* Consume every completion there is. */
@@ -163,6 +173,35 @@ static void arm_wake(struct io_uring *ring, int wakefd)
 }
 
 /* epoll's EPOLLIN and EPOLLOUT are poll's POLLIN and POLLOUT. */
+/* A request whose success need not be heard of: no completion at all,
+ * which would otherwise end the next round early (and that round's own
+ * clean-up the one after, for ever). */
+static struct io_uring_sqe *quiet_sqe(struct io_uring *ring)
+{
+	struct io_uring_sqe *s = sqe_for(ring, UD(0, K_CTL));
+	if (s)
+		s->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	return s;
+}
+
+/* One timeout stays armed across rounds, as the epoll backend's timerfd
+ * does; it is replaced only when the time changes. */
+static void arm_timer(struct io_uring *ring, int64_t limit,
+		      struct __kernel_timespec *ts, uint32_t round)
+{
+	struct io_uring_sqe *s;
+	if (limit == tr.timer_at)
+		return;
+	if (tr.timer_at != CTX__NEVER && (s = quiet_sqe(ring)))
+		io_uring_prep_timeout_remove(s, UD(tr.timer_id, K_TIMER), 0);
+	tr.timer_at = CTX__NEVER;
+	if (limit != CTX__NEVER && (s = sqe_for(ring, UD(round, K_TIMER)))) {
+		io_uring_prep_timeout(s, ts, 0, IORING_TIMEOUT_ABS);
+		tr.timer_at = limit;
+		tr.timer_id = round;
+	}
+}
+
 static uint32_t poll_mask(uint32_t events)
 {
 	return events & (POLLIN | POLLOUT);
@@ -184,23 +223,16 @@ int ctx__uring_round(int wakefd, int fd, uint32_t events, int64_t limit,
 	arm_wake(ring, wakefd);
 	if (fd >= 0 && (s = sqe_for(ring, UD(round, K_IO))))
 		io_uring_prep_poll_add(s, fd, poll_mask(events));
-	if (limit != CTX__NEVER && (s = sqe_for(ring, UD(round, K_TIMER))))
-		io_uring_prep_timeout(s, &ts, 0, IORING_TIMEOUT_ABS);
+	arm_timer(ring, limit, &ts, round);
 	e = io_uring_submit_and_wait(ring, 1);
 	if (e < 0 && e != -EINTR)
 		return -e;
 	reap(ring, wakefd, round, &seen);
-	if (fd >= 0 && !seen.io_done &&
-	    (s = sqe_for(ring, UD(round, K_CTL)))) {
+	if (fd >= 0 && !seen.io_done && (s = quiet_sqe(ring))) {
 		io_uring_prep_poll_remove(s, UD(round, K_IO));
 		io_uring_submit(ring);
 		while (!seen.io_done)
 			wait_one(ring, wakefd, round, &seen);
-	}
-	if (limit != CTX__NEVER && !seen.timer &&
-	    (s = sqe_for(ring, UD(round, K_CTL)))) {
-		io_uring_prep_timeout_remove(s, UD(round, K_TIMER), 0);
-		io_uring_submit(ring); /* its completion is reaped later */
 	}
 	if (io)
 		*io = seen.io;
@@ -237,7 +269,7 @@ void ctx__uring_finish(struct ctx__uring_op *op, int wakefd)
 	struct seen seen = { 0 };
 	struct io_uring *ring = &tr.ring;
 	reap(ring, wakefd, 0, &seen);
-	if (!op->done && (s = sqe_for(ring, UD(op->id, K_CTL)))) {
+	if (!op->done && (s = quiet_sqe(ring))) {
 		io_uring_prep_cancel64(s, UD(op->id, K_RW), 0);
 		io_uring_submit(ring);
 	}
