@@ -147,32 +147,6 @@ static ssize_t no_nowait(struct op *o)
 
 /* ---- one attempt per call -------------------------------------------- */
 
-static ssize_t call_read(struct op *o)
-{
-	struct iovec v = { o->buf, o->len };
-	ssize_t n;
-	switch (o->mode) {
-	case M_PLAIN:
-		return read(o->fd, o->buf, o->len);
-	case M_GUESS:
-	case M_SOCK:
-		n = recv(o->fd, o->buf, o->len, MSG_DONTWAIT);
-		if (n >= 0 || errno != ENOTSOCK) {
-			hint_set(o->fd, true);
-			return n;
-		}
-		hint_set(o->fd, false);
-		o->mode = M_NOWAIT;
-		/* fall through */
-	case M_NOWAIT:
-		n = preadv2(o->fd, &v, 1, -1, RWF_NOWAIT);
-		if (n < 0 && errno == EOPNOTSUPP)
-			return no_nowait(o);
-		return n;
-	}
-	return -1;
-}
-
 /* A plain write to a blocking descriptor that polled writable blocks if
  * it asks for more room than there is, until all of it fits.  PIPE_BUF
  * bytes fit in a writable FIFO; a writable terminal (a pty master)
@@ -191,16 +165,23 @@ static size_t plain_len(struct op *o)
 	return o->len > UINT_MAX ? UINT_MAX : o->len;
 }
 
-static ssize_t call_write(struct op *o)
+static bool writing(const struct op *o) { return o->events == EPOLLOUT; }
+
+/* One read or write, in the form o->mode says; a socket that turns out
+ * not to be one, or a descriptor that refuses RWF_NOWAIT, moves o on to
+ * the next form. */
+static ssize_t call_rw(struct op *o)
 {
 	struct iovec v = { o->buf, o->len };
 	ssize_t n;
 	switch (o->mode) {
 	case M_PLAIN:
-		return write(o->fd, o->buf, plain_chunk(o));
+		return writing(o) ? write(o->fd, o->buf, plain_chunk(o)) :
+				    read(o->fd, o->buf, o->len);
 	case M_GUESS:
 	case M_SOCK:
-		n = send(o->fd, o->buf, o->len, MSG_DONTWAIT);
+		n = writing(o) ? send(o->fd, o->buf, o->len, MSG_DONTWAIT) :
+				 recv(o->fd, o->buf, o->len, MSG_DONTWAIT);
 		if (n >= 0 || errno != ENOTSOCK) {
 			hint_set(o->fd, true);
 			return n;
@@ -209,7 +190,8 @@ static ssize_t call_write(struct op *o)
 		o->mode = M_NOWAIT;
 		/* fall through */
 	case M_NOWAIT:
-		n = pwritev2(o->fd, &v, 1, -1, RWF_NOWAIT);
+		n = writing(o) ? pwritev2(o->fd, &v, 1, -1, RWF_NOWAIT) :
+				 preadv2(o->fd, &v, 1, -1, RWF_NOWAIT);
 		if (n < 0 && errno == EOPNOTSUPP)
 			return no_nowait(o);
 		return n;
@@ -266,8 +248,7 @@ static ssize_t attempt_and_wait(ctx_t *ctx, struct op *o)
 				return -1;
 			if (to_ring(o))
 				return ctx__wait_rw(ctx, o->fd, o->buf,
-						    plain_len(o),
-						    o->events == EPOLLOUT);
+						    plain_len(o), writing(o));
 		}
 		int e = ctx__wait_fd(ctx, o->fd, o->events, CTX__NEVER);
 		if (e == CTX__BLOCKING) {
@@ -323,14 +304,14 @@ static ssize_t run_all(ctx_t *ctx, struct op *o)
 ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
 {
 	struct op o = { .fd = fd, .events = EPOLLIN, .mode = hint_mode(fd),
-			.call = call_read, .buf = buf, .len = len, .rw = true };
+			.call = call_rw, .buf = buf, .len = len, .rw = true };
 	return run(ctx, &o);
 }
 
 ssize_t ctx_write(ctx_t *ctx, int fd, const void *buf, size_t len)
 {
 	struct op o = { .fd = fd, .events = EPOLLOUT, .mode = hint_mode(fd),
-			.call = call_write, .buf = (void *)buf, .len = len,
+			.call = call_rw, .buf = (void *)buf, .len = len,
 			.rw = true };
 	return run_all(ctx, &o);
 }
