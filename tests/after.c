@@ -27,15 +27,6 @@
 
 /* ---- helpers --------------------------------------------------------- */
 
-static uint32_t rnd(uint32_t *s)
-{
-	uint32_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
 
 static void spin(uint32_t n)
 {
@@ -323,9 +314,9 @@ START_TEST(test_after_race_stop)
 
 		ck_assert_ptr_nonnull(a);
 		atomic_store(&s.c, c);
-		atomic_store(&s.spins, rnd(&seed) % 1500);
+		atomic_store(&s.spins, tu_rand(&seed) % 1500);
 		atomic_store(&s.round, i + 1);
-		spin(rnd(&seed) % 1500);
+		spin(tu_rand(&seed) % 1500);
 		stopped[i] = ctx_after_stop(a);
 		n_stopped += stopped[i];
 		await(&s.finished, i + 1, NULL);
@@ -448,34 +439,26 @@ END_TEST
 
 /* ---- the suite ------------------------------------------------------- */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 Suite *suite_after(void)
 {
 	Suite *s = suite_create("after");
 	TCase *tc;
 
-	tc = tcase(s, "run", 30);
+	tc = tu_tcase(s, "run", 30);
 	tcase_add_test(tc, test_after_cancel);
 	tcase_add_test(tc, test_after_deadline_no_waiter);
 	tcase_add_test(tc, test_after_already_done);
 	tcase_add_test(tc, test_after_derived);
 	tcase_add_test(tc, test_after_many);
 
-	tc = tcase(s, "stop", 60);
+	tc = tu_tcase(s, "stop", 60);
 	tcase_add_test(tc, test_after_stop_before);
 	tcase_add_test(tc, test_after_never_done);
 	tcase_add_test(tc, test_after_race_stop);
 	tcase_add_test(tc, test_after_null);
 
-	tc = tcase(s, "threads", 30);
+	tc = tu_tcase(s, "threads", 30);
 	tcase_add_test(tc, test_after_no_thread_without_use);
 	tcase_add_test(tc, test_after_threads_bounded);
 

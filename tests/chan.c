@@ -72,15 +72,6 @@ static struct elem sentinel(void)
 
 /* ---- helpers --------------------------------------------------------- */
 
-static uint32_t rnd(uint32_t *s)
-{
-	uint32_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
 
 static void spin(uint32_t n)
 {
@@ -813,7 +804,7 @@ START_TEST(test_chan_race_close)
 							close_receiver,
 							&rcv[i]), 0);
 		}
-		tu_sleep_ns((int64_t)(rnd(&seed) % 1000) * CTX_USEC);
+		tu_sleep_ns((int64_t)(tu_rand(&seed) % 1000) * CTX_USEC);
 		ctx_chan_close(ch);
 		for (int i = 0; i < RACERS; i++) {
 			ck_assert_int_eq(pthread_join(snd[i].tid, NULL), 0);
@@ -859,7 +850,7 @@ static void *handoff_receiver(void *p)
 	struct elem e;
 
 	for (;;) {
-		spin(rnd(&seed) % 100000);
+		spin(tu_rand(&seed) % 100000);
 		if ((h->err = ctx_chan_recv(ctx_background(), h->ch, &e)))
 			return NULL;
 		if (!elem_ok(&e) || e.seq >= (uint64_t)h->n)
@@ -899,7 +890,7 @@ START_TEST(test_chan_race_cancel_send)
 	for (int i = 0; i < n; i++) {
 		struct spin_canceller k = {
 			.c = ctx_with_cancel(ctx_background()),
-			.spins = rnd(&seed) % 100000,
+			.spins = tu_rand(&seed) % 100000,
 		};
 		struct elem e = mk(0, (uint64_t)i);
 		int r;
@@ -951,7 +942,7 @@ START_TEST(test_chan_race_cancel_recv)
 
 	ck_assert_int_eq(pthread_create(&p.tid, NULL, producer_main, &p), 0);
 	for (;;) {
-		int64_t t = (int64_t)(rnd(&seed) % 60) * CTX_USEC;
+		int64_t t = (int64_t)(tu_rand(&seed) % 60) * CTX_USEC;
 
 		x = sentinel();
 		r = recv_within(ch, &x, t ? t : 1);
@@ -981,14 +972,6 @@ END_TEST
 
 /* ---- the suite ------------------------------------------------------- */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -997,7 +980,7 @@ Suite *suite_chan(void)
 	Suite *s = suite_create("chan");
 	TCase *tc;
 
-	tc = tcase(s, "api", 30);
+	tc = tu_tcase(s, "api", 30);
 	tcase_add_test(tc, test_chan_new);
 	tcase_add_test(tc, test_chan_null);
 	tcase_add_test(tc, test_chan_buffered);
@@ -1006,23 +989,23 @@ Suite *suite_chan(void)
 	tcase_add_test(tc, test_chan_rendezvous_receiver_first);
 	tcase_add_test(tc, test_chan_parked_sender_in_line);
 
-	tc = tcase(s, "order", 60);
+	tc = tu_tcase(s, "order", 60);
 	tcase_add_loop_test(tc, test_chan_fifo, 0, N_OF(fifo_caps));
 	tcase_add_loop_test(tc, test_chan_many, 0, N_OF(mpmc_caps));
 
-	tc = tcase(s, "close", 30);
+	tc = tu_tcase(s, "close", 30);
 	tcase_add_loop_test(tc, test_chan_close_wakes_receivers, 0,
 			    N_OF(close_caps));
 	tcase_add_loop_test(tc, test_chan_close_wakes_senders, 0,
 			    N_OF(close_caps));
 	tcase_add_test(tc, test_chan_close_drains);
 
-	tc = tcase(s, "cancel", 30);
+	tc = tu_tcase(s, "cancel", 30);
 	tcase_add_test(tc, test_chan_cancel_send);
 	tcase_add_loop_test(tc, test_chan_cancel_recv, 0, 2);
 	tcase_add_test(tc, test_chan_done_context);
 
-	tc = tcase(s, "race", 120);
+	tc = tu_tcase(s, "race", 120);
 	tcase_add_loop_test(tc, test_chan_race_close, 0, N_OF(mpmc_caps));
 	tcase_add_test(tc, test_chan_race_cancel_send);
 	tcase_add_loop_test(tc, test_chan_race_cancel_recv, 0, 2);

@@ -170,15 +170,6 @@ static bool quick(void)
 }
 
 /* A small deterministic PRNG, so a failing tree shape can be replayed. */
-static uint32_t rnd(uint32_t *s)
-{
-	uint32_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
 
 /* Every constructor, by number, so a test can cover them all in a loop. */
 enum {
@@ -1869,13 +1860,13 @@ static void tree_build(struct tree *t, uint32_t *seed)
 	t->node[0] = ctx_with_cancel(ctx_background());
 	t->parent[0] = -1;
 	for (int i = 1; i < TREE_N; i++) {
-		int p = (int)(rnd(seed) % (uint32_t)i);
+		int p = (int)(tu_rand(seed) % (uint32_t)i);
 		ctx_t *up = t->node[p];
 
 		t->parent[i] = p;
-		if (rnd(seed) % 3 == 0)
+		if (tu_rand(seed) % 3 == 0)
 			up = ctx_with_value(up, key_a, NULL);
-		t->node[i] = rnd(seed) % 2 ? ctx_with_cancel(up)
+		t->node[i] = tu_rand(seed) % 2 ? ctx_with_cancel(up)
 					   : ctx_with_timeout(up, HOUR);
 		ck_assert_ptr_nonnull(t->node[i]);
 		if (up != t->node[p])
@@ -1909,7 +1900,7 @@ START_TEST(test_race_tree)
 		for (int i = 0; i < TREE_N; i++)
 			job[i] = (struct tree_job){ .t = &t, .node = i };
 		for (int i = TREE_N - 1; i > 0; i--) { /* shuffle */
-			int j = (int)(rnd(&seed) % (uint32_t)(i + 1));
+			int j = (int)(tu_rand(&seed) % (uint32_t)(i + 1));
 			struct tree_job x = job[i];
 
 			job[i] = job[j];
@@ -2200,21 +2191,13 @@ END_TEST
 
 /* ---- the suite -------------------------------------------------------- */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 Suite *suite_context(void)
 {
 	Suite *s = suite_create("context");
 	TCase *tc;
 
-	tc = tcase(s, "api", 30);
+	tc = tu_tcase(s, "api", 30);
 	tcase_add_test(tc, test_now_monotonic);
 	tcase_add_test(tc, test_roots);
 	tcase_add_test(tc, test_roots_noop);
@@ -2230,7 +2213,7 @@ Suite *suite_context(void)
 	tcase_add_test(tc, test_auto);
 	tcase_add_test(tc, test_strerror);
 
-	tc = tcase(s, "semantics", 30);
+	tc = tu_tcase(s, "semantics", 30);
 	tcase_add_test(tc, test_deep_chain);
 	tcase_add_test(tc, test_very_deep_chain);
 	tcase_add_test(tc, test_wide_tree);
@@ -2249,7 +2232,7 @@ Suite *suite_context(void)
 	tcase_add_test(tc, test_deadline_cause_expiry);
 	tcase_add_test(tc, test_timeout_saturates);
 
-	tc = tcase(s, "done_fd", 30);
+	tc = tu_tcase(s, "done_fd", 30);
 	tcase_add_test(tc, test_done_fd_level);
 	tcase_add_test(tc, test_done_fd_cancel);
 	tcase_add_test(tc, test_done_fd_deadline);
@@ -2260,33 +2243,33 @@ Suite *suite_context(void)
 	tcase_add_test(tc, test_done_fd_closed_on_free);
 	tcase_add_test(tc, test_done_fd_emfile);
 
-	tc = tcase(s, "values", 30);
+	tc = tu_tcase(s, "values", 30);
 	tcase_add_test(tc, test_value_nearest_wins);
 	tcase_add_test(tc, test_value_key_by_address);
 	tcase_add_test(tc, test_value_survives_cancel);
 	tcase_add_test(tc, test_without_cancel_of_cancelled);
 	tcase_add_test(tc, test_child_keeps_parent);
 
-	tc = tcase(s, "resources", 30);
+	tc = tu_tcase(s, "resources", 30);
 	tcase_add_test(tc, test_no_fd_no_thread);
 
-	tc = tcase(s, "million", 120);
+	tc = tu_tcase(s, "million", 120);
 	tcase_add_test(tc, test_million_contexts);
 
-	tc = tcase(s, "bad_input", 30);
+	tc = tu_tcase(s, "bad_input", 30);
 	tcase_add_loop_test(tc, test_null_parent, 0, N_KINDS);
 	tcase_add_loop_test(tc, test_out_of_memory, 0, N_KINDS);
 	tcase_add_test(tc, test_out_of_memory_later);
 	tcase_add_test(tc, test_cancel_noop);
 	tcase_add_test(tc, test_null_context);
 
-	tc = tcase(s, "format", 30);
+	tc = tu_tcase(s, "format", 30);
 	tcase_add_test(tc, test_format_kinds);
 	tcase_add_test(tc, test_format_chain);
 	tcase_add_test(tc, test_format_truncates);
 	tcase_add_test(tc, test_format_long);
 
-	tc = tcase(s, "concurrency", 60);
+	tc = tu_tcase(s, "concurrency", 60);
 	tcase_add_test(tc, test_race_cancel_create);
 	tcase_add_test(tc, test_race_tree);
 	tcase_add_test(tc, test_race_cause_visible);

@@ -1403,29 +1403,21 @@ END_TEST
 
 /* ---- the suite -------------------------------------------------------- */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 Suite *suite_faults(void)
 {
 	Suite *s = suite_create("faults");
 	TCase *tc;
 
-	tc = tcase(s, "emfile", 60);
+	tc = tu_tcase(s, "emfile", 60);
 	tcase_add_loop_test(tc, test_emfile_new_thread, 0, 3);
 	tcase_add_test(tc, test_emfile_done_fd);
 
-	tc = tcase(s, "enomem", 120);
+	tc = tu_tcase(s, "enomem", 120);
 	tcase_add_loop_test(tc, test_enomem, 0,
 			    (int)(sizeof(scenarios) / sizeof(scenarios[0])));
 
-	tc = tcase(s, "signals", 60);
+	tc = tu_tcase(s, "signals", 60);
 	tcase_add_test(tc, test_signal_storm);
 
 	return s;

@@ -26,15 +26,6 @@
 
 /* ---- helpers --------------------------------------------------------- */
 
-static uint32_t rnd(uint32_t *s)
-{
-	uint32_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
 
 static void spin(uint32_t n)
 {
@@ -260,8 +251,8 @@ START_TEST(test_group_race_errors)
 	for (int i = 0; i < rounds; i++) {
 		ctx_group_t *g = group(ctx_background());
 		struct racing_error r[2] = {
-			{ .ret = EIO, .spins = rnd(&seed) % 20000 },
-			{ .ret = EPERM, .spins = rnd(&seed) % 20000 },
+			{ .ret = EIO, .spins = tu_rand(&seed) % 20000 },
+			{ .ret = EPERM, .spins = tu_rand(&seed) % 20000 },
 		};
 		int e;
 
@@ -488,21 +479,13 @@ END_TEST
 
 /* ---- the suite ------------------------------------------------------- */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 Suite *suite_group(void)
 {
 	Suite *s = suite_create("group");
 	TCase *tc;
 
-	tc = tcase(s, "results", 30);
+	tc = tu_tcase(s, "results", 30);
 	tcase_add_test(tc, test_group_ok);
 	tcase_add_test(tc, test_group_first_error);
 	tcase_add_test(tc, test_group_parent_cancel);
@@ -512,12 +495,12 @@ Suite *suite_group(void)
 	tcase_add_test(tc, test_group_race_errors);
 	tcase_add_test(tc, test_group_null);
 
-	tc = tcase(s, "limit", 30);
+	tc = tu_tcase(s, "limit", 30);
 	tcase_add_test(tc, test_group_limit);
 	tcase_add_test(tc, test_group_no_limit);
 	tcase_add_test(tc, test_group_limit_raise);
 
-	tc = tcase(s, "threads", 30);
+	tc = tu_tcase(s, "threads", 30);
 	tcase_add_test(tc, test_group_wait_leaves_no_thread);
 	tcase_add_test(tc, test_group_free_cancels);
 

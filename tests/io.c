@@ -2016,35 +2016,27 @@ END_TEST
 
 /* ---- the suite -------------------------------------------------------- */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 Suite *suite_io(void)
 {
 	Suite *s = suite_create("io");
 	TCase *tc;
 
-	tc = tcase(s, "read", 30);
+	tc = tu_tcase(s, "read", 30);
 	tcase_add_loop_test(tc, test_read_ready, 0, N_KINDS);
 	tcase_add_loop_test(tc, test_read_later, 0, N_KINDS);
 	tcase_add_loop_test(tc, test_read_cancel, 0, N_KINDS);
 	tcase_add_loop_test(tc, test_read_deadline, 0, N_KINDS);
 	tcase_add_loop_test(tc, test_read_done_first, 0, N_KINDS);
 
-	tc = tcase(s, "write", 30);
+	tc = tu_tcase(s, "write", 30);
 	tcase_add_loop_test(tc, test_write_ready, 0, N_KINDS);
 	tcase_add_loop_test(tc, test_write_cancel, 0, N_KINDS);
 	tcase_add_loop_test(tc, test_write_deadline, 0, N_KINDS);
 	tcase_add_loop_test(tc, test_write_done_first, 0, N_KINDS);
 	tcase_add_loop_test(tc, test_write_partial, 0, N_STREAM_KINDS);
 
-	tc = tcase(s, "socket", 30);
+	tc = tu_tcase(s, "socket", 30);
 	tcase_add_loop_test(tc, test_recv_ready, 0, N_SOCK_KINDS);
 	tcase_add_loop_test(tc, test_recv_later, 0, N_SOCK_KINDS);
 	tcase_add_loop_test(tc, test_recv_cancel, 0, N_SOCK_KINDS);
@@ -2061,7 +2053,7 @@ Suite *suite_io(void)
 	tcase_add_loop_test(tc, test_send_dontwait, 0, N_SOCK_KINDS);
 
 	/* Loop index: 0 a blocking listener, 1 a non-blocking one. */
-	tc = tcase(s, "accept", 30);
+	tc = tu_tcase(s, "accept", 30);
 	tcase_add_loop_test(tc, test_accept_ready, 0, 2);
 	tcase_add_loop_test(tc, test_accept_flags, 0, 2);
 	tcase_add_loop_test(tc, test_accept_later, 0, 2);
@@ -2071,7 +2063,7 @@ Suite *suite_io(void)
 	tcase_add_loop_test(tc, test_accept_cannot, 0, 4);
 
 	/* Loop index: 0 a blocking socket, 1 a non-blocking one. */
-	tc = tcase(s, "connect", 30);
+	tc = tu_tcase(s, "connect", 30);
 	tcase_add_loop_test(tc, test_connect_listening, 0, 2);
 	tcase_add_loop_test(tc, test_connect_unix, 0, 2);
 	tcase_add_loop_test(tc, test_connect_unix_full, 0, 2);
@@ -2081,23 +2073,23 @@ Suite *suite_io(void)
 	tcase_add_loop_test(tc, test_connect_done_first, 0, 2);
 
 	/* Loop index: 0 a blocking file, 1 one opened O_NONBLOCK. */
-	tc = tcase(s, "file", 30);
+	tc = tu_tcase(s, "file", 30);
 	tcase_add_loop_test(tc, test_file_read, 0, 2);
 	tcase_add_loop_test(tc, test_file_write, 0, 2);
 	tcase_add_loop_test(tc, test_file_done_first, 0, 2);
 	tcase_add_loop_test(tc, test_file_not_socket, 0, 2);
 
-	tc = tcase(s, "bad_input", 30);
+	tc = tu_tcase(s, "bad_input", 30);
 	tcase_add_test(tc, test_ebadf);
 	tcase_add_test(tc, test_null_ctx);
 
-	tc = tcase(s, "shared", 30);
+	tc = tu_tcase(s, "shared", 30);
 	tcase_add_loop_test(tc, test_poll_kinds, 0, N_KINDS);
 	tcase_add_loop_test(tc, test_read_eof, 0, 2);
 	tcase_add_loop_test(tc, test_shared_readers, 0, N_SHARED);
 	tcase_add_loop_test(tc, test_read_race, 0, N_KINDS);
 
-	tc = tcase(s, "reuse", 30);
+	tc = tu_tcase(s, "reuse", 30);
 	tcase_add_test(tc, test_number_reuse);
 
 	return s;

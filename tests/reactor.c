@@ -1298,24 +1298,16 @@ END_TEST
 
 /* ---- the suite -------------------------------------------------------- */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 Suite *suite_reactor(void)
 {
 	Suite *s = suite_create("reactor");
 	TCase *tc;
 
-	tc = tcase(s, "backend", 30);
+	tc = tu_tcase(s, "backend", 30);
 	tcase_add_test(tc, test_backend);
 
-	tc = tcase(s, "lifecycle", 120);
+	tc = tu_tcase(s, "lifecycle", 120);
 	tcase_add_test(tc, test_ready_makes_nothing);
 	tcase_add_test(tc, test_thread_exit_frees);
 	tcase_add_test(tc, test_cloexec);
@@ -1323,10 +1315,10 @@ Suite *suite_reactor(void)
 	tcase_add_test(tc, test_budget);
 	tcase_add_test(tc, test_same_ctx_repeat);
 
-	tc = tcase(s, "fanout", 120);
+	tc = tu_tcase(s, "fanout", 120);
 	tcase_add_test(tc, test_fanout);
 
-	tc = tcase(s, "eintr", 30);
+	tc = tu_tcase(s, "eintr", 30);
 	tcase_add_test(tc, test_storm_read_deadline);
 	tcase_add_test(tc, test_storm_read_data);
 	tcase_add_test(tc, test_storm_read_cancel);
@@ -1338,7 +1330,7 @@ Suite *suite_reactor(void)
 	tcase_add_test(tc, test_storm_poll);
 	tcase_add_loop_test(tc, test_storm_waitpid, 0, 2);
 
-	tc = tcase(s, "stale", 30);
+	tc = tu_tcase(s, "stale", 30);
 	tcase_add_test(tc, test_stale_registration);
 
 	return s;

@@ -617,11 +617,9 @@ END_TEST
 
 static TCase *tcase(Suite *s, const char *name, double timeout)
 {
-	TCase *tc = tcase_create(name);
+	TCase *tc = tu_tcase(s, name, timeout);
 
-	tcase_set_timeout(tc, timeout);
 	tcase_add_checked_fixture(tc, setup, teardown);
-	suite_add_tcase(s, tc);
 	return tc;
 }
 

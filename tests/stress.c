@@ -2656,30 +2656,22 @@ END_TEST
 
 /* ---- the suite -------------------------------------------------------- */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 Suite *suite_stress(void)
 {
 	Suite *s = suite_create("stress");
 	TCase *tc;
 
-	tc = tcase(s, "soak", soak_seconds() + 60);
+	tc = tu_tcase(s, "soak", soak_seconds() + 60);
 	tcase_add_test(tc, test_soak);
 
-	tc = tcase(s, "race", 60);
+	tc = tu_tcase(s, "race", 60);
 	tcase_add_loop_test(tc, test_race_start, 0, R_COUNT);
 
-	tc = tcase(s, "exit", 60);
+	tc = tu_tcase(s, "exit", 60);
 	tcase_add_loop_test(tc, test_race_exit, 0, 2);
 
-	tc = tcase(s, "late_wake", 60);
+	tc = tu_tcase(s, "late_wake", 60);
 	tcase_add_test(tc, test_chan_late_wake);
 
 	return s;

@@ -2,6 +2,7 @@
 #ifndef CTX_TESTUTIL_H
 #define CTX_TESTUTIL_H
 
+#include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -184,6 +185,29 @@ static inline bool tu_valgrind(void)
 	const char *p = getenv("LD_PRELOAD");
 
 	return p && strstr(p, "vgpreload");
+}
+
+
+/* A test case of suite s with a time limit, added to the suite. */
+static inline TCase *tu_tcase(Suite *s, const char *name, double timeout)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_timeout(tc, timeout);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+/* xorshift32: a small seeded generator, so a failing run can be
+ * repeated with its seed. */
+static inline uint32_t tu_rand(uint32_t *s)
+{
+	uint32_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return *s = x;
 }
 
 #endif

@@ -31,15 +31,6 @@ static const char key[] = "key";
 /* ---- helpers --------------------------------------------------------- */
 
 /* A small deterministic PRNG, so a failing round can be replayed. */
-static uint32_t rnd(uint32_t *s)
-{
-	uint32_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
 
 /* Burn a few CPU cycles, to shift one side of a race by a random amount. */
 static void spin(uint32_t n)
@@ -410,8 +401,8 @@ START_TEST(test_thread_join_race_exit)
 	for (int i = 0; i < rounds; i++) {
 		struct racer r = {
 			.c = ctx_with_cancel(ctx_background()),
-			.before = rnd(&seed) % 4000,
-			.after = rnd(&seed) % 100000,
+			.before = tu_rand(&seed) % 4000,
+			.after = tu_rand(&seed) % 100000,
 		};
 		ctx_thread_t *t;
 		void *res = NULL;
@@ -420,7 +411,7 @@ START_TEST(test_thread_join_race_exit)
 		ck_assert_ptr_nonnull(r.c);
 		ck_assert_int_eq(ctx_thread_create(&t, ctx_background(),
 						   racer_fn, &r), 0);
-		spin(rnd(&seed) % 8000);
+		spin(tu_rand(&seed) % 8000);
 		e = ctx_thread_join(r.c, t, &res);
 		if (e == 0) {
 			joined++;
@@ -751,21 +742,13 @@ END_TEST
 
 /* ---- the suite ------------------------------------------------------- */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 Suite *suite_thread(void)
 {
 	Suite *s = suite_create("thread");
 	TCase *tc;
 
-	tc = tcase(s, "thread", 30);
+	tc = tu_tcase(s, "thread", 30);
 	tcase_add_test(tc, test_thread_result);
 	tcase_add_test(tc, test_thread_done_context);
 	tcase_add_test(tc, test_thread_own_reference);
@@ -777,10 +760,10 @@ Suite *suite_thread(void)
 	tcase_add_test(tc, test_thread_join_reaps);
 	tcase_add_test(tc, test_thread_null);
 
-	tc = tcase(s, "thread_race", 60);
+	tc = tu_tcase(s, "thread_race", 60);
 	tcase_add_test(tc, test_thread_join_race_exit);
 
-	tc = tcase(s, "wg", 30);
+	tc = tu_tcase(s, "wg", 30);
 	tcase_add_test(tc, test_wg_zero);
 	tcase_add_test(tc, test_wg_timeout);
 	tcase_add_test(tc, test_wg_done_context);

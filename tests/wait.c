@@ -859,21 +859,13 @@ END_TEST
 
 /* ---- the suite -------------------------------------------------------- */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 Suite *suite_wait(void)
 {
 	Suite *s = suite_create("wait");
 	TCase *tc;
 
-	tc = tcase(s, "wait", 30);
+	tc = tu_tcase(s, "wait", 30);
 	tcase_add_test(tc, test_wait_cancel);
 	tcase_add_test(tc, test_wait_deadline);
 	tcase_add_test(tc, test_wait_done);
@@ -881,7 +873,7 @@ Suite *suite_wait(void)
 	tcase_add_test(tc, test_wait_inherited_deadline);
 	tcase_add_test(tc, test_wait_null);
 
-	tc = tcase(s, "sleep", 30);
+	tc = tu_tcase(s, "sleep", 30);
 	tcase_add_test(tc, test_sleep_full);
 	tcase_add_test(tc, test_sleep_many);
 	tcase_add_test(tc, test_sleep_cancel);
@@ -893,7 +885,7 @@ Suite *suite_wait(void)
 	tcase_add_test(tc, test_sleep_null);
 	tcase_add_test(tc, test_sleep_rearm);
 
-	tc = tcase(s, "poll", 30);
+	tc = tu_tcase(s, "poll", 30);
 	tcase_add_test(tc, test_poll_ready);
 	tcase_add_test(tc, test_poll_later);
 	tcase_add_test(tc, test_poll_timeout);
@@ -909,7 +901,7 @@ Suite *suite_wait(void)
 			    sizeof(heap_sizes) / sizeof(heap_sizes[0]));
 	tcase_add_test(tc, test_poll_null);
 
-	tc = tcase(s, "waitpid", 30);
+	tc = tu_tcase(s, "waitpid", 30);
 	tcase_add_loop_test(tc, test_waitpid_status, 0, 3);
 	tcase_add_test(tc, test_waitpid_exited);
 	/* Loop index: 0 waits by pid, 1 as any child. */
