@@ -316,12 +316,19 @@ ssize_t ctx_write(ctx_t *ctx, int fd, const void *buf, size_t len)
 	return run_all(ctx, &o);
 }
 
+/* The caller said MSG_DONTWAIT: one try, after the done check. */
+static ssize_t dontwait(ctx_t *ctx, struct op *o)
+{
+	int e = ctx_err(ctx);
+	return e ? fail(e) : o->call(o);
+}
+
 ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len, int flags)
 {
 	struct op o = { .fd = fd, .events = EPOLLIN, .call = call_recv,
 			.buf = buf, .len = len, .flags = flags };
 	if (flags & MSG_DONTWAIT) /* the caller asked not to wait */
-		return ctx_err(ctx) ? fail(ctx_err(ctx)) : call_recv(&o);
+		return dontwait(ctx, &o);
 	if (flags & MSG_WAITALL) { /* the wait is ours: loop for all */
 		o.flags &= ~MSG_WAITALL;
 		return run_all(ctx, &o);
@@ -334,7 +341,7 @@ ssize_t ctx_send(ctx_t *ctx, int fd, const void *buf, size_t len, int flags)
 	struct op o = { .fd = fd, .events = EPOLLOUT, .call = call_send,
 			.buf = (void *)buf, .len = len, .flags = flags };
 	if (flags & MSG_DONTWAIT)
-		return ctx_err(ctx) ? fail(ctx_err(ctx)) : call_send(&o);
+		return dontwait(ctx, &o);
 	return run_all(ctx, &o);
 }
 
