@@ -1560,11 +1560,15 @@ static void op_wait(struct op *o)
 static void aft_main(void *arg)
 {
 	struct aft *a = arg;
+	int e = a->target ? ctx_err(a->target) : -1;
+	int64_t at = ctx_now();
 
-	if (atomic_fetch_add(&a->ran, 1) == 0) {
-		atomic_store(&a->err_seen, a->target ? ctx_err(a->target) : -1);
-		atomic_store(&a->at, ctx_now());
+	if (atomic_load(&a->ran) == 0) {
+		atomic_store(&a->err_seen, e);
+		atomic_store(&a->at, at);
 	}
+	/* Last: the test frees a as soon as it sees ran. */
+	atomic_fetch_add(&a->ran, 1);
 }
 
 /* Wait up to tol for an after-func that must run to have run. */
