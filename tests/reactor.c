@@ -291,7 +291,10 @@ END_TEST
 /* ---- descriptors freed at thread exit --------------------------------- */
 
 /* A read of an empty pipe under a context: a wait for a descriptor,
- * which gives the thread a reactor.  Returns errno, or 0 if it read. */
+ * which gives the thread a reactor.  Returns errno, or 0 if it read.
+ * Tests keep the argument in static storage: under CK_FORK=no a failed
+ * check leaves the reader blocked, and it must not read a dead stack
+ * frame afterwards. */
 struct blocked_read {
 	ctx_t *ctx;
 	int fd;
@@ -320,7 +323,8 @@ START_TEST(test_thread_exit_frees)
 	int r = reactor_size(), base = tu_count_fds();
 	for (int b = 0; b < EXIT_THREADS / EXIT_BATCH; b++) {
 		ctx_t *c = ctx_with_cancel(ctx_background());
-		struct blocked_read br = { .ctx = c, .fd = p[0] };
+		static struct blocked_read br;
+		br = (struct blocked_read){ .ctx = c, .fd = p[0] };
 		int want = base + EXIT_BATCH * r;
 
 		for (int i = 0; i < EXIT_BATCH; i++)
@@ -443,12 +447,19 @@ START_TEST(test_cloexec)
 	ck_assert_int_eq(ctx_poll(c, &pfd, 1, CTX_MSEC), 0);
 	ck_assert_int_ge(ctx_done_fd(c), 0);
 	ck_assert_int_ge(ctx_done_fd(c2), 0);
-	struct blocked_read br = { .ctx = c, .fd = p[0] };
+	static struct blocked_read br;
+	br = (struct blocked_read){ .ctx = c, .fd = p[0] };
 	start(&waiter, read_main, &br);
+	/* Waiting for the waiter's reactor, not timing it: a scan is a
+	 * thousand system calls, and under valgrind, which runs one thread
+	 * at a time, scanning without pause can starve the waiter. */
 	int64_t t0 = ctx_now();
-	do
+	for (;;) {
 		scan_since(base, &s);
-	while (s.fresh < r + 2 && tu_ms_since(t0) < LATE_MS);
+		if (s.fresh >= r + 2 || tu_ms_since(t0) >= 10 * LATE_MS)
+			break;
+		tu_sleep_ns(2 * CTX_MSEC);
+	}
 	ck_assert_int_ge(s.fresh, r + 2);
 	assert_cloexec(s);
 
