@@ -99,16 +99,25 @@ run_prog() {
 	src=$1
 	name=$2
 	shift 2
+	run_as "$src" "$name" "$name" "$@"
+}
+
+# run_as SOURCE OUT NAME ARGS...: the same, the output in results/OUT.txt.
+run_as() {
+	src=$1
+	out=$2
+	name=$3
+	shift 3
 	t0=$(uptime_s)
-	printf 'bench: %s ... ' "$name" >&2
-	if "$builddir/bench/$name" "$@" >"$results/$name.txt" \
-	   2>"$results/$name.err"; then
+	printf 'bench: %s ... ' "$out" >&2
+	if "$builddir/bench/$name" "$@" >"$results/$out.txt" \
+	   2>"$results/$out.err"; then
 		ran="$ran $src"
 		awk -v a="$t0" -v b="$(uptime_s)" \
 			'BEGIN { printf "%.1f s\n", b - a }' >&2
 	else
 		echo "exit status $?" >&2
-		fail "$name: $(cat "$results/$name.err")"
+		fail "$out: $(cat "$results/$out.err")"
 	fi
 }
 
@@ -635,6 +644,197 @@ main_table() {
 	   src=SPEC FS='|' "$results/bench.spec"
 }
 
+# ---- the backends side by side --------------------------------------------
+
+# backend_runs: bench_backend and bench_wait on each backend, one run
+# after the other, tagged BE and WE on epoll, BU and WU on io_uring.  A
+# build without liburing, or a kernel that refuses io_uring, runs epoll
+# only: each program says which backend it got, and a run that fell back
+# is not shown as io_uring.
+backend_runs() {
+	for be in epoll io_uring; do
+		u=E
+		[ $be = io_uring ] && u=U
+		CTX_BACKEND=$be
+		export CTX_BACKEND
+		run_as B$u bench_backend-$be bench_backend $quick
+		if ! grep -q "^# libctx backend: $be" \
+		     "$results/bench_backend-$be.txt" 2>/dev/null; then
+			ran=$(echo "$ran" | sed "s/ B$u\$//")
+			break
+		fi
+		run_as W$u bench_wait-$be bench_wait $quick
+	done
+	unset CTX_BACKEND
+}
+
+# backend_spec: the rows of the backend table, one a line.
+#   S|title                              a section
+#   R|label|unit|scale|epoll|io_uring|floor
+# Cells are SOURCE:KEY as in spec(); the io_uring cell's source is the
+# epoll one's with U added, and the floor is the epoll run's.
+backend_spec() {
+	echo "S|cancel -> wake of one blocked thread (bench_wait; floor: epoll_wait on an eventfd)"
+	for cpu in samecpu crosscpu; do
+		case $cpu in
+		samecpu) where="same CPU" ;;
+		*) where="across CPUs" ;;
+		esac
+		for op in read wait sleep; do
+			for p in p50 p99; do
+				echo "R|$op ($where) $p|us|1000|W:wake/$cpu,ctx_$op:$p|W:wake/$cpu,eventfd-epoll:$p"
+			done
+		done
+	done
+	echo "S|echo, 64-byte round trips on one CPU (bench_backend; floor: blocking send/recv)"
+	for t in socketpair tcp; do
+		for p in p50 p99; do
+			echo "R|round trip $t $p|us|1000|B:echo-rtt/$t,libctx:$p|B:echo-rtt/$t,floor:$p"
+		done
+	done
+	echo "S|echo, streaming 16 KiB sends (bench_backend; floor: blocking send/recv)"
+	for t in socketpair tcp; do
+		echo "R|throughput $t|MB/s|1|B:echo-stream/$t,libctx:p50|B:echo-stream/$t,floor:p50"
+	done
+	echo "S|hot path: reads with the data already there (p50; floor: read(2))"
+	for fd in pipe socketpair; do
+		echo "R|1-byte read $fd|ns|1|W:hotpath/$fd,ctx_read:p50|W:hotpath/$fd,read:p50"
+	done
+	echo "R|4 KiB read, cached file|ns|1|B:hotpath/file,libctx:p50|B:hotpath/file,floor:p50"
+}
+
+# backend_table: the table on stdout, as CSV in results/backend.csv.
+backend_table() {
+	case " $ran " in
+	*" BE "*) ;;
+	*) echo "(bench_backend did not run)"; return 0 ;;
+	esac
+	uring=1
+	case " $ran " in
+	*" BU "*) ;;
+	*)
+		uring=
+		echo "(io_uring is not available here -- libctx built without liburing, or the kernel refuses a ring: the epoll column alone)"
+		echo
+		;;
+	esac
+	backend_spec >"$results/backend.spec"
+	for f in W WU B BU; do
+		case $f in
+		W) p=$results/bench_wait-epoll.txt ;;
+		WU) p=$results/bench_wait-io_uring.txt ;;
+		B) p=$results/bench_backend-epoll.txt ;;
+		BU) p=$results/bench_backend-io_uring.txt ;;
+		esac
+		[ -f "$p" ] || p=/dev/null
+		eval "f_$f=\$p"
+	done
+	awk -v uring="$uring" -v csv="$results/backend.csv" '
+	function num(v) { return v + 0 }
+	function fmt(v) {
+		if (v == "") return "-"
+		v = num(v)
+		if (v >= 100) return sprintf("%.0f", v)
+		if (v >= 10) return sprintf("%.1f", v)
+		return sprintf("%.2f", v)
+	}
+	function get(ref) { return (ref in val) ? val[ref] / scale : "" }
+	# The cost of a over the cost of b: below 1, a does better.
+	function ratio(a, b) {
+		if (a == "" || b == "" || num(a) <= 0 || num(b) <= 0) return "-"
+		return sprintf("%.2f", rate ? num(b) / num(a) : num(a) / num(b))
+	}
+	function add(c1, c2, c3, c4, c5, c6, c7, c8) {
+		rows++
+		cell[rows, 1] = c1; cell[rows, 2] = c2; cell[rows, 3] = c3
+		cell[rows, 4] = c4; cell[rows, 5] = c5; cell[rows, 6] = c6
+		cell[rows, 7] = c7; cell[rows, 8] = c8
+	}
+	BEGIN {
+		print "section,scenario,unit,epoll,io_uring,floor," \
+		      "io_uring_over_epoll,epoll_over_floor," \
+		      "io_uring_over_floor" > csv
+	}
+	src != "SPEC" && !/^#/ && NF >= 4 {
+		val[src ":" $1 "," $2 ":p50"] = $3
+		val[src ":" $1 "," $2 ":p99"] = $4
+		next
+	}
+	src != "SPEC" { next }
+	$1 == "S" { section = $2; add("**" section "**", "", "", "", "", "", "", ""); next }
+	$1 == "R" {
+		label = $2; unit = $3; scale = $4; rate = unit == "MB/s"
+		s = substr($5, 1, 1); k = substr($5, 2)
+		e = get($5)
+		u = uring ? get(s "U" k) : ""
+		fl = get($6)
+		ufl = uring ? get(s "U" substr($6, 2)) : ""
+		if (e == "" || fl == "" || (uring && (u == "" || ufl == "")))
+			missing = missing "\n  " label
+		# Each backend over the floor of its own run.
+		add(label, unit, fmt(e), fmt(u), fmt(fl), ratio(u, e), \
+		    ratio(e, fl), ratio(u, ufl))
+		if (uring && u != "" && e != "") {
+			q = ratio(u, e) + 0
+			if (q < 0.95) ub++; else if (q > 1.05) eb++; else tie++
+		}
+		printf "\"%s\",\"%s\",%s,%s,%s,%s,%s,%s,%s\n", section, label, \
+			unit, e, u, fl, ratio(u, e), ratio(e, fl), \
+			ratio(u, ufl) > csv
+	}
+	END {
+		split("scenario unit epoll io_uring floor io_uring/epoll " \
+		      "epoll/floor io_uring/floor", h, " ")
+		if (!uring) h[4] = "io_uring (n/a)"
+		for (j = 1; j <= 8; j++) {
+			cell[0, j] = h[j]
+			w[j] = length(h[j])
+			for (i = 1; i <= rows; i++)
+				if (cell[i, 2] != "" && length(cell[i, j]) > w[j])
+					w[j] = length(cell[i, j])
+		}
+		for (i = 0; i <= rows; i++) {
+			line = "|"
+			for (j = 1; j <= 8; j++)
+				line = line sprintf(j >= 3 ? " %" w[j] "s |" : \
+					" %-" w[j] "s |", cell[i, j])
+			print line
+			if (i == 0) {
+				line = "|"
+				for (j = 1; j <= 8; j++) {
+					d = sprintf("%" w[j] "s", "")
+					gsub(/ /, "-", d)
+					line = line (j >= 3 ? "-" d ":|" : " " d " |")
+				}
+				print line
+			}
+		}
+		print ""
+		if (uring)
+			printf "io_uring does better (by over 5%%) in %d rows, " \
+			       "epoll in %d, neither in %d.\n", ub, eb, tie
+		if (missing != "") {
+			print "bench: FAILED: backend rows without a value:" \
+				missing > "/dev/stderr"
+			exit 1
+		}
+	}' src=W FS=, "$f_W" src=WU "$f_WU" src=B "$f_B" src=BU "$f_BU" \
+	   src=SPEC FS='|' "$results/backend.spec"
+}
+
+report_backend_notes() {
+	cat <<NOTES
+The same calls on each backend (CTX_BACKEND=epoll, CTX_BACKEND=io_uring),
+each in its own run of the same programs, one after the other.  Ratios
+are costs (for MB/s, the inverse): below 1, the first named does better;
+each backend is set against the floor measured in its own run, and the
+floor column shows the epoll run's.  Rows whose data is already there
+never reach the backend (libctx tries the call before it waits), so
+there the two columns differ only by noise.
+
+NOTES
+}
+
 # ---- the picture -------------------------------------------------------
 
 # cdf SAMPLES OUT: sorted samples in ns -> "us fraction" lines.
@@ -841,6 +1041,7 @@ else
 	echo "bench: bench_sync not built: channels and threads left out" >&2
 	rm -f "$results/bench_sync.txt"
 fi
+backend_runs
 # The Go table's runs come last, after every C program has finished.
 section_go >"$results/go-table.md"
 
@@ -852,6 +1053,13 @@ main_table || status=1
 echo
 echo "CSV: $results/bench.csv"
 plot
+echo
+echo "## libctx on epoll and on io_uring"
+echo
+report_backend_notes
+backend_table || status=1
+echo
+echo "CSV: $results/backend.csv"
 echo
 cat "$results/go-table.md"
 echo
