@@ -446,6 +446,10 @@ spec() {
 	for fd in pipe socketpair; do
 		echo "R|read $fd|ns|1|W:hotpath/$fd,ctx_read:p50|C:hotpath/$fd/p50,condvar|C:hotpath/$fd/p50,stop_token|W:hotpath/$fd,read:p50|floor*1.05"
 	done
+	# No read that cannot block a blocking pipe costs one read(2): the
+	# kernel's vectored path (preadv2 with RWF_NOWAIT, which ctx_read
+	# tries first) is dearer.  This row sets libctx against that.
+	echo "R|read pipe (floor: preadv2 RWF_NOWAIT)|ns|1|W:hotpath/pipe,ctx_read:p50|-|-|W:hotpath/pipe,preadv2-nowait:p50|floor*1.05"
 
 	echo "S|create|create + cancel (+ release) of contexts"
 	echo "R|WithCancel|ns|1|X:WithCancel|C:create/WithCancel,condvar|C:create/WithCancel,stop_token|-|condvar*1"
