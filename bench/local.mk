@@ -2,7 +2,9 @@
 #
 # `make bench` runs every benchmark program (and Go's context benchmarks
 # when configure found `go`) and prints one table against the condvar
-# approach, plus the Go table; `make bench-quick` does the same briefly,
+# approach, plus the Go table and a table of the epoll backend beside
+# the io_uring one, then wrk against httpd on each backend; `make
+# bench-quick` does the same (without wrk) briefly,
 # for CI.  bench/run.sh does the work; see its header.
 #
 # The std::stop_token column needs a C++20 compiler, which configure does
@@ -33,8 +35,15 @@ BENCH_ENV = CXX="$(CXX)" GNUPLOT="$(GNUPLOT)"
 .PHONY: bench bench-quick
 bench: all
 	@$(BENCH_ENV) $(srcdir)/bench/run.sh "$(abs_builddir)" "$(abs_srcdir)" "$(GO)"
-	@echo; echo "## httpd under wrk (examples/httpd, GET /fast)"
-	@$(MAKE) --no-print-directory bench-httpd
+	@echo; echo "## httpd under wrk (examples/httpd, GET /fast), on epoll"
+	@CTX_BACKEND=epoll $(MAKE) --no-print-directory bench-httpd
+	@echo; echo "## httpd under wrk (examples/httpd, GET /fast), on io_uring"
+	@if grep -q '^# libctx backend: io_uring' \
+	    bench/results/bench_backend-io_uring.txt 2>/dev/null; then \
+		CTX_BACKEND=io_uring $(MAKE) --no-print-directory bench-httpd; \
+	else \
+		echo "(io_uring is not available here)"; \
+	fi
 bench-quick: all
 	@$(BENCH_ENV) $(srcdir)/bench/run.sh "$(abs_builddir)" "$(abs_srcdir)" "$(GO)" --quick
 EXTRA_DIST += bench/run.sh bench/go/go.mod bench/go/doc.go \

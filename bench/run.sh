@@ -2,8 +2,9 @@
 # Run libctx's benchmarks and print what they found: ONE table of libctx
 # beside the approach users would write otherwise -- a context on a
 # mutex, a condition variable and a flag, whose reads poll in slices --
-# and beside the raw kernel floor; then the table of libctx beside Go's
-# own context package (when Go is installed); then a picture.
+# and beside the raw kernel floor; then a picture; then libctx on its
+# epoll backend beside its io_uring one; then the table of libctx beside
+# Go's own context package (when Go is installed).
 #
 #   bench/run.sh BUILDDIR SRCDIR [GO] [--quick]
 #
@@ -28,11 +29,17 @@
 #   bench_sync     channels and threads beside condvar queues and
 #                  pthreads (its rows are a section of the table; left
 #                  out when the program is not built)
+#   bench_backend  echo round trips and streaming over a socket pair
+#                  and TCP loopback, cached-file reads, beside blocking
+#                  calls; run with bench_wait once per backend
+#                  (CTX_BACKEND=epoll, then io_uring when it is there)
+#                  for the table of the backends side by side
 #
 # Everything goes to BUILDDIR/bench/results: each program's raw output
-# (<program>.txt), the table as CSV (bench.csv), the Go table as CSV
-# (context.csv), raw latency samples (samples/) and the picture
-# (bench.png).
+# (<program>.txt; <program>-<backend>.txt for the backend runs), the
+# table as CSV (bench.csv), the Go table as CSV (context.csv), the
+# backend table as CSV (backend.csv), raw latency samples (samples/) and
+# the picture (bench.png).
 #
 # Targets are reported, not enforced: a row that misses one is listed
 # under the table.  The exit status is 1 only when something did not run
