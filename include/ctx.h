@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -207,6 +208,15 @@ typedef struct ctx_thread ctx_thread_t;
  * an error number (EINVAL, ENOMEM, EAGAIN). */
 CTX_API int ctx_thread_create(ctx_thread_t **t, ctx_t *ctx,
 			      void *(*fn)(ctx_t *ctx, void *arg), void *arg);
+
+/* The same with pthread attributes (stack size, guard, scheduling, CPU
+ * affinity); NULL: the defaults.  The attributes must leave the thread
+ * joinable: detached ones are refused with EINVAL (see
+ * ctx_thread_detach).  Errors as pthread_create's besides. */
+CTX_API int ctx_thread_create_attr(ctx_thread_t **t,
+				   const pthread_attr_t *attr, ctx_t *ctx,
+				   void *(*fn)(ctx_t *ctx, void *arg),
+				   void *arg);
 
 /* Wait for t's fn to return, or for ctx to end.  0: joined, *result is
  * fn's value and t is freed.  The context's error: not joined, t is still

@@ -63,6 +63,7 @@ dist_man3_MANS += \
 	man/ctx_connect.3
 # aliases of man/ctx_thread_create.3
 dist_man3_MANS += \
+	man/ctx_thread_create_attr.3 \
 	man/ctx_thread_join.3 \
 	man/ctx_thread_detach.3
 # aliases of man/ctx_wg_new.3

@@ -45,17 +45,27 @@ static void *thread_main(void *p)
 	return NULL;
 }
 
-int ctx_thread_create(ctx_thread_t **out, ctx_t *ctx,
-		      void *(*fn)(ctx_t *ctx, void *arg), void *arg)
+/* A detached pthread could never be reaped by ctx_thread_join, and
+ * ctx_thread_detach is how a handle lets go: refuse detached attributes. */
+static bool joinable(const pthread_attr_t *attr)
 {
-	if (!out || !ctx || !fn)
+	int state;
+	return !attr || (!pthread_attr_getdetachstate(attr, &state) &&
+			 state == PTHREAD_CREATE_JOINABLE);
+}
+
+int ctx_thread_create_attr(ctx_thread_t **out, const pthread_attr_t *attr,
+			   ctx_t *ctx, void *(*fn)(ctx_t *ctx, void *arg),
+			   void *arg)
+{
+	if (!out || !ctx || !fn || !joinable(attr))
 		return EINVAL;
 	ctx_thread_t *t = ctx__malloc(sizeof(*t));
 	if (!t)
 		return ENOMEM;
 	*t = (ctx_thread_t){ .ctx = ctx_ref(ctx), .fn = fn, .arg = arg };
 	ctx__waitq_init(&t->joiners);
-	int e = pthread_create(&t->tid, NULL, thread_main, t);
+	int e = pthread_create(&t->tid, attr, thread_main, t);
 	if (e) {
 		ctx_unref(t->ctx);
 		free(t);
@@ -63,6 +73,12 @@ int ctx_thread_create(ctx_thread_t **out, ctx_t *ctx,
 	}
 	*out = t;
 	return 0;
+}
+
+int ctx_thread_create(ctx_thread_t **out, ctx_t *ctx,
+		      void *(*fn)(ctx_t *ctx, void *arg), void *arg)
+{
+	return ctx_thread_create_attr(out, NULL, ctx, fn, arg);
 }
 
 /* Wait, cancellably, until fn has returned. */

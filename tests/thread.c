@@ -457,6 +457,116 @@ START_TEST(test_thread_null)
 }
 END_TEST
 
+/* ---- threads with attributes ------------------------------------------ */
+
+#define ATTR_STACK (256 * 1024)
+
+/* What a thread made with attributes saw: its stack size and context. */
+struct stack_probe {
+	size_t stack;
+	void *value;
+	int rc;
+};
+
+static void *stack_fn(ctx_t *ctx, void *arg)
+{
+	struct stack_probe *p = arg;
+	pthread_attr_t a;
+
+	p->rc = pthread_getattr_np(pthread_self(), &a);
+	if (!p->rc) {
+		p->rc = pthread_attr_getstacksize(&a, &p->stack);
+		pthread_attr_destroy(&a);
+	}
+	p->value = ctx_value(ctx, key);
+	return p;
+}
+
+/* The attributes reach the thread (its stack is the size asked for), and
+ * the thread still carries its context. */
+START_TEST(test_thread_attr_stack)
+{
+	int x;
+	ctx_t *v = ctx_with_value(ctx_background(), key, &x);
+	struct stack_probe p = { .rc = -1 };
+	pthread_attr_t attr;
+	ctx_thread_t *t = NULL;
+	void *res = NULL;
+
+	ck_assert_int_eq(pthread_attr_init(&attr), 0);
+	ck_assert_int_eq(pthread_attr_setstacksize(&attr, ATTR_STACK), 0);
+	ck_assert_int_eq(ctx_thread_create_attr(&t, &attr, v, stack_fn, &p),
+			 0);
+	pthread_attr_destroy(&attr); /* the thread does not need it */
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, &res), 0);
+	ck_assert_ptr_eq(res, &p);
+	ck_assert_int_eq(p.rc, 0);
+	ck_assert_uint_ge(p.stack, ATTR_STACK);
+	ck_assert_uint_lt(p.stack, 2 * ATTR_STACK);
+	ck_assert_ptr_eq(p.value, &x);
+
+	/* NULL attributes: the defaults, as ctx_thread_create. */
+	ck_assert_int_eq(ctx_thread_create_attr(&t, NULL, v, return_arg, &x),
+			 0);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, &res), 0);
+	ck_assert_ptr_eq(res, &x);
+	ctx_release(v);
+}
+END_TEST
+
+/* A thread made with attributes is joined cancellably like any other. */
+START_TEST(test_thread_attr_join_interrupted)
+{
+	pthread_attr_t attr;
+	ctx_thread_t *t = NULL;
+	sem_t go;
+
+	sem_init(&go, 0, 0);
+	ck_assert_int_eq(pthread_attr_init(&attr), 0);
+	ck_assert_int_eq(pthread_attr_setstacksize(&attr, ATTR_STACK), 0);
+	ck_assert_int_eq(ctx_thread_create_attr(&t, &attr, ctx_background(),
+						block_on_sem, &go), 0);
+	pthread_attr_destroy(&attr);
+	ctx_t *d = ctx_with_timeout(ctx_background(), 20 * CTX_MSEC);
+	int64_t t0 = ctx_now();
+	ck_assert_int_eq(ctx_thread_join(d, t, NULL), CTX_DEADLINE_EXCEEDED);
+	ck_assert_double_ge(tu_ms_since(t0), 15.0);
+	ctx_release(d);
+	sem_post(&go);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, NULL), 0);
+	sem_destroy(&go);
+}
+END_TEST
+
+/* Detached attributes are refused, and nothing is started or kept. */
+START_TEST(test_thread_attr_detached)
+{
+	pthread_attr_t attr;
+	ctx_thread_t *t = NULL;
+	int threads = tu_count_threads();
+	ctx_t *c = ctx_with_cancel(ctx_background());
+
+	ck_assert_int_eq(pthread_attr_init(&attr), 0);
+	ck_assert_int_eq(pthread_attr_setdetachstate(&attr,
+						     PTHREAD_CREATE_DETACHED),
+			 0);
+	ck_assert_int_eq(ctx_thread_create_attr(&t, &attr, c, return_arg,
+						NULL), EINVAL);
+	ck_assert_ptr_null(t);
+	/* No more threads (fewer, if an earlier test's are still leaving). */
+	ck_assert_int_le(tu_count_threads(), threads);
+	ck_assert_int_eq(ctx_thread_create_attr(NULL, NULL, c, return_arg,
+						NULL), EINVAL);
+	ck_assert_int_eq(ctx_thread_create_attr(&t, NULL, NULL, return_arg,
+						NULL), EINVAL);
+	ck_assert_int_eq(ctx_thread_create_attr(&t, NULL, c, NULL, NULL),
+			 EINVAL);
+	ck_assert_ptr_null(t);
+	pthread_attr_destroy(&attr);
+	ctx_release(c); /* the refused calls took no reference: no leak */
+}
+END_TEST
+
 /* ---- wait groups ----------------------------------------------------- */
 
 /* A counter at zero: wait returns 0 at once. */
@@ -759,6 +869,9 @@ Suite *suite_thread(void)
 	tcase_add_test(tc, test_thread_detach_after_failed_join);
 	tcase_add_test(tc, test_thread_join_reaps);
 	tcase_add_test(tc, test_thread_null);
+	tcase_add_test(tc, test_thread_attr_stack);
+	tcase_add_test(tc, test_thread_attr_join_interrupted);
+	tcase_add_test(tc, test_thread_attr_detached);
 
 	tc = tu_tcase(s, "thread_race", 60);
 	tcase_add_test(tc, test_thread_join_race_exit);
