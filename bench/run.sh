@@ -200,6 +200,39 @@ run_go() {
 	) >"$1" 2>&1
 }
 
+# ---- the tables --------------------------------------------------------
+
+# md_table(t, rows, ncols, lo, hi): the awk function that prints
+# t[0..rows, 1..ncols] as a Markdown table, the header in row 0, columns
+# lo..hi right-aligned.  Rows whose second cell is empty (section titles)
+# do not widen the columns.  Each table's awk program starts with it.
+MD_TABLE='
+function md_table(t, rows, ncols, lo, hi,    i, j, w, line, d) {
+	for (j = 1; j <= ncols; j++) {
+		w[j] = length(t[0, j])
+		for (i = 1; i <= rows; i++)
+			if (t[i, 2] != "" && length(t[i, j]) > w[j])
+				w[j] = length(t[i, j])
+	}
+	for (i = 0; i <= rows; i++) {
+		line = "|"
+		for (j = 1; j <= ncols; j++)
+			line = line sprintf(j >= lo && j <= hi ? " %" w[j] "s |" : \
+				" %-" w[j] "s |", t[i, j])
+		print line
+		if (i > 0)
+			continue
+		line = "|"
+		for (j = 1; j <= ncols; j++) {
+			d = sprintf("%" w[j] "s", "")
+			gsub(/ /, "-", d)
+			line = line (j >= lo && j <= hi ? "-" d ":|" : " " d " |")
+		}
+		print line
+	}
+}
+'
+
 # ---- the table ---------------------------------------------------------
 
 # compare SECTION C_OUT GO_OUT CSV LIMITS ALIASES INFO UNITS
@@ -217,7 +250,7 @@ run_go() {
 # time rows libctx's min..max over its runs is shown next to the median.
 compare() {
 	awk -v section="$1" -v csv="$4" -v limits="$5" -v aliases="$6" \
-	    -v info="$7" -v units="$8" '
+	    -v info="$7" -v units="$8" "$MD_TABLE"'
 	function unit_of(name,    i, n, u, kv) {
 		if (name ~ /^BytesPerCtx\//) return "B/ctx"
 		if (name ~ /^FdsPerCtx\//) return "fds/ctx"
@@ -317,30 +350,9 @@ compare() {
 		split("benchmark unit libctx libctx_min..max Go libctx/Go target verdict", h, " ")
 		if (gover == "")
 			h[5] = "Go (not run)"
-		for (j = 1; j <= 8; j++) {
+		for (j = 1; j <= 8; j++)
 			cell[0, j] = h[j]
-			w[j] = length(h[j])
-			for (i = 1; i <= rows; i++)
-				if (length(cell[i, j]) > w[j])
-					w[j] = length(cell[i, j])
-		}
-		for (i = 0; i <= rows; i++) {
-			line = "|"
-			for (j = 1; j <= 8; j++)
-				line = line sprintf(j >= 3 && j <= 6 ? \
-					" %" w[j] "s |" : " %-" w[j] "s |", cell[i, j])
-			print line
-			if (i == 0) {
-				line = "|"
-				for (j = 1; j <= 8; j++) {
-					d = sprintf("%" w[j] "s", "")
-					gsub(/ /, "-", d)
-					line = line (j >= 3 && j <= 6 ? \
-						"-" d ":|" : " " d " |")
-				}
-				print line
-			}
-		}
+		md_table(cell, rows, 8, 3, 6)
 		print "section,benchmark,unit,libctx,libctx_range,go,libctx_over_go,target,verdict" > csv
 		for (i = 1; i <= rows; i++)
 			printf "%s,%s,%s,%s,%s,%s,%s,%s,%s\n", section,
@@ -516,7 +528,8 @@ main_table() {
 		eval "p=\$$f"
 		[ -f "$p" ] || eval "$f=/dev/null"
 	done
-	awk -v ran="$ran" -v st="${stoptoken:+1}" -v csv="$results/bench.csv" '
+	awk -v ran="$ran" -v st="${stoptoken:+1}" -v csv="$results/bench.csv" \
+	    "$MD_TABLE"'
 	function num(v) { return v + 0 }
 	function fmt(v) {
 		if (v == "") return "-"
@@ -615,31 +628,9 @@ main_table() {
 		split("scenario unit libctx condvar stop_token floor " \
 		      "libctx/condvar libctx/floor target verdict", h, " ")
 		if (!st) h[5] = "stop_token (not built)"
-		for (j = 1; j <= 10; j++) {
+		for (j = 1; j <= 10; j++)
 			cell_[0, j] = h[j]
-			w[j] = length(h[j])
-			for (i = 1; i <= rows; i++)
-				if (cell_[i, 2] != "" && length(cell_[i, j]) > w[j])
-					w[j] = length(cell_[i, j])
-		}
-		for (i = 0; i <= rows; i++) {
-			line = "|"
-			for (j = 1; j <= 10; j++)
-				line = line sprintf(j >= 3 && j <= 8 ? \
-					" %" w[j] "s |" : " %-" w[j] "s |", \
-					cell_[i, j])
-			print line
-			if (i == 0) {
-				line = "|"
-				for (j = 1; j <= 10; j++) {
-					d = sprintf("%" w[j] "s", "")
-					gsub(/ /, "-", d)
-					line = line (j >= 3 && j <= 8 ? \
-						"-" d ":|" : " " d " |")
-				}
-				print line
-			}
-		}
+		md_table(cell_, rows, 10, 3, 8)
 		print ""
 		if (bad != "")
 			print "Rows where libctx misses its target (reported, not enforced):" bad
@@ -740,7 +731,7 @@ backend_table() {
 		[ -f "$p" ] || p=/dev/null
 		eval "f_$f=\$p"
 	done
-	awk -v uring="$uring" -v csv="$results/backend.csv" '
+	awk -v uring="$uring" -v csv="$results/backend.csv" "$MD_TABLE"'
 	function num(v) { return v + 0 }
 	function fmt(v) {
 		if (v == "") return "-"
@@ -797,29 +788,9 @@ backend_table() {
 		split("scenario unit epoll io_uring floor io_uring/epoll " \
 		      "epoll/floor io_uring/floor", h, " ")
 		if (!uring) h[4] = "io_uring (n/a)"
-		for (j = 1; j <= 8; j++) {
+		for (j = 1; j <= 8; j++)
 			cell[0, j] = h[j]
-			w[j] = length(h[j])
-			for (i = 1; i <= rows; i++)
-				if (cell[i, 2] != "" && length(cell[i, j]) > w[j])
-					w[j] = length(cell[i, j])
-		}
-		for (i = 0; i <= rows; i++) {
-			line = "|"
-			for (j = 1; j <= 8; j++)
-				line = line sprintf(j >= 3 ? " %" w[j] "s |" : \
-					" %-" w[j] "s |", cell[i, j])
-			print line
-			if (i == 0) {
-				line = "|"
-				for (j = 1; j <= 8; j++) {
-					d = sprintf("%" w[j] "s", "")
-					gsub(/ /, "-", d)
-					line = line (j >= 3 ? "-" d ":|" : " " d " |")
-				}
-				print line
-			}
-		}
+		md_table(cell, rows, 8, 3, 8)
 		print ""
 		if (uring)
 			printf "io_uring does better (by over 5%%) in %d rows, " \

@@ -67,6 +67,12 @@ static inline void ctx__lock(ctx__lock_t *l)
 		ctx__lock_slow(l);
 }
 
+/* Once the exchange is done another thread may take the lock, finish,
+ * and free the memory before the wake below: the wake then lands on a
+ * dead word.  That is harmless, as with glibc's own mutexes: a futex wake
+ * touches no memory (an unmapped page makes it fail with EFAULT), and a
+ * stray wake of whoever waits there now is a spurious wake-up, which
+ * every futex waiter here re-checks for. */
 static inline void ctx__unlock(ctx__lock_t *l)
 {
 	if (atomic_exchange_explicit(&l->v, 0, memory_order_release) == 2)
