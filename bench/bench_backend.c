@@ -153,23 +153,7 @@ static void connect_pair(enum transport t, int fd[2])
 	nodelay(fd[1]);
 }
 
-static void pin(int cpu)
-{
-	cpu_set_t s;
-	CPU_ZERO(&s);
-	CPU_SET(cpu, &s);
-	if (pthread_setaffinity_np(pthread_self(), sizeof(s), &s))
-		bench_fail("pin to CPU %d: %s", cpu, strerror(errno));
-}
-
 static cpu_set_t all_cpus; /* the main thread's mask at start */
-
-static void unpin(void)
-{
-	if (pthread_setaffinity_np(pthread_self(), sizeof(all_cpus),
-				   &all_cpus))
-		bench_fail("unpin: %s", strerror(errno));
-}
 
 static int first_cpu(void)
 {
@@ -196,7 +180,7 @@ static void *server_main(void *p)
 	if (!buf)
 		bench_fail("out of memory");
 	if (s->cpu >= 0)
-		pin(s->cpu);
+		bench_pin(s->cpu);
 	for (;;) {
 		ssize_t k = do_recv(s->way, s->fd, buf, s->block);
 		if (k < 0)
@@ -274,7 +258,7 @@ static struct result echo_rtt(enum way w, enum transport t, int rounds)
 	connect_pair(t, fd);
 	struct server s = { .way = w, .fd = fd[1], .cpu = cpu, .block = MSG };
 	server_start(&s);
-	pin(cpu);
+	bench_pin(cpu);
 	for (int i = -rounds / 10; i < rounds; i++) { /* a tenth to warm up */
 		memset(out, 'a' + (i & 15), MSG);
 		int64_t t0 = bench_now();
@@ -289,7 +273,7 @@ static struct result echo_rtt(enum way w, enum transport t, int rounds)
 	}
 	shutdown(fd[0], SHUT_WR);
 	pthread_join(s.th, NULL);
-	unpin();
+	bench_unpin(&all_cpus);
 	close(fd[0]);
 	close(fd[1]);
 	struct result r = summarize(v, rounds, false);
@@ -422,7 +406,7 @@ static void bench_file(int passes)
 	int fd = make_file();
 	double v[2][200];
 	struct result r[2];
-	pin(first_cpu());
+	bench_pin(first_cpu());
 	for (int i = -2; i < passes; i++) /* two passes to warm up */
 		for (int w = 0; w < 2; w++) {
 			double ns = file_pass((enum way)w, fd);
@@ -431,7 +415,7 @@ static void bench_file(int passes)
 		}
 	for (int w = 0; w < 2; w++)
 		r[w] = summarize(v[w], passes, false);
-	unpin();
+	bench_unpin(&all_cpus);
 	print_pair("hotpath/file", r);
 	close(fd);
 }

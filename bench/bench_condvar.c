@@ -109,7 +109,6 @@ static struct bench B;
 static const char *samples_dir;
 static cpu_set_t all_cpus;
 static int cpus[CPU_SETSIZE], ncpus, cpu_a = -1, cpu_b = -1;
-static bool have_syscall_file;
 static uint64_t rng = 0x9E3779B97F4A7C15ull; /* fixed: runs repeat */
 
 /* ---- the implementations --------------------------------------------- */
@@ -266,47 +265,6 @@ static void *must_ctx(void *c, const char *what)
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
-
-static void futex_wait(_Atomic uint32_t *w, uint32_t val,
-		       const struct timespec *timeout)
-{
-	syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, timeout, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *w, int n)
-{
-	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
-}
-
-static void pin_self(int cpu)
-{
-	cpu_set_t s;
-	int e;
-
-	CPU_ZERO(&s);
-	CPU_SET(cpu, &s);
-	if ((e = pthread_setaffinity_np(pthread_self(), sizeof(s), &s)))
-		bench_fail("pthread_setaffinity_np(cpu %d): %s", cpu,
-			   strerror(e));
-}
-
-static void unpin_self(void)
-{
-	int e = pthread_setaffinity_np(pthread_self(), sizeof(all_cpus),
-				       &all_cpus);
-	if (e)
-		bench_fail("pthread_setaffinity_np: %s", strerror(e));
-}
-
-static void nap_ns(int64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / CTX_SEC), (long)(ns % CTX_SEC) };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 /* xorshift64*: a reproducible spread of cancel moments. */
 static uint64_t rand_below(uint64_t n)
 {
@@ -314,48 +272,6 @@ static uint64_t rand_below(uint64_t n)
 	rng ^= rng << 25;
 	rng ^= rng >> 27;
 	return n ? (rng * 0x2545F4914F6CDD1Dull) % n : 0;
-}
-
-/* Give way while polling for another thread's progress: yield first (it
- * may share our CPU), then sleep a little. */
-static void give_way(int *spins, int64_t limit, const char *what)
-{
-	if (ctx_now() > limit)
-		bench_fail("%s: stuck for %lld s", what,
-			   (long long)(STUCK_NS / CTX_SEC));
-	if ((*spins)++ < 200)
-		sched_yield();
-	else
-		nap_ns(20000);
-}
-
-/* Wait until *w == want; someone will futex_wake w. */
-static void await_word(_Atomic uint32_t *w, uint32_t want, const char *what)
-{
-	int64_t limit = ctx_now() + STUCK_NS;
-	struct timespec second = { 1, 0 };
-	uint32_t v;
-
-	while ((v = atomic_load_explicit(w, memory_order_acquire)) != want) {
-		if (ctx_now() > limit)
-			bench_fail("%s: no wake-up within %lld s", what,
-				   (long long)(STUCK_NS / CTX_SEC));
-		futex_wait(w, v, &second);
-	}
-}
-
-static ssize_t read_small(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n >= 0)
-		buf[n] = '\0';
-	return n;
 }
 
 /* The system calls any of the implementations sleeps in: futex
@@ -377,41 +293,6 @@ static const long wait_calls[] = {
 #endif
 	-1,
 };
-
-/* Is thread tid asleep ('S') inside one of the wait calls? */
-static bool blocked(pid_t tid)
-{
-	char path[64], buf[512], *p;
-	long call;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-	if (read_small(path, buf, sizeof(buf)) <= 0)
-		bench_fail("cannot read %s: %s", path, strerror(errno));
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] != 'S')
-		return false;
-	if (!have_syscall_file)
-		return true;
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	if (read_small(path, buf, sizeof(buf)) <= 0)
-		bench_fail("cannot read %s: %s", path, strerror(errno));
-	if (!isdigit((unsigned char)buf[0])) /* "running" or "-1 ..." */
-		return false;
-	call = strtol(buf, NULL, 10);
-	for (int i = 0; wait_calls[i] >= 0; i++)
-		if (wait_calls[i] == call)
-			return true;
-	return false;
-}
-
-static void await_blocked(pid_t tid, const char *what)
-{
-	int64_t limit = ctx_now() + STUCK_NS;
-	int spins = 0;
-
-	while (!blocked(tid))
-		give_way(&spins, limit, what);
-}
 
 static void raise_nofile(rlim_t need)
 {
@@ -597,7 +478,7 @@ static void *joined_main(void *p)
 	_Atomic uint32_t *quit = p;
 
 	while (!atomic_load_explicit(quit, memory_order_acquire))
-		futex_wait(quit, 0, NULL);
+		bench_futex_wait(quit, 0, NULL);
 	return p;
 }
 
@@ -661,21 +542,21 @@ static void *waiter_main(void *p)
 	struct waiter *w = p;
 
 	if (w->cpu >= 0)
-		pin_self(w->cpu);
-	atomic_store(&w->tid, my_tid());
+		bench_pin(w->cpu);
+	atomic_store(&w->tid, bench_tid());
 	for (uint32_t r = 1;; r++) {
 		uint32_t g;
 
 		while ((g = atomic_load_explicit(&w->go,
 						 memory_order_acquire)) < r)
-			futex_wait(&w->go, g, NULL);
+			bench_futex_wait(&w->go, g, NULL);
 		if (w->quit)
 			break;
 		atomic_store_explicit(&w->ready, r, memory_order_release);
 		waiter_call(w);
 		w->cpu_back = sched_getcpu();
 		atomic_store_explicit(&w->done, r, memory_order_release);
-		futex_wake(&w->done, 1);
+		bench_futex_wake(&w->done, 1);
 	}
 	return NULL;
 }
@@ -726,7 +607,7 @@ static void waiter_stop(struct waiter *w, pthread_t th, uint32_t last,
 
 	w->quit = true;
 	atomic_store_explicit(&w->go, last + 1, memory_order_release);
-	futex_wake(&w->go, 1);
+	bench_futex_wake(&w->go, 1);
 	pthread_join(th, NULL);
 	if (w->op == OP_JOIN && im) {
 		void *r = NULL;
@@ -735,7 +616,7 @@ static void waiter_stop(struct waiter *w, pthread_t th, uint32_t last,
 		/* Every cancelled join left the thread joinable. */
 		atomic_store_explicit(&w->joined_quit, 1,
 				      memory_order_release);
-		futex_wake(&w->joined_quit, 1);
+		bench_futex_wake(&w->joined_quit, 1);
 		e = im->thread_join(im->background(), w->joined, &r);
 		if (e || r != &w->joined_quit)
 			bench_fail("%s: final join: %d, result %p", what, e, r);
@@ -800,12 +681,13 @@ static void wake_round(struct wake_run *run, uint32_t r, bool timed)
 				  "with_cancel");
 	w->why[0] = '\0';
 	atomic_store_explicit(&w->go, r, memory_order_release);
-	futex_wake(&w->go, 1);
+	bench_futex_wake(&w->go, 1);
 	while (atomic_load_explicit(&w->ready, memory_order_acquire) != r)
-		give_way(&spins, limit, run->what);
-	await_blocked(atomic_load(&w->tid), run->what);
+		bench_give_way(&spins, limit, run->what);
+	bench_await_blocked(atomic_load(&w->tid), wait_calls, STUCK_NS,
+			    run->what);
 	if (run->phase_hi > run->phase_lo)
-		nap_ns(run->phase_lo + (int64_t)rand_below(
+		bench_nap_ns(run->phase_lo + (int64_t)rand_below(
 				(uint64_t)(run->phase_hi - run->phase_lo)));
 	cpu = sched_getcpu();
 	t0 = ctx_now();
@@ -813,7 +695,7 @@ static void wake_round(struct wake_run *run, uint32_t r, bool timed)
 		im->cancel(w->ctx);
 	else if (eventfd_write(w->efd, 1))
 		bench_fail("eventfd_write: %s", strerror(errno));
-	await_word(&w->done, r, run->what);
+	bench_await_word(&w->done, r, STUCK_NS, run->what);
 	if (!w->ok)
 		bench_fail("%s round %u: %s", run->what, r,
 			   w->why[0] ? w->why : "wrong wake-up");
@@ -880,7 +762,7 @@ static void bench_wake(void)
 			printf("# wake/crosscpu skipped: one CPU allowed\n");
 			continue;
 		}
-		pin_self(cpu_a);
+		bench_pin(cpu_a);
 		for (int op = OP_SLEEP; op <= OP_JOIN; op++) {
 			const struct variant *vs[4];
 			int64_t slices[4];
@@ -910,7 +792,7 @@ static void bench_wake(void)
 				wake_scenario(scen, vs, nv, (enum op)op, wcpu,
 					      false, warmup, rounds, 0, NULL);
 		}
-		unpin_self();
+		bench_unpin(&all_cpus);
 	}
 }
 
@@ -971,14 +853,14 @@ static void *fan_main(void *p)
 	struct fan_waiter *me = p;
 	struct fan *f = me->f;
 
-	atomic_store(&me->tid, my_tid());
+	atomic_store(&me->tid, bench_tid());
 	for (uint32_t r = 1;; r++) {
 		uint32_t g;
 		int e;
 
 		while ((g = atomic_load_explicit(&f->gen,
 						 memory_order_acquire)) < r)
-			futex_wait(&f->gen, g, NULL);
+			bench_futex_wait(&f->gen, g, NULL);
 		if (f->quit)
 			break;
 		atomic_fetch_add(&f->ready, 1);
@@ -988,7 +870,7 @@ static void *fan_main(void *p)
 		if (atomic_fetch_add(&f->woke, 1) + 1 == (uint32_t)f->n) {
 			atomic_store_explicit(&f->done, r,
 					      memory_order_release);
-			futex_wake(&f->done, 1);
+			bench_futex_wake(&f->done, 1);
 		}
 	}
 	return NULL;
@@ -1028,14 +910,15 @@ static void fan_variant(const struct variant *v, int n, int rounds)
 		}
 		atomic_store_explicit(&f->gen, (uint32_t)r,
 				      memory_order_release);
-		futex_wake(&f->gen, INT_MAX);
+		bench_futex_wake(&f->gen, INT_MAX);
 		while (atomic_load(&f->ready) != (uint32_t)n)
-			give_way(&spins, limit, what);
+			bench_give_way(&spins, limit, what);
 		for (int i = 0; i < n; i++)
-			await_blocked(atomic_load(&f->w[i].tid), what);
+			bench_await_blocked(atomic_load(&f->w[i].tid),
+					    wait_calls, STUCK_NS, what);
 		t0 = ctx_now();
 		f->im->cancel(f->ctx);
-		await_word(&f->done, (uint32_t)r, what);
+		bench_await_word(&f->done, (uint32_t)r, STUCK_NS, what);
 		for (int i = 0; i < n; i++) {
 			woke += f->w[i].ok;
 			if (f->w[i].t1 > t1)
@@ -1054,7 +937,7 @@ static void fan_variant(const struct variant *v, int n, int rounds)
 	f->quit = true;
 	atomic_store_explicit(&f->gen, (uint32_t)(warmup + rounds + 1),
 			      memory_order_release);
-	futex_wake(&f->gen, INT_MAX);
+	bench_futex_wake(&f->gen, INT_MAX);
 	for (int i = 0; i < n; i++)
 		pthread_join(f->w[i].th, NULL);
 	dist(scen, v->name, last, rounds);
@@ -1122,7 +1005,7 @@ static void bench_lateness(void)
 	const struct variant *vs[2] = { &V_CONDVAR, &V_STOPTOKEN };
 	int nv = V_STOPTOKEN.impl ? 2 : 1;
 
-	pin_self(cpu_a);
+	bench_pin(cpu_a);
 	for (int k = 0; k < 2; k++) {
 		int n = counts[k];
 		int64_t *v[2][2];
@@ -1152,7 +1035,7 @@ static void bench_lateness(void)
 				free(v[i][dl]);
 			}
 	}
-	unpin_self();
+	bench_unpin(&all_cpus);
 }
 
 /* ---- 5. hot path: reads with the data already there ---------------------- */
@@ -1201,7 +1084,7 @@ static void bench_hotpath(void)
 	if (pipe2(fds[0], O_CLOEXEC) ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds[1]))
 		bench_fail("pipe/socketpair: %s", strerror(errno));
-	pin_self(cpu_a);
+	bench_pin(cpu_a);
 	for (int k = 0; k < 2; k++) {
 		for (int i = 0; i < nv; i++) {
 			const struct bench_impl *im = vs[i]->impl;
@@ -1225,7 +1108,7 @@ static void bench_hotpath(void)
 			free(v);
 		}
 	}
-	unpin_self();
+	bench_unpin(&all_cpus);
 	for (int k = 0; k < 2; k++) {
 		close(fds[k][0]);
 		close(fds[k][1]);
@@ -1361,7 +1244,7 @@ static void *idle_main(void *p)
 	struct idle *s = me->s;
 	const struct bench_impl *im = s->v->impl;
 
-	atomic_store(&me->tid, my_tid());
+	atomic_store(&me->tid, bench_tid());
 	atomic_fetch_add(&s->ready, 1);
 	if (im) {
 		char b;
@@ -1377,7 +1260,7 @@ static void *idle_main(void *p)
 	me->t1 = ctx_now();
 	if (atomic_fetch_add(&s->woke, 1) + 1 == (uint32_t)s->n) {
 		atomic_store_explicit(&s->done, 1, memory_order_release);
-		futex_wake(&s->done, 1);
+		bench_futex_wake(&s->done, 1);
 	}
 	return NULL;
 }
@@ -1438,14 +1321,15 @@ static void idle_variant(const struct variant *v, int64_t idle_ns)
 	}
 	limit = ctx_now() + STUCK_NS;
 	while (atomic_load(&s->ready) != (uint32_t)s->n)
-		give_way(&spins, limit, what);
+		bench_give_way(&spins, limit, what);
 	for (int i = 0; i < s->n; i++)
-		await_blocked(atomic_load(&s->t[i].tid), what);
+		bench_await_blocked(atomic_load(&s->t[i].tid), wait_calls,
+				    STUCK_NS, what);
 
 	/* The idle stretch: only the waiting threads can burn CPU now. */
 	getrusage(RUSAGE_SELF, &r0);
 	w0 = ctx_now();
-	nap_ns(idle_ns);
+	bench_nap_ns(idle_ns);
 	getrusage(RUSAGE_SELF, &r1);
 	w1 = ctx_now();
 
@@ -1454,7 +1338,7 @@ static void idle_variant(const struct variant *v, int64_t idle_ns)
 		im->cancel(s->root);
 	else if (eventfd_write(s->efd, 1))
 		bench_fail("eventfd_write: %s", strerror(errno));
-	await_word(&s->done, 1, what);
+	bench_await_word(&s->done, 1, STUCK_NS, what);
 	for (int i = 0; i < s->n; i++) {
 		struct idle_thread *t = &s->t[i];
 
@@ -1611,7 +1495,7 @@ static void print_notes(void)
 		printf(", %d (crosscpu)", cpu_b);
 	printf("; stopread, fanout and idle not pinned\n");
 	printf("# blocked check: /proc/self/task/<tid>/stat state S%s\n",
-	       have_syscall_file ? " inside futex, poll, ppoll or epoll "
+	       bench_have_syscall_file() ? " inside futex, poll, ppoll or epoll "
 				   "(/proc/self/task/<tid>/syscall)" :
 				   " (no syscall file: state only)");
 	printf("# rows: name,variant,value; /p50 and /p99: nearest-rank "
@@ -1634,7 +1518,6 @@ int main(int argc, char **argv)
 {
 	char *args[2] = { argv[0], NULL };
 	int nargs = 1;
-	char path[64], buf[256];
 	int64_t start;
 
 	for (int i = 1; i < argc; i++) {
@@ -1660,9 +1543,6 @@ int main(int argc, char **argv)
 			cpus[ncpus++] = c;
 	cpu_a = ncpus > 0 ? cpus[0] : -1;
 	cpu_b = ncpus > 1 ? cpus[1] : -1;
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall",
-		 (int)my_tid());
-	have_syscall_file = read_small(path, buf, sizeof(buf)) > 0;
 
 	bench_print_machine("bench_condvar: libctx beside a condvar context, "
 			    "std::stop_token and the kernel floor");

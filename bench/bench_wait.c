@@ -100,92 +100,10 @@ static struct bench B;
 static cpu_set_t all_cpus;      /* the main thread's mask at start */
 static int cpus[CPU_SETSIZE], ncpus; /* the CPUs of that mask */
 static int cpu_a = -1, cpu_b = -1; /* the first two of them */
-static bool have_syscall_file;
 static int missed;
 static char missed_list[2048];
 
 /* ---- small helpers --------------------------------------------------- */
-
-static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
-
-static void futex_wait(_Atomic uint32_t *w, uint32_t val,
-		       const struct timespec *timeout)
-{
-	syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, timeout, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *w, int n)
-{
-	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
-}
-
-static void pin_self(int cpu)
-{
-	cpu_set_t s;
-	int e;
-
-	CPU_ZERO(&s);
-	CPU_SET(cpu, &s);
-	if ((e = pthread_setaffinity_np(pthread_self(), sizeof(s), &s)))
-		bench_fail("pthread_setaffinity_np(cpu %d): %s", cpu,
-			   strerror(e));
-}
-
-static void unpin_self(void)
-{
-	int e = pthread_setaffinity_np(pthread_self(), sizeof(all_cpus),
-				       &all_cpus);
-	if (e)
-		bench_fail("pthread_setaffinity_np: %s", strerror(e));
-}
-
-static void nap_ns(long ns)
-{
-	struct timespec ts = { 0, ns };
-	nanosleep(&ts, NULL);
-}
-
-/* Give way while polling for another thread's progress: yield first (the
- * other thread may share our CPU), then sleep a little. */
-static void give_way(int *spins, int64_t limit, const char *what)
-{
-	if (ctx_now() > limit)
-		bench_fail("%s: stuck for %lld s", what,
-			   (long long)(STUCK_NS / CTX_SEC));
-	if ((*spins)++ < 200)
-		sched_yield();
-	else
-		nap_ns(20000);
-}
-
-/* Wait until *w == want; *w is a futex word someone will wake. */
-static void await_word(_Atomic uint32_t *w, uint32_t want, const char *what)
-{
-	int64_t limit = ctx_now() + STUCK_NS;
-	struct timespec second = { 1, 0 };
-	uint32_t v;
-
-	while ((v = atomic_load_explicit(w, memory_order_acquire)) != want) {
-		if (ctx_now() > limit)
-			bench_fail("%s: no wake-up within %lld s", what,
-				   (long long)(STUCK_NS / CTX_SEC));
-		futex_wait(w, v, &second);
-	}
-}
-
-static ssize_t read_small(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n >= 0)
-		buf[n] = '\0';
-	return n;
-}
 
 /* The system calls a thread may be found sleeping in. */
 static const long epoll_calls[] = {
@@ -218,41 +136,6 @@ static const long libctx_calls[] = {
 	SYS_io_uring_enter, /* the io_uring backend (CTX_BACKEND=io_uring) */
 	-1,
 };
-
-/* Is thread tid asleep ('S') inside one of the system calls in nr? */
-static bool blocked_in(pid_t tid, const long *nr)
-{
-	char path[64], buf[512], *p;
-	long call;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-	if (read_small(path, buf, sizeof(buf)) <= 0)
-		bench_fail("cannot read %s: %s", path, strerror(errno));
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] != 'S')
-		return false;
-	if (!have_syscall_file)
-		return true;
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	if (read_small(path, buf, sizeof(buf)) <= 0)
-		bench_fail("cannot read %s: %s", path, strerror(errno));
-	if (!isdigit((unsigned char)buf[0])) /* "running" or "-1 ..." */
-		return false;
-	call = strtol(buf, NULL, 10);
-	for (int i = 0; nr[i] >= 0; i++)
-		if (nr[i] == call)
-			return true;
-	return false;
-}
-
-static void await_blocked(pid_t tid, const long *nr, const char *what)
-{
-	int64_t limit = ctx_now() + STUCK_NS;
-	int spins = 0;
-
-	while (!blocked_in(tid, nr))
-		give_way(&spins, limit, what);
-}
 
 /* ---- statistics and rows ---------------------------------------------- */
 
@@ -414,13 +297,13 @@ static void *wake_main(void *p)
 {
 	struct wake *w = p;
 
-	pin_self(w->cpu);
-	atomic_store(&w->tid, my_tid());
+	bench_pin(w->cpu);
+	atomic_store(&w->tid, bench_tid());
 	for (uint32_t r = 1;; r++) {
 		uint32_t g;
 		while ((g = atomic_load_explicit(&w->go,
 						 memory_order_acquire)) < r)
-			futex_wait(&w->go, g, NULL);
+			bench_futex_wait(&w->go, g, NULL);
 		if (w->quit)
 			break;
 		atomic_store_explicit(&w->ready, r, memory_order_release);
@@ -476,7 +359,7 @@ static void *wake_main(void *p)
 		case W_FUTEX:
 			while (!atomic_load_explicit(&w->word,
 						     memory_order_acquire))
-				futex_wait(&w->word, 0, NULL);
+				bench_futex_wait(&w->word, 0, NULL);
 			t1 = ctx_now();
 			ok = atomic_load(&w->word) == 1;
 			break;
@@ -494,7 +377,7 @@ static void *wake_main(void *p)
 		w->t1 = t1;
 		w->ok = ok;
 		atomic_store_explicit(&w->done, r, memory_order_release);
-		futex_wake(&w->done, 1);
+		bench_futex_wake(&w->done, 1);
 	}
 	return NULL;
 }
@@ -516,7 +399,7 @@ static int64_t wake_trigger(struct wake *w)
 		break;
 	case W_FUTEX:
 		atomic_store_explicit(&w->word, 1, memory_order_release);
-		futex_wake(&w->word, 1);
+		bench_futex_wake(&w->word, 1);
 		break;
 	case W_CONDVAR:
 		pthread_mutex_lock(&w->mu);
@@ -579,14 +462,15 @@ static void wake_variant(struct row *row, enum wvar v, int wcpu, int rounds,
 		w->flag = 0;
 		atomic_store_explicit(&w->go, (uint32_t)r,
 				      memory_order_release);
-		futex_wake(&w->go, 1);
+		bench_futex_wake(&w->go, 1);
 		while (atomic_load_explicit(&w->ready, memory_order_acquire) !=
 		       (uint32_t)r)
-			give_way(&spins, limit, what);
-		await_blocked(atomic_load(&w->tid), calls, what);
+			bench_give_way(&spins, limit, what);
+		bench_await_blocked(atomic_load(&w->tid), calls, STUCK_NS,
+				    what);
 		int64_t t0 = wake_trigger(w);
 		int64_t t_back = ctx_now();
-		await_word(&w->done, (uint32_t)r, what);
+		bench_await_word(&w->done, (uint32_t)r, STUCK_NS, what);
 		if (r > warmup && w->t1 < t_back)
 			before++;
 		if (!w->ok)
@@ -605,7 +489,7 @@ static void wake_variant(struct row *row, enum wvar v, int wcpu, int rounds,
 	w->quit = true;
 	atomic_store_explicit(&w->go, (uint32_t)(warmup + rounds + 1),
 			      memory_order_release);
-	futex_wake(&w->go, 1);
+	bench_futex_wake(&w->go, 1);
 	pthread_join(th, NULL);
 	row_set_i64(row, lat, rounds);
 	size_t l = strlen(wake_notes);
@@ -639,7 +523,7 @@ static void bench_wake(void)
 		}
 		snprintf(g.scenario, sizeof(g.scenario), "wake/%s",
 			 cross ? "crosscpu" : "samecpu");
-		pin_self(cpu_a);
+		bench_pin(cpu_a);
 		/* The reference first, then the rest, in the table's order. */
 		static const enum wvar order[W_NVAR] = {
 			W_EVENTFD, W_CTX_READ, W_CTX_WAIT, W_CTX_SLEEP,
@@ -660,7 +544,7 @@ static void bench_wake(void)
 					      "eventfd-epoll", 0);
 			wake_variant(r, v, wcpu, rounds, warmup, g.scenario);
 		}
-		unpin_self();
+		bench_unpin(&all_cpus);
 		group_print(&g);
 	}
 	printf("# woken thread back before the waker's call returned (it "
@@ -784,7 +668,7 @@ static void bench_lateness(void)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&L.cv, &ca);
 	pthread_condattr_destroy(&ca);
-	pin_self(cpu_a);
+	bench_pin(cpu_a);
 	for (int k = 0; k < 2; k++) {
 		struct group g = { .n = 0 };
 		int n = counts[k];
@@ -818,7 +702,7 @@ static void bench_lateness(void)
 		}
 		group_print(&g);
 	}
-	unpin_self();
+	bench_unpin(&all_cpus);
 	close(L.tfd);
 	pthread_mutex_destroy(&L.mu);
 	pthread_cond_destroy(&L.cv);
@@ -942,7 +826,7 @@ static void bench_hotpath(void)
 	enum { NH = sizeof(hs) / sizeof(hs[0]) };
 	double *v[NH];
 
-	pin_self(cpu_a);
+	bench_pin(cpu_a);
 	for (int i = 0; i < NH; i++)
 		if (!(v[i] = malloc((size_t)batches * sizeof(double))))
 			bench_fail("out of memory");
@@ -952,7 +836,7 @@ static void bench_hotpath(void)
 	for (int r = 0; r < batches; r++)
 		for (int i = 0; i < NH; i++)
 			v[i][r] = hot_batch(&hs[i], cc, cd);
-	unpin_self();
+	bench_unpin(&all_cpus);
 	if (ctx_err(cc) || ctx_err(cd))
 		bench_fail("hot path: a context ended");
 
@@ -1014,12 +898,12 @@ static void *fan_main(void *p)
 	struct fan_waiter *me = p;
 	struct fan *f = me->f;
 
-	atomic_store(&me->tid, my_tid());
+	atomic_store(&me->tid, bench_tid());
 	for (uint32_t r = 1;; r++) {
 		uint32_t g;
 		while ((g = atomic_load_explicit(&f->gen,
 						 memory_order_acquire)) < r)
-			futex_wait(&f->gen, g, NULL);
+			bench_futex_wait(&f->gen, g, NULL);
 		if (f->quit)
 			break;
 		int64_t t1 = 0;
@@ -1057,7 +941,7 @@ static void *fan_main(void *p)
 		if (atomic_fetch_add(&f->woke, 1) + 1 == (uint32_t)f->n) {
 			atomic_store_explicit(&f->done, r,
 					      memory_order_release);
-			futex_wake(&f->done, 1);
+			bench_futex_wake(&f->done, 1);
 		}
 	}
 	return NULL;
@@ -1133,16 +1017,17 @@ static void fan_variant(struct row *row, enum fvar v, int n, int rounds,
 		}
 		atomic_store_explicit(&f->gen, (uint32_t)r,
 				      memory_order_release);
-		futex_wake(&f->gen, INT_MAX);
+		bench_futex_wake(&f->gen, INT_MAX);
 		while (atomic_load(&f->ready) != (uint32_t)n)
-			give_way(&spins, limit, what);
+			bench_give_way(&spins, limit, what);
 		/* For the condvar: each waiter counted itself under the
 		 * mutex, and pthread_cond_wait releases it only once the
 		 * waiter is queued; all n asleep in futex with all n
 		 * counted means all n wait on the condvar (none can be
 		 * queued on the mutex: nobody running holds it). */
 		for (int i = 0; i < n; i++)
-			await_blocked(atomic_load(&f->w[i].tid), calls, what);
+			bench_await_blocked(atomic_load(&f->w[i].tid),
+					    calls, STUCK_NS, what);
 
 		int64_t t0 = ctx_now();
 		switch (v) {
@@ -1163,7 +1048,7 @@ static void fan_variant(struct row *row, enum fvar v, int n, int rounds,
 		case F_NVAR:
 			break;
 		}
-		await_word(&f->done, (uint32_t)r, what);
+		bench_await_word(&f->done, (uint32_t)r, STUCK_NS, what);
 
 		int64_t t1 = INT64_MIN;
 		int woke = 0;
@@ -1194,7 +1079,7 @@ static void fan_variant(struct row *row, enum fvar v, int n, int rounds,
 	f->quit = true;
 	atomic_store_explicit(&f->gen, (uint32_t)(warmup + rounds + 1),
 			      memory_order_release);
-	futex_wake(&f->gen, INT_MAX);
+	bench_futex_wake(&f->gen, INT_MAX);
 	for (int i = 0; i < n; i++) {
 		pthread_join(f->w[i].th, NULL);
 		if (f->w[i].epfd >= 0)
@@ -1237,7 +1122,7 @@ static void bench_fanout(void)
 		if (pinned && ncpus < 2)
 			break;
 		if (pinned)
-			pin_self(cpu_a);
+			bench_pin(cpu_a);
 		for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 			int n = sizes[k];
 			/* Unpinned, a lone waiter shares the waker's CPU in
@@ -1267,7 +1152,7 @@ static void bench_fanout(void)
 			group_print(&g);
 		}
 		if (pinned)
-			unpin_self();
+			bench_unpin(&all_cpus);
 	}
 }
 
@@ -1278,7 +1163,7 @@ static void print_notes(void)
 	char buf[256];
 	int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
 
-	if (read_small("/sys/devices/system/clocksource/clocksource0/"
+	if (bench_read_small("/sys/devices/system/clocksource/clocksource0/"
 		       "current_clocksource", buf, sizeof(buf)) > 0) {
 		buf[strcspn(buf, "\n")] = '\0';
 		printf("# clocksource: %s\n", buf);
@@ -1294,7 +1179,7 @@ static void print_notes(void)
 	       "%d, waiter i on the (i+1)th CPU of %d\n", cpu_a, ncpus);
 	printf("# blocked check: /proc/self/task/<tid>/stat state S%s, "
 	       "polled after the waiter posts \"about to block\"\n",
-	       have_syscall_file ? " and /proc/self/task/<tid>/syscall in "
+	       bench_have_syscall_file() ? " and /proc/self/task/<tid>/syscall in "
 				   "epoll_wait/epoll_pwait or futex" :
 				   " (no syscall file: state only)");
 	printf("# futex: raw SYS_futex FUTEX_WAIT_PRIVATE/FUTEX_WAKE_PRIVATE;"
@@ -1312,7 +1197,6 @@ static void print_notes(void)
 
 int main(int argc, char **argv)
 {
-	char path[64], buf[256];
 	int64_t start;
 
 	bench_init(&B, argc, argv);
@@ -1325,9 +1209,6 @@ int main(int argc, char **argv)
 			cpus[ncpus++] = c;
 	cpu_a = ncpus > 0 ? cpus[0] : -1;
 	cpu_b = ncpus > 1 ? cpus[1] : -1;
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall",
-		 (int)my_tid());
-	have_syscall_file = read_small(path, buf, sizeof(buf)) > 0;
 
 	bench_print_machine("bench_wait: wake-up latency, timer lateness, "
 			    "hot-path reads, fan-out");

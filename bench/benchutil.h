@@ -17,19 +17,26 @@
 #ifndef CTX_BENCHUTIL_H
 #define CTX_BENCHUTIL_H
 
+#include <ctype.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <gnu/libc-version.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 
 #define BENCH_MAX_REPS 16
 #define BENCH_MAX_THREADS 64
@@ -180,6 +187,149 @@ static inline void bench_print_machine(const char *prog)
 #endif
 	printf("# libc: glibc %s\n", gnu_get_libc_version());
 	bench_print_load();
+}
+
+/* ---- threads: pinning, futex words, "is it really asleep" ------------ */
+
+static inline pid_t bench_tid(void) { return (pid_t)syscall(SYS_gettid); }
+
+static inline void bench_futex_wait(_Atomic uint32_t *w, uint32_t val,
+				    const struct timespec *timeout)
+{
+	syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, timeout, NULL, 0);
+}
+
+static inline void bench_futex_wake(_Atomic uint32_t *w, int n)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* The calling thread on cpu alone; bench_unpin gives it the mask it had
+ * (the caller keeps it, from sched_getaffinity at start). */
+static inline void bench_pin(int cpu)
+{
+	cpu_set_t s;
+	int e;
+
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	if ((e = pthread_setaffinity_np(pthread_self(), sizeof(s), &s)))
+		bench_fail("pthread_setaffinity_np(cpu %d): %s", cpu,
+			   strerror(e));
+}
+
+static inline void bench_unpin(const cpu_set_t *all)
+{
+	int e = pthread_setaffinity_np(pthread_self(), sizeof(*all), all);
+	if (e)
+		bench_fail("pthread_setaffinity_np: %s", strerror(e));
+}
+
+static inline void bench_nap_ns(int64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000),
+			       (long)(ns % 1000000000) };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* Give way while polling for another thread's progress: yield first (it
+ * may share our CPU), then sleep a little.  Past limit (a bench_now()
+ * time) the run fails: something is stuck. */
+static inline void bench_give_way(int *spins, int64_t limit,
+				  const char *what)
+{
+	if (bench_now() > limit)
+		bench_fail("%s: stuck", what);
+	if ((*spins)++ < 200)
+		sched_yield();
+	else
+		bench_nap_ns(20000);
+}
+
+/* Wait until *w == want; *w is a futex word someone will wake. */
+static inline void bench_await_word(_Atomic uint32_t *w, uint32_t want,
+				    int64_t stuck_ns, const char *what)
+{
+	int64_t limit = bench_now() + stuck_ns;
+	struct timespec second = { 1, 0 };
+	uint32_t v;
+
+	while ((v = atomic_load_explicit(w, memory_order_acquire)) != want) {
+		if (bench_now() > limit)
+			bench_fail("%s: no wake-up within %lld s", what,
+				   (long long)(stuck_ns / 1000000000));
+		bench_futex_wait(w, v, &second);
+	}
+}
+
+static inline ssize_t bench_read_small(const char *path, char *buf,
+				       size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n >= 0)
+		buf[n] = '\0';
+	return n;
+}
+
+/* Whether /proc shows which system call a thread is in (not with every
+ * kernel configuration); asked once. */
+static inline bool bench_have_syscall_file(void)
+{
+	static int have = -1;
+	char path[64], buf[256];
+
+	if (have < 0) {
+		snprintf(path, sizeof(path), "/proc/self/task/%d/syscall",
+			 (int)bench_tid());
+		have = bench_read_small(path, buf, sizeof(buf)) > 0;
+	}
+	return have;
+}
+
+/* Is thread tid asleep ('S') inside one of the system calls in nr (a
+ * list ending with -1)?  How a thread blocked in a wait looks from
+ * outside: a benchmark wakes a waiter only once it is. */
+static inline bool bench_blocked_in(pid_t tid, const long *nr)
+{
+	char path[64], buf[512], *p;
+	long call;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	if (bench_read_small(path, buf, sizeof(buf)) <= 0)
+		bench_fail("cannot read %s: %s", path, strerror(errno));
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || p[2] != 'S')
+		return false;
+	if (!bench_have_syscall_file())
+		return true;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	if (bench_read_small(path, buf, sizeof(buf)) <= 0)
+		bench_fail("cannot read %s: %s", path, strerror(errno));
+	if (!isdigit((unsigned char)buf[0])) /* "running" or "-1 ..." */
+		return false;
+	call = strtol(buf, NULL, 10);
+	for (int i = 0; nr[i] >= 0; i++)
+		if (nr[i] == call)
+			return true;
+	return false;
+}
+
+static inline void bench_await_blocked(pid_t tid, const long *nr,
+				       int64_t stuck_ns, const char *what)
+{
+	int64_t limit = bench_now() + stuck_ns;
+	int spins = 0;
+
+	while (!bench_blocked_in(tid, nr))
+		bench_give_way(&spins, limit, what);
 }
 
 /* ---- live resources ------------------------------------------------ */
