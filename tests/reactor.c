@@ -450,9 +450,9 @@ START_TEST(test_cloexec)
 	static struct blocked_read br;
 	br = (struct blocked_read){ .ctx = c, .fd = p[0] };
 	start(&waiter, read_main, &br);
-	/* Waiting for the waiter's reactor, not timing it: a scan is a
-	 * thousand system calls, and under valgrind, which runs one thread
-	 * at a time, scanning without pause can starve the waiter. */
+	/* Waiting for the waiter's reactor, not timing it: a scan is
+	 * MAX_FD fcntl calls, and under valgrind, which runs one thread at
+	 * a time, scanning without pause can starve the waiter. */
 	int64_t t0 = ctx_now();
 	for (;;) {
 		scan_since(base, &s);
