@@ -224,11 +224,13 @@ static ssize_t fail(int e)
 
 /* With the io_uring backend, a transfer on a regular file that would
  * wait for the storage goes through the ring, where a context can stop
- * it (the epoll backend can only make the call and wait it out). */
+ * it (the epoll backend can only make the call and wait it out).  Only
+ * an RWF_NOWAIT try can have been on a regular file: a socket's EAGAIN
+ * costs no fstat. */
 static bool to_ring(struct op *o)
 {
 	struct stat st;
-	if (!o->ring && o->rw && ctx__uring_on() &&
+	if (!o->ring && o->rw && o->mode == M_NOWAIT && ctx__uring_on() &&
 	    fstat(o->fd, &st) == 0 && S_ISREG(st.st_mode))
 		o->ring = true;
 	return o->ring;

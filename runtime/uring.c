@@ -137,7 +137,6 @@ static void on_cqe(struct io_uring_cqe *cqe, int wakefd, uint32_t round,
 		seen->timer = true;
 		tr.timer_at = CTX__NEVER;
 	}
-	(void)round;
 }
 
 /* Consume every completion there is. */
@@ -172,7 +171,6 @@ static void arm_wake(struct io_uring *ring, int wakefd)
 	}
 }
 
-/* epoll's EPOLLIN and EPOLLOUT are poll's POLLIN and POLLOUT. */
 /* A request whose success need not be heard of: no completion at all,
  * which would otherwise end the next round early (and that round's own
  * clean-up the one after, for ever). */
@@ -202,6 +200,7 @@ static void arm_timer(struct io_uring *ring, int64_t limit,
 	}
 }
 
+/* epoll's EPOLLIN and EPOLLOUT are poll's POLLIN and POLLOUT. */
 static uint32_t poll_mask(uint32_t events)
 {
 	return events & (POLLIN | POLLOUT);

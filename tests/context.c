@@ -82,18 +82,6 @@ static const char key_b[] = "key";
 			      !strcmp((s) + strlen(s) - strlen(x), (x)),    \
 		      "\"%s\" does not end with \"%s\"", (s), (x))
 
-/* Sleep with no call into the library, so that no thread of the program
- * is inside it while a deadline passes. */
-static void sleep_ns(int64_t ns)
-{
-	struct timespec ts = {
-		.tv_sec = ns / CTX_SEC,
-		.tv_nsec = ns % CTX_SEC,
-	};
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* poll(2) for POLLIN on one descriptor: poll's result, or -2 if it
  * reported the descriptor ready for something other than reading. */
 static int poll_in(int fd, int timeout_ms)
@@ -148,25 +136,6 @@ static void warm_up(void)
 
 	ck_assert_int_ge(ctx_done_fd(c), 0);
 	ctx_release(c);
-}
-
-/* The descriptor count once it settles at want (a library thread may
- * drop the last reference, and close, a moment after our release). */
-static int settle_fds(int want)
-{
-	int n;
-	int64_t t0 = ctx_now();
-
-	while ((n = tu_count_fds()) != want && ctx_now() - t0 < 2 * CTX_SEC)
-		sleep_ns(CTX_MSEC);
-	return n;
-}
-
-static bool quick(void)
-{
-	const char *q = getenv("CTX_TEST_QUICK");
-
-	return q && *q && strcmp(q, "0") != 0;
 }
 
 /* A small deterministic PRNG, so a failing tree shape can be replayed. */
@@ -253,7 +222,7 @@ START_TEST(test_now_monotonic)
 
 	/* And it advances with real time. */
 	int64_t t0 = ctx_now();
-	sleep_ns(20 * CTX_MSEC);
+	tu_sleep_ns(20 * CTX_MSEC);
 	int64_t dt = ctx_now() - t0;
 	ck_assert_int_ge(dt, 20 * CTX_MSEC);
 	ck_assert_int_lt(dt, 2 * CTX_SEC);
@@ -348,7 +317,7 @@ START_TEST(test_with_deadline)
 	ctx_t *soon = ctx_with_deadline(ctx_background(),
 					ctx_now() + 30 * CTX_MSEC);
 	ck_assert_ptr_nonnull(soon);
-	sleep_ns(80 * CTX_MSEC);
+	tu_sleep_ns(80 * CTX_MSEC);
 	assert_state(soon, CTX_DEADLINE_EXCEEDED, CTX_DEADLINE_EXCEEDED);
 	assert_live(c);
 
@@ -372,7 +341,7 @@ START_TEST(test_with_timeout)
 
 	ctx_t *soon = ctx_with_timeout(ctx_background(), 30 * CTX_MSEC);
 	ck_assert_ptr_nonnull(soon);
-	sleep_ns(80 * CTX_MSEC);
+	tu_sleep_ns(80 * CTX_MSEC);
 	assert_state(soon, CTX_DEADLINE_EXCEEDED, CTX_DEADLINE_EXCEEDED);
 	assert_live(c);
 
@@ -403,7 +372,7 @@ START_TEST(test_cause_constructors)
 	assert_state(c1, CTX_CANCELED, CTX_CANCELED);
 	assert_state(c2, CTX_CANCELED, 81);
 
-	sleep_ns(80 * CTX_MSEC);
+	tu_sleep_ns(80 * CTX_MSEC);
 	assert_state(dl, CTX_DEADLINE_EXCEEDED, 77);
 	assert_state(to, CTX_DEADLINE_EXCEEDED, 78);
 
@@ -686,7 +655,7 @@ START_TEST(test_first_cancel_wins)
 
 	/* A deadline passing later does not overwrite a cancel. */
 	ctx_cancel_cause(t, 7);
-	sleep_ns(80 * CTX_MSEC);
+	tu_sleep_ns(80 * CTX_MSEC);
 	assert_state(t, CTX_CANCELED, 7);
 
 	ctx_release(c);
@@ -744,7 +713,7 @@ START_TEST(test_child_of_expired_parent)
 	ctx_t *p = ctx_with_deadline_cause(ctx_background(),
 					   ctx_now() + 20 * CTX_MSEC, 22);
 
-	sleep_ns(60 * CTX_MSEC);
+	tu_sleep_ns(60 * CTX_MSEC);
 	for (int k = 0; k < N_DONE_KINDS; k++) {
 		ctx_t *c = make_kind(k, p);
 
@@ -812,7 +781,7 @@ START_TEST(test_later_deadline_ignored)
 	/* When the parent's deadline passes, its cause holds. */
 	ctx_t *q = ctx_with_timeout_cause(ctx_background(), 30 * CTX_MSEC, 61);
 	ctx_t *qc = ctx_with_timeout_cause(q, HOUR, 62);
-	sleep_ns(80 * CTX_MSEC);
+	tu_sleep_ns(80 * CTX_MSEC);
 	assert_state(qc, CTX_DEADLINE_EXCEEDED, 61);
 
 	ctx_release(qc);
@@ -844,7 +813,7 @@ START_TEST(test_earlier_deadline_used)
 
 	/* The child's deadline ends the child, with its cause, not the parent. */
 	ctx_t *e = ctx_with_timeout_cause(p, 30 * CTX_MSEC, 63);
-	sleep_ns(80 * CTX_MSEC);
+	tu_sleep_ns(80 * CTX_MSEC);
 	assert_state(e, CTX_DEADLINE_EXCEEDED, 63);
 	assert_live(p);
 
@@ -934,7 +903,7 @@ START_TEST(test_expiry_without_waiter)
 	ctx_t *w = ctx_without_cancel(b);
 	ctx_t *wc = ctx_with_cancel(w);
 
-	sleep_ns(100 * CTX_MSEC);
+	tu_sleep_ns(100 * CTX_MSEC);
 	ck_assert_int_eq(ctx_err(b), CTX_DEADLINE_EXCEEDED);
 	ck_assert_int_eq(ctx_cause(b), 42);
 	assert_state(a, CTX_DEADLINE_EXCEEDED, 42);
@@ -995,7 +964,7 @@ START_TEST(test_cause_defaults_to_err)
 	ck_assert_int_eq(ctx_cause(c), ctx_err(c));
 	ck_assert_int_eq(ctx_cause(c), CTX_CANCELED);
 
-	sleep_ns(60 * CTX_MSEC);
+	tu_sleep_ns(60 * CTX_MSEC);
 	ck_assert_int_eq(ctx_cause(tc), CTX_DEADLINE_EXCEEDED);
 	ck_assert_int_eq(ctx_err(tc), CTX_DEADLINE_EXCEEDED);
 	ck_assert_int_eq(ctx_cause(t), ctx_err(t));
@@ -1013,7 +982,7 @@ START_TEST(test_deadline_cause_expiry)
 	ctx_t *c = ctx_with_cancel(d);
 	ctx_t *v = ctx_with_value(c, key_a, NULL);
 
-	sleep_ns(80 * CTX_MSEC);
+	tu_sleep_ns(80 * CTX_MSEC);
 	/* Asked through the grandchild first: the cause is still d's. */
 	assert_state(v, CTX_DEADLINE_EXCEEDED, 44);
 	assert_state(c, CTX_DEADLINE_EXCEEDED, 44);
@@ -1125,7 +1094,7 @@ static void expect_closed(int fd)
 	int64_t t0 = ctx_now();
 
 	while (fd_open(fd) && ctx_now() - t0 < 2 * CTX_SEC)
-		sleep_ns(CTX_MSEC);
+		tu_sleep_ns(CTX_MSEC);
 	ck_assert_msg(!fd_open(fd), "fd %d still open", fd);
 }
 
@@ -1245,7 +1214,8 @@ START_TEST(test_done_fd_closed_on_free)
 	for (int i = 0; i < 3; i++) {
 		ctx_release(c[i]);
 		expect_closed(fd[i]);
-		ck_assert_int_eq(settle_fds(base + 2 - i), base + 2 - i);
+		ck_assert_int_eq(tu_settle_fds(base + 2 - i, 2 * CTX_SEC),
+				 base + 2 - i);
 	}
 	ctx_release(p);
 
@@ -1260,7 +1230,7 @@ START_TEST(test_done_fd_closed_on_free)
 	}
 	for (int i = 0; i < N; i++)
 		ctx_release(many[i]);
-	ck_assert_int_eq(settle_fds(base), base);
+	ck_assert_int_eq(tu_settle_fds(base, 2 * CTX_SEC), base);
 }
 
 /* When no descriptor can be made: -1 with errno set, the context
@@ -1481,7 +1451,7 @@ END_TEST
  */
 START_TEST(test_million_contexts)
 {
-	long n = quick() ? QUICK_MANY : MANY;
+	long n = tu_quick() ? QUICK_MANY : MANY;
 	struct rlimit old, low;
 	ctx_t **c = malloc((size_t)n * sizeof(*c));
 
@@ -2079,7 +2049,7 @@ START_TEST(test_race_shared_parent)
 	 * at a time, so a fixed sleep may not be enough). */
 	for (int64_t t0 = ctx_now(); atomic_load(&s.ready) < CHURNERS &&
 				     ctx_now() - t0 < 20 * CTX_SEC;)
-		sleep_ns(CTX_MSEC);
+		tu_sleep_ns(CTX_MSEC);
 	ctx_cancel_cause(s.parent, CHURN_CAUSE);
 	atomic_store(&s.cancelled, true);
 	join_threads(t, CHURNERS);
@@ -2184,7 +2154,7 @@ START_TEST(test_race_done_fd)
 		ck_assert_int_eq(ctx_done_fd(c), f[0].fd);
 		ctx_release(v);
 		ctx_release(c);
-		ck_assert_int_eq(settle_fds(fds), fds);
+		ck_assert_int_eq(tu_settle_fds(fds, 2 * CTX_SEC), fds);
 	}
 }
 END_TEST

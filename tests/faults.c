@@ -105,16 +105,6 @@ static void assert_no_notes(void)
 	ck_assert_msg(!msg[0], "%s", msg);
 }
 
-static int settle_fds(int want)
-{
-	int64_t end = ctx_now() + 2 * CTX_SEC;
-	int n;
-
-	while ((n = tu_count_fds()) != want && ctx_now() < end)
-		tu_sleep_ns(CTX_MSEC);
-	return n;
-}
-
 static void set_flag(void *arg)
 {
 	atomic_store((_Atomic int *)arg, 1);
@@ -558,7 +548,7 @@ START_TEST(test_emfile_new_thread)
 	raise_again(&lim);
 
 	/* Nothing made or half made stays open, no thread is left. */
-	int fn = settle_fds(fds);
+	int fn = tu_settle_fds(fds, 2 * CTX_SEC);
 	int tn = tu_settle_threads(threads, 2 * CTX_SEC);
 	atomic_store(&x.step, 1);
 	while (atomic_load(&x.finished) < 2)
@@ -593,7 +583,7 @@ START_TEST(test_emfile_new_thread)
 	int tn0 = tu_settle_threads(threads0, 2 * CTX_SEC);
 	ck_assert_msg(tn0 == threads0, "%d threads at the end, %d at the "
 		      "start", tn0, threads0);
-	ck_assert_int_eq(settle_fds(fds0), fds0);
+	ck_assert_int_eq(tu_settle_fds(fds0, 2 * CTX_SEC), fds0);
 }
 END_TEST
 
@@ -653,7 +643,7 @@ START_TEST(test_emfile_done_fd)
 	ctx_release(vc);
 	ctx_release(dc);
 	ctx_release(cc);
-	ck_assert_int_eq(settle_fds(fds), fds);
+	ck_assert_int_eq(tu_settle_fds(fds, 2 * CTX_SEC), fds);
 	assert_no_notes();
 }
 END_TEST
@@ -1016,7 +1006,7 @@ START_TEST(test_enomem)
 			     "allocation failing", scenario_names[_i], n,
 			     r.failed);
 		int tn = tu_settle_threads(threads, 2 * CTX_SEC);
-		int fn = settle_fds(fds);
+		int fn = tu_settle_fds(fds, 2 * CTX_SEC);
 		if (tn != threads || fn != fds)
 			note("%s, n=%ld: %d threads and %d descriptors after, "
 			     "%d and %d before: something half built or never "

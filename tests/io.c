@@ -483,11 +483,6 @@ static void feeder_join(struct feeder *f)
 	ck_assert_int_eq(pthread_join(f->thread, NULL), 0);
 }
 
-static void cancel_after(struct tu_canceller *k, ctx_t *c, int64_t delay)
-{
-	ck_assert_int_eq(tu_cancel_after(k, c, delay), 0);
-}
-
 /*
  * A call run on a worker thread, for calls that might never return: the
  * test waits a bounded time, then unsticks the worker (by draining what
@@ -545,17 +540,6 @@ static bool bounded_join(struct bounded *b, int ms, int drain_fd)
 }
 
 /* ---- assertions ------------------------------------------------------- */
-
-/* A call that mirrors a system call failed with e. */
-#define assert_fail(rc, e)                                                  \
-	do {                                                                \
-		ssize_t rc__ = (rc);                                        \
-		int errno__ = errno;                                        \
-		ck_assert_msg(rc__ == -1 && errno__ == (e),                 \
-			      "returned %zd, errno %d (%s); expected -1, "  \
-			      "errno %d (%s)", rc__, errno__,               \
-			      strerror(errno__), (int)(e), strerror(e));    \
-	} while (0)
 
 /* A transfer of want bytes on a kind of descriptor, with errno if not. */
 #define assert_moved(n, want, kind)                                         \
@@ -619,11 +603,11 @@ START_TEST(test_read_cancel)
 
 	open_pair(&p, _i);
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	ssize_t n = ctx_read(c, p.rd, buf, sizeof(buf));
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
-	assert_fail(n, CTX_CANCELED);
+	tu_assert_fail(n, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 
 	put(p.feed, msg, MSG_LEN);
@@ -644,7 +628,7 @@ START_TEST(test_read_deadline)
 	ctx_t *c = ctx_with_timeout(ctx_background(), SHORT);
 	ssize_t n = ctx_read(c, p.rd, buf, sizeof(buf));
 	double ms = tu_ms_since(t0);
-	assert_fail(n, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
 	/* Never before the deadline: it is measured from before creation. */
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	ck_assert_int_eq(ctx_err(c), CTX_DEADLINE_EXCEEDED);
@@ -668,10 +652,11 @@ START_TEST(test_read_done_first)
 	ctx_cancel(cancelled);
 	put(p.feed, msg, MSG_LEN);
 	ck_assert(readable(p.rd, LATE_MS));
-	assert_fail(ctx_read(cancelled, p.rd, buf, sizeof(buf)), CTX_CANCELED);
-	assert_fail(ctx_read(expired, p.rd, buf, sizeof(buf)),
-		    CTX_DEADLINE_EXCEEDED);
-	assert_fail(ctx_read(below, p.rd, buf, sizeof(buf)), CTX_CANCELED);
+	tu_assert_fail(ctx_read(cancelled, p.rd, buf, sizeof(buf)),
+		       CTX_CANCELED);
+	tu_assert_fail(ctx_read(expired, p.rd, buf, sizeof(buf)),
+		       CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(ctx_read(below, p.rd, buf, sizeof(buf)), CTX_CANCELED);
 	ck_assert_int_eq(get_msg(p.rd, buf), MSG_LEN);
 	ck_assert_str_eq(buf, msg);
 	ctx_release(below);
@@ -710,11 +695,11 @@ START_TEST(test_write_cancel)
 	open_pair(&p, _i);
 	size_t filled = fill(&p);
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	ssize_t n = ctx_write(c, p.wr, msg, MSG_LEN);
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
-	assert_fail(n, CTX_CANCELED);
+	tu_assert_fail(n, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 	assert_drained(&p, filled);
 	ctx_release(c);
@@ -732,7 +717,7 @@ START_TEST(test_write_deadline)
 	ctx_t *c = ctx_with_timeout(ctx_background(), SHORT);
 	ssize_t n = ctx_write(c, p.wr, msg, MSG_LEN);
 	double ms = tu_ms_since(t0);
-	assert_fail(n, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	assert_drained(&p, filled);
 	ctx_release(c);
@@ -749,9 +734,9 @@ START_TEST(test_write_done_first)
 
 	open_pair(&p, _i);
 	ctx_cancel(cancelled);
-	assert_fail(ctx_write(cancelled, p.wr, msg, MSG_LEN), CTX_CANCELED);
-	assert_fail(ctx_write(expired, p.wr, msg, MSG_LEN),
-		    CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(ctx_write(cancelled, p.wr, msg, MSG_LEN), CTX_CANCELED);
+	tu_assert_fail(ctx_write(expired, p.wr, msg, MSG_LEN),
+		       CTX_DEADLINE_EXCEEDED);
 	ck_assert(!readable(p.drain, QUIET_MS));
 	ctx_release(expired);
 	ctx_release(cancelled);
@@ -871,11 +856,11 @@ START_TEST(test_recv_cancel)
 
 	open_pair(&p, _i);
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	ssize_t n = ctx_recv(c, p.rd, buf, sizeof(buf), 0);
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
-	assert_fail(n, CTX_CANCELED);
+	tu_assert_fail(n, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 	put(p.feed, msg, MSG_LEN);
 	ck_assert_int_eq(get_msg(p.rd, buf), MSG_LEN);
@@ -895,7 +880,7 @@ START_TEST(test_recv_deadline)
 	ctx_t *c = ctx_with_timeout(ctx_background(), SHORT);
 	ssize_t n = ctx_recv(c, p.rd, buf, sizeof(buf), 0);
 	double ms = tu_ms_since(t0);
-	assert_fail(n, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	ctx_release(c);
 	close_pair(&p);
@@ -912,9 +897,9 @@ START_TEST(test_recv_done_first)
 	ctx_cancel(c);
 	put(p.feed, msg, MSG_LEN);
 	ck_assert(readable(p.rd, LATE_MS));
-	assert_fail(ctx_recv(c, p.rd, buf, sizeof(buf), 0), CTX_CANCELED);
-	assert_fail(ctx_recv(c, p.rd, buf, sizeof(buf), MSG_DONTWAIT),
-		    CTX_CANCELED);
+	tu_assert_fail(ctx_recv(c, p.rd, buf, sizeof(buf), 0), CTX_CANCELED);
+	tu_assert_fail(ctx_recv(c, p.rd, buf, sizeof(buf), MSG_DONTWAIT),
+		       CTX_CANCELED);
 	ck_assert_int_eq(get_msg(p.rd, buf), MSG_LEN);
 	ck_assert_str_eq(buf, msg);
 	ctx_release(c);
@@ -931,7 +916,8 @@ START_TEST(test_recv_dontwait)
 
 	open_pair(&p, _i);
 	int64_t t0 = ctx_now();
-	assert_fail(ctx_recv(c, p.rd, buf, sizeof(buf), MSG_DONTWAIT), EAGAIN);
+	tu_assert_fail(ctx_recv(c, p.rd, buf, sizeof(buf), MSG_DONTWAIT),
+		       EAGAIN);
 	tu_assert_ms(tu_ms_since(t0), 0, LATE_MS / 4);
 	ctx_release(c);
 	close_pair(&p);
@@ -981,7 +967,7 @@ START_TEST(test_recv_waitall)
 
 	memset(buf, 0, sizeof(buf));
 	put(p.feed, msg, 4);
-	cancel_after(&k, d, SHORT);
+	tu_must_cancel_after(&k, d, SHORT);
 	n = ctx_recv(d, p.rd, buf, MSG_LEN, MSG_WAITALL);
 	tu_canceller_join(&k);
 	assert_moved(n, 4, _i);
@@ -1021,11 +1007,11 @@ START_TEST(test_send_cancel)
 	open_pair(&p, _i);
 	size_t filled = fill(&p);
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	ssize_t n = ctx_send(c, p.wr, msg, MSG_LEN, MSG_NOSIGNAL);
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
-	assert_fail(n, CTX_CANCELED);
+	tu_assert_fail(n, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 	assert_drained(&p, filled);
 	ctx_release(c);
@@ -1043,7 +1029,7 @@ START_TEST(test_send_deadline)
 	ctx_t *c = ctx_with_timeout(ctx_background(), SHORT);
 	ssize_t n = ctx_send(c, p.wr, msg, MSG_LEN, MSG_NOSIGNAL);
 	double ms = tu_ms_since(t0);
-	assert_fail(n, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	assert_drained(&p, filled);
 	ctx_release(c);
@@ -1057,9 +1043,10 @@ START_TEST(test_send_done_first)
 	ctx_t *c = ctx_with_timeout(ctx_background(), 0);
 
 	open_pair(&p, _i);
-	assert_fail(ctx_send(c, p.wr, msg, MSG_LEN, 0), CTX_DEADLINE_EXCEEDED);
-	assert_fail(ctx_send(c, p.wr, msg, MSG_LEN, MSG_DONTWAIT),
-		    CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(ctx_send(c, p.wr, msg, MSG_LEN, 0),
+		       CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(ctx_send(c, p.wr, msg, MSG_LEN, MSG_DONTWAIT),
+		       CTX_DEADLINE_EXCEEDED);
 	ck_assert(!readable(p.drain, QUIET_MS));
 	ctx_release(c);
 	close_pair(&p);
@@ -1080,7 +1067,7 @@ START_TEST(test_send_dontwait)
 	open_pair(&p, _i);
 	size_t filled = fill(&p);
 	int64_t t0 = ctx_now();
-	assert_fail(ctx_send(c, p.wr, msg, MSG_LEN, MSG_DONTWAIT), EAGAIN);
+	tu_assert_fail(ctx_send(c, p.wr, msg, MSG_LEN, MSG_DONTWAIT), EAGAIN);
 	tu_assert_ms(tu_ms_since(t0), 0, LATE_MS / 4);
 	assert_drained(&p, filled);
 	ctx_release(c);
@@ -1216,11 +1203,11 @@ START_TEST(test_accept_cancel)
 	int l = listener(_i, &a);
 
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	int t = ctx_accept(c, l, NULL, NULL, SOCK_CLOEXEC);
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
-	assert_fail(t, CTX_CANCELED);
+	tu_assert_fail(t, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 	ck_assert_int_eq(nonblock_flag(l), _i);
 	/* The listener still works. */
@@ -1244,7 +1231,7 @@ START_TEST(test_accept_deadline)
 	ctx_t *c = ctx_with_timeout(ctx_background(), SHORT);
 	int t = ctx_accept(c, l, NULL, NULL, SOCK_CLOEXEC);
 	double ms = tu_ms_since(t0);
-	assert_fail(t, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(t, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	ck_assert_int_eq(nonblock_flag(l), _i);
 	close(l);
@@ -1261,7 +1248,8 @@ START_TEST(test_accept_done_first)
 
 	ctx_cancel(c);
 	ck_assert(readable(l, LATE_MS));
-	assert_fail(ctx_accept(c, l, NULL, NULL, SOCK_CLOEXEC), CTX_CANCELED);
+	tu_assert_fail(ctx_accept(c, l, NULL, NULL, SOCK_CLOEXEC),
+		       CTX_CANCELED);
 	ck_assert(readable(l, 0));
 	int t = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	ck_assert_int_ge(t, 0);
@@ -1465,16 +1453,16 @@ START_TEST(test_connect_unix_full)
 	int s = unix_socket(_i), before = fcntl(s, F_GETFL);
 	if (_i) {
 		/* Non-blocking: refused at once, as connect(2) would. */
-		assert_fail(ctx_connect(d, s, (struct sockaddr *)&u.addr,
-					sizeof(u.addr)), EAGAIN);
+		tu_assert_fail(ctx_connect(d, s, (struct sockaddr *)&u.addr,
+					   sizeof(u.addr)), EAGAIN);
 	} else {
 		int64_t t0 = ctx_now();
-		cancel_after(&k, c, SHORT);
+		tu_must_cancel_after(&k, c, SHORT);
 		int rc = ctx_connect(c, s, (struct sockaddr *)&u.addr,
 				     sizeof(u.addr));
 		double ms = tu_ms_since(t0);
 		tu_canceller_join(&k);
-		assert_fail(rc, CTX_CANCELED);
+		tu_assert_fail(rc, CTX_CANCELED);
 		tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 		ck_assert_int_eq(fcntl(s, F_GETFL), before);
 
@@ -1507,8 +1495,8 @@ START_TEST(test_connect_refused)
 	int s = tcp_socket(_i), before = fcntl(s, F_GETFL);
 
 	int64_t t0 = ctx_now();
-	assert_fail(ctx_connect(c, s, (struct sockaddr *)&a, sizeof(a)),
-		    ECONNREFUSED);
+	tu_assert_fail(ctx_connect(c, s, (struct sockaddr *)&a, sizeof(a)),
+		       ECONNREFUSED);
 	tu_assert_ms(tu_ms_since(t0), 0, LATE_MS);
 	ck_assert_int_eq(fcntl(s, F_GETFL), before);
 	close(s);
@@ -1547,12 +1535,12 @@ START_TEST(test_connect_cancel)
 	stuck_listener_open(&sl);
 	int s = tcp_socket(_i), before = fcntl(s, F_GETFL);
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	int rc = ctx_connect(c, s, (struct sockaddr *)&sl.addr,
 			     sizeof(sl.addr));
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
-	assert_fail(rc, CTX_CANCELED);
+	tu_assert_fail(rc, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 	ck_assert_int_eq(fcntl(s, F_GETFL), before);
 	close(s);
@@ -1572,7 +1560,7 @@ START_TEST(test_connect_deadline)
 	int rc = ctx_connect(c, s, (struct sockaddr *)&sl.addr,
 			     sizeof(sl.addr));
 	double ms = tu_ms_since(t0);
-	assert_fail(rc, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(rc, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	ck_assert_int_eq(fcntl(s, F_GETFL), before);
 	close(s);
@@ -1591,10 +1579,11 @@ START_TEST(test_connect_done_first)
 	int before = fcntl(s, F_GETFL);
 
 	ctx_cancel(c);
-	assert_fail(ctx_connect(c, s, (struct sockaddr *)&a, sizeof(a)),
-		    CTX_CANCELED);
+	tu_assert_fail(ctx_connect(c, s, (struct sockaddr *)&a, sizeof(a)),
+		       CTX_CANCELED);
 	ck_assert_int_eq(fcntl(s, F_GETFL), before);
-	assert_fail(getpeername(s, (struct sockaddr *)&peer, &len), ENOTCONN);
+	tu_assert_fail(getpeername(s, (struct sockaddr *)&peer, &len),
+		       ENOTCONN);
 	ck_assert(!readable(l, QUIET_MS));
 	close(s);
 	close(l);
@@ -1659,8 +1648,8 @@ START_TEST(test_file_done_first)
 	int fd = temp_file("hello", _i);
 
 	ctx_cancel(c);
-	assert_fail(ctx_read(c, fd, buf, sizeof(buf)), CTX_CANCELED);
-	assert_fail(ctx_write(c, fd, "x", 1), CTX_CANCELED);
+	tu_assert_fail(ctx_read(c, fd, buf, sizeof(buf)), CTX_CANCELED);
+	tu_assert_fail(ctx_write(c, fd, "x", 1), CTX_CANCELED);
 	ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), 0);
 	ck_assert_int_eq(fstat(fd, &st), 0);
 	ck_assert_int_eq(st.st_size, 5);
@@ -1677,8 +1666,8 @@ START_TEST(test_file_not_socket)
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	int fd = temp_file("hello", _i);
 
-	assert_fail(ctx_recv(c, fd, buf, sizeof(buf), 0), ENOTSOCK);
-	assert_fail(ctx_send(c, fd, "x", 1, 0), ENOTSOCK);
+	tu_assert_fail(ctx_recv(c, fd, buf, sizeof(buf), 0), ENOTSOCK);
+	tu_assert_fail(ctx_send(c, fd, "x", 1, 0), ENOTSOCK);
 	ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), 0);
 	close(fd);
 	ctx_release(c);
@@ -1702,13 +1691,13 @@ START_TEST(test_ebadf)
 	for (int i = 0; i < 2; i++) {
 		int fd = bad[i];
 
-		assert_fail(ctx_read(c, fd, buf, sizeof(buf)), EBADF);
-		assert_fail(ctx_write(c, fd, buf, sizeof(buf)), EBADF);
-		assert_fail(ctx_recv(c, fd, buf, sizeof(buf), 0), EBADF);
-		assert_fail(ctx_send(c, fd, buf, sizeof(buf), 0), EBADF);
-		assert_fail(ctx_accept(c, fd, NULL, NULL, 0), EBADF);
-		assert_fail(ctx_connect(c, fd, (struct sockaddr *)&a,
-					sizeof(a)), EBADF);
+		tu_assert_fail(ctx_read(c, fd, buf, sizeof(buf)), EBADF);
+		tu_assert_fail(ctx_write(c, fd, buf, sizeof(buf)), EBADF);
+		tu_assert_fail(ctx_recv(c, fd, buf, sizeof(buf), 0), EBADF);
+		tu_assert_fail(ctx_send(c, fd, buf, sizeof(buf), 0), EBADF);
+		tu_assert_fail(ctx_accept(c, fd, NULL, NULL, 0), EBADF);
+		tu_assert_fail(ctx_connect(c, fd, (struct sockaddr *)&a,
+					   sizeof(a)), EBADF);
 	}
 	ctx_release(c);
 }
@@ -1725,13 +1714,13 @@ START_TEST(test_null_ctx)
 	open_pair(&p, K_UNIX);
 	put(p.feed, msg, MSG_LEN);
 	ck_assert(readable(p.rd, LATE_MS));
-	assert_fail(ctx_read(NULL, p.rd, buf, sizeof(buf)), EINVAL);
-	assert_fail(ctx_recv(NULL, p.rd, buf, sizeof(buf), 0), EINVAL);
-	assert_fail(ctx_write(NULL, p.wr, msg, MSG_LEN), EINVAL);
-	assert_fail(ctx_send(NULL, p.wr, msg, MSG_LEN, 0), EINVAL);
-	assert_fail(ctx_accept(NULL, l, NULL, NULL, 0), EINVAL);
-	assert_fail(ctx_connect(NULL, t, (struct sockaddr *)&a, sizeof(a)),
-		    EINVAL);
+	tu_assert_fail(ctx_read(NULL, p.rd, buf, sizeof(buf)), EINVAL);
+	tu_assert_fail(ctx_recv(NULL, p.rd, buf, sizeof(buf), 0), EINVAL);
+	tu_assert_fail(ctx_write(NULL, p.wr, msg, MSG_LEN), EINVAL);
+	tu_assert_fail(ctx_send(NULL, p.wr, msg, MSG_LEN, 0), EINVAL);
+	tu_assert_fail(ctx_accept(NULL, l, NULL, NULL, 0), EINVAL);
+	tu_assert_fail(ctx_connect(NULL, t, (struct sockaddr *)&a, sizeof(a)),
+		       EINVAL);
 	/* Nothing moved. */
 	ck_assert_int_eq(get_msg(p.rd, buf), MSG_LEN);
 	ck_assert_str_eq(buf, msg);
@@ -1771,13 +1760,13 @@ START_TEST(test_poll_kinds)
 	ck_assert_int_eq(get_msg(p.rd, buf), MSG_LEN);
 
 	t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	n = ctx_poll(c, &pfd, 1, -1);
 	int err = errno;
 	ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
 	errno = err;
-	assert_fail(n, CTX_CANCELED);
+	tu_assert_fail(n, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 	ctx_release(c);
 	close_pair(&p);
@@ -1940,7 +1929,7 @@ START_TEST(test_read_race)
 		char buf[16] = { 0 };
 		ctx_t *c = ctx_with_cancel(ctx_background());
 
-		cancel_after(&k, c, (i % 10) * 20 * CTX_USEC);
+		tu_must_cancel_after(&k, c, (i % 10) * 20 * CTX_USEC);
 		feed_after(&f, p.feed, msg, MSG_LEN,
 			   (i * 7 % 10) * 20 * CTX_USEC);
 		ssize_t n = ctx_read(c, p.rd, buf, sizeof(buf));
@@ -1997,8 +1986,9 @@ START_TEST(test_number_reuse)
 			else
 				p.drain = num;
 		}
-		cancel_after(&k, c, 10 * CTX_MSEC);
-		assert_fail(ctx_read(c, p.rd, buf, sizeof(buf)), CTX_CANCELED);
+		tu_must_cancel_after(&k, c, 10 * CTX_MSEC);
+		tu_assert_fail(ctx_read(c, p.rd, buf, sizeof(buf)),
+			       CTX_CANCELED);
 		tu_canceller_join(&k);
 		feed_after(&f, p.feed, msg, MSG_LEN, 10 * CTX_MSEC);
 		ck_assert_int_eq(ctx_read(d, p.rd, buf, sizeof(buf)), MSG_LEN);

@@ -53,16 +53,6 @@ static const char key[] = "key";
 
 /* ---- helpers ---------------------------------------------------------- */
 
-#define assert_fail(rc, e)                                                  \
-	do {                                                                \
-		long rc__ = (long)(rc);                                     \
-		int errno__ = errno;                                        \
-		ck_assert_msg(rc__ == -1 && errno__ == (e),                 \
-			      "returned %ld, errno %d (%s); expected -1, "  \
-			      "errno %d (%s)", rc__, errno__,               \
-			      strerror(errno__), (int)(e), strerror(e));    \
-	} while (0)
-
 static void start(pthread_t *t, void *(*fn)(void *), void *arg)
 {
 	ck_assert_int_eq(pthread_create(t, NULL, fn, arg), 0);
@@ -71,11 +61,6 @@ static void start(pthread_t *t, void *(*fn)(void *), void *arg)
 static void join(pthread_t t)
 {
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
-}
-
-static void cancel_after(struct tu_canceller *k, ctx_t *c, int64_t delay)
-{
-	ck_assert_int_eq(tu_cancel_after(k, c, delay), 0);
 }
 
 /* A child running a shell script, exec'd at once: safe with threads
@@ -116,7 +101,7 @@ static void touch_reactor(void)
 
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	ctx_t *c = ctx_with_timeout(ctx_background(), 20 * CTX_MSEC);
-	assert_fail(ctx_read(c, p[0], &ch, 1), CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(ctx_read(c, p[0], &ch, 1), CTX_DEADLINE_EXCEEDED);
 	close(p[0]);
 	close(p[1]);
 	ctx_release(c);
@@ -441,8 +426,8 @@ START_TEST(test_cloexec)
 	/* This thread's reactor, a descriptor registered with it, a poll,
 	 * two done descriptors, and another thread's reactor. */
 	touch_reactor();
-	assert_fail(ctx_read(soon, p[0], buf, sizeof(buf)),
-		    CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(ctx_read(soon, p[0], buf, sizeof(buf)),
+		       CTX_DEADLINE_EXCEEDED);
 	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
 	ck_assert_int_eq(ctx_poll(c, &pfd, 1, CTX_MSEC), 0);
 	ck_assert_int_ge(ctx_done_fd(c), 0);
@@ -548,7 +533,8 @@ START_TEST(test_fork_child)
 
 	/* Give this thread a reactor, with a descriptor registered. */
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	assert_fail(ctx_read(c, p[0], buf, sizeof(buf)), CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(ctx_read(c, p[0], buf, sizeof(buf)),
+		       CTX_DEADLINE_EXCEEDED);
 	ctx_release(c);
 
 	pid_t pid = fork();
@@ -559,8 +545,8 @@ START_TEST(test_fork_child)
 	/* Meanwhile, a wait on this thread's epoll instance. */
 	c = ctx_with_cancel(ctx_background());
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, 100 * CTX_MSEC);
-	assert_fail(ctx_read(c, p[0], buf, sizeof(buf)), CTX_CANCELED);
+	tu_must_cancel_after(&k, c, 100 * CTX_MSEC);
+	tu_assert_fail(ctx_read(c, p[0], buf, sizeof(buf)), CTX_CANCELED);
 	tu_assert_ms(tu_ms_since(t0), 80, LATE_MS);
 	tu_canceller_join(&k);
 	ctx_release(c);
@@ -983,7 +969,7 @@ START_TEST(test_storm_read_deadline)
 	int err = errno;
 	double ms = storm_stop(&s);
 	errno = err;
-	assert_fail(n, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, 300, 300 + LATE_MS);
 	assert_stormed();
 	ctx_release(c);
@@ -1041,13 +1027,13 @@ START_TEST(test_storm_read_cancel)
 
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	storm_start(&s);
-	cancel_after(&k, c, STORM_MS * CTX_MSEC);
+	tu_must_cancel_after(&k, c, STORM_MS * CTX_MSEC);
 	ssize_t n = ctx_read(c, p[0], buf, sizeof(buf));
 	int err = errno;
 	double ms = storm_stop(&s);
 	tu_canceller_join(&k);
 	errno = err;
-	assert_fail(n, CTX_CANCELED);
+	tu_assert_fail(n, CTX_CANCELED);
 	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
 	assert_stormed();
 	ctx_release(c);
@@ -1072,7 +1058,7 @@ START_TEST(test_storm_write_deadline)
 	int err = errno;
 	double ms = storm_stop(&s);
 	errno = err;
-	assert_fail(n, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
 	assert_stormed();
 	ctx_release(c);
@@ -1119,7 +1105,7 @@ START_TEST(test_storm_wait_cancel)
 	ctx_t *c = ctx_with_cancel(ctx_background());
 
 	storm_start(&s);
-	cancel_after(&k, c, STORM_MS * CTX_MSEC);
+	tu_must_cancel_after(&k, c, STORM_MS * CTX_MSEC);
 	int rc = ctx_wait(c);
 	double ms = storm_stop(&s);
 	tu_canceller_join(&k);
@@ -1150,7 +1136,7 @@ START_TEST(test_storm_fifo)
 	int err = errno;
 	double ms = storm_stop(&s);
 	errno = err;
-	assert_fail(n, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
 	assert_stormed();
 	ctx_release(c);
@@ -1182,7 +1168,7 @@ START_TEST(test_storm_poll)
 	int err = errno;
 	ms = storm_stop(&s);
 	errno = err;
-	assert_fail(rc, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(rc, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
 	assert_stormed();
 	ctx_release(c);
@@ -1302,7 +1288,7 @@ START_TEST(test_stale_registration)
 		      "pipe whose number it reuses (%ld bytes, %.0f ms)",
 		      s.n, s.ms);
 	errno = s.err;
-	assert_fail(s.n, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(s.n, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(s.ms, 300, 300 + LATE_MS);
 }
 END_TEST

@@ -216,16 +216,6 @@ static void assert_no_failure(void)
 		      "repeats the choices]", msg, seed, seed);
 }
 
-static int settle_fds(int want)
-{
-	int64_t end = ctx_now() + 2 * CTX_SEC;
-	int n;
-
-	while ((n = tu_count_fds()) != want && ctx_now() < end)
-		tu_sleep_ns(CTX_MSEC);
-	return n;
-}
-
 static void set_flag(void *arg)
 {
 	atomic_store((_Atomic int *)arg, 1);
@@ -2080,7 +2070,7 @@ START_TEST(test_soak)
 	int tn = tu_settle_threads(threads, 5 * CTX_SEC);
 	ck_assert_msg(tn == threads, "%d threads after the soak, %d before "
 		      "(seed %llu)", tn, threads, seed);
-	int fn = settle_fds(fds);
+	int fn = tu_settle_fds(fds, 2 * CTX_SEC);
 	ck_assert_msg(fn == fds, "%d descriptors after the soak, %d before "
 		      "(seed %llu)", fn, fds, seed);
 }
@@ -2505,7 +2495,7 @@ START_TEST(test_race_exit)
 	ck_assert_int_gt(batches, 2);
 	int tn = tu_settle_threads(threads, 5 * CTX_SEC);
 	ck_assert_msg(tn == threads, "%d threads, %d before", tn, threads);
-	int fn = settle_fds(fds);
+	int fn = tu_settle_fds(fds, 2 * CTX_SEC);
 	ck_assert_msg(fn == fds, "%d descriptors, %d before", fn, fds);
 }
 END_TEST

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,14 +33,7 @@ static inline double tu_ms_since(int64_t t0)
 	return (double)(ctx_now() - t0) / CTX_MSEC;
 }
 
-/* ---- added for the io, reactor and wait suites ----------------------- */
-
-#include <errno.h>
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+/* ---- sleeping, cancelling, counting ----------------------------------- */
 
 /* Sleep without entering the library, so the sleep itself cannot be what
  * a test of the library observes. */
@@ -94,11 +88,32 @@ static inline int tu_cancel_after(struct tu_canceller *c, ctx_t *ctx,
 	return e;
 }
 
+/* Keeps errno: callers join between a failed call and its check. */
 static inline void tu_canceller_join(struct tu_canceller *c)
 {
+	int e = errno;
 	pthread_join(c->thread, NULL);
 	ctx_unref(c->ctx);
+	errno = e;
 }
+
+/* tu_cancel_after, or the test fails. */
+static inline void tu_must_cancel_after(struct tu_canceller *k, ctx_t *c,
+					int64_t delay_ns)
+{
+	ck_assert_int_eq(tu_cancel_after(k, c, delay_ns), 0);
+}
+
+/* A call that mirrors a system call failed with e. */
+#define tu_assert_fail(rc, e)                                               \
+	do {                                                                \
+		long rc__ = (long)(rc);                                     \
+		int errno__ = errno;                                        \
+		ck_assert_msg(rc__ == -1 && errno__ == (e),                 \
+			      "returned %ld, errno %d (%s); expected -1, "  \
+			      "errno %d (%s)", rc__, errno__,               \
+			      strerror(errno__), (int)(e), strerror(e));    \
+	} while (0)
 
 /* Timing assertions take the measured milliseconds and a half-open range;
  * the ranges are generous because the machines that run this are shared. */
@@ -153,6 +168,19 @@ static inline int tu_settle_threads(int want, int64_t timeout_ns)
 	return want;
 #endif
 	while ((n = tu_count_threads()) != want && ctx_now() < end)
+		tu_sleep_ns(CTX_MSEC);
+	return n;
+}
+
+/* Poll until the process has `want` descriptors or timeout_ns passes;
+ * the last count.  A library thread may drop the last reference to a
+ * context, and close its descriptor, a moment after the test's release. */
+static inline int tu_settle_fds(int want, int64_t timeout_ns)
+{
+	int64_t end = ctx_now() + timeout_ns;
+	int n;
+
+	while ((n = tu_count_fds()) != want && ctx_now() < end)
 		tu_sleep_ns(CTX_MSEC);
 	return n;
 }

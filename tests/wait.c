@@ -37,21 +37,6 @@ static const char key[] = "key";
 
 /* ---- helpers ---------------------------------------------------------- */
 
-#define assert_fail(rc, e)                                                  \
-	do {                                                                \
-		long rc__ = (long)(rc);                                     \
-		int errno__ = errno;                                        \
-		ck_assert_msg(rc__ == -1 && errno__ == (e),                 \
-			      "returned %ld, errno %d (%s); expected -1, "  \
-			      "errno %d (%s)", rc__, errno__,               \
-			      strerror(errno__), (int)(e), strerror(e));    \
-	} while (0)
-
-static void cancel_after(struct tu_canceller *k, ctx_t *c, int64_t delay)
-{
-	ck_assert_int_eq(tu_cancel_after(k, c, delay), 0);
-}
-
 /* Writes one byte to fd after a delay. */
 struct feeder {
 	pthread_t thread;
@@ -112,7 +97,7 @@ START_TEST(test_wait_cancel)
 	ctx_t *c = ctx_with_cancel(ctx_background());
 
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	int rc = ctx_wait(c);
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
@@ -167,7 +152,7 @@ START_TEST(test_wait_descendant)
 	ctx_t *d = ctx_with_timeout(v, HOUR);
 
 	int64_t t0 = ctx_now();
-	cancel_after(&k, root, SHORT);
+	tu_must_cancel_after(&k, root, SHORT);
 	int rc = ctx_wait(_i ? d : v);
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
@@ -247,7 +232,7 @@ START_TEST(test_sleep_cancel)
 	ctx_t *c = ctx_with_cancel(ctx_background());
 
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	int rc = ctx_sleep(c, HOUR);
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
@@ -264,7 +249,7 @@ START_TEST(test_sleep_forever)
 	ctx_t *c = ctx_with_cancel(ctx_background());
 
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	int rc = ctx_sleep(c, INT64_MAX);
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
@@ -352,7 +337,7 @@ START_TEST(test_sleep_rearm)
 	struct tu_canceller k;
 	ctx_t *c = ctx_with_timeout(ctx_background(), 300 * CTX_MSEC);
 
-	cancel_after(&k, c, 10 * CTX_MSEC);
+	tu_must_cancel_after(&k, c, 10 * CTX_MSEC);
 	ck_assert_int_eq(ctx_wait(c), CTX_CANCELED);
 	tu_canceller_join(&k);
 
@@ -455,13 +440,13 @@ START_TEST(test_poll_cancel)
 	ctx_t *c = ctx_with_cancel(ctx_background());
 
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	int n = ctx_poll(c, fds, 2, -1);
 	int err = errno;
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
 	errno = err;
-	assert_fail(n, CTX_CANCELED);
+	tu_assert_fail(n, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 	ctx_release(c);
 	close_pipes(p, 2);
@@ -480,7 +465,7 @@ START_TEST(test_poll_ctx_deadline)
 	int err = errno;
 	double ms = tu_ms_since(t0);
 	errno = err;
-	assert_fail(n, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	ctx_release(c);
 	close_pipes(p, 1);
@@ -517,9 +502,9 @@ START_TEST(test_poll_done_first)
 	ck_assert_int_eq(write(p[0][1], "x", 1), 1);
 	ctx_cancel(c);
 	int64_t t0 = ctx_now();
-	assert_fail(ctx_poll(c, fds, 1, HOUR), CTX_CANCELED);
-	assert_fail(ctx_poll(c, fds, 1, 0), CTX_CANCELED);
-	assert_fail(ctx_poll(e, fds, 1, -1), CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(ctx_poll(c, fds, 1, HOUR), CTX_CANCELED);
+	tu_assert_fail(ctx_poll(c, fds, 1, 0), CTX_CANCELED);
+	tu_assert_fail(ctx_poll(e, fds, 1, -1), CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(tu_ms_since(t0), 0, AT_ONCE_MS);
 	ck_assert_int_eq(read(p[0][0], &ch, 1), 1);
 	ctx_release(e);
@@ -582,13 +567,13 @@ START_TEST(test_poll_no_fds)
 	ck_assert_int_eq(ctx_poll(c, NULL, 0, SHORT), 0);
 	tu_assert_ms(tu_ms_since(t0), SHORT_MS, LATE_MS);
 	t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	int n = ctx_poll(c, NULL, 0, -1);
 	int err = errno;
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
 	errno = err;
-	assert_fail(n, CTX_CANCELED);
+	tu_assert_fail(n, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 	ctx_release(c);
 }
@@ -632,13 +617,13 @@ START_TEST(test_poll_many)
 
 	/* Cancelled. */
 	t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	int rc = ctx_poll(c, fds, (nfds_t)n, -1);
 	int err = errno;
 	ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
 	errno = err;
-	assert_fail(rc, CTX_CANCELED);
+	tu_assert_fail(rc, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 
 	ctx_release(c);
@@ -652,8 +637,8 @@ START_TEST(test_poll_null)
 	struct pollfd fds[1];
 	int (*p)[2] = open_pipes(fds, 1);
 
-	assert_fail(ctx_poll(NULL, fds, 1, SHORT), EINVAL);
-	assert_fail(ctx_poll(NULL, fds, 1, 0), EINVAL);
+	tu_assert_fail(ctx_poll(NULL, fds, 1, SHORT), EINVAL);
+	tu_assert_fail(ctx_poll(NULL, fds, 1, 0), EINVAL);
 	close_pipes(p, 1);
 }
 END_TEST
@@ -710,7 +695,7 @@ START_TEST(test_waitpid_status)
 	ck_assert_int_eq(WEXITSTATUS(status), 42);
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	/* Reaped: nothing is left to wait for. */
-	assert_fail(waitpid(pid, &status, WNOHANG), ECHILD);
+	tu_assert_fail(waitpid(pid, &status, WNOHANG), ECHILD);
 	ctx_release(c);
 }
 END_TEST
@@ -741,13 +726,13 @@ START_TEST(test_waitpid_cancel)
 	pid_t pid = spawn(FOREVER);
 
 	int64_t t0 = ctx_now();
-	cancel_after(&k, c, SHORT);
+	tu_must_cancel_after(&k, c, SHORT);
 	pid_t got = ctx_waitpid(c, _i ? -1 : pid, &status, 0);
 	int err = errno;
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
 	errno = err;
-	assert_fail(got, CTX_CANCELED);
+	tu_assert_fail(got, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 	ck_assert_int_eq(waitpid(pid, &status, WNOHANG), 0);
 	kill_and_reap(pid);
@@ -766,7 +751,7 @@ START_TEST(test_waitpid_deadline)
 	int err = errno;
 	double ms = tu_ms_since(t0);
 	errno = err;
-	assert_fail(got, CTX_DEADLINE_EXCEEDED);
+	tu_assert_fail(got, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	kill_and_reap(pid);
 	ctx_release(c);
@@ -799,9 +784,9 @@ START_TEST(test_waitpid_echild)
 	ctx_t *c = ctx_with_timeout(ctx_background(), HOUR);
 
 	int64_t t0 = ctx_now();
-	assert_fail(ctx_waitpid(c, -1, &status, 0), ECHILD);
-	assert_fail(ctx_waitpid(c, getpid(), &status, 0), ECHILD);
-	assert_fail(ctx_waitpid(c, 1, &status, 0), ECHILD);
+	tu_assert_fail(ctx_waitpid(c, -1, &status, 0), ECHILD);
+	tu_assert_fail(ctx_waitpid(c, getpid(), &status, 0), ECHILD);
+	tu_assert_fail(ctx_waitpid(c, 1, &status, 0), ECHILD);
 	tu_assert_ms(tu_ms_since(t0), 0, AT_ONCE_MS);
 	ctx_release(c);
 }
@@ -817,9 +802,9 @@ START_TEST(test_waitpid_done_first)
 
 	ctx_cancel(c);
 	await_exit(pid);
-	assert_fail(ctx_waitpid(c, pid, &status, 0), CTX_CANCELED);
-	assert_fail(ctx_waitpid(c, -1, &status, 0), CTX_CANCELED);
-	assert_fail(ctx_waitpid(c, pid, &status, WNOHANG), CTX_CANCELED);
+	tu_assert_fail(ctx_waitpid(c, pid, &status, 0), CTX_CANCELED);
+	tu_assert_fail(ctx_waitpid(c, -1, &status, 0), CTX_CANCELED);
+	tu_assert_fail(ctx_waitpid(c, pid, &status, WNOHANG), CTX_CANCELED);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_int_eq(WEXITSTATUS(status), 5);
 	ctx_release(c);
@@ -850,8 +835,8 @@ START_TEST(test_waitpid_null)
 	pid_t pid = spawn("exit 9");
 
 	await_exit(pid);
-	assert_fail(ctx_waitpid(NULL, pid, &status, 0), EINVAL);
-	assert_fail(ctx_waitpid(NULL, pid, &status, WNOHANG), EINVAL);
+	tu_assert_fail(ctx_waitpid(NULL, pid, &status, 0), EINVAL);
+	tu_assert_fail(ctx_waitpid(NULL, pid, &status, WNOHANG), EINVAL);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_int_eq(WEXITSTATUS(status), 9);
 }
