@@ -592,19 +592,44 @@ START_TEST(test_read_later)
 }
 END_TEST
 
+/* The calls the cancel and deadline tests run, one signature per
+ * direction, so that each test runs for read and recv, write and send. */
+typedef ssize_t (*read_fn)(ctx_t *c, int fd, void *buf, size_t len);
+typedef ssize_t (*write_fn)(ctx_t *c, int fd, const void *buf, size_t len);
+
+static ssize_t do_read(ctx_t *c, int fd, void *buf, size_t len)
+{
+	return ctx_read(c, fd, buf, len);
+}
+
+static ssize_t do_recv(ctx_t *c, int fd, void *buf, size_t len)
+{
+	return ctx_recv(c, fd, buf, len, 0);
+}
+
+static ssize_t do_write(ctx_t *c, int fd, const void *buf, size_t len)
+{
+	return ctx_write(c, fd, buf, len);
+}
+
+static ssize_t do_send(ctx_t *c, int fd, const void *buf, size_t len)
+{
+	return ctx_send(c, fd, buf, len, MSG_NOSIGNAL);
+}
+
 /* Cancelled while blocked; and the cancelled call took nothing: data
  * written afterwards is all there for the next reader. */
-START_TEST(test_read_cancel)
+static void check_read_cancel(int kind, read_fn call)
 {
 	struct pair p;
 	struct tu_canceller k;
 	char buf[16] = { 0 };
 	ctx_t *c = ctx_with_cancel(ctx_background());
 
-	open_pair(&p, _i);
+	open_pair(&p, kind);
 	int64_t t0 = ctx_now();
 	tu_must_cancel_after(&k, c, SHORT);
-	ssize_t n = ctx_read(c, p.rd, buf, sizeof(buf));
+	ssize_t n = call(c, p.rd, buf, sizeof(buf));
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
 	tu_assert_fail(n, CTX_CANCELED);
@@ -615,6 +640,11 @@ START_TEST(test_read_cancel)
 	ck_assert_str_eq(buf, msg);
 	ctx_release(c);
 	close_pair(&p);
+}
+
+START_TEST(test_read_cancel)
+{
+	check_read_cancel(_i, do_read);
 }
 END_TEST
 
@@ -686,17 +716,17 @@ START_TEST(test_write_ready)
 END_TEST
 
 /* Cancelled while blocked on a full descriptor; nothing of it went out. */
-START_TEST(test_write_cancel)
+static void check_write_cancel(int kind, write_fn call)
 {
 	struct pair p;
 	struct tu_canceller k;
 	ctx_t *c = ctx_with_cancel(ctx_background());
 
-	open_pair(&p, _i);
+	open_pair(&p, kind);
 	size_t filled = fill(&p);
 	int64_t t0 = ctx_now();
 	tu_must_cancel_after(&k, c, SHORT);
-	ssize_t n = ctx_write(c, p.wr, msg, MSG_LEN);
+	ssize_t n = call(c, p.wr, msg, MSG_LEN);
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
 	tu_assert_fail(n, CTX_CANCELED);
@@ -705,23 +735,34 @@ START_TEST(test_write_cancel)
 	ctx_release(c);
 	close_pair(&p);
 }
-END_TEST
 
-START_TEST(test_write_deadline)
+/* The same at a deadline: never before it. */
+static void check_write_deadline(int kind, write_fn call)
 {
 	struct pair p;
 
-	open_pair(&p, _i);
+	open_pair(&p, kind);
 	size_t filled = fill(&p);
 	int64_t t0 = ctx_now();
 	ctx_t *c = ctx_with_timeout(ctx_background(), SHORT);
-	ssize_t n = ctx_write(c, p.wr, msg, MSG_LEN);
+	ssize_t n = call(c, p.wr, msg, MSG_LEN);
 	double ms = tu_ms_since(t0);
 	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	assert_drained(&p, filled);
 	ctx_release(c);
 	close_pair(&p);
+}
+
+START_TEST(test_write_cancel)
+{
+	check_write_cancel(_i, do_write);
+}
+END_TEST
+
+START_TEST(test_write_deadline)
+{
+	check_write_deadline(_i, do_write);
 }
 END_TEST
 
@@ -849,24 +890,7 @@ END_TEST
 
 START_TEST(test_recv_cancel)
 {
-	struct pair p;
-	struct tu_canceller k;
-	char buf[16] = { 0 };
-	ctx_t *c = ctx_with_cancel(ctx_background());
-
-	open_pair(&p, _i);
-	int64_t t0 = ctx_now();
-	tu_must_cancel_after(&k, c, SHORT);
-	ssize_t n = ctx_recv(c, p.rd, buf, sizeof(buf), 0);
-	double ms = tu_ms_since(t0);
-	tu_canceller_join(&k);
-	tu_assert_fail(n, CTX_CANCELED);
-	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
-	put(p.feed, msg, MSG_LEN);
-	ck_assert_int_eq(get_msg(p.rd, buf), MSG_LEN);
-	ck_assert_str_eq(buf, msg);
-	ctx_release(c);
-	close_pair(&p);
+	check_read_cancel(_i, do_recv);
 }
 END_TEST
 
@@ -1000,40 +1024,13 @@ END_TEST
 
 START_TEST(test_send_cancel)
 {
-	struct pair p;
-	struct tu_canceller k;
-	ctx_t *c = ctx_with_cancel(ctx_background());
-
-	open_pair(&p, _i);
-	size_t filled = fill(&p);
-	int64_t t0 = ctx_now();
-	tu_must_cancel_after(&k, c, SHORT);
-	ssize_t n = ctx_send(c, p.wr, msg, MSG_LEN, MSG_NOSIGNAL);
-	double ms = tu_ms_since(t0);
-	tu_canceller_join(&k);
-	tu_assert_fail(n, CTX_CANCELED);
-	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
-	assert_drained(&p, filled);
-	ctx_release(c);
-	close_pair(&p);
+	check_write_cancel(_i, do_send);
 }
 END_TEST
 
 START_TEST(test_send_deadline)
 {
-	struct pair p;
-
-	open_pair(&p, _i);
-	size_t filled = fill(&p);
-	int64_t t0 = ctx_now();
-	ctx_t *c = ctx_with_timeout(ctx_background(), SHORT);
-	ssize_t n = ctx_send(c, p.wr, msg, MSG_LEN, MSG_NOSIGNAL);
-	double ms = tu_ms_since(t0);
-	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
-	tu_assert_ms(ms, SHORT_MS, LATE_MS);
-	assert_drained(&p, filled);
-	ctx_release(c);
-	close_pair(&p);
+	check_write_deadline(_i, do_send);
 }
 END_TEST
 
