@@ -126,12 +126,12 @@ int ctx__watch_deadline(ctx_t *n); /* have the timer thread end n */
 int ctx__timer_add(ctx_t *n);
 void ctx__timer_del(ctx_t *n);
 
-/* reactor.c: the per-thread reactor and the wait of every blocking call.
- * Results of ctx__wait_fd besides a context error or an errno value: */
+/* reactor.c: the per-thread reactor and the one wait of every blocking
+ * call (ctx__wait_for).  Results besides a context error or an errno: */
 enum {
-	CTX__READY = 0,     /* the fd is ready, or (fd < 0) a wake-up came */
+	CTX__READY = 0,     /* what was wanted happened */
 	CTX__EXPIRED = -1,  /* the call's own deadline passed */
-	CTX__BLOCKING = -2, /* the fd cannot be polled: perform the call */
+	CTX__BLOCKING = -2, /* no transfer through this backend: do the call */
 };
 struct ctx__reactor;
 struct ctx__wait {
@@ -140,42 +140,28 @@ struct ctx__wait {
 	ctx_t *n;              /* the cancel node waited on, or NULL */
 	int64_t limit;         /* min(context deadline, call deadline) */
 };
+struct ctx__xfer;          /* backend.h */
+/* What a wait waits for.  fds[0..nfds) get revents; the array has room
+ * for two more entries, which the backend may use. */
+struct ctx__want {
+	struct pollfd *fds;
+	nfds_t nfds;
+	struct ctx__xfer *xfer;  /* a transfer through the kernel, or NULL */
+	bool wakes;              /* a wake-up (ctx__reactor_wake) ends it */
+	int64_t deadline;        /* the call's own; CTX__NEVER: none */
+	int ready;               /* out: how many fds have revents */
+};
+int ctx__wait_for(ctx_t *ctx, struct ctx__want *want);
+/* One descriptor (POLLIN, POLLOUT), or fd < 0: until a wake-up. */
+int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline);
 struct ctx__reactor *ctx__reactor_self(void);
 void ctx__reactor_prepare(struct ctx__reactor *r); /* before publishing */
 void ctx__reactor_wake(struct ctx__reactor *r);
 void ctx__reactor_hold(struct ctx__reactor *r);    /* see waitq.h */
 void ctx__reactor_release(struct ctx__reactor *r);
-int ctx__wait_begin(struct ctx__wait *w, ctx_t *ctx, int64_t deadline);
-void ctx__wait_end(struct ctx__wait *w);
-int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline);
-/* poll(2) over all[0..nfds) plus the reactor: 0 with *ready set, or as
- * ctx__wait_fd.  all has room for nfds + 1 entries. */
-int ctx__wait_poll(struct ctx__wait *w, struct pollfd *all, nfds_t nfds,
-		   int64_t deadline, int *ready);
 
 /* thread.c: start a detached library thread, all signals blocked. */
 int ctx__spawn(void *(*fn)(void *), void *arg);
-
-/* uring.c: the io_uring backend (a ring per thread).  A transfer through
- * the ring: */
-struct ctx__uring_op {
-	int fd;
-	void *buf;
-	size_t len;
-	bool write;
-	bool done;   /* completed: res is read(2)'s result, or -errno */
-	int res;
-	uint32_t id;
-};
-bool ctx__uring_on(void); /* this process waits with io_uring */
-int ctx__uring_round(int wakefd, int fd, uint32_t events, int64_t limit,
-		     bool *io);
-int ctx__uring_start(struct ctx__uring_op *op, int wakefd);
-void ctx__uring_finish(struct ctx__uring_op *op, int wakefd);
-void ctx__uring_thread_exit(void);
-/* reactor.c: a read or write through the ring, which the context can
- * interrupt; as read(2)/write(2).  Only with ctx__uring_on(). */
-ssize_t ctx__wait_rw(ctx_t *ctx, int fd, void *buf, size_t len, bool write);
 
 /* debug.c: context nodes, tracked when CTX_DEBUG=leaks. */
 void *ctx__node_alloc(size_t size);

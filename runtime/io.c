@@ -7,51 +7,52 @@
  * is the system call plus the done check.
  *
  * Trying "without blocking" must not change the descriptor's own flags,
- * which other threads share.  The per-call forms used:
- *  - sockets: recv/send with MSG_DONTWAIT (the plain call's cost);
- *  - pipes, eventfds, regular files: preadv2/pwritev2 with RWF_NOWAIT;
- *  - descriptors that refuse RWF_NOWAIT (FIFOs, terminals, some character
- *    devices: EOPNOTSUPP): the plain call if the descriptor is already
- *    non-blocking; else (FIFOs and terminals that are not pty masters)
- *    the call goes to a private non-blocking open file description of the
- *    same file, opened through /proc/self/fd for the duration of the call
- *    (the caller's flags stay as they are).  Where
- *    that cannot be opened, wait for readiness first and then make the
- *    plain call, writing at most PIPE_BUF bytes at a time; a plain read
- *    there blocks like read(2) if another thread drains the descriptor
- *    first;
- *  - regular files are never "not ready" to epoll (it refuses them), so
- *    a read that would wait for the disk is made directly.
- * A per-thread hint remembers which descriptors are sockets; a stale hint
- * costs one failed call (ENOTSOCK), never a wrong result.
+ * which other threads share.  So a descriptor is classified, once per
+ * call and lazily (the first try says most of it), into a strategy:
+ *
+ *   S_SOCKET      recv/send with MSG_DONTWAIT (the plain call's cost);
+ *   S_NOWAIT      preadv2/pwritev2 with RWF_NOWAIT: pipes, eventfds, ...;
+ *   S_NONBLOCK    the descriptor is non-blocking already: the plain call;
+ *   S_REOPEN      a blocking FIFO or terminal that refuses RWF_NOWAIT:
+ *                 the plain call on a private non-blocking open file
+ *                 description of the same file (through /proc/self/fd),
+ *                 closed when the call ends;
+ *   S_POLL_FIRST  no non-blocking form at all: wait for readiness, then
+ *                 the plain call, writing at most what readiness promises
+ *                 (PIPE_BUF on a FIFO, one byte on a terminal); a plain
+ *                 read there blocks like read(2) if another thread
+ *                 drains the descriptor first;
+ *   S_FILE        a regular file or block device: never "not ready" to
+ *                 poll, so the plain call, which waits for the storage;
+ *   S_RING        the same through the backend's transfer (io_uring), so
+ *                 that the context can end the wait.
+ *
+ * The transitions are in classify(), the only place that changes a
+ * strategy.  A per-thread hint remembers which descriptors are sockets; a
+ * stale hint costs one failed call (ENOTSOCK), never a wrong result.
  */
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
-#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "ctx-internal.h"
+#include "backend.h"
 
-enum mode {
-	M_GUESS,   /* not chosen yet: consult the socket hint */
-	M_SOCK,    /* recv/send with MSG_DONTWAIT */
-	M_NOWAIT,  /* preadv2/pwritev2 with RWF_NOWAIT */
-	M_PLAIN,   /* the plain call: the fd is non-blocking, or ready */
+enum strategy {
+	S_UNKNOWN, S_SOCKET, S_NOWAIT, S_NONBLOCK, S_REOPEN, S_POLL_FIRST,
+	S_FILE, S_RING,
 };
 
 struct op {
-	int fd;               /* where calls and waits go */
-	int own_fd;           /* a private reopened descriptor, or -1 */
-	uint32_t events;      /* EPOLLIN or EPOLLOUT */
-	enum mode mode;
-	bool poll_first;      /* no non-blocking form: wait, then call */
-	bool rw;              /* a read or write: the ring can do it */
-	bool ring;            /* io_uring backend: transfer through the ring */
-	size_t chunk;         /* poll_first writes: most bytes per call */
+	int fd;               /* the caller's descriptor */
+	int call_fd;          /* where calls go: fd, or a private reopening */
+	short events;         /* POLLIN or POLLOUT */
+	enum strategy how;
+	bool rw;              /* a read or write (strategies apply) */
+	size_t chunk;         /* S_POLL_FIRST writes: most bytes per call */
 	ssize_t (*call)(struct op *o);
 	void *buf;
 	size_t len;
@@ -65,20 +66,51 @@ struct op {
 #define HINTS 64
 static __thread int hints[HINTS]; /* (fd + 1) * 2 + is_socket; 0: none */
 
-static enum mode hint_mode(int fd)
+static enum strategy hint(int fd)
 {
 	if (fd < 0) /* the call itself reports EBADF */
-		return M_GUESS;
+		return S_UNKNOWN;
 	int h = hints[fd % HINTS];
 	if (h >> 1 != fd + 1)
-		return M_GUESS;
-	return h & 1 ? M_SOCK : M_NOWAIT;
+		return S_UNKNOWN;
+	return h & 1 ? S_SOCKET : S_NOWAIT;
 }
 
 static void hint_set(int fd, bool sock)
 {
 	if (fd >= 0)
 		hints[fd % HINTS] = (fd + 1) * 2 + sock;
+}
+
+/* ---- classification -------------------------------------------------- */
+
+/* Character device majors (Documentation/admin-guide/devices.txt). */
+enum {
+	MAJ_TTY = 4,           /* virtual consoles, serial ports */
+	MAJ_TTYAUX = 5,        /* 5:0 /dev/tty, 5:1 /dev/console, 5:2 ptmx */
+	MAJ_PTY_MASTER = 128,  /* 128-135: Unix98 pty masters */
+	MAJ_PTY_SLAVE = 136,   /* 136-143: Unix98 pty slaves */
+	MAJ_PTY_LAST = 143,
+};
+
+/* Opening some character devices makes something new: /dev/ptmx a new
+ * terminal pair, /dev/net/tun a new interface.  Only terminals proper
+ * open the same thing again. */
+static bool is_tty_slave(const struct stat *st)
+{
+	unsigned maj = major(st->st_rdev), min = minor(st->st_rdev);
+	return S_ISCHR(st->st_mode) &&
+	       (maj == MAJ_TTY || (maj == MAJ_TTYAUX && min <= 1) ||
+		(maj >= MAJ_PTY_SLAVE && maj <= MAJ_PTY_LAST));
+}
+
+/* Any terminal, pty masters included: byte streams. */
+static bool is_tty(const struct stat *st)
+{
+	unsigned maj = major(st->st_rdev);
+	return S_ISCHR(st->st_mode) &&
+	       (maj == MAJ_TTY || maj == MAJ_TTYAUX ||
+		(maj >= MAJ_PTY_MASTER && maj <= MAJ_PTY_LAST));
 }
 
 /* A private non-blocking open file description of fd's file, or -1. */
@@ -90,113 +122,117 @@ static int reopen_nonblocking(int fd, int fl)
 				  O_NOCTTY);
 }
 
-/* Opening some character devices makes something new: /dev/ptmx a new
- * terminal pair, /dev/net/tun a new interface.  Only terminals proper
- * (virtual consoles, /dev/tty, /dev/console, pseudo-terminal slaves) open
- * the same thing again. */
-static bool is_tty_slave(const struct stat *st)
+/* The strategy for a descriptor that refused RWF_NOWAIT (EOPNOTSUPP). */
+static enum strategy no_nowait(struct op *o, const struct stat *st)
 {
-	unsigned maj = major(st->st_rdev), min = minor(st->st_rdev);
-	return S_ISCHR(st->st_mode) &&
-	       (maj == 4 || (maj == 5 && min <= 1) ||
-		(maj >= 136 && maj <= 143));
+	int fl = fcntl(o->fd, F_GETFL);
+	if (fl < 0)
+		return S_NONBLOCK; /* the call reports the error */
+	if (fl & O_NONBLOCK)
+		return S_NONBLOCK;
+	if ((S_ISFIFO(st->st_mode) || is_tty_slave(st)) &&
+	    (o->call_fd = reopen_nonblocking(o->fd, fl)) >= 0)
+		return S_REOPEN;
+	o->call_fd = o->fd;
+	o->chunk = S_ISFIFO(st->st_mode) ? PIPE_BUF :
+		   is_tty(st) ? 1 : 0; /* others: maybe messages */
+	return S_POLL_FIRST;
 }
 
-/* Any terminal, pty masters included: byte streams. */
-static bool is_tty(const struct stat *st)
-{
-	unsigned maj = major(st->st_rdev);
-	return S_ISCHR(st->st_mode) &&
-	       (maj == 4 || maj == 5 || (maj >= 128 && maj <= 143));
-}
-
-/* The descriptor refuses RWF_NOWAIT.  A regular file never waits for
- * readiness: make the plain call.  Otherwise, if it is non-blocking the
- * plain call is the try; else try on a non-blocking reopening of it (only
- * FIFOs and character devices: they have no file offset to lose);
- * failing that, wait for readiness before each call. */
-static ssize_t no_nowait(struct op *o)
+/*
+ * The one place a strategy changes, after the try in o->how failed with
+ * `err`.  Returns false when err is the call's own result.
+ */
+static bool classify(struct op *o, int err)
 {
 	struct stat st;
-	int fl = fcntl(o->fd, F_GETFL);
-	if (fl < 0 || fstat(o->fd, &st) < 0)
-		return -1;
-	o->mode = M_PLAIN;
-	bool reopenable = S_ISFIFO(st.st_mode) || is_tty_slave(&st);
-	bool blocking = !(fl & O_NONBLOCK);
-	if (o->rw && ctx__uring_on() && S_ISREG(st.st_mode)) {
-		o->ring = true; /* cancellable there: see to_ring */
-		errno = EAGAIN;
-		return -1;
+	switch (o->how) {
+	case S_UNKNOWN:
+	case S_SOCKET:
+		if (err != ENOTSOCK)
+			return false;
+		hint_set(o->fd, false);
+		o->how = S_NOWAIT;
+		return true;
+	case S_NOWAIT:
+		if (err != EOPNOTSUPP && err != EAGAIN)
+			return false;
+		if (fstat(o->fd, &st) < 0)
+			return false;
+		if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+			o->how = S_RING; /* the storage, not readiness */
+		else if (err == EAGAIN)
+			return false; /* a pipe, eventfd, ...: wait for it */
+		else
+			o->how = no_nowait(o, &st);
+		return true;
+	case S_RING:
+		o->how = S_FILE; /* the backend has no transfer */
+		return true;
+	default:
+		return false;
 	}
-	if (S_ISREG(st.st_mode) || !blocking)
-		return o->call(o);
-	if (reopenable && (o->own_fd = reopen_nonblocking(o->fd, fl)) >= 0) {
-		o->fd = o->own_fd;
-	} else {
-		o->poll_first = true;
-		o->chunk = S_ISFIFO(st.st_mode) ? PIPE_BUF :
-			   is_tty(&st) ? 1 : 0; /* others: maybe messages */
-	}
-	if (o->poll_first) {
-		errno = EAGAIN;
-		return -1;
-	}
-	return o->call(o);
 }
 
 /* ---- one attempt per call -------------------------------------------- */
 
+static bool writing(const struct op *o) { return o->events == POLLOUT; }
+
 /* A plain write to a blocking descriptor that polled writable blocks if
- * it asks for more room than there is, until all of it fits.  PIPE_BUF
- * bytes fit in a writable FIFO; a writable terminal (a pty master)
- * promises one byte; other descriptors may take messages, not bytes,
- * and get the whole length.  Larger writes go in such chunks, with the
- * context checked between them (run_all). */
-static size_t plain_chunk(struct op *o)
+ * it asks for more room than there is; S_POLL_FIRST writes go in chunks
+ * (run_all goes on, with the context checked between them). */
+static size_t plain_len(const struct op *o)
 {
-	size_t most = o->chunk ? o->chunk : o->len;
-	return o->poll_first && o->len > most ? most : o->len;
+	if (o->how == S_POLL_FIRST && o->chunk && o->len > o->chunk)
+		return o->chunk;
+	return o->len;
 }
 
-/* The ring takes at most UINT_MAX bytes at a time; run_all goes on. */
-static size_t plain_len(struct op *o)
+static ssize_t plain_rw(struct op *o)
 {
-	return o->len > UINT_MAX ? UINT_MAX : o->len;
+	return writing(o) ? write(o->call_fd, o->buf, plain_len(o)) :
+			    read(o->call_fd, o->buf, o->len);
 }
 
-static bool writing(const struct op *o) { return o->events == EPOLLOUT; }
+/* Through the backend's transfer.  The ring takes at most UINT_MAX bytes
+ * at a time (run_all goes on).  CTX__BLOCKING: the backend has none. */
+static ssize_t ring_rw(ctx_t *ctx, struct op *o, int *err)
+{
+	struct iovec v = { o->buf, o->len > UINT_MAX ? UINT_MAX : o->len };
+	struct ctx__xfer x = { .fd = o->fd, .iov = &v, .iovcnt = 1,
+			       .off = -1, .op = writing(o) ?
+				CTX__XFER_WRITE : CTX__XFER_READ };
+	struct ctx__want want = { .xfer = &x, .deadline = CTX__NEVER };
+	int e = ctx__wait_for(ctx, &want);
+	if (!x.id) { /* nothing was submitted */
+		*err = e;
+		return -1;
+	}
+	if (x.res >= 0)
+		return x.res;
+	*err = x.res == -ECANCELED && e ? e : -x.res;
+	return -1;
+}
 
-/* One read or write, in the form o->mode says; a socket that turns out
- * not to be one, or a descriptor that refuses RWF_NOWAIT, moves o on to
- * the next form. */
+/* One read or write in the form the strategy says. */
 static ssize_t call_rw(struct op *o)
 {
 	struct iovec v = { o->buf, o->len };
 	ssize_t n;
-	switch (o->mode) {
-	case M_PLAIN:
-		return writing(o) ? write(o->fd, o->buf, plain_chunk(o)) :
-				    read(o->fd, o->buf, o->len);
-	case M_GUESS:
-	case M_SOCK:
+	switch (o->how) {
+	case S_UNKNOWN:
+	case S_SOCKET:
 		n = writing(o) ? send(o->fd, o->buf, o->len, MSG_DONTWAIT) :
 				 recv(o->fd, o->buf, o->len, MSG_DONTWAIT);
-		if (n >= 0 || errno != ENOTSOCK) {
+		if (n >= 0 || errno != ENOTSOCK)
 			hint_set(o->fd, true);
-			return n;
-		}
-		hint_set(o->fd, false);
-		o->mode = M_NOWAIT;
-		/* fall through */
-	case M_NOWAIT:
-		n = writing(o) ? pwritev2(o->fd, &v, 1, -1, RWF_NOWAIT) :
-				 preadv2(o->fd, &v, 1, -1, RWF_NOWAIT);
-		if (n < 0 && errno == EOPNOTSUPP)
-			return no_nowait(o);
 		return n;
+	case S_NOWAIT:
+		return writing(o) ? pwritev2(o->fd, &v, 1, -1, RWF_NOWAIT) :
+				    preadv2(o->fd, &v, 1, -1, RWF_NOWAIT);
+	default:
+		return plain_rw(o);
 	}
-	return -1;
 }
 
 static ssize_t call_recv(struct op *o)
@@ -222,43 +258,38 @@ static ssize_t fail(int e)
 	return -1;
 }
 
-/* With the io_uring backend, a transfer on a regular file that would
- * wait for the storage goes through the ring, where a context can stop
- * it (the epoll backend can only make the call and wait it out).  Only
- * an RWF_NOWAIT try can have been on a regular file: a socket's EAGAIN
- * costs no fstat. */
-static bool to_ring(struct op *o)
+static bool would_block(int e)
 {
-	struct stat st;
-	if (!o->ring && o->rw && o->mode == M_NOWAIT && ctx__uring_on() &&
-	    fstat(o->fd, &st) == 0 && S_ISREG(st.st_mode))
-		o->ring = true;
-	return o->ring;
+	return e == EAGAIN || e == EWOULDBLOCK;
 }
 
 static ssize_t attempt_and_wait(ctx_t *ctx, struct op *o)
 {
 	bool ready = false;
 	for (;;) {
-		if (!o->poll_first || ready) {
-			ssize_t n = o->call(o);
-			if (n >= 0)
+		ssize_t n;
+		int e = 0;
+		if (o->how == S_RING) {
+			n = ring_rw(ctx, o, &e);
+			if (n >= 0 || e != CTX__BLOCKING)
+				return n < 0 ? fail(e) : n;
+			classify(o, 0);
+			continue;
+		}
+		if (o->how != S_POLL_FIRST || ready) {
+			if ((n = o->call(o)) >= 0)
 				return n;
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (o->rw && classify(o, errno))
+				continue;
+			if (!would_block(errno))
 				return -1;
-			if (to_ring(o))
-				return ctx__wait_rw(ctx, o->fd, o->buf,
-						    plain_len(o), writing(o));
 		}
-		int e = ctx__wait_fd(ctx, o->fd, o->events, CTX__NEVER);
-		if (e == CTX__BLOCKING) {
-			o->mode = M_PLAIN; /* a regular file: just do it */
-			o->poll_first = true;
-		} else if (e != CTX__READY) {
+		e = ctx__wait_fd(ctx, o->call_fd, (uint32_t)o->events,
+				 CTX__NEVER);
+		if (e != CTX__READY)
 			return fail(e);
-		}
 		ready = true;
 	}
 }
@@ -268,15 +299,14 @@ static ssize_t run(ctx_t *ctx, struct op *o)
 	int e = ctx_err(ctx);
 	if (e)
 		return fail(e);
-	int fd = o->fd;
-	o->own_fd = -1;
+	o->call_fd = o->fd;
 	ssize_t n = attempt_and_wait(ctx, o);
-	if (o->own_fd >= 0) {
+	if (o->how == S_REOPEN) {
 		/* run_all's next round starts over from the caller's fd */
 		e = errno;
-		close(o->own_fd);
-		o->fd = fd;
-		o->mode = M_NOWAIT;
+		close(o->call_fd);
+		o->call_fd = o->fd;
+		o->how = S_NOWAIT;
 		errno = e;
 	}
 	return n;
@@ -295,7 +325,7 @@ static ssize_t run_all(ctx_t *ctx, struct op *o)
 		ssize_t n = run(ctx, o);
 		if (n < 0)
 			return done ? (ssize_t)done : -1;
-		if (n == 0 && left > 0 && o->events == EPOLLIN)
+		if (n == 0 && left > 0 && !writing(o))
 			break; /* end of stream: MSG_WAITALL returns short */
 		done += (size_t)n;
 		left -= (size_t)n;
@@ -305,14 +335,14 @@ static ssize_t run_all(ctx_t *ctx, struct op *o)
 
 ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
 {
-	struct op o = { .fd = fd, .events = EPOLLIN, .mode = hint_mode(fd),
+	struct op o = { .fd = fd, .events = POLLIN, .how = hint(fd),
 			.call = call_rw, .buf = buf, .len = len, .rw = true };
 	return run(ctx, &o);
 }
 
 ssize_t ctx_write(ctx_t *ctx, int fd, const void *buf, size_t len)
 {
-	struct op o = { .fd = fd, .events = EPOLLOUT, .mode = hint_mode(fd),
+	struct op o = { .fd = fd, .events = POLLOUT, .how = hint(fd),
 			.call = call_rw, .buf = (void *)buf, .len = len,
 			.rw = true };
 	return run_all(ctx, &o);
@@ -327,8 +357,9 @@ static ssize_t dontwait(ctx_t *ctx, struct op *o)
 
 ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len, int flags)
 {
-	struct op o = { .fd = fd, .events = EPOLLIN, .call = call_recv,
-			.buf = buf, .len = len, .flags = flags };
+	struct op o = { .fd = fd, .events = POLLIN, .how = S_SOCKET,
+			.call = call_recv, .buf = buf, .len = len,
+			.flags = flags };
 	if (flags & MSG_DONTWAIT) /* the caller asked not to wait */
 		return dontwait(ctx, &o);
 	if (flags & MSG_WAITALL) { /* the wait is ours: loop for all */
@@ -340,8 +371,9 @@ ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len, int flags)
 
 ssize_t ctx_send(ctx_t *ctx, int fd, const void *buf, size_t len, int flags)
 {
-	struct op o = { .fd = fd, .events = EPOLLOUT, .call = call_send,
-			.buf = (void *)buf, .len = len, .flags = flags };
+	struct op o = { .fd = fd, .events = POLLOUT, .how = S_SOCKET,
+			.call = call_send, .buf = (void *)buf, .len = len,
+			.flags = flags };
 	if (flags & MSG_DONTWAIT)
 		return dontwait(ctx, &o);
 	return run_all(ctx, &o);
@@ -367,8 +399,9 @@ int ctx_accept(ctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen,
 		return -1;
 	if (!(fl & O_NONBLOCK) && !listening)
 		return (int)fail(EINVAL);
-	struct op o = { .fd = fd, .events = EPOLLIN, .call = call_accept,
-			.poll_first = !(fl & O_NONBLOCK), .addr = addr,
+	struct op o = { .fd = fd, .events = POLLIN, .call = call_accept,
+			.how = fl & O_NONBLOCK ? S_NONBLOCK : S_POLL_FIRST,
+			.addr = addr,
 			.addrlen = addrlen, .flags = flags };
 	return (int)run(ctx, &o);
 }
@@ -378,9 +411,9 @@ int ctx_accept(ctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen,
 static int connect_wait(ctx_t *ctx, int fd)
 {
 	for (;;) {
-		int e = ctx__wait_fd(ctx, fd, EPOLLOUT, CTX__NEVER);
+		int e = ctx__wait_fd(ctx, fd, POLLOUT, CTX__NEVER);
 		if (e != CTX__READY)
-			return e == CTX__BLOCKING ? ENOTSOCK : e;
+			return e;
 		socklen_t sl = sizeof(e);
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) < 0)
 			return errno;

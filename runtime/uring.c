@@ -2,15 +2,17 @@
  * The io_uring backend: the same waits as the epoll one, and transfers on
  * regular files that a context can interrupt (io.c sends them here).
  *
- * Chosen once per process: CTX_BACKEND=io_uring asks for it, and it is
- * used if a ring can be made (a kernel without io_uring, or a seccomp
- * filter or container that forbids it -- ENOSYS, EPERM -- falls back to
- * epoll silently, and ctx_backend() says "epoll").  The default is epoll,
- * which measured faster here for wake-ups (see README, Performance).
+ * Chosen once per process (reactor.c): CTX_BACKEND=io_uring asks for it,
+ * and it is used if a ring can be made and the kernel has what this file
+ * relies on (IORING_FEAT_CQE_SKIP, 5.17; IORING_FEAT_RW_CUR_POS, 5.6).
+ * A kernel without io_uring, one too old, or a seccomp filter or container
+ * that forbids it (ENOSYS, EPERM) falls back to epoll silently, and
+ * ctx_backend() says "epoll".  The default is epoll, which measured
+ * faster here for wake-ups (see README, Performance).
  *
  * Each thread that waits has a ring of its own, made on its first wait
  * and freed at thread exit; after fork() the child makes a fresh one.
- * One round of waiting submits, together: a poll on the descriptor, a
+ * One round of waiting submits, together: a poll on each descriptor, a
  * poll on the thread's wake-up eventfd (kept armed across rounds until it
  * fires), and an absolute CLOCK_MONOTONIC timeout for the earliest
  * deadline (kept armed across rounds until the time changes).  The poll on
@@ -30,58 +32,58 @@
  *     completion of theirs would end the next round at once, whose own
  *     clean-up would end the one after, and the thread would spin.
  */
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "ctx-internal.h"
+#include "backend.h"
 
 #ifdef HAVE_LIBURING
 #include <liburing.h>
 
+/* User data: the round (or transfer) number, the index of the descriptor
+ * in the caller's set, and the kind of request. */
 enum { K_WAKE = 1, K_IO, K_TIMER, K_RW, K_CTL };
-#define UD(n, kind) ((uint64_t)(n) << 8 | (kind))
+#define UD(n, idx, kind) \
+	((uint64_t)(n) << 32 | (uint64_t)(idx) << 8 | (kind))
+#define UD_N(d) ((uint32_t)((d) >> 32))
+#define UD_IDX(d) ((uint32_t)((d) >> 8) & 0xffffff)
 
 struct ring {
 	struct io_uring ring;
 	bool ok;
 	bool wake_armed;
 	uint32_t round;           /* numbers rounds and transfers */
-	struct ctx__uring_op *op; /* the transfer in flight, or NULL */
+	struct ctx__xfer *op;     /* the transfer in flight, or NULL */
 	int64_t timer_at;         /* the armed timeout's time, or NEVER */
 	uint32_t timer_id;        /* and its number */
 };
 
 static __thread struct ring tr;
-static bool on;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void choose(void)
+static bool usable(void)
 {
-	const char *b = getenv("CTX_BACKEND");
+#ifdef IORING_FEAT_CQE_SKIP
 	struct io_uring probe;
-	if (!b || strcmp(b, "io_uring") != 0)
-		return;
-	if (io_uring_queue_init(4, &probe, 0) == 0) {
-		io_uring_queue_exit(&probe);
-		on = true;
-	}
+	if (io_uring_queue_init(4, &probe, 0) != 0)
+		return false;
+	unsigned need = IORING_FEAT_CQE_SKIP | IORING_FEAT_RW_CUR_POS;
+	bool ok = (probe.features & need) == need;
+	io_uring_queue_exit(&probe);
+	return ok;
+#else
+	return false; /* headers older than the kernel features we use */
+#endif
 }
 
-bool ctx__uring_on(void)
-{
-	pthread_once(&once, choose);
-	return on;
-}
-
-void ctx__uring_thread_exit(void)
+static void thread_exit(void)
 {
 	if (tr.ok)
 		io_uring_queue_exit(&tr.ring);
 	tr.ok = false;
 	tr.wake_armed = false;
+	tr.op = NULL;
 }
 
 static int get_ring(struct io_uring **out)
@@ -111,14 +113,16 @@ static struct io_uring_sqe *sqe_for(struct io_uring *ring, uint64_t data)
 	return s;
 }
 
-struct seen {
-	bool io_done;  /* the poll on the descriptor completed */
-	bool io;       /* ... with events (or an error the call will see) */
-	bool timer;
+/* What one round is waiting for and what it saw. */
+struct round {
+	uint32_t n;
+	struct pollfd *fds;
+	nfds_t nfds;
+	nfds_t pending;  /* polls submitted and not yet completed */
+	int ready;
 };
 
-static void on_cqe(struct io_uring_cqe *cqe, int wakefd, uint32_t round,
-		   struct seen *seen)
+static void on_cqe(struct io_uring_cqe *cqe, int wakefd, struct round *rd)
 {
 	uint64_t d = io_uring_cqe_get_data64(cqe), v;
 	int kind = d & 0xff;
@@ -126,57 +130,60 @@ static void on_cqe(struct io_uring_cqe *cqe, int wakefd, uint32_t round,
 		tr.wake_armed = false;
 		if (read(wakefd, &v, sizeof(v)) < 0) /* quirk a */
 			v = 0;
-	} else if (kind == K_RW && tr.op && d >> 8 == tr.op->id) {
+	} else if (kind == K_RW && tr.op && UD_N(d) == tr.op->id) {
 		tr.op->done = true;
 		tr.op->res = cqe->res;
-	} else if (kind == K_IO && d >> 8 == round) {
-		seen->io_done = true;
-		seen->io = cqe->res != -ECANCELED;
-	} else if (kind == K_TIMER && d >> 8 == tr.timer_id &&
+	} else if (kind == K_IO && rd && UD_N(d) == rd->n &&
+		   UD_IDX(d) < rd->nfds) {
+		struct pollfd *p = &rd->fds[UD_IDX(d)];
+		rd->pending--;
+		if (cqe->res == -EBADF)
+			p->revents = POLLNVAL;
+		else if (cqe->res > 0)
+			p->revents = (short)(cqe->res & (p->events | POLLERR |
+							  POLLHUP | POLLNVAL));
+		rd->ready += p->revents != 0;
+	} else if (kind == K_TIMER && UD_N(d) == tr.timer_id &&
 		   cqe->res != -ECANCELED) {
-		seen->timer = true;
 		tr.timer_at = CTX__NEVER;
 	}
 }
 
 /* Consume every completion there is. */
-static void reap(struct io_uring *ring, int wakefd, uint32_t round,
-		 struct seen *seen)
+static void reap(struct io_uring *ring, int wakefd, struct round *rd)
 {
 	struct io_uring_cqe *cqe;
 	while (io_uring_peek_cqe(ring, &cqe) == 0) {
-		on_cqe(cqe, wakefd, round, seen);
+		on_cqe(cqe, wakefd, rd);
 		io_uring_cqe_seen(ring, cqe);
 	}
 }
 
 /* Wait for one completion (EINTR is a completion of nothing). */
-static void wait_one(struct io_uring *ring, int wakefd, uint32_t round,
-		     struct seen *seen)
+static void wait_one(struct io_uring *ring, int wakefd, struct round *rd)
 {
 	struct io_uring_cqe *cqe;
 	if (io_uring_wait_cqe(ring, &cqe) == 0) {
-		on_cqe(cqe, wakefd, round, seen);
+		on_cqe(cqe, wakefd, rd);
 		io_uring_cqe_seen(ring, cqe);
 	}
-	reap(ring, wakefd, round, seen);
+	reap(ring, wakefd, rd);
 }
 
 static void arm_wake(struct io_uring *ring, int wakefd)
 {
 	struct io_uring_sqe *s;
-	if (!tr.wake_armed && (s = sqe_for(ring, UD(0, K_WAKE)))) {
+	if (!tr.wake_armed && (s = sqe_for(ring, UD(0, 0, K_WAKE)))) {
 		io_uring_prep_poll_add(s, wakefd, POLLIN);
 		tr.wake_armed = true;
 	}
 }
 
 /* A request whose success need not be heard of: no completion at all,
- * which would otherwise end the next round early (and that round's own
- * clean-up the one after, for ever). */
+ * which would otherwise end the next round early (quirk c). */
 static struct io_uring_sqe *quiet_sqe(struct io_uring *ring)
 {
-	struct io_uring_sqe *s = sqe_for(ring, UD(0, K_CTL));
+	struct io_uring_sqe *s = sqe_for(ring, UD(0, 0, K_CTL));
 	if (s)
 		s->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	return s;
@@ -191,113 +198,148 @@ static void arm_timer(struct io_uring *ring, int64_t limit,
 	if (limit == tr.timer_at)
 		return;
 	if (tr.timer_at != CTX__NEVER && (s = quiet_sqe(ring)))
-		io_uring_prep_timeout_remove(s, UD(tr.timer_id, K_TIMER), 0);
+		io_uring_prep_timeout_remove(s, UD(tr.timer_id, 0, K_TIMER),
+					     0);
 	tr.timer_at = CTX__NEVER;
-	if (limit != CTX__NEVER && (s = sqe_for(ring, UD(round, K_TIMER)))) {
+	if (limit != CTX__NEVER &&
+	    (s = sqe_for(ring, UD(round, 0, K_TIMER)))) {
 		io_uring_prep_timeout(s, ts, 0, IORING_TIMEOUT_ABS);
 		tr.timer_at = limit;
 		tr.timer_id = round;
 	}
 }
 
-/* epoll's EPOLLIN and EPOLLOUT are poll's POLLIN and POLLOUT. */
-static uint32_t poll_mask(uint32_t events)
+/* A poll on each descriptor of the set (poll(2) skips negative ones). */
+static void add_polls(struct io_uring *ring, struct round *rd)
 {
-	return events & (POLLIN | POLLOUT);
+	struct io_uring_sqe *s;
+	for (nfds_t i = 0; i < rd->nfds; i++) {
+		rd->fds[i].revents = 0;
+		if (rd->fds[i].fd < 0 ||
+		    !(s = sqe_for(ring, UD(rd->n, i, K_IO))))
+			continue;
+		io_uring_prep_poll_add(s, rd->fds[i].fd,
+				       (unsigned)rd->fds[i].events);
+		rd->pending++;
+	}
 }
 
-int ctx__uring_round(int wakefd, int fd, uint32_t events, int64_t limit,
-		     bool *io)
+/* A pending poll holds its file open: remove each and wait for it. */
+static void remove_polls(struct io_uring *ring, int wakefd, struct round *rd)
+{
+	struct io_uring_sqe *s;
+	if (!rd->pending)
+		return;
+	for (nfds_t i = 0; i < rd->nfds; i++)
+		if (rd->fds[i].fd >= 0 && !rd->fds[i].revents &&
+		    (s = quiet_sqe(ring)))
+			io_uring_prep_poll_remove(s, UD(rd->n, i, K_IO));
+	io_uring_submit(ring);
+	while (rd->pending)
+		wait_one(ring, wakefd, rd);
+}
+
+static int sleep_ring(int wakefd, struct pollfd *fds, nfds_t n,
+		      int64_t limit, int *ready)
 {
 	struct io_uring *ring;
-	struct io_uring_sqe *s;
-	struct seen seen = { 0 };
 	int e = get_ring(&ring);
 	if (e)
 		return e;
-	uint32_t round = ++tr.round;
+	struct round rd = { .n = ++tr.round, .fds = fds, .nfds = n };
 	struct __kernel_timespec ts = {
 		.tv_sec = limit / CTX_SEC, .tv_nsec = limit % CTX_SEC,
 	};
 	arm_wake(ring, wakefd);
-	if (fd >= 0 && (s = sqe_for(ring, UD(round, K_IO))))
-		io_uring_prep_poll_add(s, fd, poll_mask(events));
-	arm_timer(ring, limit, &ts, round);
+	add_polls(ring, &rd);
+	arm_timer(ring, limit, &ts, rd.n);
 	e = io_uring_submit_and_wait(ring, 1);
-	if (e < 0 && e != -EINTR)
-		return -e;
-	reap(ring, wakefd, round, &seen);
-	if (fd >= 0 && !seen.io_done && (s = quiet_sqe(ring))) {
-		io_uring_prep_poll_remove(s, UD(round, K_IO));
-		io_uring_submit(ring);
-		while (!seen.io_done)
-			wait_one(ring, wakefd, round, &seen);
+	if (e >= 0 || e == -EINTR) {
+		reap(ring, wakefd, &rd);
+		e = 0;
 	}
-	if (io)
-		*io = seen.io;
-	return 0;
+	remove_polls(ring, wakefd, &rd);
+	*ready = rd.ready;
+	return -e;
 }
 
-int ctx__uring_start(struct ctx__uring_op *op, int wakefd)
+static void prep_xfer(struct io_uring_sqe *s, struct ctx__xfer *x)
+{
+	switch (x->op) {
+	case CTX__XFER_READ:
+		io_uring_prep_readv(s, x->fd, x->iov, (unsigned)x->iovcnt,
+				    (uint64_t)x->off);
+		break;
+	case CTX__XFER_WRITE:
+		io_uring_prep_writev(s, x->fd, x->iov, (unsigned)x->iovcnt,
+				     (uint64_t)x->off);
+		break;
+	case CTX__XFER_FSYNC:
+		io_uring_prep_fsync(s, x->fd, 0);
+		break;
+	case CTX__XFER_FDATASYNC:
+		io_uring_prep_fsync(s, x->fd, IORING_FSYNC_DATASYNC);
+		break;
+	}
+}
+
+/* The transfer's number is set only once it is really submitted, so a
+ * failure here leaves nothing for xfer_finish to wait for. */
+static int xfer_start(int wakefd, struct ctx__xfer *x)
 {
 	struct io_uring *ring;
 	struct io_uring_sqe *s;
 	int e = get_ring(&ring);
 	if (e)
 		return e;
-	op->id = ++tr.round;
-	op->done = false;
-	if (!(s = sqe_for(ring, UD(op->id, K_RW))))
+	uint32_t id = ++tr.round;
+	if (!(s = sqe_for(ring, UD(id, 0, K_RW))))
 		return EAGAIN;
-	if (op->write)
-		io_uring_prep_write(s, op->fd, op->buf, (unsigned)op->len,
-				    (uint64_t)-1);
-	else
-		io_uring_prep_read(s, op->fd, op->buf, (unsigned)op->len,
-				   (uint64_t)-1);
-	tr.op = op;
+	prep_xfer(s, x);
+	x->id = id;
+	x->done = false;
+	tr.op = x;
 	arm_wake(ring, wakefd);
-	io_uring_submit(ring);
+	e = io_uring_submit(ring);
+	if (e < 0) {
+		tr.op = NULL;
+		return -e;
+	}
 	return 0;
 }
 
-/* Cancel op if it is still in flight, and wait until it is over. */
-void ctx__uring_finish(struct ctx__uring_op *op, int wakefd)
+/* Cancel x if it is still in flight, and wait until it is over: it may
+ * still complete, and then its count is the result (quirk b). */
+static void xfer_finish(int wakefd, struct ctx__xfer *x)
 {
 	struct io_uring_sqe *s;
-	struct seen seen = { 0 };
 	struct io_uring *ring = &tr.ring;
-	reap(ring, wakefd, 0, &seen);
-	if (!op->done && (s = quiet_sqe(ring))) {
-		io_uring_prep_cancel64(s, UD(op->id, K_RW), 0);
+	reap(ring, wakefd, NULL);
+	if (!x->done && (s = quiet_sqe(ring))) {
+		io_uring_prep_cancel64(s, UD(x->id, 0, K_RW), 0);
 		io_uring_submit(ring);
 	}
-	while (!op->done)
-		wait_one(ring, wakefd, 0, &seen);
+	while (!x->done)
+		wait_one(ring, wakefd, NULL);
 	tr.op = NULL;
 }
 
+const struct ctx__backend ctx__backend_uring = {
+	.name = "io_uring",
+	.usable = usable,
+	.sleep = sleep_ring,
+	.xfer_start = xfer_start,
+	.xfer_finish = xfer_finish,
+	.thread_exit = thread_exit,
+};
+
 #else /* no liburing: there is no ring to choose */
 
-bool ctx__uring_on(void) { return false; }
-void ctx__uring_thread_exit(void) {}
+static bool usable(void) { return false; }
 
-int ctx__uring_round(int wakefd, int fd, uint32_t events, int64_t limit,
-		     bool *io)
-{
-	(void)wakefd, (void)fd, (void)events, (void)limit, (void)io;
-	return ENOSYS;
-}
-
-int ctx__uring_start(struct ctx__uring_op *op, int wakefd)
-{
-	(void)op, (void)wakefd;
-	return ENOSYS;
-}
-
-void ctx__uring_finish(struct ctx__uring_op *op, int wakefd)
-{
-	(void)op, (void)wakefd;
-}
+const struct ctx__backend ctx__backend_uring = {
+	.name = "io_uring",
+	.usable = usable,
+};
 
 #endif

@@ -50,21 +50,18 @@ int ctx_poll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
 	int64_t deadline = timeout < 0 ? CTX__NEVER :
 					 ctx__add_sat(ctx_now(), timeout);
 	struct pollfd small[16];
-	struct pollfd *all = nfds < 16 ? small :
-					 malloc((nfds + 1) * sizeof(*all));
+	struct pollfd *all = nfds + 2 <= 16 ? small :
+					     malloc((nfds + 2) * sizeof(*all));
 	if (!all) {
 		e = ENOMEM;
 		goto fail;
 	}
 	if (nfds) /* fds may be NULL when there are none */
 		memcpy(all, fds, nfds * sizeof(*fds));
-	struct ctx__wait w;
-	n = 0;
-	e = ctx__wait_begin(&w, ctx, deadline);
-	if (!e) {
-		e = ctx__wait_poll(&w, all, nfds, deadline, &n);
-		ctx__wait_end(&w);
-	}
+	struct ctx__want want = { .fds = all, .nfds = nfds,
+				  .deadline = deadline };
+	e = ctx__wait_for(ctx, &want);
+	n = want.ready;
 	for (nfds_t i = 0; !e && i < nfds; i++)
 		fds[i].revents = all[i].revents;
 	if (all != small)

@@ -493,7 +493,7 @@ static void *emfile_main(void *arg)
 
 /*
  * A new thread runs every kind of call with 0, 1 or 2 descriptor numbers
- * free (its reactor needs 3), while two threads with reactors ping
+ * free (its reactor takes up to 2), while two threads with reactors ping
  * along; then with the limit raised again, in the same thread.
  */
 START_TEST(test_emfile_new_thread)
@@ -559,8 +559,13 @@ START_TEST(test_emfile_new_thread)
 	pthread_join(pr.th, NULL);
 	pthread_join(pw.th, NULL);
 	assert_no_notes();
-	ck_assert_msg(fn == fds, "room %d: %d descriptors open with the "
-		      "limit low, %d before", x.room, fn, fds);
+	/* The thread's reactor is made a descriptor at a time (the eventfd
+	 * first, the timerfd for its first timed wait), and what it could
+	 * make it keeps until it exits: at most `room` more, checked to be
+	 * gone once it has exited, at the end. */
+	ck_assert_msg(fn >= fds && fn - fds <= x.room, "room %d: %d "
+		      "descriptors open with the limit low, %d before",
+		      x.room, fn, fds);
 	ck_assert_msg(tn == threads, "room %d: %d threads, %d expected",
 		      x.room, tn, threads);
 	ck_assert_msg(pings_low > 0, "the reading pinger made no round while "

@@ -1,0 +1,56 @@
+/*
+ * The interface between the one wait loop (reactor.c) and the kernel
+ * mechanism a thread sleeps in: one file per mechanism (epoll.c, the
+ * readiness backend; uring.c, io_uring), chosen once per process in
+ * reactor.c, the only file that asks which one runs.
+ *
+ * A backend sleeps until one of three things: a descriptor in the set is
+ * ready, the thread's wake-up eventfd is written (ctx__reactor_wake), or
+ * `limit` (CLOCK_MONOTONIC ns, CTX__NEVER for none) passes.  It may return
+ * early for any reason; the loop looks at the state again either way.
+ */
+#ifndef CTX_BACKEND_H
+#define CTX_BACKEND_H
+
+#include <poll.h>
+
+#include "ctx-internal.h"
+
+/* A read or write the kernel performs while the thread sleeps, so that a
+ * context can end the wait for it (the io_uring backend, regular files).
+ * off is the file offset, or -1 for the descriptor's own position. */
+struct ctx__xfer {
+	int fd;
+	const struct iovec *iov;
+	int iovcnt;
+	int64_t off;
+	enum { CTX__XFER_READ, CTX__XFER_WRITE, CTX__XFER_FSYNC,
+	       CTX__XFER_FDATASYNC } op;
+	bool done;   /* completed: res is the call's result, or -errno */
+	int res;
+	uint32_t id;
+};
+
+struct ctx__backend {
+	const char *name;
+	/* Can this process use it?  Called once, before any wait. */
+	bool (*usable)(void);
+	/* One sleep.  fds[0..n) are the caller's (n may be 0) and have
+	 * room for two more entries after them, which the backend may use.
+	 * Sets each revents and *ready to how many are non-zero. */
+	int (*sleep)(int wakefd, struct pollfd *fds, nfds_t n, int64_t limit,
+		     int *ready);
+	/* Transfers: NULL where the backend has none.  start submits (0, or
+	 * an errno value with nothing submitted); finish cancels what is
+	 * still in flight and waits until it is over. */
+	int (*xfer_start)(int wakefd, struct ctx__xfer *x);
+	void (*xfer_finish)(int wakefd, struct ctx__xfer *x);
+	/* This thread is going, or is the child of a fork: drop the
+	 * thread's kernel objects (after a fork they are the parent's). */
+	void (*thread_exit)(void);
+};
+
+extern const struct ctx__backend ctx__backend_epoll;
+extern const struct ctx__backend ctx__backend_uring;
+
+#endif
