@@ -44,10 +44,13 @@ static int open_eintr(const char *path, int flags, mode_t mode)
 	return fd;
 }
 
-/* fd, made blocking if the caller did not ask for O_NONBLOCK. */
+/* fd, made blocking if the caller did not ask for O_NONBLOCK.  F_SETFL
+ * takes the status flags (it ignores the access mode and creation
+ * flags) but not O_ASYNC, which open(2) ignores and F_SETFL would set. */
 static int as_asked(int fd, int flags)
 {
-	if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags) < 0) {
+	if (!(flags & O_NONBLOCK) &&
+	    fcntl(fd, F_SETFL, flags & ~O_ASYNC) < 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
