@@ -94,9 +94,10 @@ START_TEST(test_sleep_until_ticker)
 		worst = late > worst ? late : worst;
 	}
 	double total = tu_ms_since(t0);
-	/* 300 ms of ticks; a drifting ticker would add every lateness. */
-	tu_assert_ms(total, 300, 300 + 40);
-	ck_assert_msg(worst < 40 * CTX_MSEC, "worst tick %.1f ms late",
+	/* 300 ms of ticks, late by one wake-up at most (a relative sleep
+	 * would add up every tick's lateness and its own overhead). */
+	tu_assert_ms(total, 300, 300 + (double)worst / CTX_MSEC + 20);
+	ck_assert_msg(worst < 150 * CTX_MSEC, "worst tick %.1f ms late",
 		      (double)worst / CTX_MSEC);
 }
 END_TEST
@@ -690,7 +691,9 @@ static void check_contended(int kind)
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
 	ctx_release(c);
-	tu_assert_ms(ms, 45, 50 + 30); /* within milliseconds of the end */
+	/* Within milliseconds of the end (5 ms sleeps; the bound is loose
+	 * for shared, sanitized machines). */
+	tu_assert_ms(ms, 45, 50 + 150);
 	c = ctx_with_timeout(ctx_background(), 30 * CTX_MSEC);
 	tu_assert_fail(lock_here(c, fd, kind), CTX_DEADLINE_EXCEEDED);
 	ctx_release(c);
