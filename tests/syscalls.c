@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -609,6 +610,16 @@ START_TEST(test_open_plain)
 	tu_assert_fail(ctx_open(ctx_background(), tmp_path("none"),
 				O_RDONLY), ENOENT);
 	tu_assert_fail(ctx_open(ctx_background(), NULL, O_RDONLY), EINVAL);
+	/* A socket's path: ENXIO at once, not a wait for a reader. */
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s", tmp_path("sock"));
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&un, sizeof(un)), 0);
+	int64_t t0 = ctx_now();
+	tu_assert_fail(ctx_open(ctx_background(), un.sun_path, O_WRONLY),
+		       ENXIO);
+	tu_assert_ms(tu_ms_since(t0), 0, 100);
+	close(s);
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	ctx_cancel(c);
 	tu_assert_fail(ctx_open(c, p, O_RDONLY), CTX_CANCELED);
