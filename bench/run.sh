@@ -34,6 +34,9 @@
 #                  calls; run with bench_wait once per backend
 #                  (CTX_BACKEND=epoll, then io_uring when it is there)
 #                  for the table of the backends side by side
+#   bench_sys      the issue-12 calls (ppoll, epoll_wait, sigwait, the
+#                  locks, open, fsync) on their hot path beside the
+#                  plain system call, in its own section
 #
 # Everything goes to BUILDDIR/bench/results: each program's raw output
 # (<program>.txt; <program>-<backend>.txt for the backend runs), the
@@ -1004,6 +1007,32 @@ section_go() {
 	echo "CSV: $results/context.csv"
 }
 
+# sys_table: bench_sys's rows (the issue-12 calls on their hot path,
+# beside the plain system call, same run) as a table.
+sys_table() {
+	f=$results/bench_sys.txt
+	case " $ran " in
+	*" Y "*) ;;
+	*) echo "(bench_sys did not run)"; return 0 ;;
+	esac
+	grep '^# libctx backend\|^# hot path' "$f" | sed 's/^# //'
+	echo
+	echo "| call, ready | libctx ns | plain ns | ratio | within 1.05x |"
+	echo "|---|---:|---:|---:|---|"
+	awk -F, '!/^#/ && NF == 4 {
+		printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4,
+		       ($4 <= 1.05 ? "yes" : "no")
+	}' "$f"
+	echo
+	echo "Notes: open/file and open/file-wronly cannot reach 1.05x: ctx_open"
+	echo "adds O_NONBLOCK (so that an unexpected FIFO cannot block it), then an"
+	echo "F_SETFL to clear it, and for O_RDONLY an fstat to tell a FIFO; those"
+	echo "calls are the floor of the row.  ppoll/ready first looks with poll(2),"
+	echo "which costs less than ppoll(2) with a mask: a ratio under 1.  sigwait's"
+	echo "first try is sigtimedwait with a zero timeout, the kernel path of"
+	echo "sigwaitinfo.  fsync/clean is dominated by the disk: read it as noise."
+}
+
 # ---- main --------------------------------------------------------------------
 
 # A fresh results directory: nothing left from an earlier run can pass
@@ -1024,6 +1053,7 @@ else
 	rm -f "$results/bench_sync.txt"
 fi
 backend_runs
+run_as Y bench_sys bench_sys $quick
 # The Go table's runs come last, after every C program has finished.
 section_go >"$results/go-table.md"
 
@@ -1042,6 +1072,10 @@ report_backend_notes
 backend_table || status=1
 echo
 echo "CSV: $results/backend.csv"
+echo
+echo "## the system-call surface on its hot path (bench_sys)"
+echo
+sys_table
 echo
 cat "$results/go-table.md"
 echo

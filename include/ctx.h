@@ -18,6 +18,17 @@
 #ifndef CTX_H
 #define CTX_H
 
+/* Strict ISO C (cc -std=c11) hides the POSIX types this header uses
+ * (idtype_t, siginfo_t, id_t).  When the program asked for no feature
+ * set at all, ask for POSIX.1-2008; this takes effect when ctx.h comes
+ * before any system header.  Included later under strict ISO C, the few
+ * declarations that need those types are left out (see the end). */
+#if defined(__STRICT_ANSI__) && !defined(_POSIX_C_SOURCE) &&                 \
+	!defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) &&                  \
+	!defined(_DEFAULT_SOURCE) && !defined(_BSD_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -25,8 +36,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h> /* also sigset_t, even under strict ISO C */
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -312,6 +326,106 @@ CTX_API void ctx__site(const char *file, int line); /* not for direct use */
 #define ctx_with_value(p, k, v) CTX__AT(ctx_with_value(p, k, v))
 #define ctx_without_cancel(p) CTX__AT(ctx_without_cancel(p))
 #define ctx_with_signals(p, s) CTX__AT(ctx_with_signals(p, s))
+#endif
+
+/* ---------------------------------------------------------------------
+ * More of the system-call surface (issue 12)
+ *
+ * The same skeleton as the waits above: refuse when the context is done,
+ * try without blocking (never touching the descriptor's flags), wait,
+ * retry; EINTR is retried inside (ctx_ppoll excepted); a transfer the
+ * context ends part-way returns the bytes already moved.
+ * ------------------------------------------------------------------- */
+
+struct mmsghdr; /* <sys/socket.h> with _GNU_SOURCE */
+struct flock;   /* <fcntl.h> */
+struct msghdr;
+
+/* Vectored, positional and message transfers.  Writes move every byte
+ * (short writes continue where they stopped, on a copy of the iovec,
+ * never the caller's array).  Positional calls never move the offset. */
+CTX_API ssize_t ctx_readv(ctx_t *ctx, int fd, const struct iovec *iov,
+			  int iovcnt);
+CTX_API ssize_t ctx_writev(ctx_t *ctx, int fd, const struct iovec *iov,
+			   int iovcnt);
+CTX_API ssize_t ctx_pread(ctx_t *ctx, int fd, void *buf, size_t len,
+			  off_t offset);
+CTX_API ssize_t ctx_pwrite(ctx_t *ctx, int fd, const void *buf, size_t len,
+			   off_t offset);
+CTX_API ssize_t ctx_preadv(ctx_t *ctx, int fd, const struct iovec *iov,
+			   int iovcnt, off_t offset);
+CTX_API ssize_t ctx_pwritev(ctx_t *ctx, int fd, const struct iovec *iov,
+			    int iovcnt, off_t offset);
+CTX_API ssize_t ctx_recvfrom(ctx_t *ctx, int fd, void *buf, size_t len,
+			     int flags, struct sockaddr *src,
+			     socklen_t *srclen);
+CTX_API ssize_t ctx_sendto(ctx_t *ctx, int fd, const void *buf, size_t len,
+			   int flags, const struct sockaddr *dst,
+			   socklen_t dstlen);
+CTX_API ssize_t ctx_recvmsg(ctx_t *ctx, int fd, struct msghdr *msg,
+			    int flags);
+/* All bytes on a stream socket. */
+CTX_API ssize_t ctx_sendmsg(ctx_t *ctx, int fd, const struct msghdr *msg,
+			    int flags);
+/* Waits for the first message; returns how many were received. */
+CTX_API int ctx_recvmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs,
+			 unsigned int n, int flags);
+CTX_API int ctx_sendmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs,
+			 unsigned int n, int flags);
+/* Until count (len) or end of input; the bytes moved. */
+CTX_API ssize_t ctx_sendfile(ctx_t *ctx, int out_fd, int in_fd,
+			     off_t *offset, size_t count);
+CTX_API ssize_t ctx_splice(ctx_t *ctx, int fd_in, off_t *off_in, int fd_out,
+			   off_t *off_out, size_t len, unsigned int flags);
+CTX_API ssize_t ctx_copy_file_range(ctx_t *ctx, int fd_in, off_t *off_in,
+				    int fd_out, off_t *off_out, size_t len,
+				    unsigned int flags);
+
+/* fsync(2), fdatasync(2).  On the epoll backend the plain call, which no
+ * context can end once it has started. */
+CTX_API int ctx_fsync(ctx_t *ctx, int fd);
+CTX_API int ctx_fdatasync(ctx_t *ctx, int fd);
+
+/* 0 once ctx_now() >= deadline_ns (at once if it already is), else the
+ * context's error.  An absolute sleep: a ticker that adds its period to
+ * the previous deadline does not drift. */
+CTX_API int ctx_sleep_until(ctx_t *ctx, int64_t deadline_ns);
+
+/* ppoll(2): while it waits the thread's signal mask is *sigmask (NULL:
+ * unchanged), and a signal caught then ends it with -1/EINTR -- the one
+ * wait that returns EINTR.  Ready descriptors are reported without
+ * touching the mask, as ppoll does.  Waiting uses ctx_done_fd(ctx). */
+CTX_API int ctx_ppoll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds,
+		      int64_t timeout_ns, const sigset_t *sigmask);
+
+/* epoll_wait(2) on the program's own epoll set: the number of events,
+ * 0 when timeout_ns (< 0: none) passes first. */
+CTX_API int ctx_epoll_wait(ctx_t *ctx, int epfd, struct epoll_event *events,
+			   int maxevents, int64_t timeout_ns);
+
+/* open(2).  A FIFO opened for reading or writing alone waits, as open(2)
+ * does, for the other end -- until the context ends -- and the descriptor
+ * has exactly the flags asked for.  Anything else is a plain open. */
+CTX_API int ctx_open(ctx_t *ctx, const char *path, int flags,
+		     ... /* mode_t mode */);
+
+/* flock(2) with LOCK_SH or LOCK_EX (| LOCK_NB; LOCK_UN is a plain call),
+ * and fcntl(F_OFD_SETLKW) on *lock.  Both return within milliseconds of
+ * the context ending and never hold the lock when they fail. */
+CTX_API int ctx_flock(ctx_t *ctx, int fd, int operation);
+CTX_API int ctx_lock_range(ctx_t *ctx, int fd, struct flock *lock);
+
+/* Under strict ISO C with a system header included before ctx.h, the C
+ * library hides idtype_t and siginfo_t, and these two are left out. */
+#if !defined(__GLIBC__) || defined(__USE_XOPEN2K8)
+/* waitid(2) for P_PID, P_PIDFD, P_PGID and P_ALL: 0, info filled.  With
+ * WNOHANG a plain check (info->si_pid 0: nothing to report); a done
+ * context refuses it, as it refuses ctx_waitpid(..., WNOHANG). */
+CTX_API int ctx_waitid(ctx_t *ctx, idtype_t idtype, id_t id,
+		       siginfo_t *info, int options);
+/* sigwaitinfo(2) for signals blocked in the calling thread: the signal
+ * number, its details in *info (may be NULL). */
+CTX_API int ctx_sigwait(ctx_t *ctx, const sigset_t *set, siginfo_t *info);
 #endif
 
 #ifdef __cplusplus

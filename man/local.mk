@@ -22,7 +22,12 @@ dist_man3_MANS = \
 	man/ctx_group_new.3 \
 	man/ctx_chan_new.3 \
 	man/ctx_after_func.3 \
-	man/ctx_backend.3
+	man/ctx_backend.3 \
+	man/ctx_fsync.3 \
+	man/ctx_ppoll.3 \
+	man/ctx_waitid.3 \
+	man/ctx_open.3 \
+	man/ctx_flock.3
 
 # Aliases: each holds only ".so man3/FAMILY.3".
 # aliases of man/ctx_with_cancel.3
@@ -88,6 +93,17 @@ dist_man3_MANS += \
 # aliases of man/ctx_after_func.3
 dist_man3_MANS += \
 	man/ctx_after_stop.3
+# aliases of man/ctx_fsync.3 (issue 12)
+dist_man3_MANS += \
+	man/ctx_fdatasync.3
+# aliases of man/ctx_ppoll.3
+dist_man3_MANS += \
+	man/ctx_epoll_wait.3 \
+	man/ctx_sigwait.3 \
+	man/ctx_sleep_until.3
+# aliases of man/ctx_flock.3
+dist_man3_MANS += \
+	man/ctx_lock_range.3
 
 TESTS += man/check-man.sh
 EXTRA_DIST += man/check-man.sh

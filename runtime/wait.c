@@ -36,6 +36,20 @@ int ctx_sleep(ctx_t *ctx, int64_t duration)
 	return e == CTX__EXPIRED ? 0 : e;
 }
 
+/* An absolute sleep: the deadline is the caller's, so a ticker that adds
+ * its period to the last deadline keeps no error from one tick to the
+ * next.  A wake-up a little early (none should come) sleeps again. */
+int ctx_sleep_until(ctx_t *ctx, int64_t deadline)
+{
+	int e = ctx_err(ctx);
+	while (!e && ctx_now() < deadline) {
+		e = wait_until(ctx, deadline);
+		if (e == CTX__EXPIRED)
+			e = 0;
+	}
+	return e;
+}
+
 /* ---- poll ------------------------------------------------------------ */
 
 int ctx_poll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)

@@ -1,0 +1,68 @@
+#!/bin/sh
+# Test (make check): the public header stands alone, and the manual's
+# examples compile against it.
+#
+#  1. A program that includes only <ctx.h> compiles with
+#     `cc -std=c11 -Wpedantic -Werror` (strict ISO C: ctx.h must include
+#     what it uses and forward-declare what it must); so does one that
+#     includes a system header first, and one with _GNU_SOURCE.
+#  2. The EXAMPLES program of each full page in man/ (its last .EX/.EE
+#     block) compiles with -std=gnu11 -Wall -Werror (syntax and types;
+#     nothing is linked or run).
+#
+# Run from the build directory with $srcdir set (automake's driver).
+# Exit status: 0 pass, 1 fail, 77 skip (no C compiler).
+
+set -u
+srcdir=${srcdir:-.}
+cc=${CC:-cc}
+inc=$srcdir/include
+command -v "$cc" >/dev/null 2>&1 || { echo "SKIP: no C compiler ($cc)"; exit 77; }
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+
+try() { # name, flags, program text
+	printf '%s\n' "$3" > "$tmp/$1.c"
+	if "$cc" $2 -I"$inc" -c "$tmp/$1.c" -o "$tmp/$1.o" 2> "$tmp/$1.err"; then
+		echo "ok - $1"
+	else
+		echo "not ok - $1 ($cc $2):"
+		sed 's/^/    /' "$tmp/$1.err"
+		failed=1
+	fi
+}
+
+strict="-std=c11 -Wpedantic -Werror -Wall -Wextra"
+try only-ctx "$strict" '#include <ctx.h>
+int main(void) { return ctx_err(ctx_background()); }'
+try after-stdio "$strict" '#include <stdio.h>
+#include <ctx.h>
+int main(void) { return ctx_err(ctx_background()); }'
+try gnu-source "$strict" '#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <ctx.h>
+int main(void) { struct mmsghdr m[1]; struct flock l = { 0 };
+	(void)m; return ctx_lock_range(ctx_background(), -1, &l); }'
+try c99-posix "-std=c99 -Wpedantic -Werror -D_POSIX_C_SOURCE=200809L" '#include <ctx.h>
+int main(void) { siginfo_t si; return ctx_waitid(ctx_background(), P_ALL, 0, &si, WEXITED); }'
+
+for page in "$srcdir"/man/*.3; do
+	head -n 1 "$page" | grep -q '^\.so ' && continue
+	name=$(basename "$page" .3)
+	# The last .EX ... .EE block, with groff's escapes (\e, \-, \(aq) undone.
+	awk '/^\.EX/ { buf = ""; inex = 1; next }
+	     /^\.EE/ { inex = 0; last = buf; next }
+	     inex { buf = buf $0 "\n" }
+	     END { printf "%s", last }' "$page" | sed 's/\\-/-/g; s/\\(aq/'"'"'/g; s/\\e/\\/g' > "$tmp/ex.c"
+	grep -q 'main(' "$tmp/ex.c" || continue
+	if "$cc" -std=gnu11 -Wall -Werror -I"$inc" -c "$tmp/ex.c" -o "$tmp/ex.o" 2> "$tmp/ex.err"; then
+		echo "ok - example of man/$name.3"
+	else
+		echo "not ok - example of man/$name.3:"
+		sed 's/^/    /' "$tmp/ex.err"
+		failed=1
+	fi
+done
+exit $failed
