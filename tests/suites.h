@@ -16,5 +16,9 @@ Suite *suite_signals(void);
 Suite *suite_stress(void);
 Suite *suite_faults(void);
 Suite *suite_debug(void);
+Suite *suite_cond(void);
+Suite *suite_sem(void);
+Suite *suite_select(void);
+Suite *suite_errgroup(void);
 
 #endif
