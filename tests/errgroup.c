@@ -121,14 +121,15 @@ END_TEST
 
 struct wgrec {
 	atomic_int ran;
-	ctx_t *seen;
+	atomic_int live; /* the context was live in fn */
 };
 
 static void wg_fn(ctx_t *ctx, void *arg)
 {
 	struct wgrec *r = arg;
 	tu_sleep_ns(20 * CTX_MSEC);
-	r->seen = ctx;
+	if (ctx_err(ctx) == 0)
+		atomic_fetch_add(&r->live, 1);
 	atomic_fetch_add(&r->ran, 1);
 }
 
@@ -143,9 +144,10 @@ START_TEST(test_wg_go)
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	for (int i = 0; i < 8; i++)
 		ck_assert_int_eq(ctx_wg_go(wg, c, wg_fn, &r), 0);
-	ctx_release(c); /* the threads hold their own references */
+	ctx_unref(c); /* the threads hold their own references */
 	ck_assert_int_eq(ctx_wg_wait(ctx_background(), wg), 0);
 	ck_assert_int_eq(atomic_load(&r.ran), 8);
+	ck_assert_int_eq(atomic_load(&r.live), 8);
 	ctx_wg_free(wg);
 }
 END_TEST
