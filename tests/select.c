@@ -441,6 +441,38 @@ START_TEST(test_select_pairs)
 }
 END_TEST
 
+/* More cases than fit on the stack; never-ready kinds among them. */
+START_TEST(test_select_many)
+{
+	enum { K = 40 };
+	struct ctx_case cs[K];
+	ctx_chan_t *ch = ctx_chan_new(sizeof(int), 1);
+	int v = 3, out = 0;
+
+	for (int i = 0; i < K; i++) {
+		switch (i % 4) {
+		case 0: cs[i] = recv_case(NULL, &out); break;
+		case 1: cs[i] = (struct ctx_case){ .kind = CTX_CASE_FD,
+						   .fd = -1, .events = POLLIN };
+			break;
+		case 2: cs[i] = (struct ctx_case){ .kind = CTX_CASE_DONE,
+						   .done = ctx_background(),
+						   .fd = -1 };
+			break;
+		default: cs[i] = (struct ctx_case){ .kind = CTX_CASE_DONE,
+						    .fd = -1 };
+		}
+	}
+	tu_assert_fail(ctx_select(ctx_background(), cs, K, 10 * CTX_MSEC),
+		       EAGAIN);
+	cs[K - 1] = recv_case(ch, &out);
+	ck_assert_int_eq(ctx_chan_try_send(ch, &v), 0);
+	ck_assert_int_eq(ctx_select(ctx_background(), cs, K, -1), K - 1);
+	ck_assert_int_eq(out, 3);
+	ctx_chan_free(ch);
+}
+END_TEST
+
 Suite *suite_select(void)
 {
 	Suite *s = suite_create("select");
@@ -454,6 +486,7 @@ Suite *suite_select(void)
 	tcase_add_loop_test(tc, test_select_wake, 0, 8);
 	tcase_add_loop_test(tc, test_select_ctx_ends, 0, 2);
 	tcase_add_test(tc, test_select_no_fd);
+	tcase_add_test(tc, test_select_many);
 	tc = tu_tcase(s, "race", 240);
 	tcase_add_test(tc, test_select_race);
 	tcase_add_test(tc, test_select_pairs);
