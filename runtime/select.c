@@ -326,17 +326,35 @@ static int ready_other(struct sel_state *st, bool polled)
 	return -1;
 }
 
+/* When to look again: the select's deadline, or the earliest deadline of
+ * a context case, which nobody else may be waiting for (and so nobody
+ * ends at its deadline but whoever looks: ctx__check does). */
+static int64_t wake_at(struct sel_state *st, int64_t deadline)
+{
+	int64_t at = deadline, d;
+	for (size_t i = 0; i < st->n; i++) {
+		struct ctx_case *c = &st->cases[i];
+		if (c->kind == CTX_CASE_DONE && c->done &&
+		    ctx_deadline(c->done, &d) && d < at)
+			at = d;
+	}
+	return at;
+}
+
 /* No descriptors: the reactor's futex or timer.  The winner, or -1 with
  * *err the select's own end. */
 static int wait_plain(struct sel_state *st, ctx_t *ctx, int64_t deadline,
 		      int *err)
 {
+	int64_t at = wake_at(st, deadline);
 	for (;;) {
 		int got = ready_other(st, false);
 		if (got >= 0)
 			return got;
-		int e = ctx__wait_fd(ctx, -1, 0, deadline);
-		if (e != CTX__READY) {
+		int e = ctx__wait_fd(ctx, -1, 0, at);
+		if (e == CTX__EXPIRED && at < deadline) {
+			at = deadline; /* a context case's: look at it */
+		} else if (e != CTX__READY) {
 			*err = e == CTX__EXPIRED ? EAGAIN : e;
 			return decide(st, (int)st->n);
 		}
@@ -350,15 +368,19 @@ static int wait_plain(struct sel_state *st, ctx_t *ctx, int64_t deadline,
 static int wait_fds(struct sel_state *st, ctx_t *ctx, int64_t deadline,
 		    int *err)
 {
+	int64_t at = wake_at(st, deadline);
 	for (;;) {
 		int got = ready_other(st, false);
 		if (got >= 0)
 			return got;
-		int64_t left = deadline == CTX__NEVER ? -1 : deadline - ctx_now();
-		if (deadline != CTX__NEVER && left <= 0) {
+		int64_t now = ctx_now();
+		if (deadline != CTX__NEVER && now >= deadline) {
 			*err = EAGAIN;
 			return decide(st, (int)st->n);
 		}
+		if (at <= now)
+			at = deadline; /* a context case's: looked at above */
+		int64_t left = at == CTX__NEVER ? -1 : at - now;
 		int k = ctx_poll(st->sel.inner, st->pfds, st->npfd, left);
 		int e = k < 0 ? errno : 0;
 		if (k > 0 && (got = ready_other(st, true)) >= 0)

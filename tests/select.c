@@ -473,6 +473,28 @@ START_TEST(test_select_many)
 }
 END_TEST
 
+/* A context case whose deadline nobody else waits for: the select
+ * itself sees it pass.  Loop 1 adds a descriptor case (ctx_poll). */
+START_TEST(test_select_done_deadline)
+{
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	ctx_t *d = ctx_with_timeout(ctx_background(), 40 * CTX_MSEC);
+	struct ctx_case cs[2] = {
+		{ .kind = CTX_CASE_DONE, .done = d, .fd = -1 },
+		{ .kind = CTX_CASE_FD, .fd = fds[0], .events = POLLIN },
+	};
+	int64_t t0 = ctx_now();
+	ck_assert_int_eq(ctx_select(ctx_background(), cs, (size_t)1 + (size_t)_i,
+				    5 * CTX_SEC), 0);
+	ck_assert_int_eq(cs[0].result, CTX_DEADLINE_EXCEEDED);
+	tu_assert_ms(tu_ms_since(t0), 35, 2000);
+	ctx_release(d);
+	close(fds[0]);
+	close(fds[1]);
+}
+END_TEST
+
 Suite *suite_select(void)
 {
 	Suite *s = suite_create("select");
@@ -487,6 +509,7 @@ Suite *suite_select(void)
 	tcase_add_loop_test(tc, test_select_ctx_ends, 0, 2);
 	tcase_add_test(tc, test_select_no_fd);
 	tcase_add_test(tc, test_select_many);
+	tcase_add_loop_test(tc, test_select_done_deadline, 0, 2);
 	tc = tu_tcase(s, "race", 240);
 	tcase_add_test(tc, test_select_race);
 	tcase_add_test(tc, test_select_pairs);
