@@ -46,23 +46,35 @@ static struct ctx__waitq *queue_of(ctx_cond_t *c)
 	return q;
 }
 
-/* Sleep until our node is completed, ctx ends or `deadline` passes;
- * under the condition's lock, which is dropped while sleeping.  The
+/* Called with the condition's lock held; returns with it dropped.  Sleep
+ * until our node is completed, ctx ends or `deadline` passes.  A
+ * completed node is seen without the lock: the waker does not touch it
+ * once done is set (waitq.h), and a woken thread that queued behind the
+ * waker for the lock would cost a futex round trip for nothing.  The
  * token for a sleep after a stray wake-up is taken under the lock, as in
- * ctx__park. */
-static int park(ctx_t *ctx, ctx__lock_t *l, struct ctx__waitq_node *me,
+ * ctx__park.  If we leave unsignalled, we take ourselves off the queue. */
+static int park(ctx_t *ctx, ctx_cond_t *c, struct ctx__waitq_node *me,
 		int64_t deadline)
 {
-	int e = 0;
-	while (!e && !me->done) {
+	ctx__lock_t *l = lock_of(c);
+	for (;;) {
 		ctx__reactor_prepare(ctx__reactor_self());
 		ctx__unlock(l);
-		e = ctx__wait_fd(ctx, -1, 0, deadline);
+		int e = ctx__wait_fd(ctx, -1, 0, deadline);
+		if (__atomic_load_n(&me->done, __ATOMIC_ACQUIRE))
+			return 0;
 		ctx__lock(l);
-		if (e == CTX__EXPIRED)
-			e = CTX_DEADLINE_EXCEEDED;
+		if (me->done)
+			e = 0;
+		else if (e && e != CTX__READY)
+			ctx__waitq_del(queue_of(c), me);
+		if (me->done || (e && e != CTX__READY)) {
+			if (!me->done)
+				atomic_fetch_sub(waiters_of(c), 1);
+			ctx__unlock(l);
+			return e == CTX__EXPIRED ? CTX_DEADLINE_EXCEEDED : e;
+		}
 	}
-	return e;
 }
 
 static int wait_until(ctx_t *ctx, ctx_cond_t *c, pthread_mutex_t *m,
@@ -75,23 +87,16 @@ static int wait_until(ctx_t *ctx, ctx_cond_t *c, pthread_mutex_t *m,
 		return e;
 	if (deadline != CTX__NEVER && ctx_now() >= deadline)
 		return CTX_DEADLINE_EXCEEDED;
-	ctx__lock_t *l = lock_of(c);
 	struct ctx__waitq_node me;
-	ctx__lock(l);
-	struct ctx__waitq *q = queue_of(c);
-	ctx__waitq_push(q, &me);
+	ctx__lock(lock_of(c));
+	ctx__waitq_push(queue_of(c), &me);
 	atomic_fetch_add(waiters_of(c), 1);
 	pthread_mutex_unlock(m);
-	e = park(ctx, l, &me, deadline);
-	if (!me.done) { /* we leave unsignalled: nobody counted us out */
-		ctx__waitq_del(q, &me);
-		atomic_fetch_sub(waiters_of(c), 1);
-	}
-	ctx__unlock(l);
-	pthread_mutex_lock(m);
 	/* A signal that reached us counts even if ctx ended as it came:
 	 * reporting the error would lose it for the other waiters. */
-	return me.done ? 0 : e;
+	e = park(ctx, c, &me, deadline);
+	pthread_mutex_lock(m);
+	return e;
 }
 
 int ctx_cond_wait(ctx_t *ctx, ctx_cond_t *c, pthread_mutex_t *m)
