@@ -328,7 +328,11 @@ typedef struct ctx_cond {
 	unsigned int ctx__waiters; /* threads queued */
 	void *ctx__head, *ctx__tail;
 } ctx_cond_t;
+#ifdef __cplusplus
+#define CTX_COND_INIT {} /* the same, without -Wextra's missing-field warning */
+#else
 #define CTX_COND_INIT { 0 }
+#endif
 
 /* The caller holds mutex; it is released while waiting and held again on
  * every return.  0 after a signal or broadcast (or spuriously: loop on
