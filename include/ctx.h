@@ -245,7 +245,8 @@ CTX_API ctx_group_t *ctx_group_new(ctx_t *parent); /* NULL + errno */
  * as its cause, and by ctx_group_wait when all have returned. */
 CTX_API ctx_t *ctx_group_ctx(ctx_group_t *g);
 /* At most n functions at once (n < 0: no limit): ctx_group_go blocks
- * until a slot is free. */
+ * until a slot is free or the group's context ends (then it returns
+ * that context's error and fn never runs). */
 CTX_API int ctx_group_set_limit(ctx_group_t *g, int n);
 /* 0, or an error number if no thread could start (fn then never runs). */
 CTX_API int ctx_group_go(ctx_group_t *g, int (*fn)(ctx_t *ctx, void *arg),
