@@ -12,7 +12,8 @@
 # g++) on bench/stoptoken.cc at run time and leaves the column out when
 # that fails.
 noinst_PROGRAMS = bench/bench_context bench/bench_wait bench/bench_sync \
-	bench/bench_condvar bench/bench_backend bench/bench_sys
+	bench/bench_condvar bench/bench_backend bench/bench_sys \
+	bench/bench_select
 bench_bench_context_SOURCES = bench/bench_context.c bench/benchutil.h
 bench_bench_context_LDADD = libctx-core.la
 bench_bench_context_CFLAGS = $(AM_CFLAGS) -O2
@@ -34,6 +35,12 @@ bench_bench_condvar_SOURCES = bench/bench_condvar.c bench/condctx.c \
 bench_bench_condvar_LDADD = libctx-core.la -ldl
 bench_bench_condvar_CFLAGS = $(AM_CFLAGS) -O2
 
+# Issue 13: condition variables, semaphores, select (run.sh, its own
+# section).
+bench_bench_select_SOURCES = bench/bench_select.c bench/benchutil.h
+bench_bench_select_LDADD = libctx-core.la
+bench_bench_select_CFLAGS = $(AM_CFLAGS) -O2
+
 BENCH_ENV = CXX="$(CXX)" GNUPLOT="$(GNUPLOT)"
 
 .PHONY: bench bench-quick
@@ -51,6 +58,7 @@ bench: all
 bench-quick: all
 	@$(BENCH_ENV) $(srcdir)/bench/run.sh "$(abs_builddir)" "$(abs_srcdir)" "$(GO)" --quick
 EXTRA_DIST += bench/run.sh bench/go/go.mod bench/go/doc.go \
-	bench/go/context_bench_test.go bench/stoptoken.cc bench/PERFORMANCE.md
+	bench/go/context_bench_test.go bench/stoptoken.cc bench/PERFORMANCE.md \
+	bench/go/select_bench_test.go
 clean-local:
 	rm -rf bench/results bench/go-cache bench/go-path bench/stoptoken.so

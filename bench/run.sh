@@ -70,7 +70,7 @@ esac
 results=$builddir/bench/results
 samples=$results/samples
 status=0
-ran=            # the sources that ran and checked out: W C X S
+ran=            # the sources that ran and checked out: W C X S A
 stoptoken=      # the shared object of the stop_token column, if built
 
 if [ -n "$go" ] && ! "$go" version >/dev/null 2>&1; then
@@ -1033,6 +1033,106 @@ sys_table() {
 	echo "sigwaitinfo.  fsync/clean is dominated by the disk: read it as noise."
 }
 
+# ==== Waiting on anything (issue 13): bench_select ============================
+#
+# Its own section, kept apart from the tables above: bench_select's rows
+# beside their baselines (pthread_cond_t, sem_wait/sem_post, Go's select
+# from bench/go when go is installed, 8 receivers on one channel), the
+# ratio (libctx over the baseline: below 1, libctx does better) and the
+# issue's target.  Fan-in is reported, not judged.  CSV: waitany.csv.
+
+# waitany_spec: label|libctx row|baseline row (G: a Go benchmark)|baseline name|max ratio
+waitany_spec() {
+	echo "cond ping-pong (round trip)|cond_pingpong/libctx|cond_pingpong/pthread|pthread_cond_t|1.1"
+	echo "sem acquire+release, uncontended|sem_uncontended/libctx|sem_uncontended/posix|sem_wait/sem_post|1.1"
+	echo "sem, 4 threads, size 2|sem_contended4x2/libctx|sem_contended4x2/posix|sem_wait/sem_post|1.2"
+	echo "select, 2 ready buffered channels|select_2ready/libctx|G:SelectTwoReady|Go select|1.0"
+	echo "fan-in, 8 senders (per element)|fanin8/select|fanin8/8receivers|8 receivers, one channel|-"
+}
+
+section_waitany() {
+	c_out=$results/bench_select.txt
+	go_out=$results/select-go.txt
+	: >"$go_out"
+	echo "## Waiting on anything: condition variables, semaphores, select (bench_select)"
+	echo
+	case " $ran " in
+	*" A "*) ;;
+	*) echo "(bench_select did not run)"; return 0 ;;
+	esac
+	if [ -n "$go" ] && ! run_go "$go_out" '^BenchmarkSelectTwoReady$' '^$'; then
+		fail "Go select benchmark: its output is in $go_out: $(cat "$go_out")"
+		: >"$go_out"
+	fi
+	header "$c_out" "$go_out"
+	echo
+	waitany_spec >"$results/waitany.spec"
+	awk -v csv="$results/waitany.csv" "$MD_TABLE"'
+	function median(list,    v, n, i, j, t) {
+		n = split(list, v, " ")
+		for (i = 2; i <= n; i++)
+			for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
+				t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+			}
+		return n ? v[int((n + 1) / 2)] : ""
+	}
+	FILENAME == gofile && /^Benchmark/ {
+		name = $1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
+		for (i = 3; i < NF; i += 2)
+			if ($(i + 1) == "ns/op")
+				gov[name] = (name in gov) ? gov[name] " " $i : $i
+		next
+	}
+	FILENAME == gofile { next }
+	FILENAME == cfile && !/^#/ && /,/ { split($0, f, ","); val[f[1]] = f[2]; next }
+	FILENAME == cfile { next }
+	{
+		split($0, f, "|")
+		lib = (f[2] in val) ? val[f[2]] : ""
+		if (f[3] ~ /^G:/) {
+			g = substr(f[3], 3)
+			base = (g in gov) ? median(gov[g]) : ""
+		} else {
+			base = (f[3] in val) ? val[f[3]] : ""
+		}
+		if (lib == "")
+			missing = missing " " f[2]
+		ratio = (lib != "" && base != "" && base + 0 > 0) ? \
+			sprintf("%.2f", lib / base) : "-"
+		if (f[5] == "-") {
+			target = "reported"; verdict = "-"
+		} else {
+			target = "<= " f[5] "x"
+			verdict = ratio == "-" ? "-" : (ratio + 0 <= f[5] + 0 ? "ok" : "MISSED")
+		}
+		if (verdict == "MISSED")
+			bad = bad "\n  " f[1]
+		rows++
+		t[rows, 1] = f[1]; t[rows, 2] = lib == "" ? "-" : sprintf("%.1f", lib)
+		t[rows, 3] = base == "" ? "-" : sprintf("%.1f", base)
+		t[rows, 4] = f[4]; t[rows, 5] = ratio; t[rows, 6] = target
+		t[rows, 7] = verdict
+	}
+	END {
+		split("benchmark libctx_ns baseline_ns baseline ratio target verdict", h, " ")
+		for (j = 1; j <= 7; j++) t[0, j] = h[j]
+		md_table(t, rows, 7, 2, 3)
+		print "benchmark,libctx_ns,baseline_ns,baseline,ratio,target,verdict" > csv
+		for (i = 1; i <= rows; i++)
+			printf "\"%s\",%s,%s,\"%s\",%s,\"%s\",%s\n", t[i, 1], t[i, 2],
+				t[i, 3], t[i, 4], t[i, 5], t[i, 6], t[i, 7] > csv
+		print ""
+		if (missing != "") { print "Rows missing:" missing; exit 1 }
+		if (bad != "") print "Rows that miss their target:" bad
+		else print "Every judged row with a baseline meets its target."
+	}' gofile="$go_out" cfile="$c_out" "$go_out" "$c_out" "$results/waitany.spec"
+	st=$?
+	echo
+	echo "CSV: $results/waitany.csv"
+	return $st
+}
+# ==== end of the issue 13 section ==============================================
+
 # ---- main --------------------------------------------------------------------
 
 # A fresh results directory: nothing left from an earlier run can pass
@@ -1054,6 +1154,7 @@ else
 fi
 backend_runs
 run_as Y bench_sys bench_sys $quick
+run_prog A bench_select $quick   # issue 13: section_waitany
 # The Go table's runs come last, after every C program has finished.
 section_go >"$results/go-table.md"
 
@@ -1078,6 +1179,8 @@ echo
 sys_table
 echo
 cat "$results/go-table.md"
+echo
+section_waitany || status=1   # issue 13
 echo
 awk -v a="$start" -v b="$(uptime_s)" \
 	'BEGIN { printf "Benchmarks took %.0f s.\n", b - a }'

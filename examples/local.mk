@@ -8,7 +8,8 @@ noinst_PROGRAMS += \
 	examples/propagation \
 	examples/waitgroup \
 	examples/foreign_loop \
-	examples/slowloris
+	examples/slowloris \
+	examples/workqueue
 
 examples_workers_SOURCES = examples/workers.c
 examples_workers_LDADD = libctx.la
@@ -20,6 +21,9 @@ examples_waitgroup_SOURCES = examples/waitgroup.c
 examples_waitgroup_LDADD = libctx.la
 examples_foreign_loop_SOURCES = examples/foreign_loop.c
 examples_foreign_loop_LDADD = libctx.la
+# A bounded work queue on ctx_cond_t with a select loop (issue 13).
+examples_workqueue_SOURCES = examples/workqueue.c
+examples_workqueue_LDADD = libctx.la
 # A test client for httpd's header deadline.
 examples_slowloris_SOURCES = examples/slowloris.c
 examples_slowloris_LDADD = libctx.la

@@ -259,7 +259,8 @@ CTX_API ctx_group_t *ctx_group_new(ctx_t *parent); /* NULL + errno */
  * as its cause, and by ctx_group_wait when all have returned. */
 CTX_API ctx_t *ctx_group_ctx(ctx_group_t *g);
 /* At most n functions at once (n < 0: no limit): ctx_group_go blocks
- * until a slot is free. */
+ * until a slot is free or the group's context ends (then it returns
+ * that context's error and fn never runs). */
 CTX_API int ctx_group_set_limit(ctx_group_t *g, int n);
 /* 0, or an error number if no thread could start (fn then never runs). */
 CTX_API int ctx_group_go(ctx_group_t *g, int (*fn)(ctx_t *ctx, void *arg),
@@ -427,6 +428,91 @@ CTX_API int ctx_waitid(ctx_t *ctx, idtype_t idtype, id_t id,
  * number, its details in *info (may be NULL). */
 CTX_API int ctx_sigwait(ctx_t *ctx, const sigset_t *set, siginfo_t *info);
 #endif
+
+/* ---------------------------------------------------------------------
+ * Waiting on anything: condition variables, semaphores, select
+ * (see ctx_cond_wait(3), ctx_sem_new(3), ctx_select(3))
+ * ------------------------------------------------------------------- */
+
+/* A condition variable used with an ordinary pthread_mutex_t, whose
+ * waits a context can end.  Zero-initialised (or CTX_COND_INIT) is
+ * valid; it allocates nothing and needs no destroy.  The fields are
+ * private. */
+typedef struct ctx_cond {
+	unsigned int ctx__lock;    /* a ctx__lock_t */
+	unsigned int ctx__waiters; /* threads queued */
+	void *ctx__head, *ctx__tail;
+} ctx_cond_t;
+#ifdef __cplusplus
+#define CTX_COND_INIT {} /* the same, without -Wextra's missing-field warning */
+#else
+#define CTX_COND_INIT { 0 }
+#endif
+
+/* The caller holds mutex; it is released while waiting and held again on
+ * every return.  0 after a signal or broadcast (or spuriously: loop on
+ * the predicate), else the context's error; _until also returns
+ * CTX_DEADLINE_EXCEEDED once deadline_ns (ctx_now() clock) passes.
+ * EINVAL for NULL arguments.  A signal issued after a waiter's predicate
+ * check under the mutex is never lost. */
+CTX_API int ctx_cond_wait(ctx_t *ctx, ctx_cond_t *cond,
+			  pthread_mutex_t *mutex);
+CTX_API int ctx_cond_wait_until(ctx_t *ctx, ctx_cond_t *cond,
+				pthread_mutex_t *mutex, int64_t deadline_ns);
+/* Wake one waiter / every waiter.  No waiter: a load, no system call. */
+CTX_API void ctx_cond_signal(ctx_cond_t *cond);
+CTX_API void ctx_cond_broadcast(ctx_cond_t *cond);
+
+/* A weighted semaphore, as Go's x/sync/semaphore.Weighted: FIFO, so a
+ * large acquire at the head is not passed by small ones behind it. */
+typedef struct ctx_sem ctx_sem_t;
+CTX_API ctx_sem_t *ctx_sem_new(int64_t size); /* NULL + errno EINVAL, ENOMEM */
+/* 0, or the context's error (then nothing was taken); EINVAL for NULL,
+ * n < 0 or n > size. */
+CTX_API int ctx_sem_acquire(ctx_t *ctx, ctx_sem_t *s, int64_t n);
+CTX_API bool ctx_sem_try_acquire(ctx_sem_t *s, int64_t n);
+/* Releasing more than is held is reported on stderr. */
+CTX_API void ctx_sem_release(ctx_sem_t *s, int64_t n);
+CTX_API void ctx_sem_free(ctx_sem_t *s);
+
+/* Channels without waiting: 0, EAGAIN (would wait), EPIPE (closed; for
+ * a receive: closed and drained); EINVAL for NULL arguments. */
+CTX_API int ctx_chan_try_send(ctx_chan_t *ch, const void *elem);
+CTX_API int ctx_chan_try_recv(ctx_chan_t *ch, void *elem);
+CTX_API size_t ctx_chan_len(ctx_chan_t *ch); /* elements buffered now */
+CTX_API size_t ctx_chan_cap(ctx_chan_t *ch);
+
+/* Go's select. */
+enum ctx_case_kind { CTX_CASE_RECV = 1, CTX_CASE_SEND, CTX_CASE_FD, CTX_CASE_DONE };
+struct ctx_case {
+	int kind;          /* enum ctx_case_kind */
+	ctx_chan_t *ch;    /* RECV, SEND: NULL makes the case never ready */
+	void *elem;        /* RECV: where the element goes; SEND: the element */
+	int fd;            /* FD: fd < 0 is never ready */
+	short events;      /* FD: POLLIN, POLLOUT, ... */
+	short revents;     /* FD: set when chosen */
+	ctx_t *done;       /* DONE: ready once it is done (NULL: never) */
+	int result;        /* the chosen case's: 0, EPIPE, or done's error */
+};
+/* Completes exactly one case and returns its index, choosing uniformly
+ * among the ready ones.  timeout_ns == 0 only looks (Go's default:),
+ * < 0 waits without limit.  -1 with errno: ctx's error when ctx ends
+ * first, EAGAIN when nothing was ready in time, EINVAL, ENOMEM. */
+CTX_API int ctx_select(ctx_t *ctx, struct ctx_case *cases, size_t n,
+		       int64_t timeout_ns);
+
+/* errgroup.TryGo: 0, or EAGAIN at the limit (fn does not run). */
+CTX_API int ctx_group_try_go(ctx_group_t *g,
+			     int (*fn)(ctx_t *ctx, void *arg), void *arg);
+/* Attributes (stack size, guard, scheduling, affinity) for the group's
+ * threads started from now on; NULL: the defaults.  EINVAL for detached
+ * attributes or a fixed stack address. */
+CTX_API int ctx_group_set_attr(ctx_group_t *g, const pthread_attr_t *attr);
+/* Go 1.25's WaitGroup.Go: add one, run fn(ctx, arg) on a new detached
+ * thread holding its own reference to ctx, and mark done only once that
+ * reference is dropped.  0 or an error number (nothing added then). */
+CTX_API int ctx_wg_go(ctx_wg_t *wg, ctx_t *ctx,
+		      void (*fn)(ctx_t *ctx, void *arg), void *arg);
 
 #ifdef __cplusplus
 }

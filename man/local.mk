@@ -105,5 +105,34 @@ dist_man3_MANS += \
 dist_man3_MANS += \
 	man/ctx_lock_range.3
 
+# Waiting on anything (issue 13): condition variables, semaphores,
+# select and the non-blocking channel calls, the rest of errgroup.
+dist_man3_MANS += \
+	man/ctx_cond_wait.3 \
+	man/ctx_sem_new.3 \
+	man/ctx_select.3 \
+	man/ctx_group_try_go.3
+# aliases of man/ctx_cond_wait.3
+dist_man3_MANS += \
+	man/ctx_cond_wait_until.3 \
+	man/ctx_cond_signal.3 \
+	man/ctx_cond_broadcast.3
+# aliases of man/ctx_sem_new.3
+dist_man3_MANS += \
+	man/ctx_sem_acquire.3 \
+	man/ctx_sem_try_acquire.3 \
+	man/ctx_sem_release.3 \
+	man/ctx_sem_free.3
+# aliases of man/ctx_select.3
+dist_man3_MANS += \
+	man/ctx_chan_try_send.3 \
+	man/ctx_chan_try_recv.3 \
+	man/ctx_chan_len.3 \
+	man/ctx_chan_cap.3
+# aliases of man/ctx_group_try_go.3
+dist_man3_MANS += \
+	man/ctx_group_set_attr.3 \
+	man/ctx_wg_go.3
+
 TESTS += man/check-man.sh
 EXTRA_DIST += man/check-man.sh

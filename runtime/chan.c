@@ -11,21 +11,14 @@
  * success: the element was delivered or taken) or removes itself before
  * anyone touched it (and reports the context's error: nothing moved).
  * With capacity 0 a send therefore returns only once a receiver has the
- * element.
+ * element.  Waiters of ctx_select are claimed before they are completed
+ * (chan-internal.h).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctx-internal.h"
-#include "waitq.h"
+#include "chan-internal.h"
 
-struct ctx_chan {
-	ctx__lock_t lock;
-	bool closed;
-	size_t esz, cap, head, len;
-	struct ctx__waitq sendq, recvq;
-	unsigned char *buf;
-};
 
 ctx_chan_t *ctx_chan_new(size_t elem_size, size_t capacity)
 {
@@ -58,21 +51,49 @@ static void *slot(ctx_chan_t *ch, size_t i)
 static int park(ctx_t *ctx, ctx_chan_t *ch, struct ctx__waitq *q,
 		void *elem)
 {
-	struct ctx__waitq_node me = { .elem = elem };
+	struct ctx__chan_waiter me = { .q.elem = elem };
 	int e = 0;
-	ctx__waitq_push(q, &me);
-	while (!e && !me.done)
+	ctx__waitq_push(q, &me.q);
+	while (!e && !me.q.done)
 		e = ctx__park(ctx, &ch->lock);
-	ctx__waitq_del(q, &me);
-	return me.done ? me.result : e;
+	ctx__waitq_del(q, &me.q);
+	return me.q.done ? me.q.result : e;
+}
+
+/* The next waiter of q that may be completed: a plain one, or a select's
+ * that this call wins.  A select's node that lost is dropped. */
+static struct ctx__waitq_node *pop_claim(struct ctx__waitq *q)
+{
+	struct ctx__waitq_node *n;
+	while ((n = ctx__waitq_pop(q))) {
+		struct ctx__chan_waiter *cw = (struct ctx__chan_waiter *)n;
+		int free_ = -1;
+		if (!cw->sel)
+			return n;
+		if (atomic_compare_exchange_strong(&cw->sel->chosen, &free_,
+						   cw->idx)) {
+			if (cw->sel->inner) /* its wait polls descriptors */
+				ctx_cancel(cw->sel->inner);
+			return n;
+		}
+	}
+	return NULL;
+}
+
+static void finish_all(struct ctx__waitq *q, int result,
+		       struct ctx__wakeups *w)
+{
+	for (struct ctx__waitq_node *n; (n = pop_claim(q));)
+		ctx__waitq_finish(n, result, w);
 }
 
 /* Try to send without waiting: 0, EPIPE, or EAGAIN. */
-static int try_send(ctx_chan_t *ch, const void *elem, struct ctx__wakeups *w)
+int ctx__chan_try_send(ctx_chan_t *ch, const void *elem,
+		       struct ctx__wakeups *w)
 {
 	if (ch->closed)
 		return EPIPE;
-	struct ctx__waitq_node *r = ctx__waitq_pop(&ch->recvq);
+	struct ctx__waitq_node *r = pop_claim(&ch->recvq);
 	if (r) { /* a parked receiver means the buffer is empty */
 		memcpy(r->elem, elem, ch->esz);
 		ctx__waitq_finish(r, 0, w);
@@ -87,20 +108,20 @@ static int try_send(ctx_chan_t *ch, const void *elem, struct ctx__wakeups *w)
 
 /* Try to receive without waiting: 0, EPIPE (closed and drained), or
  * EAGAIN. */
-static int try_recv(ctx_chan_t *ch, void *elem, struct ctx__wakeups *w)
+int ctx__chan_try_recv(ctx_chan_t *ch, void *elem, struct ctx__wakeups *w)
 {
 	struct ctx__waitq_node *s;
 	if (ch->len > 0) {
 		memcpy(elem, slot(ch, 0), ch->esz);
 		ch->head = (ch->head + 1) % ch->cap;
 		ch->len--;
-		if ((s = ctx__waitq_pop(&ch->sendq))) { /* refill, FIFO */
+		if ((s = pop_claim(&ch->sendq))) { /* refill, FIFO */
 			memcpy(slot(ch, ch->len++), s->elem, ch->esz);
 			ctx__waitq_finish(s, 0, w);
 		}
 		return 0;
 	}
-	if ((s = ctx__waitq_pop(&ch->sendq))) { /* unbuffered: direct */
+	if ((s = pop_claim(&ch->sendq))) { /* unbuffered: direct */
 		memcpy(elem, s->elem, ch->esz);
 		ctx__waitq_finish(s, 0, w);
 		return 0;
@@ -117,7 +138,7 @@ int ctx_chan_send(ctx_t *ctx, ctx_chan_t *ch, const void *elem)
 		return e;
 	struct ctx__wakeups w = { 0 };
 	ctx__lock(&ch->lock);
-	e = try_send(ch, elem, &w);
+	e = ctx__chan_try_send(ch, elem, &w);
 	if (e == EAGAIN)
 		e = park(ctx, ch, &ch->sendq, (void *)elem);
 	ctx__unlock(&ch->lock);
@@ -134,7 +155,7 @@ int ctx_chan_recv(ctx_t *ctx, ctx_chan_t *ch, void *elem)
 		return e;
 	struct ctx__wakeups w = { 0 };
 	ctx__lock(&ch->lock);
-	e = try_recv(ch, elem, &w);
+	e = ctx__chan_try_recv(ch, elem, &w);
 	if (e == EAGAIN)
 		e = park(ctx, ch, &ch->recvq, elem);
 	ctx__unlock(&ch->lock);
@@ -151,11 +172,48 @@ void ctx_chan_close(ctx_chan_t *ch)
 	struct ctx__wakeups w = { 0 };
 	ctx__lock(&ch->lock);
 	ch->closed = true;
-	ctx__waitq_finish_all(&ch->recvq, EPIPE, &w);
-	ctx__waitq_finish_all(&ch->sendq, EPIPE, &w);
+	finish_all(&ch->recvq, EPIPE, &w);
+	finish_all(&ch->sendq, EPIPE, &w);
 	ctx__unlock(&ch->lock);
 	ctx__wakeups_flush(&w);
 }
+
+int ctx_chan_try_send(ctx_chan_t *ch, const void *elem)
+{
+	if (!ch || !elem)
+		return EINVAL;
+	struct ctx__wakeups w = { 0 };
+	ctx__lock(&ch->lock);
+	int e = ctx__chan_try_send(ch, elem, &w);
+	ctx__unlock(&ch->lock);
+	ctx__wakeups_flush(&w);
+	return e;
+}
+
+int ctx_chan_try_recv(ctx_chan_t *ch, void *elem)
+{
+	if (!ch || !elem)
+		return EINVAL;
+	struct ctx__wakeups w = { 0 };
+	ctx__lock(&ch->lock);
+	int e = ctx__chan_try_recv(ch, elem, &w);
+	ctx__unlock(&ch->lock);
+	ctx__wakeups_flush(&w);
+	return e;
+}
+
+/* A snapshot, as Go's len(ch): it may be stale by the time it returns. */
+size_t ctx_chan_len(ctx_chan_t *ch)
+{
+	if (!ch)
+		return 0;
+	ctx__lock(&ch->lock);
+	size_t n = ch->len;
+	ctx__unlock(&ch->lock);
+	return n;
+}
+
+size_t ctx_chan_cap(ctx_chan_t *ch) { return ch ? ch->cap : 0; }
 
 void ctx_chan_free(ctx_chan_t *ch)
 {

@@ -156,6 +156,7 @@ int ctx__wait_for(ctx_t *ctx, struct ctx__want *want);
 int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline);
 struct ctx__reactor *ctx__reactor_self(void);
 void ctx__reactor_prepare(struct ctx__reactor *r); /* before publishing */
+void ctx__reactor_unprepare(struct ctx__reactor *r);
 void ctx__reactor_wake(struct ctx__reactor *r);
 void ctx__reactor_hold(struct ctx__reactor *r);    /* see waitq.h */
 void ctx__reactor_release(struct ctx__reactor *r);

@@ -5,10 +5,14 @@
  * The first non-zero result cancels that context with the result as its
  * cause.  ctx_group_wait waits for every thread, joins them all (so none
  * is left running) and returns the first error.  With a limit, go blocks
- * until fewer than `limit` functions run.  Like Go's, these waits are not
- * cancellable: a group ends when its functions return, and they are the
- * ones watching the group's context.
+ * until fewer than `limit` functions run, or until the group's context
+ * ends (then fn never runs and go returns the context's error): the
+ * group's context is what every thread of a group watches, so a go at
+ * the limit must watch it too.  The wait for the group's end is not
+ * cancellable, as Go's: a group ends when its functions return.
  */
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "ctx-internal.h"
@@ -23,6 +27,7 @@ struct ctx_group {
 	struct ctx__waitq slot_waiters, idle_waiters;
 	ctx_thread_t **threads; /* started and not yet joined */
 	size_t nthreads, cap;
+	pthread_attr_t *attr;   /* ctx_group_set_attr's copy, or NULL */
 };
 
 struct job {
@@ -89,12 +94,12 @@ static void *job_main(ctx_t *ctx, void *p)
 	return NULL;
 }
 
-/* Park on q (uncancellably) until woken; under g->lock. */
-static int park(ctx_group_t *g, struct ctx__waitq *q)
+/* Park on q until woken or ctx ends; under g->lock. */
+static int park(ctx_group_t *g, struct ctx__waitq *q, ctx_t *ctx)
 {
 	struct ctx__waitq_node me;
 	ctx__waitq_push(q, &me);
-	int e = ctx__park(ctx_background(), &g->lock);
+	int e = ctx__park(ctx, &g->lock);
 	ctx__waitq_del(q, &me);
 	return e;
 }
@@ -112,7 +117,28 @@ static int reserve_thread_slot(ctx_group_t *g)
 	return 0;
 }
 
-int ctx_group_go(ctx_group_t *g, int (*fn)(ctx_t *ctx, void *arg), void *arg)
+static bool at_limit(ctx_group_t *g)
+{
+	return g->limit >= 0 && g->active >= g->limit;
+}
+
+/* Under g->lock, with a free slot: start j on a new thread. */
+static int start(ctx_group_t *g, struct job *j)
+{
+	int e = reserve_thread_slot(g);
+	if (!e)
+		e = ctx_thread_create_attr(&g->threads[g->nthreads],
+					   g->attr,
+					   g->ctx, job_main, j);
+	if (!e) {
+		g->nthreads++;
+		g->active++;
+	}
+	return e;
+}
+
+static int go(ctx_group_t *g, int (*fn)(ctx_t *ctx, void *arg), void *arg,
+	      bool wait)
 {
 	if (!g || !fn)
 		return EINVAL;
@@ -122,22 +148,100 @@ int ctx_group_go(ctx_group_t *g, int (*fn)(ctx_t *ctx, void *arg), void *arg)
 	*j = (struct job){ .g = g, .fn = fn, .arg = arg };
 	int e = 0;
 	ctx__lock(&g->lock);
-	while (!e && g->limit >= 0 && g->active >= g->limit)
-		e = park(g, &g->slot_waiters);
+	while (!e && at_limit(g))
+		e = wait ? park(g, &g->slot_waiters, g->ctx) : EAGAIN;
 	if (!e)
-		e = reserve_thread_slot(g);
-	if (!e) {
-		e = ctx_thread_create(&g->threads[g->nthreads], g->ctx,
-				      job_main, j);
-		if (!e) {
-			g->nthreads++;
-			g->active++;
-		}
-	}
+		e = start(g, j);
 	ctx__unlock(&g->lock);
 	if (e)
 		free(j);
 	return e;
+}
+
+int ctx_group_go(ctx_group_t *g, int (*fn)(ctx_t *ctx, void *arg), void *arg)
+{
+	return go(g, fn, arg, true);
+}
+
+int ctx_group_try_go(ctx_group_t *g, int (*fn)(ctx_t *ctx, void *arg),
+		     void *arg)
+{
+	return go(g, fn, arg, false);
+}
+
+/* Whether a caller's stack was given.  glibc keeps the stack's top and
+ * pthread_attr_getstack reports top - size, so with no stack given (top
+ * NULL) it reports an address that wraps to zero when size is added. */
+static bool stack_addr_set(const pthread_attr_t *a)
+{
+	void *addr = NULL;
+	size_t sz = 0;
+	if (pthread_attr_getstack(a, &addr, &sz))
+		return false;
+	return addr && (uintptr_t)addr + sz != 0;
+}
+
+/* Copy what a pthread_attr_t can carry into g->attr.  A fixed stack
+ * address would be shared by every thread, and a detached thread could
+ * not be joined by the group: both are refused. */
+static int copy_attr(pthread_attr_t *to, const pthread_attr_t *from)
+{
+	size_t sz;
+	int v, e;
+	struct sched_param sp;
+	cpu_set_t cpus;
+	if (stack_addr_set(from) || (!pthread_attr_getdetachstate(from, &v) &&
+				     v != PTHREAD_CREATE_JOINABLE))
+		return EINVAL;
+	if ((e = pthread_attr_init(to)))
+		return e;
+	if (!(e = pthread_attr_getstacksize(from, &sz)))
+		e = pthread_attr_setstacksize(to, sz);
+	if (!e && !(e = pthread_attr_getguardsize(from, &sz)))
+		e = pthread_attr_setguardsize(to, sz);
+	if (!e && !(e = pthread_attr_getinheritsched(from, &v)))
+		e = pthread_attr_setinheritsched(to, v);
+	if (!e && !(e = pthread_attr_getschedpolicy(from, &v)))
+		e = pthread_attr_setschedpolicy(to, v);
+	if (!e && !(e = pthread_attr_getschedparam(from, &sp)))
+		e = pthread_attr_setschedparam(to, &sp);
+	if (!e && !(e = pthread_attr_getscope(from, &v)))
+		e = pthread_attr_setscope(to, v);
+	if (!e && !pthread_attr_getaffinity_np(from, sizeof(cpus), &cpus) &&
+	    CPU_COUNT(&cpus) > 0 && CPU_COUNT(&cpus) < CPU_SETSIZE)
+		e = pthread_attr_setaffinity_np(to, sizeof(cpus), &cpus);
+	if (e)
+		pthread_attr_destroy(to);
+	return e;
+}
+
+static void free_attr(pthread_attr_t *a)
+{
+	if (a)
+		pthread_attr_destroy(a);
+	free(a);
+}
+
+int ctx_group_set_attr(ctx_group_t *g, const pthread_attr_t *attr)
+{
+	if (!g)
+		return EINVAL;
+	pthread_attr_t *copy = NULL;
+	if (attr) {
+		if (!(copy = ctx__malloc(sizeof(*copy))))
+			return ENOMEM;
+		int e = copy_attr(copy, attr);
+		if (e) {
+			free(copy);
+			return e;
+		}
+	}
+	ctx__lock(&g->lock);
+	pthread_attr_t *old = g->attr;
+	g->attr = copy;
+	ctx__unlock(&g->lock);
+	free_attr(old);
+	return 0;
 }
 
 /* Wait until no function runs, then join every thread started. */
@@ -145,7 +249,7 @@ static void drain(ctx_group_t *g)
 {
 	ctx__lock(&g->lock);
 	while (g->active > 0)
-		if (park(g, &g->idle_waiters))
+		if (park(g, &g->idle_waiters, ctx_background()))
 			break; /* no reactor: fall back to joining below */
 	ctx_thread_t **ts = g->threads;
 	size_t n = g->nthreads;
@@ -177,5 +281,6 @@ void ctx_group_free(ctx_group_t *g)
 	ctx_cancel(g->ctx);
 	drain(g);
 	ctx_unref(g->ctx);
+	free_attr(g->attr);
 	free(g);
 }

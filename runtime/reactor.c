@@ -150,6 +150,13 @@ void ctx__reactor_prepare(struct ctx__reactor *r)
 	}
 }
 
+/* Give up a token that no wait used (a select that queued itself on
+ * channels and was decided without sleeping). */
+void ctx__reactor_unprepare(struct ctx__reactor *r)
+{
+	r->prepared = false;
+}
+
 static bool woken(struct ctx__reactor *r)
 {
 	return atomic_load(&r->seq) != r->token;

@@ -110,7 +110,8 @@ static inline void ctx__waitq_finish(struct ctx__waitq_node *n, int result,
 	struct ctx__reactor *r = n->r; /* n may go once done is seen */
 	n->result = result;
 	ctx__reactor_hold(r);
-	n->done = true;
+	/* Release: a waiter may look at done without the lock (cond.c). */
+	__atomic_store_n(&n->done, true, __ATOMIC_RELEASE);
 	if (w->n < 8) {
 		w->r[w->n++] = r;
 	} else {

@@ -6,6 +6,7 @@
  * released and every later wait returns EINVAL, so the mistake is
  * reported without undefined behaviour.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -66,6 +67,56 @@ int ctx_wg_wait(ctx_t *ctx, ctx_wg_t *wg)
 	if (wg->broken)
 		e = EINVAL;
 	ctx__unlock(&wg->lock);
+	return e;
+}
+
+/* ---- ctx_wg_go ------------------------------------------------------ */
+
+struct wg_job {
+	ctx_wg_t *wg;
+	ctx_t *ctx;
+	void (*fn)(ctx_t *ctx, void *arg);
+	void *arg;
+};
+
+/* The reference to ctx goes before the done: a waiter that returns, and
+ * a program that exits after it, find no library work left for this
+ * thread (its context released, its job freed). */
+static void *wg_job_main(void *p)
+{
+	struct wg_job j = *(struct wg_job *)p;
+	free(p);
+	j.fn(j.ctx, j.arg);
+	ctx_unref(j.ctx);
+	ctx_wg_done(j.wg);
+	return NULL;
+}
+
+int ctx_wg_go(ctx_wg_t *wg, ctx_t *ctx, void (*fn)(ctx_t *ctx, void *arg),
+	      void *arg)
+{
+	if (!wg || !ctx || !fn)
+		return EINVAL;
+	struct wg_job *j = ctx__malloc(sizeof(*j));
+	if (!j)
+		return ENOMEM;
+	*j = (struct wg_job){ .wg = wg, .ctx = ctx_ref(ctx), .fn = fn,
+			      .arg = arg };
+	pthread_attr_t attr;
+	pthread_t t;
+	int e = pthread_attr_init(&attr);
+	if (!e) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		ctx_wg_add(wg, 1); /* before the thread can be done */
+		e = pthread_create(&t, &attr, wg_job_main, j);
+		pthread_attr_destroy(&attr);
+		if (e)
+			ctx_wg_add(wg, -1);
+	}
+	if (e) {
+		ctx_unref(j->ctx);
+		free(j);
+	}
 	return e;
 }
 

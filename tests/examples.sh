@@ -4,7 +4,7 @@
 set -euo pipefail
 
 ex=${EXAMPLES:-examples}
-for p in workers timeout propagation waitgroup foreign_loop; do
+for p in workers timeout propagation waitgroup foreign_loop workqueue; do
 	if [ ! -x "$ex/$p" ]; then
 		echo "SKIP: $ex/$p is not built"
 		exit 77
@@ -99,6 +99,23 @@ for n in 2 3 4; do
 done
 check "main waited for every worker" has "main: all workers returned"
 check "... and no longer than the deadline ($ms ms)" between "$ms" 450 2500
+
+# ---- workqueue: a ctx_cond_t queue and a select loop, one cancel ----
+run 10 "$ex/workqueue" 600
+check "workqueue exits 0" [ "$rc" -eq 0 ]
+check "workqueue: the ticker ticked" grep -qE '^tick [0-9]+: [0-9]+ jobs done' "$out"
+check "workqueue: the select loop saw the shutdown" \
+	grep -qE '^dispatcher: shutdown after [0-9]+ ms: context canceled' "$out"
+for n in 0 1; do
+	check "workqueue: producer $n stopped by the cancel" \
+		grep -qE "^producer $n: stopped after [0-9]+ jobs: context canceled" "$out"
+done
+for n in 0 1 2; do
+	check "workqueue: consumer $n stopped by the cancel" \
+		grep -qE "^consumer $n: stopped after [0-9]+ jobs: context canceled" "$out"
+done
+check "workqueue: main waited for every worker" has "main: all workers stopped"
+check "workqueue: ... about 600 ms ($ms ms)" between "$ms" 550 3000
 
 # ---- foreign_loop: the done descriptor in the program's own loop ----
 # loop_tests NAME: at the deadline, then on SIGINT.

@@ -22,6 +22,10 @@ int main(void)
 	srunner_add_suite(sr, suite_faults());
 	srunner_add_suite(sr, suite_debug());
 	srunner_add_suite(sr, suite_syscalls());
+	srunner_add_suite(sr, suite_cond());
+	srunner_add_suite(sr, suite_sem());
+	srunner_add_suite(sr, suite_select());
+	srunner_add_suite(sr, suite_errgroup());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

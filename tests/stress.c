@@ -1355,7 +1355,8 @@ static void op_group(struct op *o)
 	start(o);
 	for (int i = 0; i < m; i++) {
 		int e = ctx_group_go(g, gjob_main, &jobs[i]);
-		if (e && e != EAGAIN)
+		/* At the limit, go ends with the group's context (issue 13). */
+		if (e && e != EAGAIN && e != ctx_err(ctx_group_ctx(g)))
 			failf("ctx_group_go: %d [%s]", e, o->what);
 		started[i] = e == 0;
 	}
