@@ -22,7 +22,8 @@ dist_man3_MANS = \
 	man/ctx_group_new.3 \
 	man/ctx_chan_new.3 \
 	man/ctx_after_func.3 \
-	man/ctx_backend.3
+	man/ctx_backend.3 \
+	man/ctx_proc_spawn.3
 
 # Aliases: each holds only ".so man3/FAMILY.3".
 # aliases of man/ctx_with_cancel.3
@@ -88,6 +89,15 @@ dist_man3_MANS += \
 # aliases of man/ctx_after_func.3
 dist_man3_MANS += \
 	man/ctx_after_stop.3
+# aliases of man/ctx_proc_spawn.3
+dist_man3_MANS += \
+	man/ctx_proc_pid.3 \
+	man/ctx_proc_stdio.3 \
+	man/ctx_proc_close.3 \
+	man/ctx_proc_signal.3 \
+	man/ctx_proc_wait.3 \
+	man/ctx_proc_free.3 \
+	man/ctx_proc_output.3
 
 TESTS += man/check-man.sh
 EXTRA_DIST += man/check-man.sh
