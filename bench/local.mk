@@ -12,7 +12,7 @@
 # g++) on bench/stoptoken.cc at run time and leaves the column out when
 # that fails.
 noinst_PROGRAMS = bench/bench_context bench/bench_wait bench/bench_sync \
-	bench/bench_condvar bench/bench_backend
+	bench/bench_condvar bench/bench_backend bench/bench_proc
 bench_bench_context_SOURCES = bench/bench_context.c bench/benchutil.h
 bench_bench_context_LDADD = libctx-core.la
 bench_bench_context_CFLAGS = $(AM_CFLAGS) -O2
@@ -25,6 +25,9 @@ bench_bench_sync_CFLAGS = $(AM_CFLAGS) -O2
 bench_bench_backend_SOURCES = bench/bench_backend.c bench/benchutil.h
 bench_bench_backend_LDADD = libctx-core.la
 bench_bench_backend_CFLAGS = $(AM_CFLAGS) -O2
+bench_bench_proc_SOURCES = bench/bench_proc.c bench/benchutil.h
+bench_bench_proc_LDADD = libctx-core.la
+bench_bench_proc_CFLAGS = $(AM_CFLAGS) -O2
 bench_bench_condvar_SOURCES = bench/bench_condvar.c bench/condctx.c \
 	bench/condctx.h bench/impl.h bench/benchutil.h
 bench_bench_condvar_LDADD = libctx-core.la -ldl

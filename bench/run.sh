@@ -34,6 +34,8 @@
 #                  calls; run with bench_wait once per backend
 #                  (CTX_BACKEND=epoll, then io_uring when it is there)
 #                  for the table of the backends side by side
+#   bench_proc     spawn + wait of /bin/true: ctx_proc_spawn beside
+#                  posix_spawn + waitpid (its own section, with the ratio)
 #
 # Everything goes to BUILDDIR/bench/results: each program's raw output
 # (<program>.txt; <program>-<backend>.txt for the backend runs), the
@@ -1004,6 +1006,33 @@ section_go() {
 	echo "CSV: $results/context.csv"
 }
 
+# ---- child processes (bench_proc), a section of its own ------------------
+
+# proc_section: spawn + wait of /bin/true, libctx beside posix_spawn +
+# waitpid, with the ratio (target <= 1.1x, reported, not enforced).
+proc_section() {
+	echo "## Child processes: spawn + wait of /bin/true"
+	echo
+	f=$results/bench_proc.txt
+	if [ ! -s "$f" ]; then
+		echo "(bench_proc did not run)"
+		return 1
+	fi
+	grep '^# cpu busy' "$f"
+	awk -F, '
+		$1 == "spawn_wait_true" { v[$2] = $3 }
+		END {
+			if (!("libctx" in v) || !("posix_spawn" in v) ||
+			    v["posix_spawn"] <= 0) { print "(rows missing)"; exit 1 }
+			r = v["libctx"] / v["posix_spawn"]
+			print "| row | libctx | posix_spawn + waitpid | ratio |"
+			print "|---|---:|---:|---:|"
+			printf "| spawn + wait /bin/true (us) | %.1f | %.1f | %.2fx%s |\n",
+				v["libctx"] / 1000, v["posix_spawn"] / 1000, r,
+				r <= 1.1 ? "" : " (target <= 1.1x missed)"
+		}' "$f"
+}
+
 # ---- main --------------------------------------------------------------------
 
 # A fresh results directory: nothing left from an earlier run can pass
@@ -1024,6 +1053,7 @@ else
 	rm -f "$results/bench_sync.txt"
 fi
 backend_runs
+run_prog P bench_proc $quick
 # The Go table's runs come last, after every C program has finished.
 section_go >"$results/go-table.md"
 
@@ -1042,6 +1072,8 @@ report_backend_notes
 backend_table || status=1
 echo
 echo "CSV: $results/backend.csv"
+echo
+proc_section || status=1
 echo
 cat "$results/go-table.md"
 echo
