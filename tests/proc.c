@@ -348,6 +348,7 @@ START_TEST(test_proc_term_exits)
 	ck_assert(WIFEXITED(st));
 	ck_assert_int_eq(WEXITSTATUS(st), 7);
 	ctx_proc_free(p);
+	ctx_release(c);
 
 	/* And one that dies of it. */
 	ck_assert_int_eq(ctx_proc_spawn(&p, ctx_background(), "sleep", sleep30,
