@@ -205,6 +205,9 @@ void ctx_proc_free(ctx_proc_t *p)
 		pthread_mutex_lock(&p->mu);
 		send_locked(p, SIGKILL);
 		pthread_mutex_unlock(&p->mu);
+		/* Wait for it to go without p->mu, which the after-funcs
+		 * take, so that the reap's waitpid does not block. */
+		wait_exit(p);
 		reap(p);
 	}
 	for (int n = 0; n < 3; n++)
