@@ -13,7 +13,7 @@
 # that fails.
 noinst_PROGRAMS = bench/bench_context bench/bench_wait bench/bench_sync \
 	bench/bench_condvar bench/bench_backend bench/bench_sys \
-	bench/bench_select
+	bench/bench_select bench/bench_proc
 bench_bench_context_SOURCES = bench/bench_context.c bench/benchutil.h
 bench_bench_context_LDADD = libctx-core.la
 bench_bench_context_CFLAGS = $(AM_CFLAGS) -O2
@@ -30,6 +30,9 @@ bench_bench_backend_CFLAGS = $(AM_CFLAGS) -O2
 bench_bench_sys_SOURCES = bench/bench_sys.c bench/benchutil.h
 bench_bench_sys_LDADD = libctx-core.la
 bench_bench_sys_CFLAGS = $(AM_CFLAGS) -O2
+bench_bench_proc_SOURCES = bench/bench_proc.c bench/benchutil.h
+bench_bench_proc_LDADD = libctx-core.la
+bench_bench_proc_CFLAGS = $(AM_CFLAGS) -O2
 bench_bench_condvar_SOURCES = bench/bench_condvar.c bench/condctx.c \
 	bench/condctx.h bench/impl.h bench/benchutil.h
 bench_bench_condvar_LDADD = libctx-core.la -ldl

@@ -37,6 +37,8 @@
 #   bench_sys      the issue-12 calls (ppoll, epoll_wait, sigwait, the
 #                  locks, open, fsync) on their hot path beside the
 #                  plain system call, in its own section
+#   bench_proc     spawn + wait of /bin/true: ctx_proc_spawn beside
+#                  posix_spawn + waitpid (its own section, with the ratio)
 #
 # Everything goes to BUILDDIR/bench/results: each program's raw output
 # (<program>.txt; <program>-<backend>.txt for the backend runs), the
@@ -1132,6 +1134,32 @@ section_waitany() {
 	return $st
 }
 # ==== end of the issue 13 section ==============================================
+# ---- child processes (bench_proc), a section of its own ------------------
+
+# proc_section: spawn + wait of /bin/true, libctx beside posix_spawn +
+# waitpid, with the ratio (target <= 1.1x, reported, not enforced).
+proc_section() {
+	echo "## Child processes: spawn + wait of /bin/true"
+	echo
+	f=$results/bench_proc.txt
+	if [ ! -s "$f" ]; then
+		echo "(bench_proc did not run)"
+		return 1
+	fi
+	grep '^# cpu busy' "$f"
+	awk -F, '
+		$1 == "spawn_wait_true" { v[$2] = $3 }
+		END {
+			if (!("libctx" in v) || !("posix_spawn" in v) ||
+			    v["posix_spawn"] <= 0) { print "(rows missing)"; exit 1 }
+			r = v["libctx"] / v["posix_spawn"]
+			print "| row | libctx | posix_spawn + waitpid | ratio |"
+			print "|---|---:|---:|---:|"
+			printf "| spawn + wait /bin/true (us) | %.1f | %.1f | %.2fx%s |\n",
+				v["libctx"] / 1000, v["posix_spawn"] / 1000, r,
+				r <= 1.1 ? "" : " (target <= 1.1x missed)"
+		}' "$f"
+}
 
 # ---- main --------------------------------------------------------------------
 
@@ -1155,6 +1183,7 @@ fi
 backend_runs
 run_as Y bench_sys bench_sys $quick
 run_prog A bench_select $quick   # issue 13: section_waitany
+run_prog P bench_proc $quick
 # The Go table's runs come last, after every C program has finished.
 section_go >"$results/go-table.md"
 
@@ -1177,6 +1206,7 @@ echo
 echo "## the system-call surface on its hot path (bench_sys)"
 echo
 sys_table
+proc_section || status=1
 echo
 cat "$results/go-table.md"
 echo

@@ -9,7 +9,8 @@ noinst_PROGRAMS += \
 	examples/waitgroup \
 	examples/foreign_loop \
 	examples/slowloris \
-	examples/workqueue
+	examples/workqueue \
+	examples/runjobs
 
 examples_workers_SOURCES = examples/workers.c
 examples_workers_LDADD = libctx.la
@@ -27,6 +28,8 @@ examples_workqueue_LDADD = libctx.la
 # A test client for httpd's header deadline.
 examples_slowloris_SOURCES = examples/slowloris.c
 examples_slowloris_LDADD = libctx.la
+examples_runjobs_SOURCES = examples/runjobs.c
+examples_runjobs_LDADD = libctx.la
 
 if HAVE_LIBUV
 noinst_PROGRAMS += examples/foreign_loop_uv

@@ -514,6 +514,58 @@ CTX_API int ctx_group_set_attr(ctx_group_t *g, const pthread_attr_t *attr);
 CTX_API int ctx_wg_go(ctx_wg_t *wg, ctx_t *ctx,
 		      void (*fn)(ctx_t *ctx, void *arg), void *arg);
 
+/* ---------------------------------------------------------------------
+ * Child processes (Go's exec.CommandContext with Cancel and WaitDelay)
+ *
+ * A process the context kills: when ctx ends before the process exits,
+ * the library sends cancel_signal (to the whole group with new_group) at
+ * once, whether or not anyone waits, and SIGKILL wait_delay later if it
+ * is still there.  Signals go through a pidfd and never reach a
+ * recycled pid.  The library installs no SIGCHLD handler and reaps only
+ * the processes it started.  See ctx_proc_spawn(3).
+ * ------------------------------------------------------------------- */
+
+typedef struct ctx_proc ctx_proc_t;
+enum ctx_stdio { CTX_STDIO_INHERIT = 0, CTX_STDIO_NULL, CTX_STDIO_PIPE,
+		 CTX_STDIO_FD };
+struct ctx_proc_attr {
+	const char *const *envp;   /* NULL: the caller's environment */
+	const char *dir;           /* NULL: the caller's working directory */
+	enum ctx_stdio stdio[3];   /* stdin, stdout, stderr; zero: inherit */
+	int fd[3];                 /* the descriptor for CTX_STDIO_FD */
+	int cancel_signal;         /* sent when ctx ends; 0: SIGKILL */
+	int64_t wait_delay;        /* after cancel_signal, SIGKILL once this
+				      passes; 0: at once */
+	bool new_group;            /* own process group; signals go to the
+				      whole group */
+};
+/* 0 or an error number; a program that cannot be executed (ENOENT,
+ * EACCES, a bad dir) is reported here, not as exit 127.  attr NULL:
+ * defaults; file is searched in PATH when it has no '/'.  The process
+ * holds its own reference to ctx until it is reaped. */
+CTX_API int ctx_proc_spawn(ctx_proc_t **p, ctx_t *ctx, const char *file,
+			   char *const argv[],
+			   const struct ctx_proc_attr *attr);
+CTX_API pid_t ctx_proc_pid(const ctx_proc_t *p);
+/* The parent's end of pipe n (0, 1, 2), else -1.  Owned by p: use the
+ * ctx_ calls on it, close it early with ctx_proc_close, never close(2). */
+CTX_API int ctx_proc_stdio(const ctx_proc_t *p, int n);
+CTX_API int ctx_proc_close(ctx_proc_t *p, int n);
+/* 0, ESRCH once reaped, or EINVAL; never reaches a recycled pid. */
+CTX_API int ctx_proc_signal(ctx_proc_t *p, int sig);
+/* Block until the process exits (ctx does not end the wait: it kills the
+ * process), reap it, fill *status as waitpid does.  0 if it ended on its
+ * own, ctx's error if the library signalled it because ctx ended. */
+CTX_API int ctx_proc_wait(ctx_proc_t *p, int *status);
+/* Kills (SIGKILL) and reaps a process never waited for, closes the
+ * pipes, frees p.  NULL is fine. */
+CTX_API void ctx_proc_free(ctx_proc_t *p);
+/* Run argv (PATH search) with its stdout collected into *out (malloc'd,
+ * NUL-terminated, the caller frees it; NULL if nothing was started);
+ * returns as ctx_proc_wait. */
+CTX_API int ctx_proc_output(ctx_t *ctx, char *const argv[], char **out,
+			    size_t *outlen, int *status);
+
 #ifdef __cplusplus
 }
 #endif

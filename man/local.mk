@@ -27,7 +27,8 @@ dist_man3_MANS = \
 	man/ctx_ppoll.3 \
 	man/ctx_waitid.3 \
 	man/ctx_open.3 \
-	man/ctx_flock.3
+	man/ctx_flock.3 \
+	man/ctx_proc_spawn.3
 
 # Aliases: each holds only ".so man3/FAMILY.3".
 # aliases of man/ctx_with_cancel.3
@@ -133,6 +134,15 @@ dist_man3_MANS += \
 dist_man3_MANS += \
 	man/ctx_group_set_attr.3 \
 	man/ctx_wg_go.3
+# aliases of man/ctx_proc_spawn.3
+dist_man3_MANS += \
+	man/ctx_proc_pid.3 \
+	man/ctx_proc_stdio.3 \
+	man/ctx_proc_close.3 \
+	man/ctx_proc_signal.3 \
+	man/ctx_proc_wait.3 \
+	man/ctx_proc_free.3 \
+	man/ctx_proc_output.3
 
 TESTS += man/check-man.sh
 EXTRA_DIST += man/check-man.sh

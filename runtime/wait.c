@@ -93,7 +93,12 @@ fail:
 
 /* A pidfd turns readable when the child exits.  Stops and continues
  * (WUNTRACED, WCONTINUED) and "any child" (pid <= 0) have no descriptor,
- * so those are checked at growing intervals, from 1 ms up to 50 ms. */
+ * so those are checked at growing intervals, from 1 ms up to 50 ms.
+ * There is no prompt form that leaves SIGCHLD to the program: a pidfd
+ * names one process and reports only its exit, the list of children in
+ * /proc/PID/task/TID/children is documented as unreliable while the
+ * process runs (and misses children started during the wait), and a
+ * SIGCHLD handler or a signalfd would take the signal from the program. */
 static pid_t waitpid_poll(ctx_t *ctx, pid_t pid, int *status, int options)
 {
 	int64_t step = CTX_MSEC;

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 ex=${EXAMPLES:-examples}
-for p in workers timeout propagation waitgroup foreign_loop workqueue; do
+for p in workers timeout propagation waitgroup foreign_loop workqueue runjobs; do
 	if [ ! -x "$ex/$p" ]; then
 		echo "SKIP: $ex/$p is not built"
 		exit 77
@@ -161,5 +161,38 @@ if [ -x "$ex/foreign_loop_uv" ]; then
 else
 	echo "# foreign_loop_uv not built (no libuv): skipped"
 fi
+
+# ---- runjobs: own timeouts, SIGTERM then SIGKILL 500 ms later, output
+# captured, SIGINT cancels all ------------------------------------------
+run 10 "$ex/runjobs" 5000:'echo hi; exit 2' 300:'echo start; sleep 20' \
+	300:"trap 'echo bye; exit 3' TERM; echo t; sleep 20 & wait" \
+	300:"trap '' TERM; echo stubborn; sleep 20 & wait"
+check "runjobs exits 1 (jobs failed)" [ "$rc" -eq 1 ]
+check "job 1: output and exit code" has "$(printf 'hi\n[1] exit 2')"
+check "job 2: SIGTERM at its timeout" \
+	has "[2] killed by Terminated (context deadline exceeded)"
+check "job 3: its own exit code on SIGTERM, output kept" \
+	has "$(printf 'bye\n[3] exit 3 (context deadline exceeded)')"
+check "job 4 ignores SIGTERM: SIGKILL" \
+	has "[4] killed by Killed (context deadline exceeded)"
+check "... 500 ms later, not at the sleep's end ($ms ms)" between "$ms" 750 5000
+
+out=$tmp/runjobs.sig.out
+"$ex/runjobs" 20000:'echo a; sleep 20' 20000:'sleep 20' >"$out" 2>&1 &
+bg=$!
+sleep 0.5
+kill -INT "$bg"
+rc=0
+for i in $(seq 100); do
+	kill -0 "$bg" 2>/dev/null || break
+	sleep 0.05
+done
+kill -0 "$bg" 2>/dev/null && { kill -KILL "$bg"; rc=124; }
+wait "$bg" || rc=$?
+bg=
+sed 's/^/#   /' "$out"
+check "runjobs: SIGINT ends it (exit $rc)" [ "$rc" -eq 1 ]
+check "... and cancels every job" \
+	[ "$(grep -c 'killed by Terminated (context canceled)' "$out")" -eq 2 ]
 
 exit $fail

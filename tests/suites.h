@@ -21,5 +21,6 @@ Suite *suite_cond(void);
 Suite *suite_sem(void);
 Suite *suite_select(void);
 Suite *suite_errgroup(void);
+Suite *suite_proc(void);
 
 #endif

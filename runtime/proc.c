@@ -1,0 +1,509 @@
+/*
+ * Child processes a context kills (Go's exec.CommandContext with Cancel
+ * and WaitDelay).
+ *
+ * A process is spawned with posix_spawn, which reports a failed exec
+ * (ENOENT, EACCES, a bad directory) as its own error since glibc 2.24,
+ * and a pidfd is opened for it at once.  The pidfd is what makes the
+ * object safe: signals to the process itself go through
+ * pidfd_send_signal, which can never reach a recycled pid, and the wait
+ * polls it.
+ *
+ * Kill on cancel: an after-func on ctx sends cancel_signal from the
+ * library's runner thread, so it happens whether or not anyone waits.
+ * The SIGKILL wait_delay later is a second after-func, on a fresh
+ * context with that timeout: the existing timer thread ends it at its
+ * deadline and the runner sends the SIGKILL, with no extra thread and no
+ * sleeping in the runner (which would delay every other after-func).
+ *
+ * Process groups (new_group) have no pidfd, so their signals are
+ * kill(-pgid).  The pgid is the leader's pid, and the kernel cannot reuse
+ * it while the leader is a zombie that nobody has reaped; after the
+ * reap, if grandchildren are gone too, the same number may name a
+ * stranger's group.  So group signals are sent only under p->mu with
+ * p->reaped false, and the reap itself happens under p->mu.  Just before
+ * reaping a leader the library signalled, whatever is left of its group
+ * gets SIGKILL: the last moment the pgid is known to be ours.
+ *
+ * The object is shared by the caller and by each armed after-func (refs);
+ * the last one closes the pidfd and frees it.  The library never installs
+ * a SIGCHLD handler and reaps only the pid it spawned.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctx-internal.h"
+
+extern char **environ;
+
+struct ctx_proc {
+	pid_t pid;
+	int pidfd;
+	int fd[3];            /* the parent's pipe ends, or -1 */
+	ctx_t *ctx;           /* held until the reap */
+	int cancel_signal;
+	int64_t wait_delay;
+	bool group;
+	pthread_mutex_t mu;   /* reaped, signalled, err, kill_after */
+	bool reaped;
+	bool signalled;       /* the library signalled it: ctx ended */
+	int err;              /* ctx's error, once signalled */
+	int status;           /* waitpid's status, once reaped */
+	ctx_after_t *cancel_after, *kill_after;
+	_Atomic int refs;
+};
+
+static void put(ctx_proc_t *p)
+{
+	if (atomic_fetch_sub(&p->refs, 1) != 1)
+		return;
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+/* 1 if the process has exited (a zombie not yet reaped), 0 if not, or
+ * -errno (ECHILD: the program reaped it itself).  WNOWAIT leaves it to
+ * be reaped, so the pid stays ours. */
+static int exited(ctx_proc_t *p)
+{
+	siginfo_t si = { .si_pid = 0 };
+	if (waitid(P_PIDFD, (id_t)p->pidfd, &si,
+		   WEXITED | WNOHANG | WNOWAIT) < 0)
+		return -errno;
+	return si.si_pid != 0;
+}
+
+/* Signal the process, or its group; under p->mu with !p->reaped. */
+static int send_locked(ctx_proc_t *p, int sig)
+{
+	int r = p->group ? kill(-p->pid, sig) :
+			   (int)syscall(SYS_pidfd_send_signal, p->pidfd, sig,
+					NULL, 0);
+	return r < 0 ? errno : 0;
+}
+
+static void on_kill(void *arg)
+{
+	ctx_proc_t *p = arg;
+	pthread_mutex_lock(&p->mu);
+	if (!p->reaped)
+		send_locked(p, SIGKILL);
+	pthread_mutex_unlock(&p->mu);
+	put(p);
+}
+
+/* Arm the SIGKILL wait_delay from now; under p->mu. */
+static void arm_kill_locked(ctx_proc_t *p)
+{
+	if (p->wait_delay == 0) {
+		send_locked(p, SIGKILL);
+		return;
+	}
+	ctx_t *t = ctx_with_timeout(ctx_background(), p->wait_delay);
+	if (t) {
+		atomic_fetch_add(&p->refs, 1);
+		p->kill_after = ctx_after_func(t, on_kill, p);
+		ctx_unref(t); /* the after-func keeps the deadline alive */
+		if (p->kill_after)
+			return;
+		atomic_fetch_sub(&p->refs, 1); /* not the last: caller's */
+	}
+	send_locked(p, SIGKILL); /* no timer to be had: kill now */
+}
+
+/* ctx ended (on the runner thread). */
+static void on_cancel(void *arg)
+{
+	ctx_proc_t *p = arg;
+	pthread_mutex_lock(&p->mu);
+	/* A process that already ended on its own is not "killed by ctx". */
+	if (!p->reaped && !p->signalled && exited(p) == 0) {
+		p->signalled = true;
+		p->err = ctx_err(p->ctx);
+		send_locked(p, p->cancel_signal);
+		if (p->cancel_signal != SIGKILL)
+			arm_kill_locked(p);
+	}
+	pthread_mutex_unlock(&p->mu);
+	put(p);
+}
+
+/* Stop an after-func; if it will not run, drop the share it held. */
+static void stop_after(ctx_proc_t *p, ctx_after_t *a)
+{
+	if (a && ctx_after_stop(a))
+		put(p);
+}
+
+/* Reap the exited process (it must have exited or be about to). */
+static int reap(ctx_proc_t *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->signalled && p->group)
+		kill(-p->pid, SIGKILL); /* leftovers; see the top */
+	int r, e = 0;
+	while ((r = waitpid(p->pid, &p->status, 0)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		e = errno; /* ECHILD: the program reaped it elsewhere */
+	p->reaped = true;
+	ctx_after_t *ca = p->cancel_after, *ka = p->kill_after;
+	p->cancel_after = p->kill_after = NULL;
+	pthread_mutex_unlock(&p->mu);
+	stop_after(p, ca);
+	stop_after(p, ka);
+	ctx_unref(p->ctx);
+	p->ctx = NULL;
+	return e;
+}
+
+/* Block until the pidfd says the process exited.  The wait is not ended
+ * by p's context (that context kills the process instead), so it runs
+ * on the background context through the public ctx_poll. */
+static int wait_exit(ctx_proc_t *p)
+{
+	struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+	int x;
+	while ((x = exited(p)) == 0) {
+		if (ctx_poll(ctx_background(), &pfd, 1, -1) < 0 &&
+		    errno != EINTR)
+			return errno;
+	}
+	return x < 0 ? -x : 0;
+}
+
+int ctx_proc_wait(ctx_proc_t *p, int *status)
+{
+	if (!p)
+		return EINVAL;
+	int e = 0;
+	if (!p->reaped) {
+		e = wait_exit(p);
+		if (!e)
+			e = reap(p);
+	}
+	if (e)
+		return e;
+	if (status)
+		*status = p->status;
+	return p->signalled ? p->err : 0;
+}
+
+void ctx_proc_free(ctx_proc_t *p)
+{
+	if (!p)
+		return;
+	if (!p->reaped) {
+		pthread_mutex_lock(&p->mu);
+		send_locked(p, SIGKILL);
+		pthread_mutex_unlock(&p->mu);
+		/* Wait for it to go without p->mu, which the after-funcs
+		 * take, so that the reap's waitpid does not block. */
+		wait_exit(p);
+		reap(p);
+	}
+	for (int n = 0; n < 3; n++)
+		if (p->fd[n] >= 0)
+			close(p->fd[n]);
+	put(p);
+}
+
+pid_t ctx_proc_pid(const ctx_proc_t *p)
+{
+	return p ? p->pid : -1;
+}
+
+int ctx_proc_stdio(const ctx_proc_t *p, int n)
+{
+	return p && n >= 0 && n < 3 ? p->fd[n] : -1;
+}
+
+int ctx_proc_close(ctx_proc_t *p, int n)
+{
+	if (!p || n < 0 || n > 2)
+		return EINVAL;
+	if (p->fd[n] < 0)
+		return EBADF;
+	close(p->fd[n]);
+	p->fd[n] = -1;
+	return 0;
+}
+
+int ctx_proc_signal(ctx_proc_t *p, int sig)
+{
+	if (!p || sig < 0 || sig >= NSIG)
+		return EINVAL;
+	pthread_mutex_lock(&p->mu);
+	int e = p->reaped ? ESRCH : send_locked(p, sig);
+	pthread_mutex_unlock(&p->mu);
+	return e;
+}
+
+/* ---- spawning ------------------------------------------------------ */
+
+/* The child's end of each pipe, closed in the parent after the spawn. */
+struct plumbing {
+	int child[3];
+};
+
+/* A pipe for stdio n: the parent's end in p->fd[n], the child's in
+ * pl->child[n].  Both are close-on-exec (dup2 in the child clears it on
+ * n) and at 3 or above, so no dup2 is a no-op that keeps the flag. */
+static int make_pipe(ctx_proc_t *p, struct plumbing *pl, int n)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return errno;
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] > 2)
+			continue;
+		int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+		if (d < 0) {
+			int e = errno;
+			close(fds[0]);
+			close(fds[1]);
+			return e;
+		}
+		close(fds[i]);
+		fds[i] = d;
+	}
+	int mine = n == 0 ? 1 : 0; /* the parent writes stdin, reads others */
+	p->fd[n] = fds[mine];
+	pl->child[n] = fds[!mine];
+	return 0;
+}
+
+static int plumb(ctx_proc_t *p, struct plumbing *pl,
+		 posix_spawn_file_actions_t *fa, const struct ctx_proc_attr *a)
+{
+	for (int n = 0; n < 3; n++) {
+		int e = 0;
+		switch (a->stdio[n]) {
+		case CTX_STDIO_INHERIT:
+			break;
+		case CTX_STDIO_NULL:
+			e = posix_spawn_file_actions_addopen(
+				fa, n, "/dev/null", n ? O_WRONLY : O_RDONLY, 0);
+			break;
+		case CTX_STDIO_PIPE:
+			e = make_pipe(p, pl, n);
+			if (!e)
+				e = posix_spawn_file_actions_adddup2(
+					fa, pl->child[n], n);
+			break;
+		case CTX_STDIO_FD:
+			e = a->fd[n] < 0 ? EBADF :
+			    posix_spawn_file_actions_adddup2(fa, a->fd[n], n);
+			break;
+		default:
+			e = EINVAL;
+		}
+		if (e)
+			return e;
+	}
+	if (a->dir)
+		return posix_spawn_file_actions_addchdir_np(fa, a->dir);
+	return 0;
+}
+
+/* A clean signal mask and default dispositions in the child, and its
+ * own process group if asked. */
+static int set_attr(posix_spawnattr_t *sa, const struct ctx_proc_attr *a)
+{
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+	if (a->new_group)
+		flags |= POSIX_SPAWN_SETPGROUP;
+	int e = posix_spawnattr_setflags(sa, flags);
+	if (!e)
+		e = posix_spawnattr_setsigmask(sa, &none);
+	if (!e)
+		e = posix_spawnattr_setsigdefault(sa, &all);
+	if (!e && a->new_group)
+		e = posix_spawnattr_setpgroup(sa, 0);
+	return e;
+}
+
+static int check_attr(const struct ctx_proc_attr *a)
+{
+	if (a->cancel_signal < 0 || a->cancel_signal >= NSIG ||
+	    a->wait_delay < 0)
+		return EINVAL;
+	return 0;
+}
+
+/* posix_spawn, then the pidfd.  Until the pidfd exists only a waitpid of
+ * the program's own for any child could take the pid from us. */
+static int start(ctx_proc_t *p, const char *file, char *const argv[],
+		 const struct ctx_proc_attr *a, posix_spawn_file_actions_t *fa,
+		 posix_spawnattr_t *sa)
+{
+	char *const *envp = a->envp ? (char *const *)a->envp : environ;
+	int e = strchr(file, '/') ?
+		posix_spawn(&p->pid, file, fa, sa, argv, envp) :
+		posix_spawnp(&p->pid, file, fa, sa, argv, envp);
+	if (e)
+		return e;
+	p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+	if (p->pidfd >= 0)
+		return 0;
+	e = errno;
+	kill(p->pid, SIGKILL); /* unreaped, so still our child */
+	while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return e;
+}
+
+static int arm_cancel(ctx_proc_t *p)
+{
+	atomic_fetch_add(&p->refs, 1);
+	p->cancel_after = ctx_after_func(p->ctx, on_cancel, p);
+	if (p->cancel_after)
+		return 0;
+	atomic_fetch_sub(&p->refs, 1);
+	return errno;
+}
+
+static ctx_proc_t *proc_new(ctx_t *ctx, const struct ctx_proc_attr *a)
+{
+	ctx_proc_t *p = ctx__malloc(sizeof(*p));
+	if (!p)
+		return NULL;
+	*p = (ctx_proc_t){ .pid = -1, .pidfd = -1, .fd = { -1, -1, -1 },
+			   .cancel_signal = a->cancel_signal ? a->cancel_signal
+							     : SIGKILL,
+			   .wait_delay = a->wait_delay, .group = a->new_group };
+	atomic_init(&p->refs, 1);
+	pthread_mutex_init(&p->mu, NULL);
+	p->ctx = ctx_ref(ctx);
+	return p;
+}
+
+/* Undo a spawn that failed before a process existed. */
+static void proc_discard(ctx_proc_t *p)
+{
+	for (int n = 0; n < 3; n++)
+		if (p->fd[n] >= 0)
+			close(p->fd[n]);
+	ctx_unref(p->ctx);
+	put(p);
+}
+
+static int spawn(ctx_proc_t *p, const char *file, char *const argv[],
+		 const struct ctx_proc_attr *a)
+{
+	struct plumbing pl = { .child = { -1, -1, -1 } };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	int e = posix_spawn_file_actions_init(&fa);
+	if (e)
+		return e;
+	if (!(e = posix_spawnattr_init(&sa))) {
+		e = plumb(p, &pl, &fa, a);
+		if (!e)
+			e = set_attr(&sa, a);
+		if (!e)
+			e = start(p, file, argv, a, &fa, &sa);
+		posix_spawnattr_destroy(&sa);
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	for (int n = 0; n < 3; n++)
+		if (pl.child[n] >= 0)
+			close(pl.child[n]);
+	return e;
+}
+
+int ctx_proc_spawn(ctx_proc_t **pp, ctx_t *ctx, const char *file,
+		   char *const argv[], const struct ctx_proc_attr *attr)
+{
+	static const struct ctx_proc_attr defaults;
+	const struct ctx_proc_attr *a = attr ? attr : &defaults;
+	if (!pp || !ctx || !file || !argv || !argv[0])
+		return EINVAL;
+	*pp = NULL;
+	int e = check_attr(a);
+	if (e)
+		return e;
+	if ((e = ctx_err(ctx)))
+		return e; /* Go's Start refuses a done context too */
+	ctx_proc_t *p = proc_new(ctx, a);
+	if (!p)
+		return ENOMEM;
+	if ((e = spawn(p, file, argv, a))) {
+		proc_discard(p);
+		return e;
+	}
+	if ((e = arm_cancel(p))) { /* cannot promise the kill: undo */
+		ctx_proc_free(p);
+		return e;
+	}
+	*pp = p;
+	return 0;
+}
+
+/* ---- output -------------------------------------------------------- */
+
+/* Read fd to its end into a growing malloc'd buffer (NUL-terminated). */
+static int slurp(ctx_t *ctx, int fd, char **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		return ENOMEM;
+	int e = 0;
+	for (;;) {
+		if (cap - n < 2048) {
+			char *b = realloc(buf, cap * 2);
+			if (!b) {
+				e = ENOMEM;
+				break;
+			}
+			buf = b;
+			cap *= 2;
+		}
+		ssize_t r = ctx_read(ctx, fd, buf + n, cap - n - 1);
+		if (r <= 0) {
+			e = r < 0 ? errno : 0;
+			break;
+		}
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return e;
+}
+
+int ctx_proc_output(ctx_t *ctx, char *const argv[], char **out,
+		    size_t *outlen, int *status)
+{
+	if (!ctx || !argv || !argv[0] || !out)
+		return EINVAL;
+	*out = NULL;
+	struct ctx_proc_attr a = { .stdio[1] = CTX_STDIO_PIPE };
+	ctx_proc_t *p;
+	int e = ctx_proc_spawn(&p, ctx, argv[0], argv, &a);
+	if (e)
+		return e;
+	size_t len = 0;
+	/* A read ended by ctx is not the answer: ctx also kills the
+	 * process, and the wait reports that. */
+	int re = slurp(ctx, p->fd[1], out, &len);
+	if (re && re != ctx_err(ctx))
+		ctx_proc_signal(p, SIGKILL); /* nobody will read the rest */
+	e = ctx_proc_wait(p, status);
+	ctx_proc_free(p);
+	if (outlen)
+		*outlen = len;
+	return e ? e : re; /* a short read is an error even if it exited */
+}
