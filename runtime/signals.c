@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ctx-internal.h"
 
@@ -38,12 +39,32 @@ static _Atomic int pending[NSIG];
 static sem_t sem;
 static bool running;
 
+static struct ctx__msg *msg_of(int signo, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	struct ctx__msg *m = ctx__msg_new(signo, fmt, ap);
+	va_end(ap);
+	return m;
+}
+
 static void on_signal(int signo)
 {
 	int e = errno;
 	atomic_store(&pending[signo], 1);
 	sem_post(&sem);
 	errno = e;
+}
+
+/* End c with CTX_CANCELED as before, with words that name the signal
+ * and carry its number for ctx_signo. */
+static void cancel_by(ctx_t *c, int signo)
+{
+	struct ctx__msg *m = msg_of(signo, "signal %s received",
+				    sigabbrev_np(signo) ?
+				    sigabbrev_np(signo) : "?");
+	ctx__cancel_msg(c, CTX_CANCELED, CTX_CANCELED, m);
+	ctx__msg_put(m);
 }
 
 /* Cancel every live context listening for signo.  References are taken
@@ -62,7 +83,7 @@ static void dispatch(int signo)
 				hit[n++] = &s->base;
 		pthread_mutex_unlock(&mu);
 		for (int i = 0; i < n; i++) {
-			ctx_cancel(hit[i]);
+			cancel_by(hit[i], signo);
 			ctx_unref(hit[i]);
 		}
 	} while (n == 64); /* more than fit: the done ones are skipped */
@@ -185,4 +206,17 @@ ctx_t *ctx_with_signals(ctx_t *parent, const sigset_t *signals)
 		return NULL;
 	}
 	return c;
+}
+
+/* The words of the cancellation that ended ctx say which signal it was;
+ * a context ended otherwise, even if a signal came later, has none. */
+int ctx_signo(ctx_t *ctx)
+{
+	ctx_t *n = ctx ? ctx__node(ctx) : NULL;
+	if (!n || !atomic_load_explicit(&n->err, memory_order_acquire))
+		return 0;
+	ctx__lock(&n->lock); /* ctx_cause_msg may be filling it in */
+	int signo = n->c.msg ? n->c.msg->signo : 0;
+	ctx__unlock(&n->lock);
+	return signo;
 }
