@@ -19,6 +19,7 @@
  */
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,15 +40,6 @@ static _Atomic int pending[NSIG];
 static sem_t sem;
 static bool running;
 
-static struct ctx__msg *msg_of(int signo, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	struct ctx__msg *m = ctx__msg_new(signo, fmt, ap);
-	va_end(ap);
-	return m;
-}
-
 static void on_signal(int signo)
 {
 	int e = errno;
@@ -57,14 +49,34 @@ static void on_signal(int signo)
 }
 
 /* End c with CTX_CANCELED as before, with words that name the signal
- * and carry its number for ctx_signo. */
+ * and carry its number for ctx_signo.  The words of each signal are
+ * made once, in static memory, when it is first hooked: a cancel by a
+ * signal allocates nothing, so it cannot fail. */
+static _Alignas(struct ctx__msg) char sig_msgs[NSIG][sizeof(struct ctx__msg) + 32];
+
+static struct ctx__msg *sig_msg(int signo)
+{
+	return (struct ctx__msg *)sig_msgs[signo];
+}
+
+/* Under mu.  One reference that is never dropped: never freed. */
+static void make_sig_msg(int signo)
+{
+	struct ctx__msg *m = sig_msg(signo);
+	if (m->signo)
+		return;
+	atomic_init(&m->refs, 1);
+	m->signo = signo;
+	const char *name = sigabbrev_np(signo);
+	if (name)
+		snprintf(m->text, 32, "signal %s received", name);
+	else
+		snprintf(m->text, 32, "signal %d received", signo);
+}
+
 static void cancel_by(ctx_t *c, int signo)
 {
-	struct ctx__msg *m = msg_of(signo, "signal %s received",
-				    sigabbrev_np(signo) ?
-				    sigabbrev_np(signo) : "?");
-	ctx__cancel_msg(c, CTX_CANCELED, CTX_CANCELED, m);
-	ctx__msg_put(m);
+	ctx__cancel_msg(c, CTX_CANCELED, CTX_CANCELED, sig_msg(signo));
 }
 
 /* Cancel every live context listening for signo.  References are taken
@@ -129,6 +141,7 @@ static int hook(struct sig_ctx *s)
 	for (int sig = 1; sig < NSIG; sig++) {
 		if (sigismember(&s->set, sig) != 1 || users[sig]++ > 0)
 			continue;
+		make_sig_msg(sig);
 		if (sigaction(sig, &sa, &saved[sig]) < 0) {
 			int e = errno;
 			users[sig]--;
