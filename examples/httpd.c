@@ -378,7 +378,8 @@ static void handle_slow(ctx_t *ctx, struct conn *c, struct response *res)
 		reply(res, 200, "OK", "slow work done\n");
 		return;
 	}
-	hlog(ctx, "work stopped after %lld ms (%d steps): %s", took, steps,
+	hlog(ctx, "work stopped after %lld ms (%d steps): %s (%s)", took,
+	     steps, e == ECONNRESET ? "client went away" : ctx_strerror(e),
 	     ctx_cause_msg(ctx));
 	if (e == CTX_DEADLINE_EXCEEDED) {
 		reply(res, 504, "Gateway Timeout", "timeout\n");
