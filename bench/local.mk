@@ -13,6 +13,10 @@
 # that fails.
 noinst_PROGRAMS = bench/bench_context bench/bench_wait bench/bench_sync \
 	bench/bench_condvar bench/bench_backend
+noinst_PROGRAMS += bench/bench_server
+bench_bench_server_SOURCES = bench/bench_server.c bench/benchutil.h
+bench_bench_server_LDADD = libctx-core.la
+bench_bench_server_CFLAGS = $(AM_CFLAGS) -O2
 bench_bench_context_SOURCES = bench/bench_context.c bench/benchutil.h
 bench_bench_context_LDADD = libctx-core.la
 bench_bench_context_CFLAGS = $(AM_CFLAGS) -O2
