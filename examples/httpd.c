@@ -321,6 +321,11 @@ static int read_request(ctx_t *req, ctx_t *idle, struct conn *c)
 				return READ_BAD;
 		}
 		ssize_t n = read_some(rd, c);
+		if (n < 0 && errno == CTX_DEADLINE_EXCEEDED && ctx_err(idle)) {
+			hlog(req, "idle for %lld ms: closing",
+			     ms(opt.idle_timeout));
+			return READ_CLOSE;
+		}
 		if (n < 0) {
 			read_failed(req, c, errno);
 			return READ_CLOSE;
