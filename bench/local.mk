@@ -14,6 +14,10 @@
 noinst_PROGRAMS = bench/bench_context bench/bench_wait bench/bench_sync \
 	bench/bench_condvar bench/bench_backend bench/bench_sys \
 	bench/bench_select bench/bench_proc
+noinst_PROGRAMS += bench/bench_server
+bench_bench_server_SOURCES = bench/bench_server.c bench/benchutil.h
+bench_bench_server_LDADD = libctx-core.la
+bench_bench_server_CFLAGS = $(AM_CFLAGS) -O2
 bench_bench_context_SOURCES = bench/bench_context.c bench/benchutil.h
 bench_bench_context_LDADD = libctx-core.la
 bench_bench_context_CFLAGS = $(AM_CFLAGS) -O2

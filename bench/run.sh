@@ -29,6 +29,9 @@
 #   bench_sync     channels and threads beside condvar queues and
 #                  pthreads (its rows are a section of the table; left
 #                  out when the program is not built)
+#   bench_server   ctx_touch's cost, and hang-up detection latency
+#                  (close to context done) beside a thread in ctx_read
+#                  noticing EOF: a section of its own
 #   bench_backend  echo round trips and streaming over a socket pair
 #                  and TCP loopback, cached-file reads, beside blocking
 #                  calls; run with bench_wait once per backend
@@ -1159,6 +1162,26 @@ proc_section() {
 				v["libctx"] / 1000, v["posix_spawn"] / 1000, r,
 				r <= 1.1 ? "" : " (target <= 1.1x missed)"
 		}' "$f"
+# section_server: bench_server's rows as a table of their own.
+section_server() {
+	f=$results/bench_server.txt
+	echo "## Server contexts: ctx_touch and hang-up detection (bench_server)"
+	echo
+	case " $ran " in
+	*" V "*) ;;
+	*) echo "(bench_server did not run)"; return 0 ;;
+	esac
+	echo "ctx_touch: ns per call (median of runs, min..max).  Hang-up:"
+	echo "the client's close(2) to the request's context done"
+	echo "(ctx_with_hangup, a thread in ctx_wait on it), beside a thread"
+	echo "blocked in ctx_read on the socket seeing EOF; nearest-rank"
+	echo "percentiles over rounds, in microseconds."
+	echo
+	echo "| measurement | value |"
+	echo "|---|---:|"
+	awk -F, '/^#/ { next }
+		NF == 4 { printf "| %s | %.1f ns (%.1f..%.1f) |\n", $1, $2, $3, $4 }
+		NF == 2 { printf "| %s | %.1f us |\n", $1, $2 / 1000 }' "$f"
 }
 
 # ---- main --------------------------------------------------------------------
@@ -1180,6 +1203,7 @@ else
 	echo "bench: bench_sync not built: channels and threads left out" >&2
 	rm -f "$results/bench_sync.txt"
 fi
+run_prog V bench_server $quick
 backend_runs
 run_as Y bench_sys bench_sys $quick
 run_prog A bench_select $quick   # issue 13: section_waitany
@@ -1207,6 +1231,7 @@ echo "## the system-call surface on its hot path (bench_sys)"
 echo
 sys_table
 proc_section || status=1
+section_server
 echo
 cat "$results/go-table.md"
 echo

@@ -4,12 +4,13 @@
  *
  *	httpd [--addr A] [--port N] [--timeout MS] [--slow MS] [--grace MS]
  *	      [--header-timeout MS] [--idle-timeout MS] [--write-timeout MS]
- *	      [--max-conns N] [--quiet]
+ *	      [--max-conns N] [--log FILE] [--quiet]
  *
  *	GET /fast   200 at once
  *	GET /slow   --slow ms of work under a --timeout per-request deadline:
  *	            200 if the work wins, 504 if the deadline does (and the
- *	            work stops then: it does not run on after the answer)
+ *	            work stops then: it does not run on after the answer);
+ *	            a client that goes away ends the work at once, logged 499
  *
  * The contexts, as a Go server would have them:
  *
@@ -17,15 +18,21 @@
  *	 `- base            cancelled when the shutdown grace runs out
  *	     |- stop        ctx_with_signals(SIGINT, SIGTERM): ends accept(),
  *	     |   |          waits for the next request, and header reads
- *	     |   `- header/idle deadlines of each connection's reads
+ *	     |   `- idle    ctx_with_idle, touched by every read: keep-alive
+ *	     |       |      idle time between requests
+ *	     |       `- header deadline: fixed from the request's start
+ *	     |- hup         ctx_with_signals(SIGHUP): reload (reopen the log)
  *	     `- connection  (a value: the connection) -- one thread each
  *	         `- request (a value: the request ID, logged on every line)
- *	             |- per-request timeout: the handler's work
- *	             `- write deadline: the answer
+ *	             `- hangup  ctx_with_hangup on the socket: ends when
+ *	                 |      the client goes (logged 499)
+ *	                 |- per-request timeout: the handler's work
+ *	                 `- write deadline: the answer
  *
  * So a signal stops accepting and closes idle connections at once, while
  * requests being handled go on (they hang under base, not stop) until the
- * grace period ends and base is cancelled.  One thread per connection
+ * grace period ends and base is cancelled; a second SIGINT or SIGTERM
+ * cancels base at once.  One thread per connection
  * (detached; a wait group counts them, a channel bounds them), HTTP
  * parsed by http-parser, the port printed as the first line of stdout,
  * the log on stderr.
@@ -49,6 +56,7 @@
 #define MAX_BODY (1 << 20)          /* larger bodies get 413 */
 #define WORK_STEP (100 * CTX_MSEC)  /* the slow work goes in steps */
 #define LINGER (500 * CTX_MSEC)     /* drain before closing on an error */
+#define FINAL_WAIT (500 * CTX_MSEC) /* for cancelled requests to end */
 
 /* ---- options and server state ---------------------------------------- */
 
@@ -58,6 +66,7 @@ static struct {
 	int64_t timeout, slow, grace;
 	int64_t header_timeout, idle_timeout, write_timeout;
 	int max_conns;
+	const char *log;      /* the log file (SIGHUP reopens it), or stderr */
 	bool quiet;           /* no access log line per request */
 } opt = {
 	.port = 8080,
@@ -141,6 +150,20 @@ static void hlog(ctx_t *ctx, const char *fmt, ...)
 static long long ms(int64_t ns)
 {
 	return (long long)(ns / CTX_MSEC);
+}
+
+/* Point stderr at the log file, opened again: after a rotation the old
+ * name is a new file.  0 or an errno value. */
+static int open_log(void)
+{
+	if (!opt.log)
+		return 0;
+	FILE *f = fopen(opt.log, "ae");
+	if (!f)
+		return errno;
+	int e = dup2(fileno(f), STDERR_FILENO) < 0 ? errno : 0;
+	fclose(f);
+	return e;
 }
 
 /* ---- parsing: http-parser callbacks ------------------------------------ */
@@ -233,24 +256,29 @@ static int parse(struct conn *c)
 
 enum { READ_OK, READ_BAD, READ_CLOSE };
 
+/* A read under the idle context: every byte that comes in pushes its
+ * deadline back, as Go's conn.SetReadDeadline after each read would. */
+static ssize_t read_some(ctx_t *ctx, struct conn *c)
+{
+	ssize_t n = ctx_read(ctx, c->fd, c->buf, sizeof(c->buf));
+	if (n > 0) {
+		ctx_touch(ctx);
+		c->start = 0;
+		c->end = (size_t)n;
+	}
+	return n;
+}
+
 /* Between requests: wait for the first byte of the next one, until the
  * idle deadline or the server's stop.  The bytes of a pipelined request
  * may be buffered already. */
-static bool wait_idle(ctx_t *cctx, struct conn *c)
+static bool wait_idle(ctx_t *cctx, ctx_t *idle, struct conn *c)
 {
 	if (c->start < c->end)
 		return true;
-	CTX_AUTO ctx_t *idle = ctx_with_timeout(srv.stop, opt.idle_timeout);
-	if (!idle) {
-		hlog(cctx, "idle context: %s", strerror(errno));
-		return false;
-	}
-	ssize_t n = ctx_read(idle, c->fd, c->buf, sizeof(c->buf));
-	if (n > 0) {
-		c->start = 0;
-		c->end = (size_t)n;
+	ssize_t n = read_some(idle, c);
+	if (n > 0)
 		return true;
-	}
 	if (n < 0 && errno == CTX_DEADLINE_EXCEEDED)
 		hlog(cctx, "idle for %lld ms: closing", ms(opt.idle_timeout));
 	else if (n < 0 && errno == CTX_CANCELED)
@@ -275,10 +303,11 @@ static void read_failed(ctx_t *req, struct conn *c, int e)
 /* Read until one whole request is parsed.  The deadline runs from the
  * request's first byte (from the accept for a new connection) and is not
  * moved by bytes trickling in: a client that never finishes its headers
- * is closed when it passes (slowloris). */
-static int read_request(ctx_t *req, struct conn *c)
+ * is closed when it passes (slowloris).  Under the idle context, which
+ * the reads touch, so a client silent for the idle time goes too. */
+static int read_request(ctx_t *req, ctx_t *idle, struct conn *c)
 {
-	CTX_AUTO ctx_t *rd = ctx_with_timeout(srv.stop, opt.header_timeout);
+	CTX_AUTO ctx_t *rd = ctx_with_timeout(idle, opt.header_timeout);
 	if (!rd) {
 		hlog(req, "read context: %s", strerror(errno));
 		return READ_CLOSE;
@@ -291,7 +320,12 @@ static int read_request(ctx_t *req, struct conn *c)
 			if (r == PARSE_BAD)
 				return READ_BAD;
 		}
-		ssize_t n = ctx_read(rd, c->fd, c->buf, sizeof(c->buf));
+		ssize_t n = read_some(rd, c);
+		if (n < 0 && errno == CTX_DEADLINE_EXCEEDED && ctx_err(idle)) {
+			hlog(req, "idle for %lld ms: closing",
+			     ms(opt.idle_timeout));
+			return READ_CLOSE;
+		}
 		if (n < 0) {
 			read_failed(req, c, errno);
 			return READ_CLOSE;
@@ -301,8 +335,6 @@ static int read_request(ctx_t *req, struct conn *c)
 				hlog(req, "client closed mid-request");
 			return READ_CLOSE;
 		}
-		c->start = 0;
-		c->end = (size_t)n;
 	}
 }
 
@@ -318,25 +350,22 @@ static void reply(struct response *res, int status, const char *reason,
 
 /*
  * The slow "work": opt.slow of it in steps, each a wait the request's
- * context ends.  The wait also watches the client's side of the socket
- * for a hang-up (POLLRDHUP), so work for a client that went away stops
- * too, as Go's r.Context() is cancelled when the client disconnects.
- * Returns 0 when done, the context's error, or ECONNRESET.
+ * context ends.  It knows nothing of the socket: the request's context
+ * ends when the client goes (ctx_with_hangup), as Go's r.Context() does,
+ * so this, and anything else under it, stops.  Returns 0 when done,
+ * the context's error, or ECONNRESET (the client went away).
  */
-static int work(ctx_t *ctx, int fd, int64_t total, int *steps)
+static int work(ctx_t *ctx, int64_t total, int *steps)
 {
 	int64_t end = ctx_now() + total;
-	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
 
 	*steps = 0;
 	for (int64_t now; (now = ctx_now()) < end; (*steps)++) {
 		int64_t step = end - now < WORK_STEP ? end - now : WORK_STEP;
-		int n = ctx_poll(ctx, &p, 1, step);
+		int e = ctx_sleep(ctx, step);
 
-		if (n < 0)
-			return errno;
-		if (n > 0)
-			return ECONNRESET;
+		if (e)
+			return ctx_cause(ctx) == ECONNRESET ? ECONNRESET : e;
 	}
 	return 0;
 }
@@ -344,16 +373,19 @@ static int work(ctx_t *ctx, int fd, int64_t total, int *steps)
 static void handle_slow(ctx_t *ctx, struct conn *c, struct response *res)
 {
 	int64_t t0 = ctx_now();
-	int steps, e = work(ctx, c->fd, opt.slow, &steps);
+	int steps, e = work(ctx, opt.slow, &steps);
 	long long took = ms(ctx_now() - t0);
+
+	(void)c;
 
 	if (!e) {
 		hlog(ctx, "work done in %lld ms", took);
 		reply(res, 200, "OK", "slow work done\n");
 		return;
 	}
-	hlog(ctx, "work stopped after %lld ms (%d steps): %s", took, steps,
-	     e == ECONNRESET ? "client went away" : ctx_strerror(e));
+	hlog(ctx, "work stopped after %lld ms (%d steps): %s (%s)", took,
+	     steps, e == ECONNRESET ? "client went away" : ctx_strerror(e),
+	     ctx_cause_msg(ctx));
 	if (e == CTX_DEADLINE_EXCEEDED) {
 		reply(res, 504, "Gateway Timeout", "timeout\n");
 	} else {
@@ -477,12 +509,16 @@ static void new_request(struct conn *c)
 	snprintf(c->req.id, sizeof(c->req.id), "req-%lu", id);
 }
 
-/* Handle a parsed request and answer it.  False: close the connection. */
+/* Handle a parsed request and answer it.  False: close the connection.
+ * The request's context ends when the client goes: its access-log line,
+ * written when the work stops, then says 499 (nginx's "client closed
+ * request"). */
 static bool handle(ctx_t *req, struct conn *c)
 {
 	struct response res = { 0 };
 	int64_t t0 = ctx_now();
-	CTX_AUTO ctx_t *ctx = ctx_with_timeout(req, opt.timeout);
+	CTX_AUTO ctx_t *hup = ctx_with_hangup(req, c->fd);
+	CTX_AUTO ctx_t *ctx = hup ? ctx_with_timeout(hup, opt.timeout) : NULL;
 
 	if (!ctx) {
 		hlog(req, "request context: %s", strerror(errno));
@@ -490,9 +526,10 @@ static bool handle(ctx_t *req, struct conn *c)
 	}
 	route(ctx, c, &res);
 	if (res.none) {
-		hlog(req, "%s %s -> no answer (%lld ms)",
+		bool gone = ctx_cause(hup) == ECONNRESET;
+		hlog(req, "%s %s -> %s (%lld ms)",
 		     http_method_str(c->parser.method), c->req.url,
-		     ms(ctx_now() - t0));
+		     gone ? "499" : "no answer", ms(ctx_now() - t0));
 		return false;
 	}
 	if (!opt.quiet || res.status >= 500)
@@ -509,15 +546,22 @@ static bool handle(ctx_t *req, struct conn *c)
 /* Read one request and answer it.  False: close the connection. */
 static bool serve_one(ctx_t *cctx, struct conn *c)
 {
-	if (c->served > 0 && !wait_idle(cctx, c))
-		return false;
-	new_request(c);
-	CTX_AUTO ctx_t *req = ctx_with_value(cctx, &req_key, c->req.id);
-	if (!req) {
-		hlog(cctx, "request context: %s", strerror(errno));
+	ctx_t *idle = ctx_with_idle(srv.stop, opt.idle_timeout);
+	if (!idle) {
+		hlog(cctx, "idle context: %s", strerror(errno));
 		return false;
 	}
-	switch (read_request(req, c)) {
+	if (c->served > 0 && !wait_idle(cctx, idle, c)) {
+		ctx_release(idle);
+		return false;
+	}
+	new_request(c);
+	CTX_AUTO ctx_t *req = ctx_with_value(cctx, &req_key, c->req.id);
+	int r = req ? read_request(req, idle, c) : READ_CLOSE;
+	ctx_release(idle); /* the handler's work is not under it */
+	if (!req)
+		hlog(cctx, "request context: %s", strerror(errno));
+	switch (r) {
 	case READ_OK:
 		return handle(req, c);
 	case READ_BAD:
@@ -665,6 +709,54 @@ static int listen_on(void)
 	return 0;
 }
 
+/* ---- reload ------------------------------------------------------------- */
+
+/* SIGHUP asks for a reload, as for most daemons: here that is reopening
+ * the log.  A context of its own tells it from SIGTERM (ctx_signo).  Its
+ * thread arms the next context before letting the old one go, so that
+ * no SIGHUP ever finds the default action (exit) in place. */
+static ctx_t *arm_reload(ctx_t *ctx)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	return ctx_with_signals(ctx, &set);
+}
+
+static void *reloader(ctx_t *ctx, void *arg)
+{
+	ctx_t *hup = arg;
+
+	while (ctx_wait(hup) == CTX_CANCELED && ctx_signo(hup) == SIGHUP) {
+		ctx_t *next = arm_reload(ctx);
+		int e = open_log();
+		hlog(NULL, "%s: reload requested: %s", ctx_cause_msg(hup),
+		     e ? strerror(e) : opt.log ? "log reopened" :
+		     "nothing to reload (logging to stderr)");
+		ctx_release(hup);
+		if (!(hup = next))
+			return NULL;
+	}
+	ctx_release(hup); /* ended otherwise: the server is going away */
+	return NULL;
+}
+
+/* Under base: cancelling it at shutdown ends the thread. */
+static int start_reloader(void)
+{
+	ctx_thread_t *t;
+	ctx_t *hup = arm_reload(srv.base);
+	int e = hup ? ctx_thread_create(&t, srv.base, reloader, hup) : errno;
+
+	if (e) {
+		ctx_release(hup);
+		return e;
+	}
+	(void)ctx_thread_detach(t);
+	return 0;
+}
+
 /* The contexts of the server's life and what they share. */
 static int setup(void)
 {
@@ -679,25 +771,54 @@ static int setup(void)
 	srv.slots = ctx_chan_new(1, (size_t)opt.max_conns);
 	if (!srv.base || !srv.stop || !srv.conns || !srv.slots)
 		return -1;
-	return 0;
+	int e = open_log();
+	if (!e)
+		e = start_reloader();
+	errno = e;
+	return e ? -1 : 0;
 }
 
-/* Like Go's Shutdown: the listener is closed and idle connections end
- * with stop; wait for the busy ones until the grace runs out, then
- * cancel them and wait for their threads, which now end promptly. */
-static void drain(void)
+/* A context that a second SIGINT or SIGTERM ends. */
+static ctx_t *second_signal(void)
 {
-	CTX_AUTO ctx_t *grace = ctx_with_timeout(ctx_background(), opt.grace);
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	return ctx_with_signals(ctx_background(), &set);
+}
+
+/* Like Go's Shutdown(ctx): the listener is closed and idle connections
+ * end with stop; wait for the busy ones until the grace runs out or a
+ * second signal comes, then cancel them, with words for their logs, and
+ * give their threads a bounded time to end (they end promptly: every
+ * wait is a libctx wait).  The process exits after that either way. */
+static void drain(ctx_t *again)
+{
+	CTX_AUTO ctx_t *grace = again ? ctx_with_timeout(again, opt.grace) :
+					NULL;
 	int e = grace ? ctx_wg_wait(grace, srv.conns) : errno;
 
-	if (e) {
+	if (!e)
+		return;
+	if (e == CTX_CANCELED && ctx_signo(grace)) {
+		hlog(NULL, "second %s: cancelling requests now",
+		     ctx_cause_msg(grace));
+		ctx_cancel_msg(srv.base, CTX_CANCELED, "server stopped by "
+			       "a second signal");
+	} else {
 		hlog(NULL, "grace period of %lld ms over: cancelling "
 			   "requests still running", ms(opt.grace));
-		ctx_cancel(srv.base);
-		e = ctx_wg_wait(ctx_background(), srv.conns);
+		ctx_cancel_msg(srv.base, CTX_CANCELED, "shutdown grace of "
+			       "%lld ms over", ms(opt.grace));
 	}
+	CTX_AUTO ctx_t *last = ctx_with_timeout(ctx_background(),
+						 FINAL_WAIT);
+	e = last ? ctx_wg_wait(last, srv.conns) : errno;
 	if (e)
-		hlog(NULL, "waiting for connections: %s", strerror(e));
+		hlog(NULL, "connections still open after %lld ms: %s; "
+			   "exiting anyway", ms(FINAL_WAIT), ctx_strerror(e));
 }
 
 static void teardown(void)
@@ -731,7 +852,7 @@ static void usage(FILE *f)
 		" [--grace MS]\n"
 		"             [--header-timeout MS] [--idle-timeout MS]"
 		" [--write-timeout MS]\n"
-		"             [--max-conns N] [--quiet]\n");
+		"             [--max-conns N] [--log FILE] [--quiet]\n");
 }
 
 static long long number(const char *name, long long max)
@@ -773,6 +894,7 @@ static void parse_options(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "write-timeout", required_argument, NULL, 'w' },
 		{ "max-conns", required_argument, NULL, 'm' },
+		{ "log", required_argument, NULL, 'l' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -791,6 +913,7 @@ static void parse_options(int argc, char **argv)
 		case 'i': opt.idle_timeout = msec("idle-timeout"); break;
 		case 'w': opt.write_timeout = msec("write-timeout"); break;
 		case 'm': opt.max_conns = (int)number("max-conns", 1 << 20); break;
+		case 'l': opt.log = optarg; break;
 		case 'q': opt.quiet = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -823,13 +946,15 @@ int main(int argc, char **argv)
 	     ms(opt.header_timeout), ms(opt.idle_timeout), ms(opt.grace));
 
 	int e = accept_loop();
+	/* At once, so that a quick second signal is not lost. */
+	CTX_AUTO ctx_t *again = second_signal();
 	close(srv.lfd);
 	if (e == CTX_CANCELED)
 		hlog(NULL, "signal: no longer accepting; waiting up to %lld ms "
 			   "for requests in flight", ms(opt.grace));
 	else
 		hlog(NULL, "accept: %s: shutting down", strerror(e));
-	drain();
+	drain(again);
 	teardown();
 	hlog(NULL, "bye");
 	return e != CTX_CANCELED;

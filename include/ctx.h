@@ -566,6 +566,45 @@ CTX_API void ctx_proc_free(ctx_proc_t *p);
 CTX_API int ctx_proc_output(ctx_t *ctx, char *const argv[], char **out,
 			    size_t *outlen, int *status);
 
+/* ---------------------------------------------------------------------
+ * Servers: request contexts that end when the client goes, idle
+ * deadlines, causes with words, the signal that ended a context
+ * ------------------------------------------------------------------- */
+
+/* Go's r.Context(): a child of parent that ends with CTX_CANCELED, cause
+ * ECONNRESET, when the peer of socket fd goes away (EPOLLRDHUP, EPOLLHUP
+ * or an error), with no thread reading fd; its data stays for its
+ * reader.  One library thread watches every such context; none costs a
+ * descriptor.  fd must stay open while the context lives; release the
+ * context, then close fd.  NULL + errno (EINVAL, EBADF, EPERM for a file
+ * that cannot be watched, ENOMEM). */
+CTX_API ctx_t *ctx_with_hangup(ctx_t *parent, int fd);
+/* A child of parent that ends with CTX_DEADLINE_EXCEEDED once idle_ns
+ * pass without a ctx_touch (idle_ns <= 0: ended at once).  NULL + errno. */
+CTX_API ctx_t *ctx_with_idle(ctx_t *parent, int64_t idle_ns);
+/* The nearest idle context at or above ctx: its deadline becomes now +
+ * idle_ns.  An atomic store, from any thread; waiters under it never end
+ * before the current deadline, and ctx_deadline reports it.  A touch of
+ * a done context, or of one with no idle context above, does nothing. */
+CTX_API void ctx_touch(ctx_t *ctx);
+/* The signal that ended ctx or an ancestor of it (ctx_with_signals);
+ * 0 if ctx is live, was ended otherwise, or on NULL. */
+CTX_API int ctx_signo(ctx_t *ctx);
+/* ctx_cancel_cause with words (printf format; copied).  The first
+ * cancellation wins with its cause and its words; descendants it ends
+ * report the same words.  fmt NULL: no words. */
+CTX_API void ctx_cancel_msg(ctx_t *ctx, int cause, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Those words, else ctx_strerror(ctx_cause(ctx)) for an errno value or
+ * the cause's number otherwise; valid while ctx lives.  NULL while ctx
+ * is live (or NULL). */
+CTX_API const char *ctx_cause_msg(ctx_t *ctx);
+
+#if !defined(CTX_BUILDING_LIBRARY) && !defined(CTX_NO_SITE_MACROS)
+#define ctx_with_hangup(p, fd) CTX__AT(ctx_with_hangup(p, fd))
+#define ctx_with_idle(p, i) CTX__AT(ctx_with_idle(p, i))
+#endif
+
 #ifdef __cplusplus
 }
 #endif

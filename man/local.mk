@@ -28,7 +28,8 @@ dist_man3_MANS = \
 	man/ctx_waitid.3 \
 	man/ctx_open.3 \
 	man/ctx_flock.3 \
-	man/ctx_proc_spawn.3
+	man/ctx_proc_spawn.3 \
+	man/ctx_with_hangup.3
 
 # Aliases: each holds only ".so man3/FAMILY.3".
 # aliases of man/ctx_with_cancel.3
@@ -146,3 +147,10 @@ dist_man3_MANS += \
 
 TESTS += man/check-man.sh
 EXTRA_DIST += man/check-man.sh
+# aliases of man/ctx_with_hangup.3
+dist_man3_MANS += \
+	man/ctx_with_idle.3 \
+	man/ctx_touch.3 \
+	man/ctx_signo.3 \
+	man/ctx_cancel_msg.3 \
+	man/ctx_cause_msg.3

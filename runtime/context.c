@@ -89,6 +89,10 @@ static void free_chain(ctx_t *c)
 			detach(c);
 		if (c->kind == CTX__SIGNALS)
 			ctx__signals_free(c);
+		if (c->kind == CTX__HANGUP)
+			ctx__hangup_free(c);
+		if (ctx__is_cancel(c))
+			ctx__msg_put(c->c.msg);
 		if (c->done_fd >= 0)
 			close(c->done_fd);
 		ctx__node_free(c);
@@ -110,7 +114,8 @@ void ctx_unref(ctx_t *c)
  * zero is being freed and has no descendants (they would hold it), so it
  * is only unhooked.  Returns false if n was done already.
  */
-static bool mark(ctx_t *n, int err, int cause, ctx_t **work)
+static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
+		 ctx_t **work)
 {
 	ctx__lock(&n->lock);
 	if (atomic_load_explicit(&n->err, memory_order_relaxed)) {
@@ -118,6 +123,8 @@ static bool mark(ctx_t *n, int err, int cause, ctx_t **work)
 		return false;
 	}
 	n->cause = cause;
+	if ((n->c.msg = m))
+		atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
 	atomic_store_explicit(&n->err, err, memory_order_release);
 	if (n->done_fd >= 0)
 		eventfd_write(n->done_fd, 1);
@@ -148,19 +155,24 @@ static bool mark(ctx_t *n, int err, int cause, ctx_t **work)
 	return true;
 }
 
-void ctx__cancel(ctx_t *c, int err, int cause)
+void ctx__cancel_msg(ctx_t *c, int err, int cause, struct ctx__msg *m)
 {
 	ctx_t *work = NULL;
 	if (atomic_load_explicit(&c->err, memory_order_relaxed) ||
-	    !mark(c, err, cause, &work))
+	    !mark(c, err, cause, m, &work))
 		return;
 	detach(c);
 	while (work) {
 		ctx_t *ch = work;
 		work = ch->c.sib_next;
-		mark(ch, err, cause, &work);
+		mark(ch, err, cause, m, &work);
 		ctx_unref(ch);
 	}
+}
+
+void ctx__cancel(ctx_t *c, int err, int cause)
+{
+	ctx__cancel_msg(c, err, cause, NULL);
 }
 
 void ctx_cancel_cause(ctx_t *c, int cause)
@@ -191,7 +203,7 @@ static void expire(ctx_t *n)
 	ctx__cancel(o, CTX_DEADLINE_EXCEEDED, o->c.deadline_cause);
 	if (o != n && !atomic_load_explicit(&n->err, memory_order_relaxed)) {
 		int e = atomic_load_explicit(&o->err, memory_order_acquire);
-		ctx__cancel(n, e, o->cause);
+		ctx__cancel_msg(n, e, o->cause, o->c.msg);
 	}
 }
 
@@ -285,6 +297,9 @@ static void attach(ctx_t *c)
 	int e = atomic_load_explicit(&a->err, memory_order_relaxed);
 	if (e) {
 		c->cause = a->cause;
+		if ((c->c.msg = a->c.msg))
+			atomic_fetch_add_explicit(&c->c.msg->refs, 1,
+						  memory_order_relaxed);
 		atomic_store_explicit(&c->err, e, memory_order_relaxed);
 	} else {
 		c->c.sib_next = a->c.children;
@@ -396,10 +411,11 @@ int ctx_cause(ctx_t *c)
 bool ctx_deadline(ctx_t *c, int64_t *deadline)
 {
 	ctx_t *n = c ? ctx__node(c) : NULL;
-	if (!n || n->deadline == CTX__NEVER)
+	int64_t d = n ? ctx__deadline_of(n) : CTX__NEVER; /* idle.c */
+	if (d == CTX__NEVER)
 		return false;
 	if (deadline)
-		*deadline = n->deadline;
+		*deadline = d;
 	return true;
 }
 

@@ -11,6 +11,7 @@
 #ifndef CTX_INTERNAL_H
 #define CTX_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,6 +28,8 @@ enum ctx__kind {
 	CTX__VALUE,     /* WithValue */
 	CTX__WITHOUT,   /* WithoutCancel */
 	CTX__SIGNALS,   /* WithSignals: a cancel node with a signal hook */
+	CTX__IDLE,      /* WithIdle: a cancel node the timer ends (idle.c) */
+	CTX__HANGUP,    /* WithHangup: a cancel node the watcher ends */
 };
 
 /* Flags of a cancel node, changed only under its own lock. */
@@ -77,6 +80,8 @@ struct ctx {
 			struct ctx__link *links;
 			int deadline_cause;
 			int heap_idx;
+			int64_t timer_at;   /* the timer heap's key */
+			struct ctx__msg *msg; /* words of the cause, or NULL */
 		} c;
 		struct { /* CTX__VALUE */
 			const void *key;
@@ -92,7 +97,8 @@ static inline bool ctx__is_root(const ctx_t *c)
 
 static inline bool ctx__is_cancel(const ctx_t *c)
 {
-	return c->kind == CTX__CANCEL || c->kind == CTX__SIGNALS;
+	return c->kind >= CTX__CANCEL && c->kind != CTX__VALUE &&
+	       c->kind != CTX__WITHOUT;
 }
 
 /* The cancel node whose state c reports: c itself, its anc, or NULL. */
@@ -100,6 +106,17 @@ static inline ctx_t *ctx__node(ctx_t *c)
 {
 	return ctx__is_cancel(c) ? c : c->anc;
 }
+
+/* The words of a cause (ctx_cancel_msg), shared by every node the
+ * cancellation ended; each holds a reference.  signo: the signal that
+ * made it (signals.c), else 0. */
+struct ctx__msg {
+	_Atomic int refs;
+	int signo;
+	char text[];
+};
+struct ctx__msg *ctx__msg_new(int signo, const char *fmt, va_list ap);
+void ctx__msg_put(struct ctx__msg *m);
 
 int64_t ctx__add_sat(int64_t a, int64_t b);
 bool ctx__surely_before(int64_t deadline); /* cheap, may say false */
@@ -110,6 +127,9 @@ ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
 bool ctx__try_ref(ctx_t *c); /* false if c is already being freed */
 void ctx__signals_free(ctx_t *c); /* signals.c: give the signals back */
 void ctx__cancel(ctx_t *c, int err, int cause);
+/* As ctx__cancel, with words (m may be NULL; the call takes no
+ * reference of the caller's). */
+void ctx__cancel_msg(ctx_t *c, int err, int cause, struct ctx__msg *m);
 int ctx__check(ctx_t *n); /* ctx_err for a cancel node; n may be NULL */
 /* Add l to node n's list.  Returns 0, or n's error if n is already done
  * (l is then not added and not fired). */
@@ -119,6 +139,18 @@ int ctx__link_add(ctx_t *n, struct ctx__link *l);
 void ctx__link_del(ctx_t *n, struct ctx__link *l);
 
 int ctx__watch_deadline(ctx_t *n); /* have the timer thread end n */
+
+/* idle.c: when the timer thread should look at n next, and what it does
+ * then.  ctx__timer_fire returns true if n is live and must be looked
+ * at again at ctx__timer_due(n). */
+int64_t ctx__timer_due(ctx_t *n);
+/* n's current deadline: its own field, or sooner the moving deadline of
+ * an idle node at or above it.  What a waiter should sleep until. */
+int64_t ctx__deadline_of(ctx_t *n);
+bool ctx__timer_fire(ctx_t *n);
+
+/* hangup.c: take a hang-up context out of the watcher (on free). */
+void ctx__hangup_free(ctx_t *c);
 
 /* timer.c: the lazily started timer thread that ends contexts at their
  * deadlines when no waiting thread would see it (done fds, after-funcs).

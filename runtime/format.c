@@ -45,6 +45,12 @@ static void emit_node(struct out *o, ctx_t *c)
 	case CTX__SIGNALS:
 		emit(o, ".WithSignals");
 		break;
+	case CTX__IDLE:
+		emit(o, ".WithIdle");
+		break;
+	case CTX__HANGUP:
+		emit(o, ".WithHangup");
+		break;
 	case CTX__CANCEL:
 		if (!c->own_deadline) {
 			emit(o, ".WithCancel");

@@ -19,7 +19,9 @@
  */
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ctx-internal.h"
 
@@ -46,6 +48,37 @@ static void on_signal(int signo)
 	errno = e;
 }
 
+/* End c with CTX_CANCELED as before, with words that name the signal
+ * and carry its number for ctx_signo.  The words of each signal are
+ * made once, in static memory, when it is first hooked: a cancel by a
+ * signal allocates nothing, so it cannot fail. */
+static _Alignas(struct ctx__msg) char sig_msgs[NSIG][sizeof(struct ctx__msg) + 32];
+
+static struct ctx__msg *sig_msg(int signo)
+{
+	return (struct ctx__msg *)sig_msgs[signo];
+}
+
+/* Under mu.  One reference that is never dropped: never freed. */
+static void make_sig_msg(int signo)
+{
+	struct ctx__msg *m = sig_msg(signo);
+	if (m->signo)
+		return;
+	atomic_init(&m->refs, 1);
+	m->signo = signo;
+	const char *name = sigabbrev_np(signo);
+	if (name)
+		snprintf(m->text, 32, "signal %s received", name);
+	else
+		snprintf(m->text, 32, "signal %d received", signo);
+}
+
+static void cancel_by(ctx_t *c, int signo)
+{
+	ctx__cancel_msg(c, CTX_CANCELED, CTX_CANCELED, sig_msg(signo));
+}
+
 /* Cancel every live context listening for signo.  References are taken
  * under the mutex; cancelling happens after it is dropped. */
 static void dispatch(int signo)
@@ -62,7 +95,7 @@ static void dispatch(int signo)
 				hit[n++] = &s->base;
 		pthread_mutex_unlock(&mu);
 		for (int i = 0; i < n; i++) {
-			ctx_cancel(hit[i]);
+			cancel_by(hit[i], signo);
 			ctx_unref(hit[i]);
 		}
 	} while (n == 64); /* more than fit: the done ones are skipped */
@@ -108,6 +141,7 @@ static int hook(struct sig_ctx *s)
 	for (int sig = 1; sig < NSIG; sig++) {
 		if (sigismember(&s->set, sig) != 1 || users[sig]++ > 0)
 			continue;
+		make_sig_msg(sig);
 		if (sigaction(sig, &sa, &saved[sig]) < 0) {
 			int e = errno;
 			users[sig]--;
@@ -185,4 +219,17 @@ ctx_t *ctx_with_signals(ctx_t *parent, const sigset_t *signals)
 		return NULL;
 	}
 	return c;
+}
+
+/* The words of the cancellation that ended ctx say which signal it was;
+ * a context ended otherwise, even if a signal came later, has none. */
+int ctx_signo(ctx_t *ctx)
+{
+	ctx_t *n = ctx ? ctx__node(ctx) : NULL;
+	if (!n || !atomic_load_explicit(&n->err, memory_order_acquire))
+		return 0;
+	ctx__lock(&n->lock); /* ctx_cause_msg may be filling it in */
+	int signo = n->c.msg ? n->c.msg->signo : 0;
+	ctx__unlock(&n->lock);
+	return signo;
 }

@@ -27,7 +27,7 @@ static bool running;
 
 static bool before(int i, int j)
 {
-	return heap[i]->deadline < heap[j]->deadline;
+	return heap[i]->c.timer_at < heap[j]->c.timer_at;
 }
 
 static void put(int i, ctx_t *n)
@@ -76,6 +76,27 @@ static void heap_remove(int i)
 	sift_up(i);
 }
 
+static int grow(void);
+
+/* Under mu: put n back for its next due time, unless a cancel ran since
+ * it left the heap (that cancel's ctx__timer_del found nothing to drop,
+ * so the reference is still ours to drop).  False: not put back. */
+static bool rearm(ctx_t *n)
+{
+	if (atomic_load(&n->err))
+		return false;
+	if (grow()) { /* no room: end it rather than let it live on */
+		pthread_mutex_unlock(&mu);
+		ctx__cancel(n, CTX_DEADLINE_EXCEEDED, ENOMEM);
+		pthread_mutex_lock(&mu);
+		return false;
+	}
+	n->c.timer_at = ctx__timer_due(n);
+	put(heap_len++, n);
+	sift_up(n->c.heap_idx);
+	return true;
+}
+
 static void *timer_main(void *arg)
 {
 	(void)arg;
@@ -86,17 +107,23 @@ static void *timer_main(void *arg)
 			continue;
 		}
 		ctx_t *n = heap[0];
-		if (ctx_now() < n->deadline) {
+		if (ctx_now() < n->c.timer_at) {
 			struct timespec ts = {
-				.tv_sec = n->deadline / CTX_SEC,
-				.tv_nsec = n->deadline % CTX_SEC,
+				.tv_sec = n->c.timer_at / CTX_SEC,
+				.tv_nsec = n->c.timer_at % CTX_SEC,
 			};
 			pthread_cond_timedwait(&cv, &mu, &ts);
 			continue;
 		}
 		heap_remove(0);
 		pthread_mutex_unlock(&mu);
-		ctx__check(n); /* past its deadline: this cancels it */
+		/* Past its deadline: this cancels it, unless the deadline
+		 * moved (an idle node that was touched). */
+		bool again = ctx__timer_fire(n);
+		pthread_mutex_lock(&mu);
+		if (again && rearm(n))
+			continue; /* the heap keeps the reference */
+		pthread_mutex_unlock(&mu);
 		ctx_unref(n);
 		pthread_mutex_lock(&mu);
 	}
@@ -160,6 +187,7 @@ int ctx__timer_add(ctx_t *n)
 	if ((e = grow()))
 		goto out;
 	ctx_ref(n);
+	n->c.timer_at = ctx__timer_due(n);
 	put(heap_len++, n);
 	sift_up(n->c.heap_idx);
 	if (n->c.heap_idx == 0)

@@ -288,6 +288,102 @@ check "... the work was cancelled, not left running" \
 check "... the client got no answer (got $(cat "$tmp/c.code"))" \
 	[ "$(cat "$tmp/c.code")" = 000 ]
 
+# ===== server D: the client goes away mid-/slow ========================
+# The request's context hangs under ctx_with_hangup: the work stops when
+# the client closes, and the access-log line says 499.
+PY=${PYTHON:-$(command -v python3 || true)}
+start D --timeout 10000 --slow 5000 --grace 2000
+get /fast
+fd0=$(idle_fds)
+if [ -n "$PY" ]; then
+	# Send /slow, wait 500 ms, close; print the close time in ms.
+	closed=$("$PY" - "$port" <<'PYEOF'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+time.sleep(0.5)
+s.close()
+print(time.clock_gettime_ns(time.CLOCK_REALTIME) // 1000000)
+PYEOF
+)
+	wait_for "$log" 'GET /slow -> 499' 60 || true
+	seen=$(now_ms)
+	check "disconnect mid-/slow: a 499 line in the access log" \
+		grep -q 'GET /slow -> 499' "$log"
+	check "... within 1 s of the close ($((seen - closed)) ms)" \
+		between $((seen - closed)) 0 999
+	check "... the work stopped because the client went away" \
+		grep -qE 'work stopped .*client went away' "$log"
+else
+	echo "ok - # SKIP disconnect test: python3 not found"
+fi
+# The same with curl: --max-time gives up (and closes) after 300 ms.
+"$CURL" -s -o /dev/null --max-time 0.3 "http://127.0.0.1:$port/slow" || true
+check "curl giving up on /slow: 499 logged" wait_count "$log" 'GET /slow -> 499' 2
+
+# SIGHUP: logged as a reload request, told apart from SIGTERM by
+# ctx_signo; the server goes on.
+kill -HUP "$pid"
+check "SIGHUP: logged as a reload request" \
+	wait_for "$log" 'signal HUP received: reload requested' 40
+get /fast
+check "... and the server still answers (got $code)" [ "$code" = 200 ]
+kill -HUP "$pid"
+check "... a second SIGHUP too" wait_count "$log" 'reload requested' 2
+fd1=$fd0
+for i in $(seq 20); do
+	fd1=$(idle_fds)
+	[ "$fd1" = "$fd0" ] && break
+done
+check "descriptors after the disconnects: $fd0 before, $fd1 after" \
+	[ "$fd1" = "$fd0" ]
+
+# slowhttptest (slowloris mode, 500 connections): /fast still answers.
+if command -v slowhttptest >/dev/null 2>&1; then
+	slowhttptest -H -c 500 -r 250 -i 1 -l 6 -p 2 -x 8 \
+		-u "http://127.0.0.1:$port/fast" >"$tmp/sht.out" 2>&1 &
+	sht=$!
+	pids+=("$sht")
+	sleep 3
+	worst=0
+	for i in 1 2 3 4 5; do
+		get /fast
+		[ "$code" = 200 ] || worst=99999
+		[ "$ms" -gt "$worst" ] && worst=$ms
+		sleep 0.2
+	done
+	check "/fast during slowhttptest -H -c 500: 200 under 0.5 s (worst $worst ms)" \
+		between "$worst" 0 499
+	wait "$sht" || true
+	grep -E 'connected|closed|service available' "$tmp/sht.out" | tail -3 |
+		sed 's/^/#   slowhttptest: /'
+else
+	echo "ok - # SKIP slowhttptest not installed (Debian package slowhttptest)"
+fi
+kill -TERM "$pid"
+stop_wait 3000
+check "server D exits 0 (got $rc)" [ "$rc" -eq 0 ]
+
+# ===== server E: a second SIGINT cancels at once =======================
+start E --timeout 10000 --slow 5000 --grace 8000
+"$CURL" -s -o /dev/null --max-time 10 -w '%{http_code}' \
+	"http://127.0.0.1:$port/slow" >"$tmp/e.code" 2>&1 &
+client=$!
+wait_for "$log" 'accepted' 60 || true
+sleep 0.2
+kill -INT "$pid"
+wait_for "$log" 'no longer accepting' 60 || true
+sleep 0.2
+t0=$(now_ms)
+kill -INT "$pid"
+stop_wait 3000
+took=$(($(now_ms) - t0))
+wait "$client" || true
+check "second SIGINT: the server exits within 1 s ($took ms, rc $rc)" \
+	eval '[ "$rc" != 124 ] && between "$took" 0 999'
+check "... having cancelled the request in flight" \
+	grep -qE 'second signal INT received: cancelling' "$log"
+
 if [ "$fail" != 0 ]; then
 	for f in "$tmp"/*.log; do
 		echo "# ---- $f (tail)"

@@ -26,7 +26,8 @@ int main(void)
 	srunner_add_suite(sr, suite_sem());
 	srunner_add_suite(sr, suite_select());
 	srunner_add_suite(sr, suite_errgroup()); \
-	srunner_add_suite(sr, suite_proc());
+	srunner_add_suite(sr, suite_proc()); \
+	srunner_add_suite(sr, suite_server());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -22,5 +22,6 @@ Suite *suite_sem(void);
 Suite *suite_select(void);
 Suite *suite_errgroup(void);
 Suite *suite_proc(void);
+Suite *suite_server(void);
 
 #endif
