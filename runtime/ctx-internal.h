@@ -177,9 +177,42 @@ void ctx__uring_thread_exit(void);
  * interrupt; as read(2)/write(2).  Only with ctx__uring_on(). */
 ssize_t ctx__wait_rw(ctx_t *ctx, int fd, void *buf, size_t len, bool write);
 
-/* debug.c: context nodes, tracked when CTX_DEBUG=leaks. */
-void *ctx__node_alloc(size_t size);
+/* debug.c: context nodes, with a header (site, magic) when CTX_DEBUG
+ * names a mode; file and line are where the program created it. */
+void *ctx__node_alloc(size_t size, const char *file, int line);
 void ctx__node_free(void *node);
+void ctx__site_take(const char **file, int *line); /* and clear it */
+
+/* CTX_DEBUG=checks.  Every check costs, when off, one branch on a flag
+ * that is set before main and never changes. */
+extern bool ctx__debug_leaks, ctx__debug_checks;
+#define CTX__CHECKING() __builtin_expect(ctx__debug_checks, 0)
+#define CTX__POISON_BYTE 0xdb
+#define CTX__DEAD 0xdbdbdbdbu           /* a poisoned magic */
+#define CTX__MAGIC_NODE 0x4e787443u     /* a context */
+#define CTX__MAGIC_BORROWED 0x42787443u /* a context lent out (groups) */
+#define CTX__MAGIC_THREAD 0x54787443u
+#define CTX__MAGIC_AFTER 0x41787443u
+/* Report a misuse found in fn on stderr, then abort. */
+__attribute__((noreturn)) void ctx__misuse(const char *fn, const char *what,
+					   const char *file, int line);
+/* c's magic is a live node's (and, releasing, not a borrowed one's). */
+void ctx__check_ctx(ctx_t *c, const char *fn, bool releasing);
+void ctx__check_parent(ctx_t *c, ctx_t *parent); /* before its unref */
+void ctx__set_borrowed(ctx_t *c);
+/* free(p); with checks, poison its size bytes and keep it from malloc
+ * for a while, so that a late use finds the poison. */
+void ctx__retire(void *p, size_t size);
+
+/* A handle that the leak report lists from ctx__track_add (file and
+ * line set) until ctx__track_del. */
+struct ctx__track {
+	struct ctx__track *next, **pprev;
+	const char *file;
+	int line;
+};
+void ctx__track_add(struct ctx__track *t);
+void ctx__track_del(struct ctx__track *t);
 
 /* Allocation, with a hook for fault injection in tests. */
 void *ctx__malloc(size_t size);
