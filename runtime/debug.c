@@ -241,7 +241,8 @@ __attribute__((constructor)) static void debug_init(void)
 {
 	const char *d = getenv("CTX_DEBUG");
 #ifdef CTX_CHECKS_DEFAULT
-	/* Sanitizer builds: checks unless CTX_DEBUG names other modes. */
+	/* Sanitizer builds: checks unless CTX_DEBUG names the modes
+	 * (CTX_DEBUG=off: none). */
 	if (!d || !*d)
 		d = "checks";
 #endif
