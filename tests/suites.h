@@ -17,5 +17,6 @@ Suite *suite_stress(void);
 Suite *suite_faults(void);
 Suite *suite_debug(void);
 Suite *suite_checks(void);
+Suite *suite_kill(void);
 
 #endif
