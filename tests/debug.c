@@ -32,9 +32,10 @@ START_TEST(test_leaks_reported_with_site)
 	const char *out = run_leaky("leaks");
 	ck_assert_msg(strstr(out, "leaky.c:11 was never released"),
 		      "no report for the lost context in:\n%s", out);
+	/* __FILE__ may carry a directory (a VPATH build): match around it. */
 	ck_assert_msg(strstr(out, "it keeps alive context.Background."
-			     "WithCancel created at tests/leaky.c:10 "
-			     "(released)"),
+			     "WithCancel created at ") &&
+		      strstr(out, "leaky.c:10 (released)"),
 		      "its released parent is not listed under it in:\n%s",
 		      out);
 	ck_assert_msg(!strstr(out, "leaky.c:10 was never released"),
@@ -50,8 +51,7 @@ END_TEST
 START_TEST(test_thread_leaks_reported_with_site)
 {
 	const char *out = run_leaky("leaks");
-	ck_assert_msg(strstr(out, "thread handle created at tests/leaky.c:18 "
-			     "was never joined or detached"),
+	ck_assert_msg(strstr(out, "leaky.c:18 was never joined or detached"),
 		      "no report for the forgotten thread handle in:\n%s", out);
 	ck_assert_msg(!strstr(out, "leaky.c:17") && !strstr(out, "leaky.c:19"),
 		      "a joined or detached handle was reported:\n%s", out);
