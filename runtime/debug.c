@@ -33,7 +33,9 @@ struct site_hdr {
 	struct site_hdr *next, **pprev; /* registry; only with leaks */
 	const char *file;
 	int line;
-	uint32_t magic;
+	/* Atomic (relaxed): a group marks its context borrowed after it is
+	 * in its parent's list, where a canceller's checks read it. */
+	_Atomic uint32_t magic;
 	size_t size; /* of the node, for the poisoning */
 	size_t pad;
 };
@@ -112,16 +114,17 @@ void ctx__check_ctx(ctx_t *c, const char *fn, bool releasing)
 	if (c == ctx_background() || c == ctx_todo())
 		return;
 	struct site_hdr *h = hdr(c);
-	if (h->magic == CTX__MAGIC_NODE)
+	uint32_t magic = atomic_load_explicit(&h->magic, memory_order_relaxed);
+	if (magic == CTX__MAGIC_NODE)
 		return;
-	if (h->magic == CTX__MAGIC_BORROWED && !releasing)
+	if (magic == CTX__MAGIC_BORROWED && !releasing)
 		return;
-	if (h->magic == CTX__MAGIC_BORROWED)
+	if (magic == CTX__MAGIC_BORROWED)
 		ctx__misuse(fn, "releasing a borrowed context (ctx_group_ctx: "
 			    "the group owns it; cancel it with ctx_cancel, "
 			    "or pair ctx_ref with ctx_unref)", h->file,
 			    h->line);
-	if (h->magic == CTX__DEAD)
+	if (magic == CTX__DEAD)
 		ctx__misuse(fn, "context used after its last reference was "
 			    "dropped (released twice, or used after "
 			    "ctx_unref)", h->file, h->line);
@@ -132,7 +135,8 @@ void ctx__check_ctx(ctx_t *c, const char *fn, bool releasing)
 void ctx__check_parent(ctx_t *c, ctx_t *parent)
 {
 	if (parent == ctx_background() || parent == ctx_todo() ||
-	    hdr(parent)->magic != CTX__DEAD)
+	    atomic_load_explicit(&hdr(parent)->magic, memory_order_relaxed) !=
+		    CTX__DEAD)
 		return;
 	ctx__misuse("ctx_unref", "the parent of a context was freed while "
 		    "the context still held it: the parent was released or "
@@ -144,7 +148,8 @@ void ctx__check_parent(ctx_t *c, ctx_t *parent)
 void ctx__set_borrowed(ctx_t *c)
 {
 	if (ctx__debug_checks)
-		hdr(c)->magic = CTX__MAGIC_BORROWED;
+		atomic_store_explicit(&hdr(c)->magic, CTX__MAGIC_BORROWED,
+				      memory_order_relaxed);
 }
 
 /* ---- leak report ----------------------------------------------------- */
@@ -288,8 +293,8 @@ void *ctx__node_alloc(size_t size, const char *file, int line)
 	struct site_hdr *h = ctx__malloc(sizeof(*h) + size);
 	if (!h)
 		return NULL;
-	*h = (struct site_hdr){ .file = file, .line = line, .size = size,
-				.magic = CTX__MAGIC_NODE };
+	*h = (struct site_hdr){ .file = file, .line = line, .size = size };
+	atomic_init(&h->magic, CTX__MAGIC_NODE);
 	if (!ctx__debug_leaks)
 		return h + 1;
 	pthread_mutex_lock(&mu);
@@ -322,6 +327,6 @@ void ctx__node_free(void *node)
 	}
 	/* Poison the node and the magic; keep the site for the message. */
 	memset(node, CTX__POISON_BYTE, h->size);
-	h->magic = CTX__DEAD;
+	atomic_store_explicit(&h->magic, CTX__DEAD, memory_order_relaxed);
 	hold_back(h);
 }

@@ -15,8 +15,10 @@ static char *run_leaky(const char *debug)
 {
 	static char out[4096];
 	char cmd[256];
-	/* It leaks on purpose: LeakSanitizer, when built in, keeps quiet. */
-	snprintf(cmd, sizeof(cmd), "ASAN_OPTIONS=detect_leaks=0 %s%s "
+	/* It leaks on purpose: LeakSanitizer and ThreadSanitizer, when
+	 * built in, keep quiet. */
+	snprintf(cmd, sizeof(cmd), "ASAN_OPTIONS=detect_leaks=0 "
+		 "TSAN_OPTIONS=report_thread_leaks=0 %s%s "
 		 "./tests/leaky 2>&1", debug ? "CTX_DEBUG=" : "env -u CTX_DEBUG ",
 		 debug ? debug : "");
 	FILE *p = popen(cmd, "r");

@@ -89,11 +89,17 @@ static void after_stop_twice(void)
 	ctx_release(c);
 }
 
-/* The same while the runner still holds the handle: fn has run. */
+static void slow(void *arg)
+{
+	(void)arg;
+	ctx_sleep(ctx_background(), 500 * CTX_MSEC);
+}
+
+/* The same while the runner still holds the handle: fn runs (slowly). */
 static void after_stop_twice_fired(void)
 {
 	ctx_t *c = ctx_with_cancel(ctx_background());
-	ctx_after_t *a = ctx_after_func(c, nothing, NULL);
+	ctx_after_t *a = ctx_after_func(c, slow, NULL);
 	ctx_release(c);
 	ctx_after_stop(a);
 	ctx_after_stop(a);
