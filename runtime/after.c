@@ -16,9 +16,10 @@
  * the ones after it: start a thread from it for long work.  A deadline
  * nobody waits for still fires: the node is handed to the timer thread.
  *
- * A second ctx_after_stop on one handle returns false and changes
- * nothing while the handle lives; with CTX_DEBUG=checks it aborts with
- * a message, also once the handle is freed (its magic is poisoned).
+ * A second ctx_after_stop on one handle is a misuse: the handle may be
+ * gone.  While it still lives (fn running) it returns false rather than
+ * give a share back twice; with CTX_DEBUG=checks it aborts with a
+ * message, also once the handle is freed (its magic is poisoned).
  */
 #include <pthread.h>
 #include <signal.h>

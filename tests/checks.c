@@ -174,15 +174,12 @@ START_TEST(test_self_join)
 END_TEST
 
 /* Without the checks, what the library can tell cheaply still returns
- * an error instead of corrupting memory: a second ctx_after_stop on a
- * live handle is false, a second detach of a running thread EINVAL. */
+ * an error instead of corrupting memory: a second detach of a thread
+ * that still runs is EINVAL.  (A second ctx_after_stop is not tried
+ * here: whether the handle still exists then is a race by nature.) */
 START_TEST(test_without_checks)
 {
 	struct run r;
-	run_misuse(&r, "after_stop_twice_fired", "off");
-	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 &&
-		      strstr(r.out, "returned") && !strstr(r.out, "libctx:"),
-		      "status %#x:\n%s", r.status, r.out);
 	run_misuse(&r, "detach_twice", "off");
 	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 &&
 		      strstr(r.out, "returned") && !strstr(r.out, "libctx:"),
