@@ -107,11 +107,16 @@ static void free_chain(ctx_t *c)
 	}
 }
 
+static void unref(ctx_t *c)
+{
+	if (drop_ref(c))
+		free_chain(c);
+}
+
 void ctx_unref(ctx_t *c)
 {
 	CHECK(c);
-	if (drop_ref(c))
-		free_chain(c);
+	unref(c);
 }
 
 /* ---- cancellation ---------------------------------------------------- */
@@ -171,27 +176,37 @@ void ctx__cancel(ctx_t *c, int err, int cause)
 		ctx_t *ch = work;
 		work = ch->c.sib_next;
 		mark(ch, err, cause, &work);
-		ctx_unref(ch);
+		unref(ch);
 	}
+}
+
+static void cancel_cause(ctx_t *c, int cause)
+{
+	if (c && ctx__is_cancel(c))
+		ctx__cancel(c, CTX_CANCELED, cause ? cause : CTX_CANCELED);
 }
 
 void ctx_cancel_cause(ctx_t *c, int cause)
 {
 	CHECK(c);
-	if (c && ctx__is_cancel(c))
-		ctx__cancel(c, CTX_CANCELED, cause ? cause : CTX_CANCELED);
+	cancel_cause(c, cause);
 }
 
-void ctx_cancel(ctx_t *c) { ctx_cancel_cause(c, CTX_CANCELED); }
+void ctx_cancel(ctx_t *c)
+{
+	CHECK(c);
+	cancel_cause(c, CTX_CANCELED);
+}
 
+/* Checked once, here: the parts below are the unchecked internals. */
 void ctx_release(ctx_t *c)
 {
 	if (CTX__CHECKING() && c)
 		ctx__check_ctx(c, __func__, true);
 	if (c && c->kind == CTX__SIGNALS)
 		ctx__signals_free(c); /* handling is back before we return */
-	ctx_cancel(c);
-	ctx_unref(c);
+	cancel_cause(c, CTX_CANCELED);
+	unref(c);
 }
 
 /* The deadline d of n has passed: cancel the node that owns it, which
@@ -270,16 +285,14 @@ void ctx__link_del(ctx_t *n, struct ctx__link *l)
 
 static ctx_t *alloc_node(ctx_t *parent, enum ctx__kind kind, size_t size)
 {
-	const char *file;
-	int line;
-	ctx__site_take(&file, &line); /* also when refused: no stale site */
 	if (!parent) {
+		ctx__site_drop(); /* so that no later call takes it */
 		errno = EINVAL;
 		return NULL;
 	}
 	if (CTX__CHECKING())
 		ctx__check_ctx(parent, "deriving a context", false);
-	ctx_t *c = ctx__node_alloc(size, file, line);
+	ctx_t *c = ctx__node_alloc(size); /* takes the site */
 	if (!c) {
 		errno = ENOMEM;
 		return NULL;

@@ -178,10 +178,13 @@ void ctx__uring_thread_exit(void);
 ssize_t ctx__wait_rw(ctx_t *ctx, int fd, void *buf, size_t len, bool write);
 
 /* debug.c: context nodes, with a header (site, magic) when CTX_DEBUG
- * names a mode; file and line are where the program created it. */
-void *ctx__node_alloc(size_t size, const char *file, int line);
+ * names a mode.  The site is where the program called the constructor
+ * (ctx__site); node_alloc takes it, as does ctx__site_take, and a call
+ * refused before either must drop it. */
+void *ctx__node_alloc(size_t size);
 void ctx__node_free(void *node);
 void ctx__site_take(const char **file, int *line); /* and clear it */
+void ctx__site_drop(void);
 
 /* CTX_DEBUG=checks.  Every check costs, when off, one branch on a flag
  * that is set before main and never changes. */

@@ -41,6 +41,7 @@ struct site_hdr {
 };
 
 bool ctx__debug_leaks, ctx__debug_checks;
+static bool debug_any; /* either: nodes get a header */
 static __thread const char *site_file;
 static __thread int site_line;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -59,6 +60,8 @@ void ctx__site_take(const char **file, int *line)
 	*line = site_line;
 	site_file = NULL;
 }
+
+void ctx__site_drop(void) { site_file = NULL; }
 
 /* ---- checks ---------------------------------------------------------- */
 
@@ -256,6 +259,7 @@ __attribute__((constructor)) static void debug_init(void)
 	if (has_word(d, "leaks") && atexit(report) == 0)
 		ctx__debug_leaks = true;
 	ctx__debug_checks = has_word(d, "checks");
+	debug_any = ctx__debug_leaks || ctx__debug_checks;
 }
 
 /* ---- registries ------------------------------------------------------ */
@@ -285,10 +289,13 @@ void ctx__track_del(struct ctx__track *t)
 	pthread_mutex_unlock(&mu);
 }
 
-/* Allocate a node; in a debug mode, behind a header. */
-void *ctx__node_alloc(size_t size, const char *file, int line)
+/* Allocate a node; in a debug mode, behind a header.  Takes the site. */
+void *ctx__node_alloc(size_t size)
 {
-	if (!ctx__debug_leaks && !ctx__debug_checks)
+	const char *file = site_file;
+	int line = site_line;
+	site_file = NULL;
+	if (!debug_any)
 		return ctx__malloc(size);
 	struct site_hdr *h = ctx__malloc(sizeof(*h) + size);
 	if (!h)
@@ -309,7 +316,7 @@ void *ctx__node_alloc(size_t size, const char *file, int line)
 
 void ctx__node_free(void *node)
 {
-	if (!ctx__debug_leaks && !ctx__debug_checks) {
+	if (!debug_any) {
 		free(node);
 		return;
 	}
