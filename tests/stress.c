@@ -62,7 +62,7 @@
 #define MAX_DL_US 50000       /* deadlines and delays: 0 to 50 ms */
 #define SOAK_S 5              /* default soak; STRESS_SECONDS overrides */
 #define SOAK_SCALE 25         /* durations / 25: 0-2 ms; STRESS_SCALE */
-#define WORKERS 6
+#define WORKERS 10
 #define MAX_CHAIN 6
 #define MAX_ACTS 4
 #define TREE_MAX 40
