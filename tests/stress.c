@@ -24,7 +24,8 @@
  *        by default, 2 s with CTX_TEST_QUICK: the CI-sized run; `make
  *        soak` runs 600 s).  Durations are those above divided by
  *        STRESS_SCALE (25 by default, 1 under valgrind), which keeps a few
- *        thousand operations a second going on two cores;
+ *        thousand operations a second going on two cores; STRESS_WORKERS
+ *        sets the number of workers (6; make soak runs 10);
  *        STRESS_VERBOSE=1 prints the count, mean time and rate per kind.
  *  race  A wait that starts at the moment its context is cancelled, some
  *        thousands of times per kind of wait: each must return promptly.
@@ -62,7 +63,8 @@
 #define MAX_DL_US 50000       /* deadlines and delays: 0 to 50 ms */
 #define SOAK_S 5              /* default soak; STRESS_SECONDS overrides */
 #define SOAK_SCALE 25         /* durations / 25: 0-2 ms; STRESS_SCALE */
-#define WORKERS 10
+#define WORKERS 6             /* STRESS_WORKERS overrides (make soak: 10) */
+#define MAX_WORKERS 64
 #define MAX_CHAIN 6
 #define MAX_ACTS 4
 #define TREE_MAX 40
@@ -1973,6 +1975,17 @@ static int soak_seconds(void)
 	return tu_quick() || tu_valgrind() ? 2 : SOAK_S;
 }
 
+/* Workers of the soak: make check keeps it light beside the suites
+ * that run in parallel; make soak asks for more. */
+static int nworkers = WORKERS;
+
+static int soak_workers(void)
+{
+	const char *s = getenv("STRESS_WORKERS");
+	int n = s && *s ? atoi(s) : 0;
+	return n > 0 && n <= MAX_WORKERS ? n : WORKERS;
+}
+
 static unsigned soak_scale(void)
 {
 	const char *s = getenv("STRESS_SCALE");
@@ -1986,7 +1999,7 @@ static bool watchdog(struct worker *ws)
 {
 	int64_t now = ctx_now();
 
-	for (int i = 0; i < WORKERS; i++) {
+	for (int i = 0; i < nworkers; i++) {
 		struct worker *w = &ws[i];
 		int64_t bs = atomic_load(&w->busy_since);
 		if (!bs || now <= atomic_load(&w->must_end))
@@ -2009,7 +2022,7 @@ static bool watchdog(struct worker *ws)
 
 START_TEST(test_soak)
 {
-	static struct worker ws[WORKERS]; /* outlives a stuck worker */
+	static struct worker ws[MAX_WORKERS]; /* outlives a stuck worker */
 	struct rng r;
 	int secs = soak_seconds();
 	bool stuck = false;
@@ -2018,6 +2031,7 @@ START_TEST(test_soak)
 	pick_seed();
 	r.s = seed;
 	time_div = soak_scale();
+	nworkers = soak_workers();
 	atomic_store(&soak_stop, false);
 	for (int i = 0; i < OP_COUNT; i++) {
 		atomic_store(&soak_ops[i], 0);
@@ -2028,7 +2042,7 @@ START_TEST(test_soak)
 
 	epoch_rotate(&r, false);
 	memset(ws, 0, sizeof(ws));
-	for (int i = 0; i < WORKERS; i++) {
+	for (int i = 0; i < nworkers; i++) {
 		ws[i].idx = i;
 		pthread_mutex_init(&ws[i].what_mu, NULL);
 		worker_start(&ws[i]);
@@ -2040,7 +2054,7 @@ START_TEST(test_soak)
 			epoch_rotate(&r, false);
 			next = ctx_now() + rus(&r, 100000);
 		}
-		for (int i = 0; i < WORKERS; i++)
+		for (int i = 0; i < nworkers; i++)
 			if (atomic_load(&ws[i].exited)) {
 				pthread_join(ws[i].th, NULL);
 				worker_start(&ws[i]);
@@ -2051,7 +2065,7 @@ START_TEST(test_soak)
 	atomic_store(&soak_stop, true);
 	for (bool all = false; !all && !stuck;) {
 		all = true;
-		for (int i = 0; i < WORKERS; i++)
+		for (int i = 0; i < nworkers; i++)
 			all &= atomic_load(&ws[i].exited);
 		if (!all) {
 			tu_sleep_ns(CTX_MSEC);
@@ -2061,7 +2075,7 @@ START_TEST(test_soak)
 	time_div = 1; /* the other tests keep their own scale */
 	if (stuck)
 		assert_no_failure(); /* a stuck worker cannot be joined */
-	for (int i = 0; i < WORKERS; i++) {
+	for (int i = 0; i < nworkers; i++) {
 		pthread_join(ws[i].th, NULL);
 		pthread_mutex_destroy(&ws[i].what_mu);
 	}
