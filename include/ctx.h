@@ -605,6 +605,26 @@ CTX_API const char *ctx_cause_msg(ctx_t *ctx);
 #define ctx_with_idle(p, i) CTX__AT(ctx_with_idle(p, i))
 #endif
 
+/* ---------------------------------------------------------------------
+ * Debugging: misuse checks and thread-handle leaks (CTX_DEBUG=checks)
+ *
+ * CTX_DEBUG=checks makes handles carry a magic number and keeps freed
+ * ones poisoned for a while, so that a double release, a use after the
+ * last unref, a second join or detach, a second ctx_after_stop and the
+ * release of a borrowed context (ctx_group_ctx) are reported on stderr,
+ * naming the function and the creating file and line, before abort().
+ * A thread joining itself gets EDEADLK in every mode.  CTX_DEBUG=leaks
+ * also lists thread handles never joined or detached; both can be given
+ * ("leaks,checks").  ctx_thread_create records its site as the context
+ * constructors do.
+ * ------------------------------------------------------------------- */
+
+#if !defined(CTX_BUILDING_LIBRARY) && !defined(CTX_NO_SITE_MACROS)
+#define ctx_thread_create(t, c, f, a) CTX__AT(ctx_thread_create(t, c, f, a))
+#define ctx_thread_create_attr(t, at, c, f, a) \
+	CTX__AT(ctx_thread_create_attr(t, at, c, f, a))
+#endif
+
 #ifdef __cplusplus
 }
 #endif

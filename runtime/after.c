@@ -15,6 +15,11 @@
  * never use after-funcs start no thread.  A function that blocks delays
  * the ones after it: start a thread from it for long work.  A deadline
  * nobody waits for still fires: the node is handed to the timer thread.
+ *
+ * A second ctx_after_stop on one handle is a misuse: the handle may be
+ * gone.  While it still lives (fn running) it returns false rather than
+ * give a share back twice; with CTX_DEBUG=checks it aborts with a
+ * message, also once the handle is freed (its magic is poisoned).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +37,8 @@ struct ctx_after {
 	_Atomic int state;
 	_Atomic int shares;    /* caller's and runner's */
 	struct ctx_after *next_queued;
+	uint32_t magic;        /* CTX__MAGIC_AFTER; poisoned once freed */
+	bool stop_called;      /* the caller's share is gone; caller's own */
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -43,7 +50,7 @@ static void put_share(ctx_after_t *a)
 {
 	if (atomic_fetch_sub(&a->shares, 1) == 1) {
 		ctx_unref(a->n);
-		free(a);
+		ctx__retire(a, sizeof(*a));
 	}
 }
 
@@ -120,7 +127,7 @@ ctx_after_t *ctx_after_func(ctx_t *ctx, void (*fn)(void *arg), void *arg)
 		return NULL;
 	}
 	*a = (ctx_after_t){ .fn = fn, .arg = arg, .n = ctx__node(ctx),
-			    .link.fire = after_fire };
+			    .link.fire = after_fire, .magic = CTX__MAGIC_AFTER };
 	atomic_init(&a->state, ARMED);
 	atomic_init(&a->shares, 2);
 	if (!a->n) /* a context that never ends: fn never runs */
@@ -140,10 +147,28 @@ ctx_after_t *ctx_after_func(ctx_t *ctx, void (*fn)(void *arg), void *arg)
 	return a;
 }
 
+/* Under checks: abort unless a is a live handle stopped for the first
+ * time. */
+static void check_handle(ctx_after_t *a)
+{
+	if (a->magic == CTX__DEAD || (a->magic == CTX__MAGIC_AFTER &&
+				      a->stop_called))
+		ctx__misuse("ctx_after_stop", "called twice on one handle",
+			    NULL, 0);
+	if (a->magic != CTX__MAGIC_AFTER)
+		ctx__misuse("ctx_after_stop", "not an after-func handle (a "
+			    "stray or corrupt pointer)", NULL, 0);
+}
+
 bool ctx_after_stop(ctx_after_t *a)
 {
 	if (!a)
 		return false;
+	if (CTX__CHECKING())
+		check_handle(a);
+	if (a->stop_called)
+		return false; /* its share is given back already */
+	a->stop_called = true;
 	int armed = ARMED;
 	bool stopped = atomic_compare_exchange_strong(&a->state, &armed,
 						      STOPPED);

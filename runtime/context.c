@@ -27,6 +27,14 @@ static ctx_t todo = {
 	.kind = CTX__ROOT_TODO, .deadline = CTX__NEVER, .done_fd = -1,
 };
 
+/* CTX_DEBUG=checks: is c a live node (roots always are)?  When off, one
+ * predictable branch. */
+#define CHECK(c)                                                        \
+	do {                                                            \
+		if (CTX__CHECKING() && (c))                             \
+			ctx__check_ctx((c), __func__, false);           \
+	} while (0)
+
 ctx_t *ctx_background(void) { return &background; }
 ctx_t *ctx_todo(void) { return &todo; }
 
@@ -34,6 +42,7 @@ ctx_t *ctx_todo(void) { return &todo; }
 
 ctx_t *ctx_ref(ctx_t *c)
 {
+	CHECK(c);
 	if (c && !ctx__is_root(c))
 		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 	return c;
@@ -96,14 +105,22 @@ static void free_chain(ctx_t *c)
 		if (c->done_fd >= 0)
 			close(c->done_fd);
 		ctx__node_free(c);
+		if (CTX__CHECKING() && p)
+			ctx__check_parent(c, p);
 		c = drop_ref(p) ? p : NULL;
 	}
 }
 
-void ctx_unref(ctx_t *c)
+static void unref(ctx_t *c)
 {
 	if (drop_ref(c))
 		free_chain(c);
+}
+
+void ctx_unref(ctx_t *c)
+{
+	CHECK(c);
+	unref(c);
 }
 
 /* ---- cancellation ---------------------------------------------------- */
@@ -166,7 +183,7 @@ void ctx__cancel_msg(ctx_t *c, int err, int cause, struct ctx__msg *m)
 		ctx_t *ch = work;
 		work = ch->c.sib_next;
 		mark(ch, err, cause, m, &work);
-		ctx_unref(ch);
+		unref(ch);
 	}
 }
 
@@ -175,20 +192,33 @@ void ctx__cancel(ctx_t *c, int err, int cause)
 	ctx__cancel_msg(c, err, cause, NULL);
 }
 
-void ctx_cancel_cause(ctx_t *c, int cause)
+static void cancel_cause(ctx_t *c, int cause)
 {
 	if (c && ctx__is_cancel(c))
 		ctx__cancel(c, CTX_CANCELED, cause ? cause : CTX_CANCELED);
 }
 
-void ctx_cancel(ctx_t *c) { ctx_cancel_cause(c, CTX_CANCELED); }
+void ctx_cancel_cause(ctx_t *c, int cause)
+{
+	CHECK(c);
+	cancel_cause(c, cause);
+}
 
+void ctx_cancel(ctx_t *c)
+{
+	CHECK(c);
+	cancel_cause(c, CTX_CANCELED);
+}
+
+/* Checked once, here: the parts below are the unchecked internals. */
 void ctx_release(ctx_t *c)
 {
+	if (CTX__CHECKING() && c)
+		ctx__check_ctx(c, __func__, true);
 	if (c && c->kind == CTX__SIGNALS)
 		ctx__signals_free(c); /* handling is back before we return */
-	ctx_cancel(c);
-	ctx_unref(c);
+	cancel_cause(c, CTX_CANCELED);
+	unref(c);
 }
 
 /* The deadline d of n has passed: cancel the node that owns it, which
@@ -268,10 +298,13 @@ void ctx__link_del(ctx_t *n, struct ctx__link *l)
 static ctx_t *alloc_node(ctx_t *parent, enum ctx__kind kind, size_t size)
 {
 	if (!parent) {
+		ctx__site_drop(); /* so that no later call takes it */
 		errno = EINVAL;
 		return NULL;
 	}
-	ctx_t *c = ctx__node_alloc(size);
+	if (CTX__CHECKING())
+		ctx__check_ctx(parent, "deriving a context", false);
+	ctx_t *c = ctx__node_alloc(size); /* takes the site */
 	if (!c) {
 		errno = ENOMEM;
 		return NULL;
@@ -397,6 +430,7 @@ int ctx_err(ctx_t *c)
 {
 	if (!c)
 		return EINVAL;
+	CHECK(c);
 	return ctx__check(ctx__node(c));
 }
 
@@ -410,6 +444,7 @@ int ctx_cause(ctx_t *c)
 
 bool ctx_deadline(ctx_t *c, int64_t *deadline)
 {
+	CHECK(c);
 	ctx_t *n = c ? ctx__node(c) : NULL;
 	int64_t d = n ? ctx__deadline_of(n) : CTX__NEVER; /* idle.c */
 	if (d == CTX__NEVER)
@@ -421,6 +456,7 @@ bool ctx_deadline(ctx_t *c, int64_t *deadline)
 
 void *ctx_value(ctx_t *c, const void *key)
 {
+	CHECK(c);
 	for (; c; c = c->parent)
 		if (c->kind == CTX__VALUE && c->v.key == key)
 			return c->v.value;
@@ -465,6 +501,7 @@ static int make_done_fd(ctx_t *n)
 
 int ctx_done_fd(ctx_t *c)
 {
+	CHECK(c);
 	ctx_t *n = c ? ctx__node(c) : NULL;
 	if (!n) {
 		errno = c ? 0 : EINVAL;

@@ -196,9 +196,45 @@ void ctx__reactor_release(struct ctx__reactor *r);
 /* thread.c: start a detached library thread, all signals blocked. */
 int ctx__spawn(void *(*fn)(void *), void *arg);
 
-/* debug.c: context nodes, tracked when CTX_DEBUG=leaks. */
+/* debug.c: context nodes, with a header (site, magic) when CTX_DEBUG
+ * names a mode.  The site is where the program called the constructor
+ * (ctx__site); node_alloc takes it, as does ctx__site_take, and a call
+ * refused before either must drop it. */
 void *ctx__node_alloc(size_t size);
 void ctx__node_free(void *node);
+void ctx__site_take(const char **file, int *line); /* and clear it */
+void ctx__site_drop(void);
+
+/* CTX_DEBUG=checks.  Every check costs, when off, one branch on a flag
+ * that is set before main and never changes. */
+extern bool ctx__debug_leaks, ctx__debug_checks;
+#define CTX__CHECKING() __builtin_expect(ctx__debug_checks, 0)
+#define CTX__POISON_BYTE 0xdb
+#define CTX__DEAD 0xdbdbdbdbu           /* a poisoned magic */
+#define CTX__MAGIC_NODE 0x4e787443u     /* a context */
+#define CTX__MAGIC_BORROWED 0x42787443u /* a context lent out (groups) */
+#define CTX__MAGIC_THREAD 0x54787443u
+#define CTX__MAGIC_AFTER 0x41787443u
+/* Report a misuse found in fn on stderr, then abort. */
+__attribute__((noreturn)) void ctx__misuse(const char *fn, const char *what,
+					   const char *file, int line);
+/* c's magic is a live node's (and, releasing, not a borrowed one's). */
+void ctx__check_ctx(ctx_t *c, const char *fn, bool releasing);
+void ctx__check_parent(ctx_t *c, ctx_t *parent); /* before its unref */
+void ctx__set_borrowed(ctx_t *c);
+/* free(p); with checks, poison its size bytes and keep it from malloc
+ * for a while, so that a late use finds the poison. */
+void ctx__retire(void *p, size_t size);
+
+/* A handle that the leak report lists from ctx__track_add (file and
+ * line set) until ctx__track_del. */
+struct ctx__track {
+	struct ctx__track *next, **pprev;
+	const char *file;
+	int line;
+};
+void ctx__track_add(struct ctx__track *t);
+void ctx__track_del(struct ctx__track *t);
 
 /* Allocation, with a hook for fault injection in tests. */
 void *ctx__malloc(size_t size);

@@ -54,6 +54,7 @@ ctx_group_t *ctx_group_new(ctx_t *parent)
 		free(g);
 		return NULL;
 	}
+	ctx__set_borrowed(g->ctx); /* lent by ctx_group_ctx: not to release */
 	return g;
 }
 

@@ -1,14 +1,23 @@
-/* A program that forgets one context: tests/debug.c runs it with and
- * without CTX_DEBUG=leaks.  The line numbers below are checked there. */
+/* A program that forgets one context and one thread handle: tests/debug.c
+ * runs it with and without CTX_DEBUG=leaks.  The line numbers below are
+ * checked there. */
 #include <ctx.h>
+
+static void *nothing(ctx_t *ctx, void *arg) { (void)ctx; return arg; }
 
 int main(void)
 {
 	ctx_t *kept = ctx_with_cancel(ctx_background());
-	ctx_t *lost = ctx_with_timeout(kept, CTX_SEC); /* line 8 */
+	ctx_t *lost = ctx_with_timeout(kept, CTX_SEC); /* line 11 */
 	ctx_t *fine = ctx_with_value(kept, "key", "value");
 	ctx_release(fine);
-	ctx_unref(kept); /* lost still holds kept: both are reported */
+	ctx_unref(kept); /* released: lost alone keeps it, listed under it */
 	(void)lost;
+	ctx_thread_t *joined, *forgotten, *detached;
+	ctx_thread_create(&joined, ctx_background(), nothing, NULL);
+	ctx_thread_create(&forgotten, ctx_background(), nothing, NULL); /* 18 */
+	ctx_thread_create(&detached, ctx_background(), nothing, NULL);
+	ctx_thread_join(ctx_background(), joined, NULL);
+	ctx_thread_detach(detached);
 	return 0;
 }

@@ -27,7 +27,9 @@ int main(void)
 	srunner_add_suite(sr, suite_select());
 	srunner_add_suite(sr, suite_errgroup()); \
 	srunner_add_suite(sr, suite_proc()); \
-	srunner_add_suite(sr, suite_server());
+	srunner_add_suite(sr, suite_server()); \
+	srunner_add_suite(sr, suite_checks());
+	srunner_add_suite(sr, suite_kill());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -20,7 +20,13 @@
  *        reactors are made and torn down throughout.  At the end
  *        descriptors and threads are back to their baseline (the
  *        library's timer and after-func threads are started before the
- *        baseline is taken).  STRESS_SECONDS sets the soak's length.
+ *        baseline is taken).  STRESS_SECONDS sets the soak's length (5 s
+ *        by default, 2 s with CTX_TEST_QUICK: the CI-sized run; `make
+ *        soak` runs 600 s).  Durations are those above divided by
+ *        STRESS_SCALE (25 by default, 1 under valgrind), which keeps a few
+ *        thousand operations a second going on two cores; STRESS_WORKERS
+ *        sets the number of workers (6; make soak runs 10);
+ *        STRESS_VERBOSE=1 prints the count, mean time and rate per kind.
  *  race  A wait that starts at the moment its context is cancelled, some
  *        thousands of times per kind of wait: each must return promptly.
  *  exit  Batches of short-lived threads wait, are cancelled together and
@@ -56,7 +62,9 @@
 #define TOL_MS 2000           /* how late a wait may end on a busy machine */
 #define MAX_DL_US 50000       /* deadlines and delays: 0 to 50 ms */
 #define SOAK_S 5              /* default soak; STRESS_SECONDS overrides */
-#define WORKERS 6
+#define SOAK_SCALE 25         /* durations / 25: 0-2 ms; STRESS_SCALE */
+#define WORKERS 6             /* STRESS_WORKERS overrides (make soak: 10) */
+#define MAX_WORKERS 64
 #define MAX_CHAIN 6
 #define MAX_ACTS 4
 #define TREE_MAX 40
@@ -146,10 +154,14 @@ static bool chance(struct rng *r, unsigned pct)
 	return rn(r, 100) < pct;
 }
 
-/* A random duration from 0 to max_us microseconds. */
+/* The soak's time scale: its random durations are divided by this
+ * (STRESS_SCALE; 1 is the original 0-50 ms scale). */
+static unsigned time_div = 1;
+
+/* A random duration from 0 to max_us microseconds (divided by time_div). */
 static int64_t rus(struct rng *r, unsigned max_us)
 {
-	return (int64_t)rn(r, max_us + 1) * CTX_USEC;
+	return (int64_t)rn(r, max_us / time_div + 1) * CTX_USEC;
 }
 
 static unsigned long long seed;
@@ -422,6 +434,7 @@ struct worker {
 
 static _Atomic bool soak_stop;
 static _Atomic long soak_ops[OP_COUNT];
+static _Atomic int64_t soak_ns[OP_COUNT]; /* time spent, per kind */
 
 /* Stopped after-funcs' arguments: checked at the end that fn never ran. */
 struct aft {
@@ -1198,6 +1211,9 @@ static void op_chan_recv(struct op *o)
 	} else if (e) {
 		check_err(o, "ctx_chan_recv", e);
 	}
+	/* Done: the helper's remaining sends fail now (EPIPE) rather than
+	 * wait out their own deadline; what it moved stays countable. */
+	ctx_chan_close(o->ch);
 	join_helper(o);
 	drain(o, got, atomic_load(&o->moved) - got);
 }
@@ -1243,6 +1259,7 @@ static void op_chan_send(struct op *o)
 	} else if (e) {
 		check_err(o, "ctx_chan_send", e);
 	}
+	ctx_chan_close(o->ch); /* as in op_chan_recv; buffered ones drain */
 	join_helper(o);
 	int taken = atomic_load(&o->moved);
 	if (atomic_load(&o->seq_bad))
@@ -1923,6 +1940,7 @@ static void run_op(struct worker *w, struct op *o)
 	atomic_store(&w->busy_since, 0);
 	cleanup(o);
 	atomic_fetch_add(&soak_ops[o->kind], 1);
+	atomic_fetch_add(&soak_ns[o->kind], ctx_now() - o->t0);
 }
 
 static void *worker_main(void *arg)
@@ -1958,12 +1976,31 @@ static int soak_seconds(void)
 	return tu_quick() || tu_valgrind() ? 2 : SOAK_S;
 }
 
+/* Workers of the soak: make check keeps it light beside the suites
+ * that run in parallel; make soak asks for more. */
+static int nworkers = WORKERS;
+
+static int soak_workers(void)
+{
+	const char *s = getenv("STRESS_WORKERS");
+	int n = s && *s ? atoi(s) : 0;
+	return n > 0 && n <= MAX_WORKERS ? n : WORKERS;
+}
+
+static unsigned soak_scale(void)
+{
+	const char *s = getenv("STRESS_SCALE");
+	if (s && *s && atoi(s) > 0)
+		return (unsigned)atoi(s);
+	return tu_valgrind() ? 1 : SOAK_SCALE;
+}
+
 /* The test's thread as watchdog: a worker past its limit is stuck. */
 static bool watchdog(struct worker *ws)
 {
 	int64_t now = ctx_now();
 
-	for (int i = 0; i < WORKERS; i++) {
+	for (int i = 0; i < nworkers; i++) {
 		struct worker *w = &ws[i];
 		int64_t bs = atomic_load(&w->busy_since);
 		if (!bs || now <= atomic_load(&w->must_end))
@@ -1986,7 +2023,7 @@ static bool watchdog(struct worker *ws)
 
 START_TEST(test_soak)
 {
-	static struct worker ws[WORKERS]; /* outlives a stuck worker */
+	static struct worker ws[MAX_WORKERS]; /* outlives a stuck worker */
 	struct rng r;
 	int secs = soak_seconds();
 	bool stuck = false;
@@ -1994,15 +2031,19 @@ START_TEST(test_soak)
 	reset_failures();
 	pick_seed();
 	r.s = seed;
+	time_div = soak_scale();
+	nworkers = soak_workers();
 	atomic_store(&soak_stop, false);
-	for (int i = 0; i < OP_COUNT; i++)
+	for (int i = 0; i < OP_COUNT; i++) {
 		atomic_store(&soak_ops[i], 0);
+		atomic_store(&soak_ns[i], 0);
+	}
 	warm_up();
 	int fds = tu_count_fds(), threads = tu_count_threads();
 
 	epoch_rotate(&r, false);
 	memset(ws, 0, sizeof(ws));
-	for (int i = 0; i < WORKERS; i++) {
+	for (int i = 0; i < nworkers; i++) {
 		ws[i].idx = i;
 		pthread_mutex_init(&ws[i].what_mu, NULL);
 		worker_start(&ws[i]);
@@ -2014,7 +2055,7 @@ START_TEST(test_soak)
 			epoch_rotate(&r, false);
 			next = ctx_now() + rus(&r, 100000);
 		}
-		for (int i = 0; i < WORKERS; i++)
+		for (int i = 0; i < nworkers; i++)
 			if (atomic_load(&ws[i].exited)) {
 				pthread_join(ws[i].th, NULL);
 				worker_start(&ws[i]);
@@ -2025,16 +2066,17 @@ START_TEST(test_soak)
 	atomic_store(&soak_stop, true);
 	for (bool all = false; !all && !stuck;) {
 		all = true;
-		for (int i = 0; i < WORKERS; i++)
+		for (int i = 0; i < nworkers; i++)
 			all &= atomic_load(&ws[i].exited);
 		if (!all) {
 			tu_sleep_ns(CTX_MSEC);
 			stuck = watchdog(ws);
 		}
 	}
+	time_div = 1; /* the other tests keep their own scale */
 	if (stuck)
 		assert_no_failure(); /* a stuck worker cannot be joined */
-	for (int i = 0; i < WORKERS; i++) {
+	for (int i = 0; i < nworkers; i++) {
 		pthread_join(ws[i].th, NULL);
 		pthread_mutex_destroy(&ws[i].what_mu);
 	}
@@ -2062,10 +2104,14 @@ START_TEST(test_soak)
 	if (getenv("STRESS_VERBOSE")) {
 		fprintf(stderr, "stress: soak %d s, seed %llu, %ld operations:",
 			secs, seed, total);
-		for (int i = 0; i < OP_COUNT; i++)
-			fprintf(stderr, " %s %ld", op_names[i],
-				atomic_load(&soak_ops[i]));
-		fputc('\n', stderr);
+		for (int i = 0; i < OP_COUNT; i++) {
+			long n = atomic_load(&soak_ops[i]);
+			fprintf(stderr, " %s %ld (%.2f ms)", op_names[i], n,
+				n ? (double)atomic_load(&soak_ns[i]) / n /
+				    CTX_MSEC : 0.0);
+		}
+		fprintf(stderr, "; %.0f operations/s, time scale 1/%u\n",
+			(double)total / secs, soak_scale());
 	}
 	ck_assert_int_gt(total, 0);
 	int tn = tu_settle_threads(threads, 5 * CTX_SEC);

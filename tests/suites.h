@@ -23,5 +23,7 @@ Suite *suite_select(void);
 Suite *suite_errgroup(void);
 Suite *suite_proc(void);
 Suite *suite_server(void);
+Suite *suite_checks(void);
+Suite *suite_kill(void);
 
 #endif
