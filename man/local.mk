@@ -91,3 +91,8 @@ dist_man3_MANS += \
 
 TESTS += man/check-man.sh
 EXTRA_DIST += man/check-man.sh
+# Outgoing calls (issue 15): names and dialing.
+dist_man3_MANS += \
+	man/ctx_getaddrinfo.3 \
+	man/ctx_dial.3 \
+	man/ctx_freeaddrinfo.3

@@ -16,5 +16,7 @@ Suite *suite_signals(void);
 Suite *suite_stress(void);
 Suite *suite_faults(void);
 Suite *suite_debug(void);
+Suite *suite_resolve(void);
+Suite *suite_dial(void);
 
 #endif
