@@ -23,6 +23,9 @@ int main(void)
 	srunner_add_suite(sr, suite_debug());
 	srunner_add_suite(sr, suite_resolve());
 	srunner_add_suite(sr, suite_dial());
+#ifdef HAVE_OPENSSL
+	srunner_add_suite(sr, suite_ssl());
+#endif
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

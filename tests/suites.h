@@ -18,5 +18,6 @@ Suite *suite_faults(void);
 Suite *suite_debug(void);
 Suite *suite_resolve(void);
 Suite *suite_dial(void);
+Suite *suite_ssl(void); /* only when libctx-ssl is built */
 
 #endif
