@@ -103,3 +103,6 @@ dist_man3_MANS += \
 	man/ctx_ssl_read.3 \
 	man/ctx_ssl_write.3 \
 	man/ctx_ssl_shutdown.3
+# libctx-curl (issue 15)
+dist_man3_MANS += \
+	man/ctx_curl_perform.3

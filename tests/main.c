@@ -26,6 +26,9 @@ int main(void)
 #ifdef HAVE_OPENSSL
 	srunner_add_suite(sr, suite_ssl());
 #endif
+#ifdef HAVE_LIBCURL
+	srunner_add_suite(sr, suite_curl());
+#endif
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -19,5 +19,6 @@ Suite *suite_debug(void);
 Suite *suite_resolve(void);
 Suite *suite_dial(void);
 Suite *suite_ssl(void); /* only when libctx-ssl is built */
+Suite *suite_curl(void); /* only when libctx-curl is built */
 
 #endif

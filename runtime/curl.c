@@ -1,0 +1,78 @@
+/*
+ * libctx-curl: curl_easy_perform on a multi handle that watches the
+ * context.
+ *
+ * curl_multi_poll takes extra descriptors: the context's ctx_done_fd is
+ * one, so the wait wakes the moment the context ends (including at its
+ * deadline, which makes the descriptor readable with no thread of ours
+ * waiting).  A context that can never end has no descriptor (-1, errno
+ * 0) and is simply not watched.
+ */
+#include <errno.h>
+#include <limits.h>
+
+#include "ctx/curl.h"
+
+/* The code for a context that ended. */
+static CURLcode ended(int err)
+{
+	return err == CTX_DEADLINE_EXCEEDED ? CURLE_OPERATION_TIMEDOUT
+					    : CURLE_ABORTED_BY_CALLBACK;
+}
+
+/* Drive the transfer until it ends or ctx does. */
+static CURLcode drive(ctx_t *ctx, CURLM *m, int done_fd)
+{
+	struct curl_waitfd w = { .fd = done_fd, .events = CURL_WAIT_POLLIN };
+	int running = 1;
+	while (running) {
+		CURLMcode mc = curl_multi_perform(m, &running);
+		if (mc != CURLM_OK)
+			return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
+							 : CURLE_FAILED_INIT;
+		int e = ctx_err(ctx);
+		if (e)
+			return ended(e);
+		if (!running)
+			break;
+		/* The cap only bounds how long curl sleeps when it has no
+		 * timer of its own; the done descriptor wakes it sooner. */
+		mc = curl_multi_poll(m, done_fd >= 0 ? &w : NULL,
+				     done_fd >= 0 ? 1 : 0, 1000, NULL);
+		if (mc != CURLM_OK)
+			return CURLE_FAILED_INIT;
+		if ((e = ctx_err(ctx)))
+			return ended(e);
+	}
+	int left;
+	CURLMsg *msg;
+	while ((msg = curl_multi_info_read(m, &left)))
+		if (msg->msg == CURLMSG_DONE)
+			return msg->data.result;
+	return CURLE_FAILED_INIT;
+}
+
+CTX_API CURLcode ctx_curl_perform(ctx_t *ctx, CURL *easy)
+{
+	if (!ctx || !easy)
+		return CURLE_BAD_FUNCTION_ARGUMENT;
+	int e = ctx_err(ctx);
+	if (e)
+		return ended(e);
+	errno = 0;
+	int fd = ctx_done_fd(ctx);
+	if (fd < 0 && errno)
+		return CURLE_OUT_OF_MEMORY; /* no descriptor to wait on */
+	CURLM *m = curl_multi_init();
+	if (!m)
+		return CURLE_OUT_OF_MEMORY;
+	CURLcode rc;
+	if (curl_multi_add_handle(m, easy) != CURLM_OK) {
+		rc = CURLE_BAD_FUNCTION_ARGUMENT; /* already in a multi */
+	} else {
+		rc = drive(ctx, m, fd);
+		curl_multi_remove_handle(m, easy); /* reusable from here */
+	}
+	curl_multi_cleanup(m);
+	return rc;
+}
