@@ -496,9 +496,10 @@ static int cares_drive(ctx_t *ctx, ares_channel ch, struct cares_q *q)
 		nfds_t n = 0;
 		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 			short ev = 0;
-			if (ARES_GETSOCK_READABLE(bits, i))
+			/* c-ares's own macros shift a signed 1 into bit 31. */
+			if ((unsigned)bits & (1u << i))
 				ev |= POLLIN;
-			if (ARES_GETSOCK_WRITABLE(bits, i))
+			if ((unsigned)bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
 				ev |= POLLOUT;
 			if (ev)
 				pf[n++] = (struct pollfd){ socks[i], ev, 0 };

@@ -110,8 +110,9 @@ static struct cbio *cbio_of(SSL *ssl)
 	c->fd = fd;
 	BIO_set_data(b, c);
 	BIO_set_init(b, 1);
-	BIO_up_ref(b);
-	SSL_set_bio(ssl, b, b); /* frees the socket BIO, not the socket */
+	/* One BIO both ways: SSL_set_bio takes the one reference. It frees
+	 * the socket BIO, not the socket. */
+	SSL_set_bio(ssl, b, b);
 	return c;
 }
 
