@@ -7,9 +7,13 @@
  * deadline, which makes the descriptor readable with no thread of ours
  * waiting).  A context that can never end has no descriptor (-1, errno
  * 0) and is simply not watched.
+ *
+ * Each thread keeps one multi handle across calls (freed when the thread
+ * exits), so that its connection cache survives: a second GET to the same
+ * host reuses the connection, as curl_easy_perform's would.
  */
 #include <errno.h>
-#include <limits.h>
+#include <pthread.h>
 
 #include "ctx/curl.h"
 
@@ -52,6 +56,35 @@ static CURLcode drive(ctx_t *ctx, CURLM *m, int done_fd)
 	return CURLE_FAILED_INIT;
 }
 
+static pthread_key_t multi_key;
+static pthread_once_t multi_once = PTHREAD_ONCE_INIT;
+static int multi_key_err;
+
+static void multi_free(void *m)
+{
+	curl_multi_cleanup(m);
+}
+
+static void multi_key_init(void)
+{
+	multi_key_err = pthread_key_create(&multi_key, multi_free);
+}
+
+/* This thread's multi handle; NULL when none can be made. */
+static CURLM *thread_multi(void)
+{
+	pthread_once(&multi_once, multi_key_init);
+	if (multi_key_err)
+		return NULL;
+	CURLM *m = pthread_getspecific(multi_key);
+	if (!m && (m = curl_multi_init()) &&
+	    pthread_setspecific(multi_key, m)) {
+		curl_multi_cleanup(m);
+		m = NULL;
+	}
+	return m;
+}
+
 CTX_API CURLcode ctx_curl_perform(ctx_t *ctx, CURL *easy)
 {
 	if (!ctx || !easy)
@@ -63,7 +96,7 @@ CTX_API CURLcode ctx_curl_perform(ctx_t *ctx, CURL *easy)
 	int fd = ctx_done_fd(ctx);
 	if (fd < 0 && errno)
 		return CURLE_OUT_OF_MEMORY; /* no descriptor to wait on */
-	CURLM *m = curl_multi_init();
+	CURLM *m = thread_multi();
 	if (!m)
 		return CURLE_OUT_OF_MEMORY;
 	CURLcode rc;
@@ -72,7 +105,12 @@ CTX_API CURLcode ctx_curl_perform(ctx_t *ctx, CURL *easy)
 	} else {
 		rc = drive(ctx, m, fd);
 		curl_multi_remove_handle(m, easy); /* reusable from here */
+		if (rc != CURLE_OK) {
+			/* Cut short: curl may keep the half-used connection
+			 * in the cache; drop the cache with the handle. */
+			pthread_setspecific(multi_key, NULL);
+			curl_multi_cleanup(m);
+		}
 	}
-	curl_multi_cleanup(m);
 	return rc;
 }

@@ -23,7 +23,7 @@ struct server {
 
 static void serve_one(int c)
 {
-	char req[2048];
+	char req[2048] = "";
 	size_t n = 0;
 	while (n < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
 		ssize_t r = read(c, req + n, sizeof req - 1 - n);
