@@ -69,3 +69,22 @@ EXTRA_DIST += bench/run.sh bench/go/go.mod bench/go/doc.go \
 	bench/go/select_bench_test.go
 clean-local:
 	rm -rf bench/results bench/go-cache bench/go-path bench/stoptoken.so
+
+# ---- outgoing calls (issue 15): dial, TLS, curl beside the plain calls --
+# The TLS and curl rows are compiled in when libctx-ssl / libctx-curl are
+# built (their sources are compiled into the program, which links the core
+# statically).
+noinst_PROGRAMS += bench/bench_outgoing
+bench_bench_outgoing_SOURCES = bench/bench_outgoing.c
+bench_bench_outgoing_LDADD = libctx-core.la
+bench_bench_outgoing_CFLAGS = $(AM_CFLAGS) -O2
+if HAVE_OPENSSL
+bench_bench_outgoing_SOURCES += runtime/ssl.c
+bench_bench_outgoing_CFLAGS += $(OPENSSL_CFLAGS)
+bench_bench_outgoing_LDADD += $(OPENSSL_LIBS)
+endif
+if HAVE_LIBCURL
+bench_bench_outgoing_SOURCES += runtime/curl.c
+bench_bench_outgoing_CFLAGS += $(LIBCURL_CFLAGS)
+bench_bench_outgoing_LDADD += $(LIBCURL_LIBS)
+endif

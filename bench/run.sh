@@ -1208,6 +1208,33 @@ backend_runs
 run_as Y bench_sys bench_sys $quick
 run_prog A bench_select $quick   # issue 13: section_waitany
 run_prog P bench_proc $quick
+# Outgoing calls (issue 15): bench_outgoing prints CSV rows of
+# name,ctx_ns,plain_ns,ratio (ctx_dial vs getaddrinfo + connect, ctx_ssl_*
+# vs blocking OpenSSL, ctx_curl_perform vs curl_easy_perform; targets
+# <= 1.1x); shown as a table, misses listed under it.
+section_outgoing() {
+	echo "## Outgoing calls: libctx beside the plain libraries"
+	echo
+	if [ ! -x "$builddir/bench/bench_outgoing" ]; then
+		echo "(bench_outgoing is not built)"
+		return 1
+	fi
+	if ! BENCH_QUICK=${quick:+1} "$builddir/bench/bench_outgoing" \
+	    >"$results/bench_outgoing.txt"; then
+		echo "bench_outgoing failed: see $results/bench_outgoing.txt"
+		return 1
+	fi
+	grep '^#' "$results/bench_outgoing.txt"
+	echo
+	echo "| row | libctx (ns/op) | plain (ns/op) | ratio |"
+	echo "|---|---:|---:|---:|"
+	grep -v '^#' "$results/bench_outgoing.txt" | tail -n +2 |
+		awk -F, '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }'
+	grep -v '^#' "$results/bench_outgoing.txt" | tail -n +2 |
+		awk -F, '$4 > 1.1 { printf "target missed (<= 1.1x): %s at %sx\n", $1, $4 }'
+	return 0
+}
+
 # The Go table's runs come last, after every C program has finished.
 section_go >"$results/go-table.md"
 
@@ -1236,6 +1263,7 @@ echo
 cat "$results/go-table.md"
 echo
 section_waitany || status=1   # issue 13
+section_outgoing || status=1
 echo
 awk -v a="$start" -v b="$(uptime_s)" \
 	'BEGIN { printf "Benchmarks took %.0f s.\n", b - a }'

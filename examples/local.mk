@@ -61,3 +61,11 @@ else
 bench-httpd:
 	@echo "bench-httpd: skipped: httpd was not built (no http-parser)"
 endif
+
+# fetch: parallel downloads through libctx-curl (issue 15).
+if HAVE_LIBCURL
+noinst_PROGRAMS += examples/fetch
+examples_fetch_SOURCES = examples/fetch.c
+examples_fetch_CFLAGS = $(AM_CFLAGS) $(LIBCURL_CFLAGS)
+examples_fetch_LDADD = libctx-curl.la libctx.la $(LIBCURL_LIBS)
+endif

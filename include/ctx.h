@@ -625,6 +625,31 @@ CTX_API const char *ctx_cause_msg(ctx_t *ctx);
 	CTX__AT(ctx_thread_create_attr(t, at, c, f, a))
 #endif
 
+/* ---------------------------------------------------------------------
+ * Outgoing calls: names and dialing (issue 15)
+ *
+ * ctx_getaddrinfo is getaddrinfo(3) that a context ends: 0 or an EAI_
+ * code; EAI_SYSTEM with errno = the context's error when it ended the
+ * lookup (within a millisecond; a done context refuses at once).  Free
+ * the results with ctx_freeaddrinfo, never freeaddrinfo.
+ *
+ * ctx_dial resolves "host:port" or "[v6]:port" (the port may be a service
+ * name) and connects with Happy Eyeballs (RFC 8305): IPv6 first, families
+ * interleaved, the next address after 250 ms or at once on a failure.  It
+ * returns one connected, blocking, close-on-exec socket of `type`
+ * (SOCK_STREAM, or SOCK_DGRAM for a connected UDP socket), or -1 with
+ * errno: the context's error, the last connect error, EADDRNOTAVAIL for a
+ * name without addresses, EINVAL for a malformed address.
+ * ------------------------------------------------------------------- */
+
+struct addrinfo;
+
+CTX_API int ctx_getaddrinfo(ctx_t *ctx, const char *node, const char *service,
+			    const struct addrinfo *hints,
+			    struct addrinfo **res);
+CTX_API void ctx_freeaddrinfo(struct addrinfo *res);
+CTX_API int ctx_dial(ctx_t *ctx, const char *address, int type);
+
 #ifdef __cplusplus
 }
 #endif

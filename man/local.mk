@@ -154,3 +154,18 @@ dist_man3_MANS += \
 	man/ctx_signo.3 \
 	man/ctx_cancel_msg.3 \
 	man/ctx_cause_msg.3
+# Outgoing calls (issue 15): names and dialing.
+dist_man3_MANS += \
+	man/ctx_getaddrinfo.3 \
+	man/ctx_dial.3 \
+	man/ctx_freeaddrinfo.3
+# libctx-ssl (issue 15)
+dist_man3_MANS += \
+	man/ctx_ssl_connect.3 \
+	man/ctx_ssl_accept.3 \
+	man/ctx_ssl_read.3 \
+	man/ctx_ssl_write.3 \
+	man/ctx_ssl_shutdown.3
+# libctx-curl (issue 15)
+dist_man3_MANS += \
+	man/ctx_curl_perform.3

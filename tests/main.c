@@ -29,7 +29,15 @@ int main(void)
 	srunner_add_suite(sr, suite_proc()); \
 	srunner_add_suite(sr, suite_server()); \
 	srunner_add_suite(sr, suite_checks());
-	srunner_add_suite(sr, suite_kill());
+	srunner_add_suite(sr, suite_kill()); \
+	srunner_add_suite(sr, suite_resolve());
+	srunner_add_suite(sr, suite_dial());
+#ifdef HAVE_OPENSSL
+	srunner_add_suite(sr, suite_ssl());
+#endif
+#ifdef HAVE_LIBCURL
+	srunner_add_suite(sr, suite_curl());
+#endif
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -25,5 +25,9 @@ Suite *suite_proc(void);
 Suite *suite_server(void);
 Suite *suite_checks(void);
 Suite *suite_kill(void);
+Suite *suite_resolve(void);
+Suite *suite_dial(void);
+Suite *suite_ssl(void); /* only when libctx-ssl is built */
+Suite *suite_curl(void); /* only when libctx-curl is built */
 
 #endif

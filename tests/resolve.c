@@ -1,0 +1,360 @@
+/*
+ * ctx_getaddrinfo: numeric hosts, the hosts file, a DNS server that never
+ * answers (c-ares: CTX_DNS_SERVER points it at a silent UDP socket of the
+ * test's), helper threads that hang (a getaddrinfo replaced through the
+ * test hook), and what abandoned lookups leave behind.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "resolve.h"
+#include "suites.h"
+#include "testutil.h"
+
+/* The thread's wait descriptors and the timer thread are made at the
+ * first wait: make them before counting, so the counts see only ours. */
+static void warm_up(void)
+{
+	ctx_t *c = ctx_with_timeout(ctx_background(), CTX_MSEC);
+	ck_assert_int_eq(ctx_wait(c), CTX_DEADLINE_EXCEEDED);
+	ctx_release(c);
+}
+
+/* A getaddrinfo that hangs until the test lets it go. */
+static pthread_mutex_t hang_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hang_cv = PTHREAD_COND_INITIALIZER;
+static bool hang_released;
+
+static int hang_gai(const char *node, const char *service,
+		    const struct addrinfo *hints, struct addrinfo **res)
+{
+	(void)node, (void)service, (void)hints, (void)res;
+	pthread_mutex_lock(&hang_mu);
+	while (!hang_released)
+		pthread_cond_wait(&hang_cv, &hang_mu);
+	pthread_mutex_unlock(&hang_mu);
+	return EAI_AGAIN;
+}
+
+static void hang_release(void)
+{
+	pthread_mutex_lock(&hang_mu);
+	hang_released = true;
+	pthread_cond_broadcast(&hang_cv);
+	pthread_mutex_unlock(&hang_mu);
+}
+
+static void hang_arm(void)
+{
+	hang_released = false;
+	ck_assert(ctx__resolve_force(CTX__RESOLVE_THREADS));
+	ctx__resolve_set_gai(hang_gai);
+}
+
+static void hang_disarm(void)
+{
+	hang_release();
+	ctx__resolve_set_gai(NULL);
+	ctx__resolve_force(CTX__RESOLVE_DEFAULT);
+}
+
+static bool has_v4(struct addrinfo *r, const char *want)
+{
+	for (; r; r = r->ai_next) {
+		char buf[INET_ADDRSTRLEN];
+		struct sockaddr_in *sin = (struct sockaddr_in *)r->ai_addr;
+		if (r->ai_family == AF_INET &&
+		    inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf) &&
+		    strcmp(buf, want) == 0)
+			return true;
+	}
+	return false;
+}
+
+START_TEST(numeric_host)
+{
+	struct addrinfo h = { .ai_socktype = SOCK_STREAM }, *r;
+	ck_assert_int_eq(ctx_getaddrinfo(ctx_background(), "127.0.0.1", "8080",
+					 &h, &r), 0);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->ai_family, AF_INET);
+	ck_assert_int_eq(r->ai_socktype, SOCK_STREAM);
+	ck_assert_int_eq(ntohs(((struct sockaddr_in *)r->ai_addr)->sin_port),
+			 8080);
+	ctx_freeaddrinfo(r);
+	ck_assert_int_eq(ctx_getaddrinfo(ctx_background(), "::1", NULL, NULL,
+					 &r), 0);
+	ck_assert_int_eq(r->ai_family, AF_INET6);
+	ctx_freeaddrinfo(r);
+	ctx_freeaddrinfo(NULL);
+}
+END_TEST
+
+START_TEST(bad_input)
+{
+	struct addrinfo *r = (void *)1;
+	errno = 0;
+	ck_assert_int_eq(ctx_getaddrinfo(NULL, "localhost", "80", NULL, &r),
+			 EAI_SYSTEM);
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_int_eq(ctx_getaddrinfo(ctx_background(), "localhost", "80",
+					 NULL, NULL), EAI_SYSTEM);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(ctx_getaddrinfo(ctx_background(), NULL, NULL, NULL,
+					 &r), EAI_NONAME);
+	ck_assert_ptr_null(r);
+}
+END_TEST
+
+/* A done context refuses at once, even a lookup that needs no wait. */
+START_TEST(done_refuses)
+{
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	ctx_cancel(c);
+	struct addrinfo *r;
+	errno = 0;
+	ck_assert_int_eq(ctx_getaddrinfo(c, "127.0.0.1", "80", NULL, &r),
+			 EAI_SYSTEM);
+	ck_assert_int_eq(errno, CTX_CANCELED);
+	ck_assert_ptr_null(r);
+	ctx_release(c);
+}
+END_TEST
+
+/* "localhost" from /etc/hosts by the mechanism of the loop index. */
+START_TEST(localhost)
+{
+	enum ctx__resolver m = _i ? CTX__RESOLVE_CARES : CTX__RESOLVE_THREADS;
+	ck_assert(ctx__resolve_force(m));
+	struct addrinfo h = { .ai_family = AF_INET,
+			      .ai_socktype = SOCK_STREAM }, *r;
+	int rc = ctx_getaddrinfo(ctx_background(), "localhost", "80", &h, &r);
+	ctx__resolve_force(CTX__RESOLVE_DEFAULT);
+	ck_assert_msg(rc == 0, "localhost: %s", gai_strerror(rc));
+	ck_assert(has_v4(r, "127.0.0.1"));
+	ctx_freeaddrinfo(r);
+}
+END_TEST
+
+#ifdef HAVE_CARES
+/* A hosts file of the test's (c-ares reads CARES_HOSTS), with aliases,
+ * both families and AI_CANONNAME. */
+START_TEST(hosts_file)
+{
+	char path[] = "/tmp/ctx-hosts-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	const char *text = "192.0.2.7 ctx-test.example alias.example\n"
+			   "2001:db8::7 ctx-test.example\n";
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	setenv("CARES_HOSTS", path, 1);
+	ck_assert(ctx__resolve_force(CTX__RESOLVE_CARES));
+	struct addrinfo h = { .ai_socktype = SOCK_STREAM,
+			      .ai_flags = AI_CANONNAME }, *r;
+	int rc = ctx_getaddrinfo(ctx_background(), "alias.example", "http",
+				 &h, &r);
+	ck_assert_msg(rc == 0, "%s", gai_strerror(rc));
+	ck_assert(has_v4(r, "192.0.2.7"));
+	ck_assert_ptr_nonnull(r->ai_canonname);
+	bool v6 = false;
+	for (struct addrinfo *p = r; p; p = p->ai_next) {
+		v6 |= p->ai_family == AF_INET6;
+		ck_assert_int_eq(ntohs(((struct sockaddr_in *)p->ai_addr)->sin_port), 80);
+	}
+	ctx_freeaddrinfo(r);
+	struct addrinfo h6 = { .ai_family = AF_INET6 };
+	ck_assert_int_eq(ctx_getaddrinfo(ctx_background(), "ctx-test.example",
+					 NULL, &h6, &r), 0);
+	ck_assert_int_eq(r->ai_family, AF_INET6);
+	ctx_freeaddrinfo(r);
+	(void)v6;
+	ctx__resolve_force(CTX__RESOLVE_DEFAULT);
+	unsetenv("CARES_HOSTS");
+	unlink(path);
+}
+END_TEST
+
+/* A UDP socket that never answers, named by CTX_DNS_SERVER. */
+static int silent_server(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sa;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, len), 0);
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sa, &len), 0);
+	char env[64];
+	snprintf(env, sizeof env, "127.0.0.1:%d", ntohs(sa.sin_port));
+	setenv("CTX_DNS_SERVER", env, 1);
+	ck_assert(ctx__resolve_force(CTX__RESOLVE_CARES));
+	return s;
+}
+
+static void silent_done(int s)
+{
+	/* The query really went to the silent server. */
+	char buf[512];
+	ck_assert_int_gt(recv(s, buf, sizeof buf, MSG_DONTWAIT), 0);
+	close(s);
+	unsetenv("CTX_DNS_SERVER");
+	ctx__resolve_force(CTX__RESOLVE_DEFAULT);
+}
+
+START_TEST(silent_dns_deadline)
+{
+	int s = silent_server();
+	ctx_t *c = ctx_with_timeout(ctx_background(), 300 * CTX_MSEC);
+	struct addrinfo *r;
+	int64_t t0 = ctx_now();
+	errno = 0;
+	ck_assert_int_eq(ctx_getaddrinfo(c, "never.example", "80", NULL, &r),
+			 EAI_SYSTEM);
+	ck_assert_int_eq(errno, CTX_DEADLINE_EXCEEDED);
+	tu_assert_ms(tu_ms_since(t0), 299, 400);
+	ctx_release(c);
+	silent_done(s);
+}
+END_TEST
+
+START_TEST(silent_dns_cancel)
+{
+	int s = silent_server();
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	struct tu_canceller k;
+	struct addrinfo *r;
+	tu_must_cancel_after(&k, c, 200 * CTX_MSEC);
+	int64_t t0 = ctx_now();
+	errno = 0;
+	int rc = ctx_getaddrinfo(c, "never.example", "80", NULL, &r);
+	double ms = tu_ms_since(t0);
+	tu_canceller_join(&k);
+	ck_assert_int_eq(rc, EAI_SYSTEM);
+	ck_assert_int_eq(errno, CTX_CANCELED);
+	tu_assert_ms(ms, 199, 300 + 100);
+	ctx_release(c);
+	silent_done(s);
+}
+END_TEST
+
+/* c-ares: an abandoned lookup closes its sockets and uses no thread. */
+START_TEST(cares_abandoned)
+{
+	int s = silent_server();
+	warm_up();
+	int fds = tu_count_fds(), threads = tu_count_threads();
+	for (int i = 0; i < 20; i++) {
+		ctx_t *c = ctx_with_timeout(ctx_background(), 20 * CTX_MSEC);
+		struct addrinfo *r;
+		ck_assert_int_eq(ctx_getaddrinfo(c, "never.example", "80",
+						 NULL, &r), EAI_SYSTEM);
+		ck_assert_int_eq(errno, CTX_DEADLINE_EXCEEDED);
+		ctx_release(c);
+	}
+	ck_assert_int_eq(tu_settle_fds(fds, CTX_SEC), fds);
+	ck_assert_int_le(tu_count_threads(), threads + 1); /* + a timer thread */
+	silent_done(s);
+}
+END_TEST
+#endif
+
+/* Helper threads: a hung getaddrinfo is abandoned at the deadline... */
+START_TEST(threads_deadline)
+{
+	hang_arm();
+	ctx_t *c = ctx_with_timeout(ctx_background(), 200 * CTX_MSEC);
+	struct addrinfo *r;
+	int64_t t0 = ctx_now();
+	errno = 0;
+	ck_assert_int_eq(ctx_getaddrinfo(c, "hung.example", "80", NULL, &r),
+			 EAI_SYSTEM);
+	ck_assert_int_eq(errno, CTX_DEADLINE_EXCEEDED);
+	tu_assert_ms(tu_ms_since(t0), 199, 300);
+	ctx_release(c);
+	hang_disarm();
+}
+END_TEST
+
+/* ...and by a cancel from another thread. */
+START_TEST(threads_cancel)
+{
+	hang_arm();
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	struct tu_canceller k;
+	struct addrinfo *r;
+	tu_must_cancel_after(&k, c, 100 * CTX_MSEC);
+	int64_t t0 = ctx_now();
+	int rc = ctx_getaddrinfo(c, "hung.example", "80", NULL, &r);
+	double ms = tu_ms_since(t0);
+	tu_canceller_join(&k);
+	ck_assert_int_eq(rc, EAI_SYSTEM);
+	ck_assert_int_eq(errno, CTX_CANCELED);
+	tu_assert_ms(ms, 99, 200);
+	ctx_release(c);
+	hang_disarm();
+}
+END_TEST
+
+/* 20 abandoned lookups cost at most the cap of helper threads and no
+ * descriptor; once getaddrinfo returns, the helpers drop the queued jobs
+ * whose callers left. */
+START_TEST(threads_abandoned_bounded)
+{
+	hang_arm();
+	warm_up();
+	int fds = tu_count_fds(), threads = tu_count_threads();
+	for (int i = 0; i < 20; i++) {
+		ctx_t *c = ctx_with_timeout(ctx_background(), 10 * CTX_MSEC);
+		struct addrinfo *r;
+		ck_assert_int_eq(ctx_getaddrinfo(c, "hung.example", "80",
+						 NULL, &r), EAI_SYSTEM);
+		ck_assert_int_eq(errno, CTX_DEADLINE_EXCEEDED);
+		ctx_release(c);
+	}
+	ck_assert_int_le(ctx__resolve_helpers(), CTX__RESOLVE_MAX_HELPERS);
+	ck_assert_int_ge(ctx__resolve_helpers(), 1);
+	ck_assert_int_le(tu_count_threads(),
+			 threads + CTX__RESOLVE_MAX_HELPERS + 1);
+	ck_assert_int_eq(tu_settle_fds(fds, CTX_SEC), fds);
+	hang_disarm();
+	/* Released, the helpers finish and a real lookup still works. */
+	struct addrinfo h = { .ai_family = AF_INET }, *r;
+	ck_assert(ctx__resolve_force(CTX__RESOLVE_THREADS));
+	ck_assert_int_eq(ctx_getaddrinfo(ctx_background(), "localhost", NULL,
+					 &h, &r), 0);
+	ctx_freeaddrinfo(r);
+	ctx__resolve_force(CTX__RESOLVE_DEFAULT);
+}
+END_TEST
+
+Suite *suite_resolve(void)
+{
+	Suite *s = suite_create("resolve");
+	TCase *tc = tu_tcase(s, "basics", 10);
+	tcase_add_test(tc, numeric_host);
+	tcase_add_test(tc, bad_input);
+	tcase_add_test(tc, done_refuses);
+	#ifdef HAVE_CARES
+	tcase_add_loop_test(tc, localhost, 0, 2);
+#else
+	tcase_add_loop_test(tc, localhost, 0, 1);
+#endif
+#ifdef HAVE_CARES
+	tc = tu_tcase(s, "cares", 20);
+	tcase_add_test(tc, hosts_file);
+	tcase_add_test(tc, silent_dns_deadline);
+	tcase_add_test(tc, silent_dns_cancel);
+	tcase_add_test(tc, cares_abandoned);
+#endif
+	tc = tu_tcase(s, "threads", 20);
+	tcase_add_test(tc, threads_deadline);
+	tcase_add_test(tc, threads_cancel);
+	tcase_add_test(tc, threads_abandoned_bounded);
+	return s;
+}
