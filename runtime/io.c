@@ -33,6 +33,7 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,22 +47,53 @@
 /* ---- the socket hint ------------------------------------------------- */
 
 #define HINTS 64
-static __thread int hints[HINTS]; /* (fd + 1) * 2 + is_socket; 0: none */
+/* (fd + 1) * 4 + kind; 0: none.  Kinds: */
+enum { H_OTHER, H_SOCKET, H_FILE_WRITE };
+static __thread int hints[HINTS];
+
+static int hint_kind(int fd)
+{
+	if (fd < 0) /* the call itself reports EBADF */
+		return -1;
+	int h = hints[fd % HINTS];
+	return h >> 2 == fd + 1 ? h & 3 : -1;
+}
 
 static enum strategy hint(int fd)
 {
-	if (fd < 0) /* the call itself reports EBADF */
-		return S_UNKNOWN;
-	int h = hints[fd % HINTS];
-	if (h >> 1 != fd + 1)
-		return S_UNKNOWN;
-	return h & 1 ? S_SOCKET : S_NOWAIT;
+	int k = hint_kind(fd);
+	return k < 0 ? S_UNKNOWN : k == H_SOCKET ? S_SOCKET : S_NOWAIT;
+}
+
+static void hint_kind_set(int fd, int kind)
+{
+	if (fd >= 0)
+		hints[fd % HINTS] = (fd + 1) * 4 + kind;
 }
 
 static void hint_set(int fd, bool sock)
 {
-	if (fd >= 0)
-		hints[fd % HINTS] = (fd + 1) * 2 + sock;
+	hint_kind_set(fd, sock ? H_SOCKET : H_OTHER);
+}
+
+/* The backend has no transfers (epoll): learnt from the first that came
+ * back CTX__BLOCKING; the backend is chosen once per process. */
+static _Atomic bool no_xfer;
+
+static enum strategy file_strategy(void)
+{
+	return atomic_load_explicit(&no_xfer, memory_order_relaxed) ?
+		       S_FILE : S_RING;
+}
+
+/* Positional writes: a regular file that refused a RWF_NOWAIT write is
+ * remembered, so later writes skip the try that fails.  Only positional
+ * calls use it: a stale hint (the number reused for a pipe) then costs a
+ * plain pwrite that fails with ESPIPE, which is the right answer. */
+static enum strategy hint_at(int fd, bool write)
+{
+	return write && hint_kind(fd) == H_FILE_WRITE ? file_strategy() :
+							 S_NOWAIT;
 }
 
 /* ---- classification -------------------------------------------------- */
@@ -141,15 +173,19 @@ static bool classify(struct op *o, int err)
 			return false;
 		if (fstat(o->fd, &st) < 0)
 			return false;
-		if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
-			o->how = S_RING; /* the storage, not readiness */
+		if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+			o->how = file_strategy(); /* storage, not readiness */
+			if (o->at && o->events == POLLOUT)
+				hint_kind_set(o->fd, H_FILE_WRITE);
+		}
 		else if (err == EAGAIN)
 			return false; /* a pipe, eventfd, ...: wait for it */
 		else
 			o->how = no_nowait(o, &st);
 		return true;
-	case S_RING:
-		o->how = S_FILE; /* the backend has no transfer */
+	case S_RING: /* the backend has no transfer */
+		atomic_store_explicit(&no_xfer, true, memory_order_relaxed);
+		o->how = S_FILE;
 		return true;
 	default:
 		return false;
@@ -567,7 +603,8 @@ static ssize_t rwv(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt,
 	if (at && off < 0)
 		return fail(EINVAL);
 	struct op o = { .fd = fd, .events = events,
-			.how = at ? S_NOWAIT : hint(fd), .call = call_rwv,
+			.how = at ? hint_at(fd, events == POLLOUT) : hint(fd),
+			.call = call_rwv,
 			.iov = iov, .iovcnt = iovcnt, .len = (size_t)t,
 			.rw = true, .at = at, .off = off };
 	return all ? run_allv(ctx, &o) : ctx__io_run(ctx, &o);
