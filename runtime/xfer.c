@@ -41,17 +41,26 @@ struct side {
 	bool pipe;
 };
 
-static int side_of(int fd, struct side *s)
+/* fstat always (a socket or a FIFO?); F_GETFL only for a socket, whose
+ * O_NONBLOCK decides.  A side that is not looked at (need false) is
+ * taken for a file: sendfile's input, copy_file_range's two. */
+static int side_of(int fd, struct side *s, bool need)
 {
 	struct stat st;
 	int fl;
-	if (fstat(fd, &st) < 0 || (fl = fcntl(fd, F_GETFL)) < 0)
-		return -1;
 	s->fd = fd;
-	s->block_sock = S_ISSOCK(st.st_mode) && !(fl & O_NONBLOCK);
+	if (!need)
+		return 0;
+	if (fstat(fd, &st) < 0)
+		return -1;
 	s->pipe = S_ISFIFO(st.st_mode);
-	s->pipe_or_sock = S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode) ||
-			  (fl & O_NONBLOCK);
+	if (S_ISSOCK(st.st_mode)) {
+		if ((fl = fcntl(fd, F_GETFL)) < 0)
+			return -1;
+		s->block_sock = !(fl & O_NONBLOCK);
+	}
+	/* Others (character devices, ...) are waited for on EAGAIN. */
+	s->pipe_or_sock = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
 	return 0;
 }
 
@@ -135,7 +144,8 @@ static ssize_t move(ctx_t *ctx, struct copy *c, size_t count, bool once)
 	int e = ctx_err(ctx);
 	if (e)
 		return fail(e);
-	if (side_of(c->in.fd, &c->in) < 0 || side_of(c->out.fd, &c->out) < 0)
+	if (side_of(c->in.fd, &c->in, c->kind == K_SPLICE) < 0 ||
+	    side_of(c->out.fd, &c->out, c->kind != K_COPY) < 0)
 		return -1;
 	struct op o = { .fd = c->out.fd, .events = POLLOUT, .how = S_NONBLOCK,
 			.call = call_copy, .buf = c };
