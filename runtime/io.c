@@ -705,6 +705,16 @@ static ssize_t call_sendmmsg(struct op *o)
 			o->flags | MSG_DONTWAIT);
 }
 
+/* MSG_WAITALL means something only on a stream: a datagram socket
+ * returns one message as it is. */
+static bool is_stream(int fd)
+{
+	int type = 0;
+	socklen_t sl = sizeof(type);
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) == 0 &&
+	       type == SOCK_STREAM;
+}
+
 ssize_t ctx_recvfrom(ctx_t *ctx, int fd, void *buf, size_t len, int flags,
 		     struct sockaddr *src, socklen_t *srclen)
 {
@@ -713,7 +723,7 @@ ssize_t ctx_recvfrom(ctx_t *ctx, int fd, void *buf, size_t len, int flags,
 			.flags = flags, .addr = src, .addrlen = srclen };
 	if (flags & MSG_DONTWAIT)
 		return dontwait(ctx, &o);
-	if (flags & MSG_WAITALL) {
+	if ((flags & MSG_WAITALL) && is_stream(fd)) {
 		o.flags &= ~MSG_WAITALL;
 		return run_all(ctx, &o);
 	}
@@ -747,11 +757,15 @@ static ssize_t msg_op(ctx_t *ctx, int fd, struct msghdr *msg, int flags,
 	struct op o = { .fd = fd, .events = events, .how = S_SOCKET,
 			.call = call, .buf = msg, .len = (size_t)t,
 			.iov = msg->msg_iov, .iovcnt = (int)msg->msg_iovlen,
-			.flags = flags & ~MSG_WAITALL };
+			.flags = flags };
 	if (flags & MSG_DONTWAIT)
 		return dontwait(ctx, &o);
-	if (events == POLLOUT || (flags & MSG_WAITALL))
+	if (events == POLLOUT)
 		return run_allv(ctx, &o);
+	if ((flags & MSG_WAITALL) && is_stream(fd)) {
+		o.flags &= ~MSG_WAITALL;
+		return run_allv(ctx, &o);
+	}
 	return ctx__io_run(ctx, &o);
 }
 

@@ -481,6 +481,36 @@ START_TEST(test_vectored_pipe)
 }
 END_TEST
 
+/* MSG_WAITALL on a stream waits for every byte; on a datagram socket it
+ * returns the one message. */
+START_TEST(test_recvmsg_waitall)
+{
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	int sp[2], dg[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, dg), 0);
+	ck_assert_int_eq(send(sp[1], "ab", 2, 0), 2);
+	pthread_t t;
+	pthread_create(&t, NULL, write_later, &sp[1]);
+	char buf[8] = { 0 };
+	struct iovec v[2] = { { buf, 3 }, { buf + 3, 3 } };
+	struct msghdr m = { .msg_iov = v, .msg_iovlen = 2 };
+	ck_assert_int_eq(ctx_recvmsg(c, sp[0], &m, MSG_WAITALL), 6);
+	ck_assert_str_eq(buf, "ablate");
+	pthread_join(t, NULL);
+	ck_assert_int_eq(send(dg[1], "ab", 2, 0), 2);
+	ck_assert_int_eq(ctx_recvmsg(c, dg[0], &m, MSG_WAITALL), 2);
+	ck_assert_int_eq(ctx_recvfrom(c, sp[0], buf, 4, MSG_DONTWAIT, NULL,
+				      NULL), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	ctx_release(c);
+	close(sp[0]);
+	close(sp[1]);
+	close(dg[0]);
+	close(dg[1]);
+}
+END_TEST
+
 Suite *suite_xfer(void)
 {
 	Suite *s = suite_create("xfer");
@@ -498,5 +528,6 @@ Suite *suite_xfer(void)
 	tc = tu_tcase(s, "positional", 20);
 	tcase_add_test(tc, test_positional);
 	tcase_add_test(tc, test_vectored_pipe);
+	tcase_add_test(tc, test_recvmsg_waitall);
 	return s;
 }
