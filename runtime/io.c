@@ -749,7 +749,7 @@ static ssize_t msg_op(ctx_t *ctx, int fd, struct msghdr *msg, int flags,
 {
 	if (!msg)
 		return fail(EINVAL);
-	if (msg->msg_iovlen > INT_MAX)
+	if (msg->msg_iovlen > IOV_MAX) /* as sendmsg(2) says it */
 		return fail(EMSGSIZE);
 	ssize_t t = iov_total(msg->msg_iov, (int)msg->msg_iovlen);
 	if (t < 0)

@@ -1,5 +1,6 @@
 /* The vectored, positional, message and copy calls (issue 12). */
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <signal.h>
@@ -511,6 +512,43 @@ START_TEST(test_recvmsg_waitall)
 }
 END_TEST
 
+START_TEST(test_bad_input)
+{
+	int fds = tu_count_fds();
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	int sp[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	struct iovec v = { "x", 1 };
+	struct msghdr m = { .msg_iov = &v, .msg_iovlen = IOV_MAX + 1 };
+	tu_assert_fail(ctx_sendmsg(c, sp[0], &m, 0), EMSGSIZE);
+	tu_assert_fail(ctx_recvmsg(c, sp[0], NULL, 0), EINVAL);
+	off_t off = 0;
+	tu_assert_fail(ctx_sendfile(c, sp[0], -1, &off, 10), EBADF);
+	tu_assert_fail(ctx_sendfile(c, -1, sp[0], &off, 10), EBADF);
+	tu_assert_fail(ctx_splice(c, -1, NULL, sp[0], NULL, 10, 0), EBADF);
+	tu_assert_fail(ctx_copy_file_range(c, -1, NULL, -1, NULL, 10, 0),
+		       EBADF);
+	tu_assert_fail(ctx_recvfrom(c, -1, NULL, 0, 0, NULL, NULL), EBADF);
+	tu_assert_fail(ctx_sendto(c, -1, "x", 1, 0, NULL, 0),
+		       EBADF);
+	tu_assert_fail(ctx_readv(c, -1, &v, 1), EBADF);
+	tu_assert_fail(ctx_recvmmsg(c, -1, NULL, 0, 0), EBADF);
+	ctx_cancel(c);
+	int f = tmpfile_of(10);
+	tu_assert_fail(ctx_copy_file_range(c, f, NULL, f, NULL, 10, 0),
+		       CTX_CANCELED);
+	tu_assert_fail(ctx_sendfile(c, sp[0], f, &off, 10), CTX_CANCELED);
+	tu_assert_fail(ctx_sendmsg(c, sp[0], &(struct msghdr){ .msg_iov = &v,
+		       .msg_iovlen = 1 }, 0), CTX_CANCELED);
+	tu_assert_fail(ctx_sendmmsg(c, sp[0], NULL, 0, 0), CTX_CANCELED);
+	close(f);
+	ctx_release(c);
+	close(sp[0]);
+	close(sp[1]);
+	ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+
 Suite *suite_xfer(void)
 {
 	Suite *s = suite_create("xfer");
@@ -529,5 +567,6 @@ Suite *suite_xfer(void)
 	tcase_add_test(tc, test_positional);
 	tcase_add_test(tc, test_vectored_pipe);
 	tcase_add_test(tc, test_recvmsg_waitall);
+	tcase_add_test(tc, test_bad_input);
 	return s;
 }
