@@ -414,9 +414,12 @@ static uint64_t calibrate(const struct bench *b, void (*fn)(uint64_t))
 		int64_t t0 = bench_now();
 		fn(n);
 		int64_t t = bench_now() - t0;
-		if (t >= b->target_ns / 4 || n > (1u << 26))
-			return t > 0 ? n * (uint64_t)b->target_ns / (uint64_t)t
-				     : n;
+		if (t >= b->target_ns / 4 || n > (1u << 26)) {
+			/* at least one: a slow call (fsync) is not 0/0 */
+			uint64_t k = t > 0 ? n * (uint64_t)b->target_ns /
+						     (uint64_t)t : n;
+			return k ? k : 1;
+		}
 		n *= 4;
 	}
 }
