@@ -14,6 +14,17 @@
  *                      FIFO and an F_SETFL to clear the flag: its floor)
  *   open/file-wronly   the same, O_WRONLY (no fstat)
  *   fsync/clean        fsync of an unchanged file: ctx_fsync vs fsync
+ *   writev+readv/pipe  two 32-byte pieces into a pipe and back, per pair
+ *   pread/file, pwrite/file, preadv/file, pwritev/file
+ *                      4 bytes at offset 0 of a cached file
+ *   sendto+recvfrom/dgram, sendmsg+recvmsg/stream, sendmmsg+recvmmsg/dgram
+ *                      a 32-byte message (4 for the mmsg pair) over a
+ *                      UNIX socket pair and back
+ *   sendfile/pipe      4 bytes of the file into a pipe, read back plainly
+ *   sendfile/socket    the same into a blocking stream socket (the poll,
+ *                      SO_SNDBUF and SIOCOUTQ of each step: its floor)
+ *   splice/pipe        4 bytes of the file into a pipe, read back plainly
+ *   copy_file_range/file  4 bytes from the file into a second one
  *
  * Not here: ctx_sleep_until (nothing to compare: its cost is the wait),
  * ctx_waitid (a child's exit dominates), FIFO opens and contended locks
@@ -25,12 +36,15 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "ctx.h"
 #include "benchutil.h"
 
 static ctx_t *cx;
-static int pipefd[2], epfd, filefd;
+static int pipefd[2], epfd, filefd, filefd2, xp[2], dg[2], st[2];
 static char path[64];
 static sigset_t usr1, unblocked; /* unblocked: ppoll's mask */
 
@@ -170,6 +184,207 @@ static void fsync_plain(uint64_t n)
 		must(fsync(filefd) == 0, "fsync");
 }
 
+/* ---- the read/write family ------------------------------------------- */
+
+static char small[64];
+static struct iovec two[2] = { { small, 32 }, { small + 32, 32 } };
+
+static void rwv_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		must(ctx_writev(cx, xp[1], two, 2) == 64, "ctx_writev");
+		must(ctx_readv(cx, xp[0], two, 2) == 64, "ctx_readv");
+	}
+}
+
+static void rwv_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		must(writev(xp[1], two, 2) == 64, "writev");
+		must(readv(xp[0], two, 2) == 64, "readv");
+	}
+}
+
+static void pread_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		must(ctx_pread(cx, filefd, small, 4, 0) == 4, "ctx_pread");
+}
+
+static void pread_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		must(pread(filefd, small, 4, 0) == 4, "pread");
+}
+
+static void pwrite_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		must(ctx_pwrite(cx, filefd, "data", 4, 0) == 4, "ctx_pwrite");
+}
+
+static void pwrite_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		must(pwrite(filefd, "data", 4, 0) == 4, "pwrite");
+}
+
+static struct iovec four = { small, 4 };
+
+static void preadv_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		must(ctx_preadv(cx, filefd, &four, 1, 0) == 4, "ctx_preadv");
+}
+
+static void preadv_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		must(preadv(filefd, &four, 1, 0) == 4, "preadv");
+}
+
+static void pwritev_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		must(ctx_pwritev(cx, filefd, &four, 1, 0) == 4, "ctx_pwritev");
+}
+
+static void pwritev_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		must(pwritev(filefd, &four, 1, 0) == 4, "pwritev");
+}
+
+static void dgram_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		must(ctx_sendto(cx, dg[0], small, 32, 0, NULL, 0) == 32,
+		     "ctx_sendto");
+		must(ctx_recvfrom(cx, dg[1], small, 64, 0, NULL, NULL) == 32,
+		     "ctx_recvfrom");
+	}
+}
+
+static void dgram_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		must(sendto(dg[0], small, 32, 0, NULL, 0) == 32, "sendto");
+		must(recvfrom(dg[1], small, 64, 0, NULL, NULL) == 32,
+		     "recvfrom");
+	}
+}
+
+static struct msghdr mh = { .msg_iov = two, .msg_iovlen = 1 };
+
+static void msg_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		must(ctx_sendmsg(cx, st[0], &mh, 0) == 32, "ctx_sendmsg");
+		must(ctx_recvmsg(cx, st[1], &mh, 0) == 32, "ctx_recvmsg");
+	}
+}
+
+static void msg_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		must(sendmsg(st[0], &mh, 0) == 32, "sendmsg");
+		must(recvmsg(st[1], &mh, 0) == 32, "recvmsg");
+	}
+}
+
+static struct mmsghdr mm[4];
+
+static void mmsg_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		must(ctx_sendmmsg(cx, dg[0], mm, 4, 0) == 4, "ctx_sendmmsg");
+		must(ctx_recvmmsg(cx, dg[1], mm, 4, 0) == 4, "ctx_recvmmsg");
+	}
+}
+
+static void mmsg_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		must(sendmmsg(dg[0], mm, 4, 0) == 4, "sendmmsg");
+		must(recvmmsg(dg[1], mm, 4, 0, NULL) == 4, "recvmmsg");
+	}
+}
+
+static void sendfile_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		off_t off = 0;
+		must(ctx_sendfile(cx, xp[1], filefd, &off, 4) == 4,
+		     "ctx_sendfile");
+		must(read(xp[0], small, 64) == 4, "read");
+	}
+}
+
+static void sendfile_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		off_t off = 0;
+		must(sendfile(xp[1], filefd, &off, 4) == 4, "sendfile");
+		must(read(xp[0], small, 64) == 4, "read");
+	}
+}
+
+static void sendfile_sock_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		off_t off = 0;
+		must(ctx_sendfile(cx, st[0], filefd, &off, 4) == 4,
+		     "ctx_sendfile");
+		must(read(st[1], small, 64) == 4, "read");
+	}
+}
+
+static void sendfile_sock_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		off_t off = 0;
+		must(sendfile(st[0], filefd, &off, 4) == 4, "sendfile");
+		must(read(st[1], small, 64) == 4, "read");
+	}
+}
+
+static void splice_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		off_t off = 0;
+		must(ctx_splice(cx, filefd, &off, xp[1], NULL, 4, 0) == 4,
+		     "ctx_splice");
+		must(read(xp[0], small, 64) == 4, "read");
+	}
+}
+
+static void splice_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		off_t off = 0;
+		must(splice(filefd, &off, xp[1], NULL, 4, 0) == 4, "splice");
+		must(read(xp[0], small, 64) == 4, "read");
+	}
+}
+
+static void cfr_ctx(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		off_t in = 0, out = 0;
+		must(ctx_copy_file_range(cx, filefd, &in, filefd2, &out, 4,
+					 0) == 4, "ctx_copy_file_range");
+	}
+}
+
+static void cfr_plain(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		off_t in = 0, out = 0;
+		must(copy_file_range(filefd, &in, filefd2, &out, 4, 0) == 4,
+		     "copy_file_range");
+	}
+}
+
 /* ---- measuring ------------------------------------------------------ */
 
 struct pair {
@@ -199,9 +414,12 @@ static uint64_t calibrate(const struct bench *b, void (*fn)(uint64_t))
 		int64_t t0 = bench_now();
 		fn(n);
 		int64_t t = bench_now() - t0;
-		if (t >= b->target_ns / 4 || n > (1u << 26))
-			return t > 0 ? n * (uint64_t)b->target_ns / (uint64_t)t
-				     : n;
+		if (t >= b->target_ns / 4 || n > (1u << 26)) {
+			/* at least one: a slow call (fsync) is not 0/0 */
+			uint64_t k = t > 0 ? n * (uint64_t)b->target_ns /
+						     (uint64_t)t : n;
+			return k ? k : 1;
+		}
 		n *= 4;
 	}
 }
@@ -238,6 +456,19 @@ static void setup(void)
 	filefd = mkstemp(path);
 	must(filefd >= 0, "mkstemp");
 	must(write(filefd, "data", 4) == 4 && fsync(filefd) == 0, "fsync");
+	char path2[64];
+	snprintf(path2, sizeof(path2), "%s/bench_sys.XXXXXX",
+		 dir ? dir : "/tmp");
+	filefd2 = mkstemp(path2);
+	must(filefd2 >= 0, "mkstemp");
+	unlink(path2);
+	must(pipe2(xp, O_CLOEXEC) == 0, "pipe2");
+	must(socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) == 0, "socketpair");
+	must(socketpair(AF_UNIX, SOCK_STREAM, 0, st) == 0, "socketpair");
+	for (int i = 0; i < 4; i++) {
+		mm[i].msg_hdr.msg_iov = &four;
+		mm[i].msg_hdr.msg_iovlen = 1;
+	}
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	must(pthread_sigmask(SIG_BLOCK, &usr1, NULL) == 0, "sigmask");
@@ -265,6 +496,18 @@ int main(int argc, char **argv)
 		{ "open/file", open_ctx, open_plain },
 		{ "open/file-wronly", openw_ctx, openw_plain },
 		{ "fsync/clean", fsync_ctx, fsync_plain },
+		{ "writev+readv/pipe", rwv_ctx, rwv_plain },
+		{ "pread/file", pread_ctx, pread_plain },
+		{ "pwrite/file", pwrite_ctx, pwrite_plain },
+		{ "preadv/file", preadv_ctx, preadv_plain },
+		{ "pwritev/file", pwritev_ctx, pwritev_plain },
+		{ "sendto+recvfrom/dgram", dgram_ctx, dgram_plain },
+		{ "sendmsg+recvmsg/stream", msg_ctx, msg_plain },
+		{ "sendmmsg+recvmmsg/dgram", mmsg_ctx, mmsg_plain },
+		{ "sendfile/pipe", sendfile_ctx, sendfile_plain },
+		{ "sendfile/socket", sendfile_sock_ctx, sendfile_sock_plain },
+		{ "splice/pipe", splice_ctx, splice_plain },
+		{ "copy_file_range/file", cfr_ctx, cfr_plain },
 	};
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
 		measure(&b, &pairs[i]);

@@ -1036,6 +1036,15 @@ sys_table() {
 	echo "which costs less than ppoll(2) with a mask: a ratio under 1.  sigwait's"
 	echo "first try is sigtimedwait with a zero timeout, the kernel path of"
 	echo "sigwaitinfo.  fsync/clean is dominated by the disk: read it as noise."
+	echo
+	echo "The read/write family: sendfile/pipe and splice/pipe pay an fstat of"
+	echo "each side that can wait (a FIFO or socket decides the try), their"
+	echo "floor at 4-byte transfers; sendfile/socket into a blocking socket"
+	echo "adds a poll, SO_SNDBUF and SIOCOUTQ per step (the bound that keeps a"
+	echo "peer that never reads from hiding the context's end).  On io_uring,"
+	echo "pwrite/pwritev to a file whose filesystem refuses RWF_NOWAIT buffered"
+	echo "writes go through the ring (so a context ends the wait), whose round"
+	echo "trip through io-wq is the row's floor; fsync goes through it too."
 }
 
 # ==== Waiting on anything (issue 13): bench_select ============================

@@ -29,7 +29,10 @@ dist_man3_MANS = \
 	man/ctx_open.3 \
 	man/ctx_flock.3 \
 	man/ctx_proc_spawn.3 \
-	man/ctx_with_hangup.3
+	man/ctx_with_hangup.3 \
+	man/ctx_readv.3 \
+	man/ctx_recvfrom.3 \
+	man/ctx_sendfile.3
 
 # Aliases: each holds only ".so man3/FAMILY.3".
 # aliases of man/ctx_with_cancel.3
@@ -169,3 +172,21 @@ dist_man3_MANS += \
 # libctx-curl (issue 15)
 dist_man3_MANS += \
 	man/ctx_curl_perform.3
+# aliases of man/ctx_readv.3 (issue 12)
+dist_man3_MANS += \
+	man/ctx_writev.3 \
+	man/ctx_pread.3 \
+	man/ctx_pwrite.3 \
+	man/ctx_preadv.3 \
+	man/ctx_pwritev.3
+# aliases of man/ctx_recvfrom.3
+dist_man3_MANS += \
+	man/ctx_sendto.3 \
+	man/ctx_recvmsg.3 \
+	man/ctx_sendmsg.3 \
+	man/ctx_recvmmsg.3 \
+	man/ctx_sendmmsg.3
+# aliases of man/ctx_sendfile.3
+dist_man3_MANS += \
+	man/ctx_splice.3 \
+	man/ctx_copy_file_range.3

@@ -33,53 +33,67 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "backend.h"
-
-enum strategy {
-	S_UNKNOWN, S_SOCKET, S_NOWAIT, S_NONBLOCK, S_REOPEN, S_POLL_FIRST,
-	S_FILE, S_RING,
-};
-
-struct op {
-	int fd;               /* the caller's descriptor */
-	int call_fd;          /* where calls go: fd, or a private reopening */
-	short events;         /* POLLIN or POLLOUT */
-	enum strategy how;
-	bool rw;              /* a read or write (strategies apply) */
-	size_t chunk;         /* S_POLL_FIRST writes: most bytes per call */
-	ssize_t (*call)(struct op *o);
-	void *buf;
-	size_t len;
-	int flags;
-	struct sockaddr *addr;
-	socklen_t *addrlen;
-};
+#include "io-op.h"
 
 /* ---- the socket hint ------------------------------------------------- */
 
 #define HINTS 64
-static __thread int hints[HINTS]; /* (fd + 1) * 2 + is_socket; 0: none */
+/* (fd + 1) * 4 + kind; 0: none.  Kinds: */
+enum { H_OTHER, H_SOCKET, H_FILE_WRITE };
+static __thread int hints[HINTS];
+
+static int hint_kind(int fd)
+{
+	if (fd < 0) /* the call itself reports EBADF */
+		return -1;
+	int h = hints[fd % HINTS];
+	return h >> 2 == fd + 1 ? h & 3 : -1;
+}
 
 static enum strategy hint(int fd)
 {
-	if (fd < 0) /* the call itself reports EBADF */
-		return S_UNKNOWN;
-	int h = hints[fd % HINTS];
-	if (h >> 1 != fd + 1)
-		return S_UNKNOWN;
-	return h & 1 ? S_SOCKET : S_NOWAIT;
+	int k = hint_kind(fd);
+	return k < 0 ? S_UNKNOWN : k == H_SOCKET ? S_SOCKET : S_NOWAIT;
+}
+
+static void hint_kind_set(int fd, int kind)
+{
+	if (fd >= 0)
+		hints[fd % HINTS] = (fd + 1) * 4 + kind;
 }
 
 static void hint_set(int fd, bool sock)
 {
-	if (fd >= 0)
-		hints[fd % HINTS] = (fd + 1) * 2 + sock;
+	hint_kind_set(fd, sock ? H_SOCKET : H_OTHER);
+}
+
+/* The backend has no transfers (epoll): learnt from the first that came
+ * back CTX__BLOCKING; the backend is chosen once per process. */
+static _Atomic bool no_xfer;
+
+static enum strategy file_strategy(void)
+{
+	return atomic_load_explicit(&no_xfer, memory_order_relaxed) ?
+		       S_FILE : S_RING;
+}
+
+/* Positional writes: a regular file that refused a RWF_NOWAIT write is
+ * remembered, so later writes skip the try that fails.  Only positional
+ * calls use it: a stale hint (the number reused for a pipe) then costs a
+ * plain pwrite that fails with ESPIPE, which is the right answer. */
+static enum strategy hint_at(int fd, bool write)
+{
+	return write && hint_kind(fd) == H_FILE_WRITE ? file_strategy() :
+							 S_NOWAIT;
 }
 
 /* ---- classification -------------------------------------------------- */
@@ -159,15 +173,19 @@ static bool classify(struct op *o, int err)
 			return false;
 		if (fstat(o->fd, &st) < 0)
 			return false;
-		if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
-			o->how = S_RING; /* the storage, not readiness */
+		if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+			o->how = file_strategy(); /* storage, not readiness */
+			if (o->at && o->events == POLLOUT)
+				hint_kind_set(o->fd, H_FILE_WRITE);
+		}
 		else if (err == EAGAIN)
 			return false; /* a pipe, eventfd, ...: wait for it */
 		else
 			o->how = no_nowait(o, &st);
 		return true;
-	case S_RING:
-		o->how = S_FILE; /* the backend has no transfer */
+	case S_RING: /* the backend has no transfer */
+		atomic_store_explicit(&no_xfer, true, memory_order_relaxed);
+		o->how = S_FILE;
 		return true;
 	default:
 		return false;
@@ -199,8 +217,10 @@ static ssize_t plain_rw(struct op *o)
 static ssize_t ring_rw(ctx_t *ctx, struct op *o, int *err)
 {
 	struct iovec v = { o->buf, o->len > UINT_MAX ? UINT_MAX : o->len };
-	struct ctx__xfer x = { .fd = o->fd, .iov = &v, .iovcnt = 1,
-			       .off = -1, .op = writing(o) ?
+	bool vec = o->iov != NULL; /* the kernel caps its length */
+	struct ctx__xfer x = { .fd = o->fd, .iov = vec ? o->iov : &v,
+			       .iovcnt = vec ? o->iovcnt : 1,
+			       .off = o->at ? o->off : -1, .op = writing(o) ?
 				CTX__XFER_WRITE : CTX__XFER_READ };
 	struct ctx__want want = { .xfer = &x, .deadline = CTX__NEVER };
 	int e = ctx__wait_for(ctx, &want);
@@ -294,7 +314,7 @@ static ssize_t attempt_and_wait(ctx_t *ctx, struct op *o)
 	}
 }
 
-static ssize_t run(ctx_t *ctx, struct op *o)
+ssize_t ctx__io_run(ctx_t *ctx, struct op *o)
 {
 	int e = ctx_err(ctx);
 	if (e)
@@ -322,7 +342,7 @@ static ssize_t run_all(ctx_t *ctx, struct op *o)
 	do {
 		o->buf = (void *)(p + done);
 		o->len = left;
-		ssize_t n = run(ctx, o);
+		ssize_t n = ctx__io_run(ctx, o);
 		if (n < 0)
 			return done ? (ssize_t)done : -1;
 		if (n == 0 && left > 0 && !writing(o))
@@ -337,7 +357,7 @@ ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
 {
 	struct op o = { .fd = fd, .events = POLLIN, .how = hint(fd),
 			.call = call_rw, .buf = buf, .len = len, .rw = true };
-	return run(ctx, &o);
+	return ctx__io_run(ctx, &o);
 }
 
 ssize_t ctx_write(ctx_t *ctx, int fd, const void *buf, size_t len)
@@ -366,7 +386,7 @@ ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len, int flags)
 		o.flags &= ~MSG_WAITALL;
 		return run_all(ctx, &o);
 	}
-	return run(ctx, &o);
+	return ctx__io_run(ctx, &o);
 }
 
 ssize_t ctx_send(ctx_t *ctx, int fd, const void *buf, size_t len, int flags)
@@ -403,7 +423,7 @@ int ctx_accept(ctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen,
 			.how = fl & O_NONBLOCK ? S_NONBLOCK : S_POLL_FIRST,
 			.addr = addr,
 			.addrlen = addrlen, .flags = flags };
-	return (int)run(ctx, &o);
+	return (int)ctx__io_run(ctx, &o);
 }
 
 /* Wait for a non-blocking connect to finish; the socket's own error
@@ -462,4 +482,336 @@ int ctx_connect(ctx_t *ctx, int fd, const struct sockaddr *addr,
 	if (!(fl & O_NONBLOCK))
 		fcntl(fd, F_SETFL, fl);
 	return e ? (int)fail(e) : 0;
+}
+
+/* ---- vectored and positional reads and writes ------------------------ */
+
+/* The plain vectored call.  An S_POLL_FIRST write sends at most `chunk`
+ * bytes of the first element (see plain_len); the loop goes on. */
+static ssize_t plain_rwv(struct op *o)
+{
+	const struct iovec *v = o->iov;
+	if (writing(o) && o->how == S_POLL_FIRST && o->chunk && o->iovcnt &&
+	    o->len > o->chunk) {
+		size_t n = v->iov_len < o->chunk ? v->iov_len : o->chunk;
+		return o->at ? pwrite(o->call_fd, v->iov_base, n, o->off) :
+			       write(o->call_fd, v->iov_base, n);
+	}
+	if (o->at)
+		return writing(o) ? pwritev(o->call_fd, v, o->iovcnt, o->off) :
+				    preadv(o->call_fd, v, o->iovcnt, o->off);
+	return writing(o) ? writev(o->call_fd, v, o->iovcnt) :
+			    readv(o->call_fd, v, o->iovcnt);
+}
+
+static ssize_t call_rwv(struct op *o)
+{
+	struct msghdr m = { .msg_iov = (struct iovec *)o->iov,
+			    .msg_iovlen = (size_t)o->iovcnt };
+	ssize_t n;
+	switch (o->how) {
+	case S_UNKNOWN:
+	case S_SOCKET:
+		n = writing(o) ? sendmsg(o->fd, &m, MSG_DONTWAIT) :
+				 recvmsg(o->fd, &m, MSG_DONTWAIT);
+		if (n >= 0 || errno != ENOTSOCK)
+			hint_set(o->fd, true);
+		return n;
+	case S_NOWAIT:
+		return writing(o) ? pwritev2(o->fd, o->iov, o->iovcnt,
+					     o->at ? o->off : -1, RWF_NOWAIT) :
+				    preadv2(o->fd, o->iov, o->iovcnt,
+					    o->at ? o->off : -1, RWF_NOWAIT);
+	default:
+		return plain_rwv(o);
+	}
+}
+
+/* The total of an iovec, or -1 (EINVAL) where the call would refuse it
+ * or we could not walk it. */
+static ssize_t iov_total(const struct iovec *iov, int iovcnt)
+{
+	if (iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt > 0 && !iov))
+		return fail(EINVAL);
+	size_t t = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > (size_t)SSIZE_MAX - t)
+			return fail(EINVAL);
+		t += iov[i].iov_len;
+	}
+	return (ssize_t)t;
+}
+
+/* Drop the first n bytes of the (copied) vector *v of *cnt elements. */
+static void iov_advance(struct iovec **v, int *cnt, size_t n)
+{
+	while (*cnt > 0 && n >= (*v)->iov_len) {
+		n -= (*v)->iov_len;
+		(*v)++;
+		(*cnt)--;
+	}
+	if (n) {
+		(*v)->iov_base = (char *)(*v)->iov_base + n;
+		(*v)->iov_len -= n;
+	}
+}
+
+#define IOV_STACK 16
+
+/*
+ * run_all for vectors: the first try uses the caller's array; a short
+ * transfer goes on with a copy (the caller's is const), at the advanced
+ * offset for positional calls.  Reads stop at the end of the stream.
+ */
+static ssize_t run_allv(ctx_t *ctx, struct op *o)
+{
+	ssize_t n = ctx__io_run(ctx, o);
+	if (n < 0 || (size_t)n == o->len || (n == 0 && !writing(o)))
+		return n;
+	struct iovec stack[IOV_STACK], *copy = stack;
+	if (o->iovcnt > IOV_STACK &&
+	    !(copy = malloc(sizeof(*copy) * (size_t)o->iovcnt)))
+		return n; /* a short count is what we can give */
+	memcpy(copy, o->iov, sizeof(*copy) * (size_t)o->iovcnt);
+	struct iovec *v = copy;
+	int cnt = o->iovcnt;
+	size_t done = (size_t)n, total = o->len;
+	while (done < total) {
+		iov_advance(&v, &cnt, (size_t)n);
+		o->iov = v;
+		o->iovcnt = cnt;
+		o->len = total - done;
+		o->off += o->at ? n : 0;
+		o->moved = true;
+		n = ctx__io_run(ctx, o);
+		if (n <= 0)
+			break; /* an error or the end: the count so far */
+		done += (size_t)n;
+	}
+	if (copy != stack)
+		free(copy);
+	return (ssize_t)done;
+}
+
+/* One vectored operation; all bytes when `all`. */
+static ssize_t rwv(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt,
+		   bool at, off_t off, short events, bool all)
+{
+	ssize_t t = iov_total(iov, iovcnt);
+	if (t < 0)
+		return -1;
+	if (at && off < 0)
+		return fail(EINVAL);
+	struct op o = { .fd = fd, .events = events,
+			.how = at ? hint_at(fd, events == POLLOUT) : hint(fd),
+			.call = call_rwv,
+			.iov = iov, .iovcnt = iovcnt, .len = (size_t)t,
+			.rw = true, .at = at, .off = off };
+	return all ? run_allv(ctx, &o) : ctx__io_run(ctx, &o);
+}
+
+ssize_t ctx_readv(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt)
+{
+	return rwv(ctx, fd, iov, iovcnt, false, 0, POLLIN, false);
+}
+
+ssize_t ctx_writev(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt)
+{
+	return rwv(ctx, fd, iov, iovcnt, false, 0, POLLOUT, true);
+}
+
+ssize_t ctx_preadv(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt,
+		   off_t offset)
+{
+	return rwv(ctx, fd, iov, iovcnt, true, offset, POLLIN, false);
+}
+
+ssize_t ctx_pwritev(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt,
+		    off_t offset)
+{
+	return rwv(ctx, fd, iov, iovcnt, true, offset, POLLOUT, true);
+}
+
+ssize_t ctx_pread(ctx_t *ctx, int fd, void *buf, size_t len, off_t offset)
+{
+	struct iovec v = { buf, len };
+	return rwv(ctx, fd, &v, 1, true, offset, POLLIN, false);
+}
+
+ssize_t ctx_pwrite(ctx_t *ctx, int fd, const void *buf, size_t len,
+		   off_t offset)
+{
+	struct iovec v = { (void *)buf, len };
+	return rwv(ctx, fd, &v, 1, true, offset, POLLOUT, true);
+}
+
+/* ---- datagrams and messages ------------------------------------------ */
+
+static ssize_t call_recvfrom(struct op *o)
+{
+	return recvfrom(o->fd, o->buf, o->len, o->flags | MSG_DONTWAIT,
+			o->addr, o->addrlen);
+}
+
+static ssize_t call_sendto(struct op *o)
+{
+	return sendto(o->fd, o->buf, o->len, o->flags | MSG_DONTWAIT,
+		      o->addr, o->addrlen ? *o->addrlen : 0);
+}
+
+/* The caller's message with the vector where the loop is; ancillary
+ * data goes with the first bytes only. */
+static struct msghdr msg_now(const struct op *o)
+{
+	struct msghdr m = *(const struct msghdr *)o->buf;
+	m.msg_iov = (struct iovec *)o->iov;
+	m.msg_iovlen = (size_t)o->iovcnt;
+	if (o->moved) {
+		m.msg_control = NULL;
+		m.msg_controllen = 0;
+	}
+	return m;
+}
+
+static ssize_t call_sendmsg(struct op *o)
+{
+	struct msghdr m = msg_now(o);
+	return sendmsg(o->fd, &m, o->flags | MSG_DONTWAIT);
+}
+
+static ssize_t call_recvmsg(struct op *o)
+{
+	struct msghdr m = msg_now(o), *out = o->buf;
+	ssize_t n = recvmsg(o->fd, &m, o->flags | MSG_DONTWAIT);
+	if (n >= 0 && !o->moved) { /* what recvmsg tells the caller */
+		out->msg_namelen = m.msg_namelen;
+		out->msg_controllen = m.msg_controllen;
+		out->msg_flags = m.msg_flags;
+	} else if (n >= 0) {
+		out->msg_flags |= m.msg_flags & MSG_TRUNC;
+	}
+	return n;
+}
+
+static ssize_t call_recvmmsg(struct op *o)
+{
+	return recvmmsg(o->fd, o->buf, (unsigned)o->len,
+			o->flags | MSG_DONTWAIT, NULL);
+}
+
+static ssize_t call_sendmmsg(struct op *o)
+{
+	return sendmmsg(o->fd, o->buf, (unsigned)o->len,
+			o->flags | MSG_DONTWAIT);
+}
+
+/* MSG_WAITALL means something only on a stream: a datagram socket
+ * returns one message as it is. */
+static bool is_stream(int fd)
+{
+	int type = 0;
+	socklen_t sl = sizeof(type);
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) == 0 &&
+	       type == SOCK_STREAM;
+}
+
+ssize_t ctx_recvfrom(ctx_t *ctx, int fd, void *buf, size_t len, int flags,
+		     struct sockaddr *src, socklen_t *srclen)
+{
+	struct op o = { .fd = fd, .events = POLLIN, .how = S_SOCKET,
+			.call = call_recvfrom, .buf = buf, .len = len,
+			.flags = flags, .addr = src, .addrlen = srclen };
+	if (flags & MSG_DONTWAIT)
+		return dontwait(ctx, &o);
+	if ((flags & MSG_WAITALL) && is_stream(fd)) {
+		o.flags &= ~MSG_WAITALL;
+		return run_all(ctx, &o);
+	}
+	return ctx__io_run(ctx, &o);
+}
+
+ssize_t ctx_sendto(ctx_t *ctx, int fd, const void *buf, size_t len,
+		   int flags, const struct sockaddr *dst, socklen_t dstlen)
+{
+	struct op o = { .fd = fd, .events = POLLOUT, .how = S_SOCKET,
+			.call = call_sendto, .buf = (void *)buf, .len = len,
+			.flags = flags, .addr = (struct sockaddr *)dst,
+			.addrlen = &dstlen };
+	if (flags & MSG_DONTWAIT)
+		return dontwait(ctx, &o);
+	return run_all(ctx, &o);
+}
+
+/* A message call: one try for MSG_DONTWAIT, else waited for; sends and
+ * MSG_WAITALL receives go on after a short count (a stream socket). */
+static ssize_t msg_op(ctx_t *ctx, int fd, struct msghdr *msg, int flags,
+		      short events, ssize_t (*call)(struct op *o))
+{
+	if (!msg)
+		return fail(EINVAL);
+	if (msg->msg_iovlen > IOV_MAX) /* as sendmsg(2) says it */
+		return fail(EMSGSIZE);
+	ssize_t t = iov_total(msg->msg_iov, (int)msg->msg_iovlen);
+	if (t < 0)
+		return -1;
+	struct op o = { .fd = fd, .events = events, .how = S_SOCKET,
+			.call = call, .buf = msg, .len = (size_t)t,
+			.iov = msg->msg_iov, .iovcnt = (int)msg->msg_iovlen,
+			.flags = flags };
+	if (flags & MSG_DONTWAIT)
+		return dontwait(ctx, &o);
+	if (events == POLLOUT)
+		return run_allv(ctx, &o);
+	if ((flags & MSG_WAITALL) && is_stream(fd)) {
+		o.flags &= ~MSG_WAITALL;
+		return run_allv(ctx, &o);
+	}
+	return ctx__io_run(ctx, &o);
+}
+
+ssize_t ctx_recvmsg(ctx_t *ctx, int fd, struct msghdr *msg, int flags)
+{
+	return msg_op(ctx, fd, msg, flags, POLLIN, call_recvmsg);
+}
+
+ssize_t ctx_sendmsg(ctx_t *ctx, int fd, const struct msghdr *msg, int flags)
+{
+	return msg_op(ctx, fd, (struct msghdr *)msg, flags, POLLOUT,
+		      call_sendmsg);
+}
+
+/* recvmmsg: waits for the first message, then takes what is there. */
+int ctx_recvmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs, unsigned int n,
+		 int flags)
+{
+	struct op o = { .fd = fd, .events = POLLIN, .how = S_SOCKET,
+			.call = call_recvmmsg, .buf = msgs, .len = n,
+			.flags = flags & ~MSG_WAITFORONE };
+	if (flags & MSG_DONTWAIT)
+		return (int)dontwait(ctx, &o);
+	return (int)ctx__io_run(ctx, &o);
+}
+
+/* sendmmsg: all n as the blocking call does; once some went, an error or
+ * the context's end returns how many. */
+int ctx_sendmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs, unsigned int n,
+		 int flags)
+{
+	struct op o = { .fd = fd, .events = POLLOUT, .how = S_SOCKET,
+			.call = call_sendmmsg, .flags = flags };
+	if (flags & MSG_DONTWAIT) {
+		o.buf = msgs;
+		o.len = n;
+		return (int)dontwait(ctx, &o);
+	}
+	unsigned sent = 0;
+	do {
+		o.buf = msgs + sent;
+		o.len = n - sent;
+		ssize_t r = ctx__io_run(ctx, &o);
+		if (r < 0)
+			return sent ? (int)sent : -1;
+		sent += (unsigned)r;
+	} while (sent < n);
+	return (int)sent;
 }

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ctx-internal.h"
+#include "backend.h"
 
 static int fail(int e)
 {
@@ -30,9 +30,21 @@ static int fail(int e)
  * call: the kernel has no pollable or interruptible form of a sync, so
  * once started nothing ends it early.
  */
+/* Through the backend's transfer where it has one (io_uring), so that
+ * the context ends the wait; CTX__BLOCKING: none, the plain call. */
 static int sync_fd(ctx_t *ctx, int fd, bool datasync)
 {
-	(void)ctx;
+	struct ctx__xfer x = { .fd = fd, .off = -1, .op = datasync ?
+				CTX__XFER_FDATASYNC : CTX__XFER_FSYNC };
+	struct ctx__want want = { .xfer = &x, .deadline = CTX__NEVER };
+	int e = ctx__wait_for(ctx, &want);
+	if (x.id) { /* submitted: the kernel's result */
+		if (x.res >= 0)
+			return 0;
+		return fail(x.res == -ECANCELED && e ? e : -x.res);
+	}
+	if (e != CTX__BLOCKING)
+		return fail(e);
 	int r;
 	while ((r = datasync ? fdatasync(fd) : fsync(fd)) < 0 &&
 	       errno == EINTR)

@@ -22,6 +22,7 @@ int main(void)
 	srunner_add_suite(sr, suite_faults());
 	srunner_add_suite(sr, suite_debug());
 	srunner_add_suite(sr, suite_syscalls());
+	srunner_add_suite(sr, suite_xfer());
 	srunner_add_suite(sr, suite_cond());
 	srunner_add_suite(sr, suite_sem());
 	srunner_add_suite(sr, suite_select());

@@ -17,6 +17,7 @@ Suite *suite_stress(void);
 Suite *suite_faults(void);
 Suite *suite_debug(void);
 Suite *suite_syscalls(void);
+Suite *suite_xfer(void);
 Suite *suite_cond(void);
 Suite *suite_sem(void);
 Suite *suite_select(void);
