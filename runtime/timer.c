@@ -68,6 +68,7 @@ static void sift_down(int i)
 
 static void heap_remove(int i)
 {
+	CTX_ASSERT(i >= 0 && i < heap_len && heap[i]->c.heap_idx == i);
 	heap[i]->c.heap_idx = -1;
 	if (--heap_len == i)
 		return;

@@ -69,4 +69,8 @@ int ctx_wg_wait(ctx_t *ctx, ctx_wg_t *wg)
 	return e;
 }
 
-void ctx_wg_free(ctx_wg_t *wg) { free(wg); }
+void ctx_wg_free(ctx_wg_t *wg)
+{
+	CTX_ASSERT(!wg || ctx__waitq_empty(&wg->waiters)); /* none waiting */
+	free(wg);
+}

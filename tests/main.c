@@ -21,6 +21,7 @@ int main(void)
 	srunner_add_suite(sr, suite_stress());
 	srunner_add_suite(sr, suite_faults());
 	srunner_add_suite(sr, suite_debug());
+	srunner_add_suite(sr, suite_asserts());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

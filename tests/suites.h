@@ -16,5 +16,6 @@ Suite *suite_signals(void);
 Suite *suite_stress(void);
 Suite *suite_faults(void);
 Suite *suite_debug(void);
+Suite *suite_asserts(void);
 
 #endif
