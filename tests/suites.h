@@ -17,5 +17,6 @@ Suite *suite_stress(void);
 Suite *suite_faults(void);
 Suite *suite_debug(void);
 Suite *suite_asserts(void);
+Suite *suite_fdcount(void); /* not run yet: see tests/fdcount.c */
 
 #endif
