@@ -87,6 +87,17 @@ static inline void ctx__unlock(ctx__lock_t *l)
 extern _Thread_local int ctx__node_locks_held; /* context.c */
 #endif
 
+/* How many node locks this thread holds (0 without asserts): for checks
+ * that another lock is not taken under one. */
+static inline int ctx__node_locks(void)
+{
+#ifdef CTX_ASSERTS
+	return ctx__node_locks_held;
+#else
+	return 0;
+#endif
+}
+
 static inline void ctx__node_lock(ctx__lock_t *l)
 {
 #ifdef CTX_ASSERTS

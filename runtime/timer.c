@@ -150,6 +150,7 @@ static int grow(void)
 int ctx__timer_add(ctx_t *n)
 {
 	pthread_once(&once, init);
+	CTX_ASSERT(ctx__node_locks() == 0); /* the heap's lock is never under one */
 	pthread_mutex_lock(&mu);
 	int e = 0;
 	/* A cancel that ran before this lock also ran its timer_del before
@@ -173,6 +174,7 @@ out:
 void ctx__timer_del(ctx_t *n)
 {
 	pthread_once(&once, init);
+	CTX_ASSERT(ctx__node_locks() == 0); /* the heap's lock is never under one */
 	pthread_mutex_lock(&mu);
 	bool found = n->c.heap_idx >= 0;
 	if (found)

@@ -25,7 +25,18 @@ static void underflow(void)
 	ctx_unref(&fake);
 }
 
-START_TEST(test_refcount_underflow_aborts)
+/* Two node locks at once, against the lock order. */
+static void nested_node_locks(void)
+{
+	ctx_t *a = ctx_with_cancel(ctx_background());
+	ctx_t *b = ctx_with_cancel(ctx_background());
+	ctx__node_lock(&a->lock);
+	ctx__node_lock(&b->lock);
+}
+
+/* Run fn in a child with stderr piped back; expect SIGABRT and want[]
+ * in the message. */
+static void expect_abort(void (*fn)(void), const char *const want[])
 {
 	int pfd[2];
 	ck_assert_int_eq(pipe(pfd), 0);
@@ -33,7 +44,7 @@ START_TEST(test_refcount_underflow_aborts)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		dup2(pfd[1], 2);
-		underflow();
+		fn();
 		_exit(0); /* reached only if nothing was asserted */
 	}
 	close(pfd[1]);
@@ -49,10 +60,24 @@ START_TEST(test_refcount_underflow_aborts)
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
 		      "the child did not abort (status %#x): %s", status, out);
-	ck_assert_msg(strstr(out, "libctx: assertion failed: old > 0 ("),
-		      "no assertion message in: %s", out);
-	ck_assert_msg(strstr(out, "context.c:") && strstr(out, ", drop_ref)"),
-		      "the message lacks the place: %s", out);
+	for (int i = 0; want[i]; i++)
+		ck_assert_msg(strstr(out, want[i]), "no '%s' in: %s", want[i],
+			      out);
+}
+
+START_TEST(test_refcount_underflow_aborts)
+{
+	expect_abort(underflow, (const char *const[]){
+		"libctx: assertion failed: old > 0 (", "context.c:",
+		", drop_ref)\n", NULL });
+}
+END_TEST
+
+START_TEST(test_nested_node_locks_abort)
+{
+	expect_abort(nested_node_locks, (const char *const[]){
+		"libctx: assertion failed: ctx__node_locks_held == 0 (",
+		"lock.h:", ", ctx__node_lock)\n", NULL });
 }
 END_TEST
 #endif
@@ -64,6 +89,7 @@ Suite *suite_asserts(void)
 	TCase *tc = tcase_create("asserts");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_refcount_underflow_aborts);
+	tcase_add_test(tc, test_nested_node_locks_abort);
 	suite_add_tcase(s, tc);
 #else
 	fprintf(stderr, "asserts: skipped: built without CTX_ASSERTS "
