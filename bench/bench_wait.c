@@ -124,10 +124,14 @@ static const long futex_calls[] = {
 	-1,
 };
 
-/* libctx sleeps in epoll_wait when a descriptor or a deadline is
- * involved, and in futex for waits with neither (ctx_wait on a context
- * without deadline). */
+/* libctx sleeps in poll(2) when a descriptor or a deadline is involved
+ * (epoll_wait before 0.2), and in futex for waits with neither (ctx_wait
+ * on a context without deadline). */
 static const long libctx_calls[] = {
+#ifdef SYS_poll
+	SYS_poll,
+#endif
+	SYS_ppoll,
 	SYS_epoll_wait, SYS_epoll_pwait,
 #ifdef SYS_epoll_pwait2
 	SYS_epoll_pwait2,

@@ -1171,6 +1171,8 @@ proc_section() {
 				v["libctx"] / 1000, v["posix_spawn"] / 1000, r,
 				r <= 1.1 ? "" : " (target <= 1.1x missed)"
 		}' "$f"
+}
+
 # section_server: bench_server's rows as a table of their own.
 section_server() {
 	f=$results/bench_server.txt

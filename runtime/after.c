@@ -48,7 +48,10 @@ static bool running;
 
 static void put_share(ctx_after_t *a)
 {
-	if (atomic_fetch_sub(&a->shares, 1) == 1) {
+	int old = atomic_fetch_sub(&a->shares, 1);
+	CTX_ASSERT(old > 0);
+	if (old == 1) {
+		CTX_ASSERT(!a->link.pprev); /* not freed while listed */
 		ctx_unref(a->n);
 		ctx__retire(a, sizeof(*a));
 	}

@@ -219,6 +219,7 @@ void ctx_chan_free(ctx_chan_t *ch)
 {
 	if (!ch)
 		return;
+	CTX_ASSERT(ctx__waitq_empty(&ch->sendq) && ctx__waitq_empty(&ch->recvq));
 	free(ch->buf);
 	free(ch);
 }

@@ -20,6 +20,10 @@
 
 #include "ctx-internal.h"
 
+#ifdef CTX_ASSERTS
+_Thread_local int ctx__node_locks_held;
+#endif
+
 static ctx_t background = {
 	.kind = CTX__ROOT_BACKGROUND, .deadline = CTX__NEVER, .done_fd = -1,
 };
@@ -66,7 +70,9 @@ static bool drop_ref(ctx_t *c)
 		return false;
 	/* acq_rel rather than release plus a fence: the same order, and one
 	 * that ThreadSanitizer can follow. */
-	return atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1;
+	int old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+	CTX_ASSERT(old > 0); /* an unref without its ref */
+	return old == 1;
 }
 
 static void detach(ctx_t *c)
@@ -74,14 +80,14 @@ static void detach(ctx_t *c)
 	ctx_t *a = c->anc;
 	if (!a)
 		return;
-	ctx__lock(&a->lock);
+	ctx__node_lock(&a->lock);
 	if (c->attached) {
 		*c->c.sib_pprev = c->c.sib_next;
 		if (c->c.sib_next)
 			c->c.sib_next->c.sib_pprev = c->c.sib_pprev;
 		c->attached = 0;
 	}
-	ctx__unlock(&a->lock);
+	ctx__node_unlock(&a->lock);
 }
 
 /* Free c, then every ancestor whose last reference c held.  A loop, not
@@ -96,6 +102,8 @@ static void free_chain(ctx_t *c)
 		if (ctx__is_cancel(c) &&
 		    !atomic_load_explicit(&c->err, memory_order_acquire))
 			detach(c);
+		CTX_ASSERT(!ctx__is_cancel(c) || !c->c.children);
+		CTX_ASSERT(!ctx__is_cancel(c) || !c->c.links);
 		if (c->kind == CTX__SIGNALS)
 			ctx__signals_free(c);
 		if (c->kind == CTX__HANGUP)
@@ -134,9 +142,9 @@ void ctx_unref(ctx_t *c)
 static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
 		 ctx_t **work)
 {
-	ctx__lock(&n->lock);
+	ctx__node_lock(&n->lock);
 	if (atomic_load_explicit(&n->err, memory_order_relaxed)) {
-		ctx__unlock(&n->lock);
+		ctx__node_unlock(&n->lock);
 		return false;
 	}
 	n->cause = cause;
@@ -162,7 +170,7 @@ static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
 	}
 	n->c.children = NULL;
 	bool timed = n->flags & CTX__F_IN_HEAP;
-	ctx__unlock(&n->lock);
+	ctx__node_unlock(&n->lock);
 	for (struct ctx__link *l = fired, *next; l; l = next) {
 		next = l->next; /* l may be gone once fire() is done */
 		l->fire(l);
@@ -253,7 +261,7 @@ int ctx__check(ctx_t *n)
 
 int ctx__link_add(ctx_t *n, struct ctx__link *l)
 {
-	ctx__lock(&n->lock);
+	ctx__node_lock(&n->lock);
 	int e = atomic_load_explicit(&n->err, memory_order_relaxed);
 	if (!e) {
 		l->next = n->c.links;
@@ -264,7 +272,7 @@ int ctx__link_add(ctx_t *n, struct ctx__link *l)
 		atomic_store_explicit(&l->state, CTX__LINK_LISTED,
 				      memory_order_relaxed);
 	}
-	ctx__unlock(&n->lock);
+	ctx__node_unlock(&n->lock);
 	return e;
 }
 
@@ -272,7 +280,7 @@ void ctx__link_del(ctx_t *n, struct ctx__link *l)
 {
 	int s = atomic_load_explicit(&l->state, memory_order_acquire);
 	if (s == CTX__LINK_LISTED) {
-		ctx__lock(&n->lock);
+		ctx__node_lock(&n->lock);
 		if (l->pprev) {
 			*l->pprev = l->next;
 			if (l->next)
@@ -281,7 +289,7 @@ void ctx__link_del(ctx_t *n, struct ctx__link *l)
 			atomic_store_explicit(&l->state, CTX__LINK_IDLE,
 					      memory_order_relaxed);
 		}
-		ctx__unlock(&n->lock);
+		ctx__node_unlock(&n->lock);
 	}
 	/* Fired by a canceller that may still be using it: a few
 	 * instructions, unless the canceller was preempted. */
@@ -291,6 +299,7 @@ void ctx__link_del(ctx_t *n, struct ctx__link *l)
 			ctx__cpu_relax();
 		else
 			sched_yield();
+	CTX_ASSERT(!l->pprev); /* the caller may free l now */
 }
 
 /* ---- construction ---------------------------------------------------- */
@@ -326,7 +335,7 @@ static void attach(ctx_t *c)
 	if (!a)
 		return;
 	ctx__check(a); /* an expired deadline ends a before c can join it */
-	ctx__lock(&a->lock);
+	ctx__node_lock(&a->lock);
 	int e = atomic_load_explicit(&a->err, memory_order_relaxed);
 	if (e) {
 		c->cause = a->cause;
@@ -342,7 +351,7 @@ static void attach(ctx_t *c)
 		a->c.children = c;
 		c->attached = 1;
 	}
-	ctx__unlock(&a->lock);
+	ctx__node_unlock(&a->lock);
 }
 
 ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
@@ -468,17 +477,17 @@ void *ctx_value(ctx_t *c, const void *key)
  * after-funcs).  Returns 0 or an error number (the thread cannot start). */
 int ctx__watch_deadline(ctx_t *n)
 {
-	ctx__lock(&n->lock);
+	ctx__node_lock(&n->lock);
 	bool add = !atomic_load_explicit(&n->err, memory_order_relaxed) &&
 		   n->deadline != CTX__NEVER && !(n->flags & CTX__F_IN_HEAP);
 	if (add)
 		n->flags |= CTX__F_IN_HEAP;
-	ctx__unlock(&n->lock);
+	ctx__node_unlock(&n->lock);
 	int e = add ? ctx__timer_add(n) : 0;
 	if (e) {
-		ctx__lock(&n->lock);
+		ctx__node_lock(&n->lock);
 		n->flags &= (uint8_t)~CTX__F_IN_HEAP;
-		ctx__unlock(&n->lock);
+		ctx__node_unlock(&n->lock);
 	}
 	return e;
 }
@@ -486,7 +495,7 @@ int ctx__watch_deadline(ctx_t *n)
 /* Make n's eventfd, or return the one it has. */
 static int make_done_fd(ctx_t *n)
 {
-	ctx__lock(&n->lock);
+	ctx__node_lock(&n->lock);
 	if (n->done_fd < 0) {
 		n->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (n->done_fd >= 0 &&
@@ -494,7 +503,7 @@ static int make_done_fd(ctx_t *n)
 			eventfd_write(n->done_fd, 1);
 	}
 	int fd = n->done_fd, e = errno;
-	ctx__unlock(&n->lock);
+	ctx__node_unlock(&n->lock);
 	errno = e;
 	return fd;
 }

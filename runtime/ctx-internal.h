@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "assert.h"
 #include "ctx.h"
 #include "lock.h"
 

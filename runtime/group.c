@@ -83,6 +83,7 @@ static void *job_main(ctx_t *ctx, void *p)
 	bool first = r && !g->first_err;
 	if (first)
 		g->first_err = r;
+	CTX_ASSERT(g->active > 0);
 	g->active--;
 	struct ctx__wakeups w = { 0 };
 	ctx__waitq_finish_all(&g->slot_waiters, 0, &w);

@@ -13,6 +13,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "assert.h"
+
 typedef struct {
 	_Atomic uint32_t v;
 } ctx__lock_t;
@@ -77,6 +79,41 @@ static inline void ctx__unlock(ctx__lock_t *l)
 {
 	if (atomic_exchange_explicit(&l->v, 0, memory_order_release) == 2)
 		ctx__futex_wake(&l->v, 1);
+}
+
+/* Context node locks, which the lock order says are never nested (see
+ * ctx-internal.h).  Debug builds count them per thread to check it. */
+#ifdef CTX_ASSERTS
+extern _Thread_local int ctx__node_locks_held; /* context.c */
+#endif
+
+/* How many node locks this thread holds (0 without asserts): for checks
+ * that another lock is not taken under one. */
+static inline int ctx__node_locks(void)
+{
+#ifdef CTX_ASSERTS
+	return ctx__node_locks_held;
+#else
+	return 0;
+#endif
+}
+
+static inline void ctx__node_lock(ctx__lock_t *l)
+{
+#ifdef CTX_ASSERTS
+	CTX_ASSERT(ctx__node_locks_held == 0);
+	ctx__node_locks_held++;
+#endif
+	ctx__lock(l);
+}
+
+static inline void ctx__node_unlock(ctx__lock_t *l)
+{
+#ifdef CTX_ASSERTS
+	CTX_ASSERT(ctx__node_locks_held == 1);
+	ctx__node_locks_held--;
+#endif
+	ctx__unlock(l);
 }
 
 #endif

@@ -170,6 +170,7 @@ int ctx_thread_join(ctx_t *ctx, ctx_thread_t *t, void **result)
 	pthread_join(t->tid, NULL);
 	if (result)
 		*result = t->result;
+	CTX_ASSERT(t->finished && ctx__waitq_empty(&t->joiners));
 	free_handle(t);
 	return 0;
 }

@@ -68,6 +68,7 @@ static void sift_down(int i)
 
 static void heap_remove(int i)
 {
+	CTX_ASSERT(i >= 0 && i < heap_len && heap[i]->c.heap_idx == i);
 	heap[i]->c.heap_idx = -1;
 	if (--heap_len == i)
 		return;
@@ -176,6 +177,7 @@ static int grow(void)
 int ctx__timer_add(ctx_t *n)
 {
 	pthread_once(&once, init);
+	CTX_ASSERT(ctx__node_locks() == 0); /* the heap's lock is never under one */
 	pthread_mutex_lock(&mu);
 	int e = 0;
 	/* A cancel that ran before this lock also ran its timer_del before
@@ -200,6 +202,7 @@ out:
 void ctx__timer_del(ctx_t *n)
 {
 	pthread_once(&once, init);
+	CTX_ASSERT(ctx__node_locks() == 0); /* the heap's lock is never under one */
 	pthread_mutex_lock(&mu);
 	bool found = n->c.heap_idx >= 0;
 	if (found)

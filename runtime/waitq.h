@@ -74,6 +74,7 @@ static inline void ctx__waitq_del(struct ctx__waitq *q,
 {
 	if (!n->pprev)
 		return;
+	CTX_ASSERT(*n->pprev == n); /* queued on this list, intact */
 	*n->pprev = n->next;
 	if (n->next)
 		n->next->pprev = n->pprev;

@@ -120,4 +120,8 @@ int ctx_wg_go(ctx_wg_t *wg, ctx_t *ctx, void (*fn)(ctx_t *ctx, void *arg),
 	return e;
 }
 
-void ctx_wg_free(ctx_wg_t *wg) { free(wg); }
+void ctx_wg_free(ctx_wg_t *wg)
+{
+	CTX_ASSERT(!wg || ctx__waitq_empty(&wg->waiters)); /* none waiting */
+	free(wg);
+}

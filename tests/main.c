@@ -39,6 +39,8 @@ int main(void)
 #ifdef HAVE_LIBCURL
 	srunner_add_suite(sr, suite_curl());
 #endif
+	srunner_add_suite(sr, suite_asserts());
+	srunner_add_suite(sr, suite_fdcount());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
