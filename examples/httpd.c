@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -102,6 +103,14 @@ struct request {
 	size_t bytes;         /* parsed so far */
 	bool url_too_long, body_too_large;
 	bool started, complete, keep_alive;
+	/* Header checks (RFC 9112): Host on HTTP/1.1, no obs-fold,
+	 * Expect: 100-continue answered before the body is read. */
+	char field[16], expect[32];
+	size_t field_len, expect_len;
+	bool in_value, has_host, in_expect, no_host, folded;
+	bool want_continue, sent_continue, headers_done;
+	char prev;            /* the fold scanner's last header byte */
+	bool scan_begun, scan_done;
 };
 
 struct conn {
@@ -190,11 +199,53 @@ static int on_url(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
-static int on_headers_complete(http_parser *p)
+/* Header names come in pieces: keep the first bytes of each, enough to
+ * tell Host and Expect from the rest. */
+static int on_header_field(http_parser *p, const char *at, size_t len)
 {
 	struct request *r = &((struct conn *)p->data)->req;
 
+	if (r->in_value) {
+		r->in_value = false;
+		r->field_len = 0;
+	}
+	for (size_t i = 0; i < len && r->field_len < sizeof(r->field) - 1;
+	     i++)
+		r->field[r->field_len++] = at[i];
+	r->field[r->field_len] = '\0';
+	return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct request *r = &((struct conn *)p->data)->req;
+
+	if (!r->in_value) {
+		r->in_value = true;
+		r->in_expect = !strcasecmp(r->field, "expect");
+		if (!strcasecmp(r->field, "host"))
+			r->has_host = true;
+	}
+	for (size_t i = 0; r->in_expect && i < len &&
+			   r->expect_len < sizeof(r->expect) - 1; i++)
+		r->expect[r->expect_len++] = at[i];
+	r->expect[r->expect_len] = '\0';
+	return 0;
+}
+
+/* A nonzero return other than 1 or 2 fails the parse: answered 400. */
+static int on_headers_complete(http_parser *p)
+{
+	struct request *r = &((struct conn *)p->data)->req;
+	bool v11 = p->http_major == 1 && p->http_minor >= 1;
+
+	r->headers_done = true;
 	r->keep_alive = http_should_keep_alive(p);
+	if (v11 && !r->has_host) {
+		r->no_host = true;
+		return -1;
+	}
+	r->want_continue = v11 && !strcasecmp(r->expect, "100-continue");
 	return 0;
 }
 
@@ -227,6 +278,8 @@ static int on_message_complete(http_parser *p)
 static const http_parser_settings parser_settings = {
 	.on_message_begin = on_message_begin,
 	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
 	.on_headers_complete = on_headers_complete,
 	.on_body = on_body,
 	.on_message_complete = on_message_complete,
@@ -234,9 +287,37 @@ static const http_parser_settings parser_settings = {
 
 enum { PARSE_MORE, PARSE_DONE, PARSE_BAD };
 
+/* http-parser joins a folded header line (one starting with a space or
+ * a tab) to the one before, which RFC 9112 lets a server reject and which
+ * proxies may read otherwise (a smuggling hole): look for one in the
+ * header bytes before they are parsed.  True if found. */
+static bool folded(struct request *r, const char *p, size_t len)
+{
+	for (size_t i = 0; i < len && !r->scan_done; i++) {
+		char ch = p[i];
+
+		if (!r->scan_begun) { /* CRLFs before the request line */
+			if (ch == '\r' || ch == '\n')
+				continue;
+			r->scan_begun = true;
+		}
+		if (r->prev == '\n' && (ch == ' ' || ch == '\t'))
+			return true;
+		if (r->prev == '\n' && (ch == '\r' || ch == '\n'))
+			r->scan_done = true; /* the empty line: headers end */
+		if (ch != '\r')
+			r->prev = ch;
+	}
+	return false;
+}
+
 /* Feed the buffered bytes to the parser. */
 static int parse(struct conn *c)
 {
+	if (folded(&c->req, c->buf + c->start, c->end - c->start)) {
+		c->req.folded = true;
+		return PARSE_BAD;
+	}
 	size_t n = http_parser_execute(&c->parser, &parser_settings,
 				       c->buf + c->start, c->end - c->start);
 	enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -300,6 +381,23 @@ static void read_failed(ctx_t *req, struct conn *c, int e)
 		hlog(req, "read: %s", strerror(e));
 }
 
+/* The client waits for this before it sends the body (Expect:
+ * 100-continue); sent only when the body is not all here yet. */
+static bool send_continue(ctx_t *ctx, struct conn *c)
+{
+	static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	CTX_AUTO ctx_t *w = ctx_with_timeout(ctx, opt.write_timeout);
+	ssize_t n = w ? ctx_send(w, c->fd, msg, sizeof(msg) - 1,
+				 MSG_NOSIGNAL) : -1;
+
+	c->req.sent_continue = true;
+	if (n == (ssize_t)sizeof(msg) - 1)
+		return true;
+	hlog(ctx, "write 100 Continue: %s", n < 0 ? ctx_strerror(errno) :
+	     "short");
+	return false;
+}
+
 /* Read until one whole request is parsed.  The deadline runs from the
  * request's first byte (from the accept for a new connection) and is not
  * moved by bytes trickling in: a client that never finishes its headers
@@ -320,6 +418,9 @@ static int read_request(ctx_t *req, ctx_t *idle, struct conn *c)
 			if (r == PARSE_BAD)
 				return READ_BAD;
 		}
+		if (c->req.want_continue && !c->req.sent_continue &&
+		    !send_continue(rd, c))
+			return READ_CLOSE;
 		ssize_t n = read_some(rd, c);
 		if (n < 0 && errno == CTX_DEADLINE_EXCEEDED && ctx_err(idle)) {
 			hlog(req, "idle for %lld ms: closing",
@@ -487,6 +588,12 @@ static void bad_request(ctx_t *req, struct conn *c)
 
 	if (c->req.url_too_long) {
 		reply(&res, 414, "URI Too Long", "URI too long\n");
+	} else if (c->req.no_host) {
+		reply(&res, 400, "Bad Request", "bad request: HTTP/1.1 "
+		      "without Host\n");
+	} else if (c->req.folded) {
+		reply(&res, 400, "Bad Request", "bad request: folded header "
+		      "line (obs-fold)\n");
 	} else if (c->req.body_too_large) {
 		reply(&res, 413, "Payload Too Large", "body too large\n");
 	} else {
@@ -494,8 +601,8 @@ static void bad_request(ctx_t *req, struct conn *c)
 			 http_errno_description(e));
 		reply(&res, 400, "Bad Request", body);
 	}
-	hlog(req, "malformed request (%s): %d", http_errno_name(e),
-	     res.status);
+	hlog(req, "malformed request (%s): %d", c->req.no_host ? "no Host" :
+	     c->req.folded ? "obs-fold" : http_errno_name(e), res.status);
 	if (respond(req, c, &res))
 		linger(req, c->fd);
 }
@@ -861,16 +968,27 @@ static long long number(const char *name, long long max)
 	long long v = strtoll(optarg, &end, 10);
 
 	if (*optarg == '\0' || *end != '\0' || v < 0 || v > max) {
-		fprintf(stderr, "httpd: --%s: bad value '%s'\n", name, optarg);
+		fprintf(stderr, "httpd: --%s: bad value '%s' (want a whole "
+				"number from 0 to %lld)\n", name, optarg, max);
 		exit(2);
 	}
 	return v;
 }
 
-/* A duration option, in milliseconds. */
-static int64_t msec(const char *name)
+/* A duration option, in milliseconds.  --timeout and --slow may be 0
+ * (an instant deadline, no work); a zero deadline for the header, the
+ * idle time, the write or the grace would fail every request, so those
+ * are refused. */
+static int64_t msec(const char *name, bool positive)
 {
-	return number(name, INT64_MAX / CTX_MSEC) * CTX_MSEC;
+	int64_t v = number(name, INT64_MAX / CTX_MSEC) * CTX_MSEC;
+
+	if (positive && v <= 0) {
+		fprintf(stderr, "httpd: --%s: must be at least 1 ms, not "
+				"'%s'\n", name, optarg);
+		exit(2);
+	}
+	return v;
 }
 
 static void parse_addr(void)
@@ -906,13 +1024,20 @@ static void parse_options(int argc, char **argv)
 		switch (o) {
 		case 'a': parse_addr(); break;
 		case 'p': opt.port = (int)number("port", 65535); break;
-		case 't': opt.timeout = msec("timeout"); break;
-		case 's': opt.slow = msec("slow"); break;
-		case 'g': opt.grace = msec("grace"); break;
-		case 'H': opt.header_timeout = msec("header-timeout"); break;
-		case 'i': opt.idle_timeout = msec("idle-timeout"); break;
-		case 'w': opt.write_timeout = msec("write-timeout"); break;
-		case 'm': opt.max_conns = (int)number("max-conns", 1 << 20); break;
+		case 't': opt.timeout = msec("timeout", false); break;
+		case 's': opt.slow = msec("slow", false); break;
+		case 'g': opt.grace = msec("grace", true); break;
+		case 'H': opt.header_timeout = msec("header-timeout", true); break;
+		case 'i': opt.idle_timeout = msec("idle-timeout", true); break;
+		case 'w': opt.write_timeout = msec("write-timeout", true); break;
+		case 'm':
+			opt.max_conns = (int)number("max-conns", 1 << 20);
+			if (opt.max_conns < 1) {
+				fprintf(stderr, "httpd: --max-conns: must be "
+						"at least 1, not '%s'\n", optarg);
+				exit(2);
+			}
+			break;
 		case 'l': opt.log = optarg; break;
 		case 'q': opt.quiet = true; break;
 		case 'h': usage(stdout); exit(0);

@@ -138,6 +138,16 @@ raw() {
 	exec 3>&-
 }
 
+# ===== option values: zero and negative deadlines refused ==============
+for o in --header-timeout --write-timeout --idle-timeout --grace --max-conns; do
+	for v in 0 -5; do
+		orc=0
+		"$httpd" --port 0 "$o" "$v" >"$tmp/opt.out" 2>"$tmp/opt.err" || orc=$?
+		check "$o $v refused: exit 2 with a message (rc $orc: $(head -1 "$tmp/opt.err"))" \
+			eval '[ "$orc" = 2 ] && grep -q -- "${o#--}" "$tmp/opt.err" && ! grep -q listening "$tmp/opt.out"'
+	done
+done
+
 # ===== server A: timeouts, load, slowloris, bad requests ==============
 start A --timeout 1000 --slow 3000 --header-timeout 500 --idle-timeout 1000 --grace 2000
 
@@ -216,6 +226,28 @@ resp=$(raw 3 'HELLO\r\n\r\n')
 check "bad request line: 400 ($(echo "$resp" | head -1 | tr -d '\r'))" \
 	grep -q '^HTTP/1.1 400 ' <<<"$resp"
 check "... logged as malformed" grep -q 'malformed request' "$log"
+
+# RFC 9112: HTTP/1.1 needs Host (HTTP/1.0 need not); folded header
+# lines are rejected; Expect: 100-continue is answered before the body.
+resp=$(raw 3 'GET /fast HTTP/1.1\r\n\r\n')
+check "HTTP/1.1 without Host: 400 ($(echo "$resp" | head -1 | tr -d '\r'))" \
+	grep -q '^HTTP/1.1 400 ' <<<"$resp"
+resp=$(raw 3 'GET /fast HTTP/1.0\r\n\r\n')
+check "HTTP/1.0 without Host: 200 ($(echo "$resp" | head -1 | tr -d '\r'))" \
+	grep -q '^HTTP/1.1 200 ' <<<"$resp"
+resp=$(raw 3 'GET /fast HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n')
+check "folded header line: 400 ($(echo "$resp" | head -1 | tr -d '\r'))" \
+	grep -q '^HTTP/1.1 400 ' <<<"$resp"
+resp=$(raw 3 'GET /fast HTTP/1.1\r\nHost: x\r\nX-A: one\r\n\ttwo\r\n\r\n')
+check "folded header line (tab): 400 ($(echo "$resp" | head -1 | tr -d '\r'))" \
+	grep -q '^HTTP/1.1 400 ' <<<"$resp"
+head -c 5000 /dev/zero >"$tmp/body5k"
+r=$("$CURL" -s -o /dev/null -D "$tmp/exp.hdr" --max-time 5 -H 'Expect: 100-continue' \
+	--expect100-timeout 3 --data-binary @"$tmp/body5k" \
+	-w '%{http_code} %{time_total}' "http://127.0.0.1:$port/fast" 2>/dev/null) || true
+ems=$(sec_ms "${r##* }")
+check "Expect: 100-continue: 100 Continue sent (${r%% *}, $ems ms)" \
+	eval 'grep -q "^HTTP/1.1 100 Continue" "$tmp/exp.hdr" && [ "${r%% *}" = 405 ] && between "$ems" 0 999'
 
 # Keep-alive: two requests on one connection, pipelined in one write;
 # then the idle deadline (1000 ms) closes it.
