@@ -559,10 +559,19 @@ static bool respond(ctx_t *req, struct conn *c, const struct response *res)
 	if (!w)
 		return false;
 	/* MSG_NOSIGNAL: a client gone is an error to see, not a SIGPIPE. */
-	ssize_t sent = ctx_send(w, c->fd, out, (size_t)n, MSG_NOSIGNAL);
-	if (sent == n)
+	size_t sent = 0;
+	ssize_t k = 0;
+	while (sent < (size_t)n &&
+	       (k = ctx_send(w, c->fd, out + sent, (size_t)n - sent,
+			     MSG_NOSIGNAL)) > 0)
+		sent += (size_t)k;
+	if (sent == (size_t)n)
 		return true;
-	hlog(req, "write: %s", sent < 0 ? ctx_strerror(errno) : "short");
+	/* After a partial send the next call says why it stopped. */
+	int e = k < 0 ? errno : EPIPE;
+	hlog(req, "write: %s: sent %zu of %d bytes",
+	     e == CTX_DEADLINE_EXCEEDED ? "deadline" : ctx_strerror(e), sent,
+	     n);
 	return false;
 }
 

@@ -324,7 +324,7 @@ check "... the client got no answer (got $(cat "$tmp/c.code"))" \
 # The request's context hangs under ctx_with_hangup: the work stops when
 # the client closes, and the access-log line says 499.
 PY=${PYTHON:-$(command -v python3 || true)}
-start D --timeout 10000 --slow 5000 --grace 2000
+start D --timeout 10000 --slow 5000 --grace 2000 --write-timeout 1000
 get /fast
 fd0=$(idle_fds)
 if [ -n "$PY" ]; then
@@ -369,6 +369,30 @@ for i in $(seq 20); do
 done
 check "descriptors after the disconnects: $fd0 before, $fd1 after" \
 	[ "$fd1" = "$fd0" ]
+
+# A client that pipelines requests and reads nothing (a tiny receive
+# window): the write deadline logs what was sent of what.
+if [ -n "$PY" ]; then
+	"$PY" - "$port" <<'PYEOF' || true
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(4)
+req = b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n" * 1000
+try:
+    for i in range(400):
+        s.sendall(req)
+except OSError:
+    pass
+time.sleep(0.3)
+s.close()
+PYEOF
+	check "write deadline: logged as 'sent N of M bytes' ($(grep -o 'write: deadline.*' "$log" | head -1))" \
+		grep -qE 'write: deadline: sent [0-9]+ of [0-9]+ bytes' "$log"
+else
+	echo "ok - # SKIP write-deadline test: python3 not found"
+fi
 
 # slowhttptest (slowloris mode, 500 connections): /fast still answers.
 if command -v slowhttptest >/dev/null 2>&1; then
