@@ -39,11 +39,13 @@
  */
 #include <arpa/inet.h>
 #include <ctx.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <http_parser.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -58,6 +60,8 @@
 #define WORK_STEP (100 * CTX_MSEC)  /* the slow work goes in steps */
 #define LINGER (500 * CTX_MSEC)     /* drain before closing on an error */
 #define FINAL_WAIT (500 * CTX_MSEC) /* for cancelled requests to end */
+#define SLOT_WAIT (1000 * CTX_MSEC) /* for an evicted connection to go */
+#define MAX_REJECTERS 64            /* threads answering 503 at a time */
 
 /* ---- options and server state ---------------------------------------- */
 
@@ -87,8 +91,10 @@ static struct {
 	ctx_wg_t *conns;      /* one count per connection thread */
 	ctx_chan_t *slots;    /* holds a token per open connection */
 	atomic_ulong next_conn, next_req;
+	atomic_int rejecters; /* threads answering 503 now */
+	int spare;            /* a descriptor to give up at EMFILE */
 	int64_t started;
-} srv = { .lfd = -1 };
+} srv = { .lfd = -1, .spare = -1 };
 
 /* Context keys: compared by address, private to this file. */
 static const char conn_key, req_key;
@@ -122,7 +128,18 @@ struct conn {
 	struct request req;
 	char buf[8192];
 	size_t start, end;    /* bytes read, not yet parsed: buf[start, end) */
+	/* On the idle list while waiting for its next request: */
+	struct conn *older, *newer;
+	ctx_t *idle;          /* cancelled to make room at max-conns */
+	bool listed, evicted;
 };
+
+/* Keep-alive connections waiting for their next request, longest idle
+ * first: at max-conns the first gives its slot to a new client. */
+static struct {
+	pthread_mutex_t mu;
+	struct conn *oldest, *newest;
+} idlers = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 struct response {
 	int status;
@@ -335,6 +352,8 @@ static int parse(struct conn *c)
 
 /* ---- reading ------------------------------------------------------------ */
 
+static void busy_reply(int fd);
+
 enum { READ_OK, READ_BAD, READ_CLOSE };
 
 /* A read under the idle context: every byte that comes in pushes its
@@ -350,17 +369,76 @@ static ssize_t read_some(ctx_t *ctx, struct conn *c)
 	return n;
 }
 
+static void unlist(struct conn *c)
+{
+	if (c->older)
+		c->older->newer = c->newer;
+	else
+		idlers.oldest = c->newer;
+	if (c->newer)
+		c->newer->older = c->older;
+	else
+		idlers.newest = c->older;
+	c->older = c->newer = NULL;
+	c->listed = false;
+}
+
+static void list_idle(struct conn *c, ctx_t *idle)
+{
+	pthread_mutex_lock(&idlers.mu);
+	c->idle = idle;
+	c->older = idlers.newest;
+	c->newer = NULL;
+	if (idlers.newest)
+		idlers.newest->newer = c;
+	else
+		idlers.oldest = c;
+	idlers.newest = c;
+	c->listed = true;
+	pthread_mutex_unlock(&idlers.mu);
+}
+
+/* Off the list before its idle context is released: an eviction
+ * cancels that context under the same lock, so never a freed one. */
+static void unlist_idle(struct conn *c)
+{
+	pthread_mutex_lock(&idlers.mu);
+	if (c->listed)
+		unlist(c);
+	c->idle = NULL;
+	pthread_mutex_unlock(&idlers.mu);
+}
+
+/* Close the longest-idle keep-alive connection, if there is one. */
+static bool evict_idle(void)
+{
+	pthread_mutex_lock(&idlers.mu);
+	struct conn *c = idlers.oldest;
+	if (c) {
+		unlist(c);
+		c->evicted = true;
+		ctx_cancel_msg(c->idle, CTX_CANCELED, "closed to make room "
+			       "(max-conns %d)", opt.max_conns);
+	}
+	pthread_mutex_unlock(&idlers.mu);
+	return c != NULL;
+}
+
 /* Between requests: wait for the first byte of the next one, until the
- * idle deadline or the server's stop.  The bytes of a pipelined request
- * may be buffered already. */
+ * idle deadline, the server's stop, or an eviction at max-conns.  The
+ * bytes of a pipelined request may be buffered already. */
 static bool wait_idle(ctx_t *cctx, ctx_t *idle, struct conn *c)
 {
 	if (c->start < c->end)
 		return true;
+	list_idle(c, idle);
 	ssize_t n = read_some(idle, c);
+	unlist_idle(c);
 	if (n > 0)
 		return true;
-	if (n < 0 && errno == CTX_DEADLINE_EXCEEDED)
+	if (n < 0 && c->evicted)
+		hlog(cctx, "idle: %s", ctx_cause_msg(idle));
+	else if (n < 0 && errno == CTX_DEADLINE_EXCEEDED)
 		hlog(cctx, "idle for %lld ms: closing", ms(opt.idle_timeout));
 	else if (n < 0 && errno == CTX_CANCELED)
 		hlog(cctx, "shutting down: closing idle connection");
@@ -377,7 +455,11 @@ static void read_failed(ctx_t *req, struct conn *c, int e)
 		     c->req.bytes);
 	else if (e == CTX_CANCELED)
 		hlog(req, "shutting down: closing unfinished request");
-	else
+	else if (e == EMFILE || e == ENFILE) {
+		/* No descriptor for the wait: the client is told to retry. */
+		hlog(req, "read: %s: 503", strerror(e));
+		busy_reply(c->fd);
+	} else
 		hlog(req, "read: %s", strerror(e));
 }
 
@@ -637,12 +719,22 @@ static bool handle(ctx_t *req, struct conn *c)
 	CTX_AUTO ctx_t *ctx = hup ? ctx_with_timeout(hup, opt.timeout) : NULL;
 
 	if (!ctx) {
-		hlog(req, "request context: %s", strerror(errno));
+		int e = errno;
+		hlog(req, "request context: %s: 503", strerror(e));
+		busy_reply(c->fd);
 		return false;
 	}
 	route(ctx, c, &res);
 	if (res.none) {
 		bool gone = ctx_cause(hup) == ECONNRESET;
+		if (!gone && ctx_err(srv.base)) {
+			/* The grace is over and nothing was sent yet. */
+			hlog(req, "%s %s -> 503 (%lld ms): %s",
+			     http_method_str(c->parser.method), c->req.url,
+			     ms(ctx_now() - t0), ctx_cause_msg(ctx));
+			busy_reply(c->fd);
+			return false;
+		}
 		hlog(req, "%s %s -> %s (%lld ms)",
 		     http_method_str(c->parser.method), c->req.url,
 		     gone ? "499" : "no answer", ms(ctx_now() - t0));
@@ -715,6 +807,79 @@ static void *serve_conn(ctx_t *cctx, void *arg)
 	return NULL;
 }
 
+/* ---- 503: no room ------------------------------------------------------- */
+
+static const char busy[] =
+	"HTTP/1.1 503 Service Unavailable\r\n"
+	"Content-Type: text/plain; charset=utf-8\r\n"
+	"Content-Length: 12\r\n"
+	"Retry-After: 1\r\n"
+	"Connection: close\r\n"
+	"\r\n"
+	"server busy\n";
+
+/* Read what the client has sent so far without waiting: a close with
+ * unread bytes would reset the connection and lose the answer. */
+static void drain_now(int fd)
+{
+	char junk[4096];
+
+	while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		;
+}
+
+/* 503 with no waits and no new descriptors (so it works at EMFILE):
+ * a fresh socket's send buffer takes it whole. */
+static void busy_reply(int fd)
+{
+	drain_now(fd);
+	(void)!send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	shutdown(fd, SHUT_WR);
+	drain_now(fd);
+}
+
+static void busy_now(int fd)
+{
+	busy_reply(fd);
+	close(fd);
+}
+
+static void linger(ctx_t *ctx, int fd);
+
+/* A thread that answers 503 and lingers until the client has read it. */
+static void *reject_conn(ctx_t *ctx, void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	CTX_AUTO ctx_t *w = ctx_with_timeout(ctx, SLOT_WAIT);
+
+	if (w && ctx_send(w, fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL) ==
+		 (ssize_t)sizeof(busy) - 1)
+		linger(w, fd);
+	close(fd);
+	atomic_fetch_sub(&srv.rejecters, 1);
+	ctx_wg_done(srv.conns);
+	return NULL;
+}
+
+/* No room for fd: answer 503 with Retry-After, on a thread of its own
+ * (bounded) so the accept loop does not wait, else at once. */
+static void reject(int fd)
+{
+	ctx_thread_t *t;
+
+	if (atomic_fetch_add(&srv.rejecters, 1) < MAX_REJECTERS) {
+		ctx_wg_add(srv.conns, 1);
+		if (!ctx_thread_create(&t, srv.base, reject_conn,
+				       (void *)(intptr_t)fd)) {
+			(void)ctx_thread_detach(t);
+			return;
+		}
+		ctx_wg_done(srv.conns);
+	}
+	atomic_fetch_sub(&srv.rejecters, 1);
+	busy_now(fd);
+}
+
 /* ---- accepting ---------------------------------------------------------- */
 
 static struct conn *new_conn(int fd, const struct sockaddr_in *sa)
@@ -771,35 +936,105 @@ static bool temporary(int e)
 	       e == ECONNABORTED || e == EPROTO || e == EPERM || e == EAGAIN;
 }
 
+/* A slot for a new connection: a free one, or one an evicted idle
+ * keep-alive connection gives back.  0 or an error. */
+static int take_slot(void)
+{
+	char token = 0;
+
+	if (!ctx_chan_try_send(srv.slots, &token))
+		return 0;
+	if (!evict_idle())
+		return EAGAIN;
+	CTX_AUTO ctx_t *t = ctx_with_timeout(srv.stop, SLOT_WAIT);
+	return t ? ctx_chan_send(t, srv.slots, &token) : errno;
+}
+
+/* Serve fd, or answer 503 if there is no room for it. */
+static void admit(int fd, const struct sockaddr_in *sa)
+{
+	int e = take_slot();
+
+	if (e) {
+		reject(fd);
+		return;
+	}
+	if ((e = start_conn(fd, sa))) {
+		release_slot();
+		hlog(NULL, "connection thread: %s: 503", strerror(e));
+		busy_now(fd);
+	}
+}
+
+/* Out of descriptors: give up the spare for a moment to accept one
+ * waiting client and tell it 503, rather than leave it queued.  Logged
+ * once a second at most, with the count. */
+static void out_of_files(int e)
+{
+	static int64_t last;
+	static unsigned long times;
+
+	if (srv.spare >= 0) {
+		close(srv.spare);
+		int fd = accept4(srv.lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			busy_now(fd);
+		srv.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	times++;
+	if (ctx_now() - last >= CTX_SEC) {
+		hlog(NULL, "accept: %s (%lu times)",
+		     e == EMFILE ? "too many open files" :
+		     "too many open files in system", times);
+		last = ctx_now();
+		times = 0;
+	}
+}
+
 /* Accept until stop ends.  Returns stop's error, or a fatal one. */
 static int accept_loop(void)
 {
+	int64_t backoff = 0;
+
 	for (;;) {
 		struct sockaddr_in sa;
 		socklen_t sl = sizeof(sa);
-		char token = 0;
-
-		/* A slot first: at max-conns, wait for one to close. */
-		int e = ctx_chan_send(srv.stop, srv.slots, &token);
-		if (e)
-			return e;
 		int fd = ctx_accept(srv.stop, srv.lfd, (struct sockaddr *)&sa,
 				    &sl, SOCK_CLOEXEC);
-		e = fd < 0 ? errno : start_conn(fd, &sa);
-		if (!e)
-			continue;
-		release_slot();
 		if (fd >= 0) {
-			hlog(NULL, "connection thread: %s", strerror(e));
-			close(fd);
-			e = EAGAIN; /* out of threads: back off */
+			backoff = 0;
+			admit(fd, &sa);
+			continue;
 		}
+		int e = errno;
 		if (!temporary(e))
 			return e;
-		hlog(NULL, "accept: %s; retrying in 100 ms", strerror(e));
-		if ((e = ctx_sleep(srv.stop, 100 * CTX_MSEC)))
+		if (e == EMFILE || e == ENFILE)
+			out_of_files(e);
+		else
+			hlog(NULL, "accept: %s; retrying", strerror(e));
+		/* Back off, 10 ms doubling to 100 ms, as Go's Serve does. */
+		backoff = backoff ? backoff * 2 : 10 * CTX_MSEC;
+		if (backoff > 100 * CTX_MSEC)
+			backoff = 100 * CTX_MSEC;
+		if ((e = ctx_sleep(srv.stop, backoff)))
 			return e;
 	}
+}
+
+/* After stop: the clients the kernel accepted but httpd has not taken
+ * get 503 and Connection: close, not a reset when the listener closes. */
+static void drain_queue(void)
+{
+	int n = 0, fd;
+
+	while ((fd = accept4(srv.lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		reject(fd);
+		n++;
+	}
+	if (n)
+		hlog(NULL, "shutting down: answered %d queued connections "
+			   "503", n);
 }
 
 /* ---- start and shutdown ------------------------------------------------- */
@@ -1065,6 +1300,7 @@ int main(int argc, char **argv)
 	srv.started = ctx_now();
 	raise_nofile();
 	/* Before the first line: the test sends SIGINT once it reads it. */
+	srv.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (setup() < 0 || listen_on() < 0) {
 		perror("httpd: start");
 		teardown();
@@ -1082,6 +1318,7 @@ int main(int argc, char **argv)
 	int e = accept_loop();
 	/* At once, so that a quick second signal is not lost. */
 	CTX_AUTO ctx_t *again = second_signal();
+	drain_queue();
 	close(srv.lfd);
 	if (e == CTX_CANCELED)
 		hlog(NULL, "signal: no longer accepting; waiting up to %lld ms "
