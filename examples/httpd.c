@@ -54,6 +54,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_BODY (1 << 20)          /* larger bodies get 413 */
@@ -453,8 +454,11 @@ static void read_failed(ctx_t *req, struct conn *c, int e)
 		hlog(req, "no complete request within %lld ms (%zu bytes "
 			  "in): closing", ms(opt.header_timeout),
 		     c->req.bytes);
-	else if (e == CTX_CANCELED)
-		hlog(req, "shutting down: closing unfinished request");
+	else if (e == CTX_CANCELED) {
+		/* Nothing was sent for it: tell the client to come back. */
+		hlog(req, "shutting down: unfinished request: 503");
+		busy_reply(c->fd);
+	}
 	else if (e == EMFILE || e == ENFILE) {
 		/* No descriptor for the wait: the client is told to retry. */
 		hlog(req, "read: %s: 503", strerror(e));
@@ -571,6 +575,11 @@ static void handle_slow(ctx_t *ctx, struct conn *c, struct response *res)
 	     ctx_cause_msg(ctx));
 	if (e == CTX_DEADLINE_EXCEEDED) {
 		reply(res, 504, "Gateway Timeout", "timeout\n");
+	} else if (e == EMFILE || e == ENFILE) {
+		/* No descriptor for the wait: come back in a moment. */
+		res->extra = "Retry-After: 1\r\n";
+		res->close = true;
+		reply(res, 503, "Service Unavailable", "server busy\n");
 	} else {
 		/* Cancelled (the grace ran out) or the client is gone:
 		 * nobody to answer. */
@@ -745,7 +754,7 @@ static bool handle(ctx_t *req, struct conn *c)
 		     http_method_str(c->parser.method), c->req.url,
 		     res.status, ms(ctx_now() - t0));
 	/* Once the server is stopping, finish this one and close. */
-	res.close = !c->req.keep_alive || c->parser.upgrade ||
+	res.close = res.close || !c->req.keep_alive || c->parser.upgrade ||
 		    ctx_err(srv.stop);
 	c->served++;
 	return respond(req, c, &res) && !res.close;
@@ -1017,7 +1026,14 @@ static int accept_loop(void)
 		backoff = backoff ? backoff * 2 : 10 * CTX_MSEC;
 		if (backoff > 100 * CTX_MSEC)
 			backoff = 100 * CTX_MSEC;
-		if ((e = ctx_sleep(srv.stop, backoff)))
+		if ((e = ctx_sleep(srv.stop, backoff)) == EMFILE ||
+		    e == ENFILE) {
+			/* No descriptor for a timed wait either. */
+			nanosleep(&(struct timespec){
+					  .tv_nsec = (long)backoff }, NULL);
+			e = ctx_err(srv.stop);
+		}
+		if (e)
 			return e;
 	}
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # examples/httpd with real clients: curl, bash's /dev/tcp and
-# examples/slowloris, on 127.0.0.1 only.  Run by `make check` from the
-# build directory; about 15 s.  Skips (77) without httpd or curl.
+# examples/slowloris, python3, slowhttptest, on 127.0.0.1 only.  Run by `make check` from the
+# build directory; about 40 s.  Skips (77) without httpd or curl.
 set -euo pipefail
 
 ex=${EXAMPLES:-examples}
@@ -26,7 +26,7 @@ cleanup() {
 	for p in "${pids[@]}"; do
 		kill -KILL "$p" 2>/dev/null || true
 	done
-	rm -rf "$tmp"
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
@@ -57,11 +57,13 @@ wait_for() {
 }
 
 # start NAME ARGS...: run httpd on a free port; sets $pid, $port, $log.
+# $wrap: a command to run it under (one that execs it: same pid).
+wrap=
 start() {
 	local name=$1
 	shift
 	log=$tmp/$name.log
-	"$httpd" --port 0 "$@" >"$tmp/$name.out" 2>"$log" &
+	$wrap "$httpd" --port 0 "$@" >"$tmp/$name.out" 2>"$log" &
 	pid=$!
 	pids+=("$pid")
 	if ! wait_for "$tmp/$name.out" '^listening on [0-9]+$'; then
@@ -439,6 +441,142 @@ check "second SIGINT: the server exits within 1 s ($took ms, rc $rc)" \
 	eval '[ "$rc" != 124 ] && between "$took" 0 999'
 check "... having cancelled the request in flight" \
 	grep -qE 'second signal INT received: cancelling' "$log"
+
+# ===== server F: the connection limit and a full accept queue ==========
+# clients.py PORT N PATH [HOLD]: N clients at once, each one request;
+# prints each answer's status, or "reset" / "none".  HOLD: keep-alive,
+# stay connected for HOLD s after the answer.
+cat >"$tmp/clients.py" <<'PYEOF'
+import socket, sys, threading, time
+port, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+hold = float(sys.argv[4]) if len(sys.argv) > 4 else 0
+out = [None] * n
+def one(i):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=15)
+        s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" +
+                  (b"" if hold else b"Connection: close\r\n") + b"\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            b = s.recv(4096)
+            if not b:
+                break
+            data += b
+        out[i] = data.split(b" ")[1].decode() if data.startswith(b"HTTP/1.1 ") else "none"
+        if hold:
+            time.sleep(hold)
+        s.close()
+    except ConnectionResetError:
+        out[i] = "reset"
+    except OSError as e:
+        out[i] = "error:" + type(e).__name__
+ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print("\n".join(out))
+PYEOF
+if [ -n "$PY" ]; then
+	start F --max-conns 2 --slow 1500 --timeout 5000 --idle-timeout 20000 --grace 3000
+	# Two keep-alive clients sit idle in both slots: a third evicts the
+	# longest idle one instead of waiting in the kernel's queue.
+	"$PY" "$tmp/clients.py" "$port" 2 /fast 3 >"$tmp/f.idle" &
+	idlers=$!
+	wait_count "$log" 'GET /fast -> 200' 2 || true
+	sleep 0.2
+	get /fast
+	check "max-conns 2, both idle: a new client gets 200 at once (got $code, $ms ms)" \
+		eval '[ "$code" = 200 ] && between "$ms" 0 999'
+	check "... the longest-idle connection was closed to make room" \
+		grep -q 'closed to make room' "$log"
+	wait "$idlers" || true
+	# Both slots busy with /slow: 503, Retry-After, Connection: close.
+	"$PY" "$tmp/clients.py" "$port" 2 /slow >"$tmp/f.busy" &
+	busyc=$!
+	wait_count "$log" 'accepted' 5 || true
+	sleep 0.3
+	get /fast
+	hdr=$(tr -d '\r' <"$tmp/hdr")
+	check "max-conns 2, both busy: 503 at once (got $code, $ms ms)" \
+		eval '[ "$code" = 503 ] && between "$ms" 0 999'
+	check "... with Retry-After: 1 and Connection: close" \
+		eval 'grep -qx "Retry-After: 1" <<<"$hdr" && grep -qx "Connection: close" <<<"$hdr"'
+	wait "$busyc" || true
+	check "... the two /slow: 200 ($(sort "$tmp/f.busy" | uniq -c | tr -s ' \n' ' '))" \
+		[ "$(sort "$tmp/f.busy" | uniq -c | tr -s ' \n' ' ')" = " 2 200 " ]
+	# A full accept queue at shutdown: stopped, the server takes no one;
+	# 20 clients queue in the kernel; SIGTERM then SIGCONT: every one
+	# is answered (200 or 503), none reset.
+	kill -STOP "$pid"
+	"$PY" "$tmp/clients.py" "$port" 20 /slow >"$tmp/f.queue" &
+	qc=$!
+	sleep 0.5
+	kill -TERM "$pid"
+	kill -CONT "$pid"
+	wait "$qc" || true
+	stop_wait 6000
+	codes=$(sort "$tmp/f.queue" | uniq -c | tr -s ' \n' ' ')
+	check "shutdown with 20 queued clients at max-conns 2: all answered 200 or 503 ($codes)" \
+		eval '[ "$(grep -cxE "200|503" "$tmp/f.queue")" = 20 ]'
+	check "... the queue drained with 503 ($(grep -o 'answered [0-9]* queued.*' "$log" || echo 'no drain line'))" \
+		grep -q 'queued connections 503' "$log"
+	check "... server F exits 0 (got $rc)" [ "$rc" -eq 0 ]
+else
+	echo "ok - # SKIP max-conns tests: python3 not found"
+fi
+
+# ===== server G: too few descriptors ===================================
+if [ -n "$PY" ] && command -v prlimit >/dev/null 2>&1; then
+	wrap="prlimit --nofile=200"
+	start G --slow 1000 --timeout 5000 --quiet
+	wrap=
+	"$PY" "$tmp/clients.py" "$port" 300 /slow >"$tmp/g.out"
+	codes=$(sort "$tmp/g.out" | uniq -c | tr -s ' \n' ' ')
+	check "nofile 200, 300 clients at once: every one answered 200 or 503 ($codes)" \
+		eval '[ "$(grep -cxE "200|503" "$tmp/g.out")" = 300 ]'
+	nlog=$(grep -c 'accept: too many open files' "$log" || true)
+	check "... accept logged EMFILE at most once a second ($nlog lines: $(grep -o 'accept: too many.*' "$log" | head -1))" \
+		between "$nlog" 0 12
+	get /fast
+	check "... and then /fast answers 200 (got $code)" [ "$code" = 200 ]
+	kill -TERM "$pid"
+	stop_wait 3000
+	check "server G exits 0 (got $rc)" [ "$rc" -eq 0 ]
+else
+	echo "ok - # SKIP descriptor-limit test: python3 or prlimit not found"
+fi
+
+# ===== server H: slow read (slowhttptest -X) at the connection limit ===
+if command -v slowhttptest >/dev/null 2>&1; then
+	start H --max-conns 300 --quiet
+	slowhttptest -X -c 1000 -r 250 -w 512 -y 1024 -n 5 -z 32 -k 3 -l 10 -p 3 \
+		-u "http://127.0.0.1:$port/fast" >"$tmp/shx.out" 2>&1 &
+	shx=$!
+	pids+=("$shx")
+	sleep 1
+	worst=0 bad=0 samples=0 all=
+	for i in $(seq 16); do
+		get /fast
+		samples=$((samples + 1))
+		[ "$code" = 200 ] || bad=$((bad + 1))
+		[ "$ms" -gt "$worst" ] && worst=$ms
+		all="$all $ms"
+		sleep 0.5
+	done
+	check "/fast during slowhttptest -X -c 1000: 200 under 0.5 s in all $samples samples (worst $worst ms, $bad not 200)" \
+		eval '[ "$bad" = 0 ] && between "$worst" 0 499'
+	kill "$shx" 2>/dev/null || true
+	wait "$shx" || true
+	{ grep -E 'connected|closed|service available' "$tmp/shx.out" || true; } |
+		tail -3 | sed 's/^/#   slowhttptest: /'
+	echo "# /fast samples (ms): $all"
+	kill -TERM "$pid"
+	stop_wait 5000
+	check "server H exits 0 (got $rc)" [ "$rc" -eq 0 ]
+else
+	echo "ok - # SKIP slowhttptest not installed (Debian package slowhttptest)"
+fi
 
 if [ "$fail" != 0 ]; then
 	for f in "$tmp"/*.log; do
