@@ -32,8 +32,13 @@
  * So a signal stops accepting and closes idle connections at once, while
  * requests being handled go on (they hang under base, not stop) until the
  * grace period ends and base is cancelled; a second SIGINT or SIGTERM
- * cancels base at once.  One thread per connection
- * (detached; a wait group counts them, a channel bounds them), HTTP
+ * cancels base at once; clients still in the accept queue then, and
+ * requests cut off by the grace with nothing sent, get 503.  At
+ * --max-conns the longest-idle keep-alive connection is closed to make
+ * room (an idle list; its idle context is cancelled), else the new client
+ * gets 503 with Retry-After; out of descriptors, a spare one is given up
+ * to answer 503.  One thread per connection
+ * (detached; a wait group counts them, a channel of slots bounds them), HTTP
  * parsed by http-parser, the port printed as the first line of stdout,
  * the log on stderr.
  */
