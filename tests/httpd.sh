@@ -519,8 +519,10 @@ if [ -n "$PY" ]; then
 	codes=$(sort "$tmp/f.queue" | uniq -c | tr -s ' \n' ' ')
 	check "shutdown with 20 queued clients at max-conns 2: all answered 200 or 503 ($codes)" \
 		eval '[ "$(grep -cxE "200|503" "$tmp/f.queue")" = 20 ]'
-	check "... the queue drained with 503 ($(grep -o 'answered [0-9]* queued.*' "$log" || echo 'no drain line'))" \
-		grep -q 'queued connections 503' "$log"
+	# Which of them the drain answers and which the accept loop took
+	# before it saw the signal is a race (the signal thread and the
+	# accept loop resume together): said, not checked.
+	echo "# queue at shutdown: $(grep -o 'answered [0-9]* queued.*' "$log" || echo 'all taken by the accept loop before the stop')"
 	check "... server F exits 0 (got $rc)" [ "$rc" -eq 0 ]
 else
 	echo "ok - # SKIP max-conns tests: python3 not found"
