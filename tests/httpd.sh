@@ -445,15 +445,24 @@ check "... having cancelled the request in flight" \
 # ===== server F: the connection limit and a full accept queue ==========
 # clients.py PORT N PATH [HOLD]: N clients at once, each one request;
 # prints each answer's status, or "reset" / "none".  HOLD: keep-alive,
-# stay connected for HOLD s after the answer.
+# stay connected for HOLD s after the answer.  READY: a file made once
+# all N are connected.
 cat >"$tmp/clients.py" <<'PYEOF'
 import socket, sys, threading, time
 port, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 hold = float(sys.argv[4]) if len(sys.argv) > 4 else 0
+ready = sys.argv[5] if len(sys.argv) > 5 else None
 out = [None] * n
+lock, conns = threading.Lock(), [0]
+def connected():
+    with lock:
+        conns[0] += 1
+        if conns[0] == n and ready:
+            open(ready, "w").close()
 def one(i):
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=15)
+        connected()
         s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" +
                   (b"" if hold else b"Connection: close\r\n") + b"\r\n")
         data = b""
@@ -509,9 +518,14 @@ if [ -n "$PY" ]; then
 	# 20 clients queue in the kernel; SIGTERM then SIGCONT: every one
 	# is answered (200 or 503), none reset.
 	kill -STOP "$pid"
-	"$PY" "$tmp/clients.py" "$port" 20 /slow >"$tmp/f.queue" &
+	"$PY" "$tmp/clients.py" "$port" 20 /slow 0 "$tmp/f.ready" >"$tmp/f.queue" &
 	qc=$!
-	sleep 0.5
+	for i in $(seq 200); do
+		[ -e "$tmp/f.ready" ] && break
+		sleep 0.05
+	done
+	[ -e "$tmp/f.ready" ] || echo "# the 20 clients took over 10 s to connect"
+	sleep 0.2
 	kill -TERM "$pid"
 	kill -CONT "$pid"
 	wait "$qc" || true
