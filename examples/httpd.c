@@ -32,31 +32,42 @@
  * So a signal stops accepting and closes idle connections at once, while
  * requests being handled go on (they hang under base, not stop) until the
  * grace period ends and base is cancelled; a second SIGINT or SIGTERM
- * cancels base at once.  One thread per connection
- * (detached; a wait group counts them, a channel bounds them), HTTP
+ * cancels base at once; clients still in the accept queue then, and
+ * requests cut off by the grace with nothing sent, get 503.  At
+ * --max-conns the longest-idle keep-alive connection is closed to make
+ * room (an idle list; its idle context is cancelled), else the new client
+ * gets 503 with Retry-After; out of descriptors, a spare one is given up
+ * to answer 503.  One thread per connection
+ * (detached; a wait group counts them, a channel of slots bounds them), HTTP
  * parsed by http-parser, the port printed as the first line of stdout,
  * the log on stderr.
  */
 #include <arpa/inet.h>
 #include <ctx.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <http_parser.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_BODY (1 << 20)          /* larger bodies get 413 */
 #define WORK_STEP (100 * CTX_MSEC)  /* the slow work goes in steps */
 #define LINGER (500 * CTX_MSEC)     /* drain before closing on an error */
 #define FINAL_WAIT (500 * CTX_MSEC) /* for cancelled requests to end */
+#define SLOT_WAIT (1000 * CTX_MSEC) /* for an evicted connection to go */
+#define MAX_REJECTERS 64            /* threads answering 503 at a time */
 
 /* ---- options and server state ---------------------------------------- */
 
@@ -86,8 +97,10 @@ static struct {
 	ctx_wg_t *conns;      /* one count per connection thread */
 	ctx_chan_t *slots;    /* holds a token per open connection */
 	atomic_ulong next_conn, next_req;
+	atomic_int rejecters; /* threads answering 503 now */
+	int spare;            /* a descriptor to give up at EMFILE */
 	int64_t started;
-} srv = { .lfd = -1 };
+} srv = { .lfd = -1, .spare = -1 };
 
 /* Context keys: compared by address, private to this file. */
 static const char conn_key, req_key;
@@ -102,6 +115,14 @@ struct request {
 	size_t bytes;         /* parsed so far */
 	bool url_too_long, body_too_large;
 	bool started, complete, keep_alive;
+	/* Header checks (RFC 9112): Host on HTTP/1.1, no obs-fold,
+	 * Expect: 100-continue answered before the body is read. */
+	char field[16], expect[32];
+	size_t field_len, expect_len;
+	bool in_value, has_host, in_expect, no_host, folded;
+	bool want_continue, sent_continue, headers_done;
+	char prev;            /* the fold scanner's last header byte */
+	bool scan_begun, scan_done;
 };
 
 struct conn {
@@ -113,7 +134,18 @@ struct conn {
 	struct request req;
 	char buf[8192];
 	size_t start, end;    /* bytes read, not yet parsed: buf[start, end) */
+	/* On the idle list while waiting for its next request: */
+	struct conn *older, *newer;
+	ctx_t *idle;          /* cancelled to make room at max-conns */
+	bool listed, evicted;
 };
+
+/* Keep-alive connections waiting for their next request, longest idle
+ * first: at max-conns the first gives its slot to a new client. */
+static struct {
+	pthread_mutex_t mu;
+	struct conn *oldest, *newest;
+} idlers = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 struct response {
 	int status;
@@ -190,11 +222,53 @@ static int on_url(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
-static int on_headers_complete(http_parser *p)
+/* Header names come in pieces: keep the first bytes of each, enough to
+ * tell Host and Expect from the rest. */
+static int on_header_field(http_parser *p, const char *at, size_t len)
 {
 	struct request *r = &((struct conn *)p->data)->req;
 
+	if (r->in_value) {
+		r->in_value = false;
+		r->field_len = 0;
+	}
+	for (size_t i = 0; i < len && r->field_len < sizeof(r->field) - 1;
+	     i++)
+		r->field[r->field_len++] = at[i];
+	r->field[r->field_len] = '\0';
+	return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct request *r = &((struct conn *)p->data)->req;
+
+	if (!r->in_value) {
+		r->in_value = true;
+		r->in_expect = !strcasecmp(r->field, "expect");
+		if (!strcasecmp(r->field, "host"))
+			r->has_host = true;
+	}
+	for (size_t i = 0; r->in_expect && i < len &&
+			   r->expect_len < sizeof(r->expect) - 1; i++)
+		r->expect[r->expect_len++] = at[i];
+	r->expect[r->expect_len] = '\0';
+	return 0;
+}
+
+/* A nonzero return other than 1 or 2 fails the parse: answered 400. */
+static int on_headers_complete(http_parser *p)
+{
+	struct request *r = &((struct conn *)p->data)->req;
+	bool v11 = p->http_major == 1 && p->http_minor >= 1;
+
+	r->headers_done = true;
 	r->keep_alive = http_should_keep_alive(p);
+	if (v11 && !r->has_host) {
+		r->no_host = true;
+		return -1;
+	}
+	r->want_continue = v11 && !strcasecmp(r->expect, "100-continue");
 	return 0;
 }
 
@@ -227,6 +301,8 @@ static int on_message_complete(http_parser *p)
 static const http_parser_settings parser_settings = {
 	.on_message_begin = on_message_begin,
 	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
 	.on_headers_complete = on_headers_complete,
 	.on_body = on_body,
 	.on_message_complete = on_message_complete,
@@ -234,9 +310,37 @@ static const http_parser_settings parser_settings = {
 
 enum { PARSE_MORE, PARSE_DONE, PARSE_BAD };
 
+/* http-parser joins a folded header line (one starting with a space or
+ * a tab) to the one before, which RFC 9112 lets a server reject and which
+ * proxies may read otherwise (a smuggling hole): look for one in the
+ * header bytes before they are parsed.  True if found. */
+static bool folded(struct request *r, const char *p, size_t len)
+{
+	for (size_t i = 0; i < len && !r->scan_done; i++) {
+		char ch = p[i];
+
+		if (!r->scan_begun) { /* CRLFs before the request line */
+			if (ch == '\r' || ch == '\n')
+				continue;
+			r->scan_begun = true;
+		}
+		if (r->prev == '\n' && (ch == ' ' || ch == '\t'))
+			return true;
+		if (r->prev == '\n' && (ch == '\r' || ch == '\n'))
+			r->scan_done = true; /* the empty line: headers end */
+		if (ch != '\r')
+			r->prev = ch;
+	}
+	return false;
+}
+
 /* Feed the buffered bytes to the parser. */
 static int parse(struct conn *c)
 {
+	if (folded(&c->req, c->buf + c->start, c->end - c->start)) {
+		c->req.folded = true;
+		return PARSE_BAD;
+	}
 	size_t n = http_parser_execute(&c->parser, &parser_settings,
 				       c->buf + c->start, c->end - c->start);
 	enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -254,6 +358,8 @@ static int parse(struct conn *c)
 
 /* ---- reading ------------------------------------------------------------ */
 
+static void busy_reply(int fd);
+
 enum { READ_OK, READ_BAD, READ_CLOSE };
 
 /* A read under the idle context: every byte that comes in pushes its
@@ -269,17 +375,76 @@ static ssize_t read_some(ctx_t *ctx, struct conn *c)
 	return n;
 }
 
+static void unlist(struct conn *c)
+{
+	if (c->older)
+		c->older->newer = c->newer;
+	else
+		idlers.oldest = c->newer;
+	if (c->newer)
+		c->newer->older = c->older;
+	else
+		idlers.newest = c->older;
+	c->older = c->newer = NULL;
+	c->listed = false;
+}
+
+static void list_idle(struct conn *c, ctx_t *idle)
+{
+	pthread_mutex_lock(&idlers.mu);
+	c->idle = idle;
+	c->older = idlers.newest;
+	c->newer = NULL;
+	if (idlers.newest)
+		idlers.newest->newer = c;
+	else
+		idlers.oldest = c;
+	idlers.newest = c;
+	c->listed = true;
+	pthread_mutex_unlock(&idlers.mu);
+}
+
+/* Off the list before its idle context is released: an eviction
+ * cancels that context under the same lock, so never a freed one. */
+static void unlist_idle(struct conn *c)
+{
+	pthread_mutex_lock(&idlers.mu);
+	if (c->listed)
+		unlist(c);
+	c->idle = NULL;
+	pthread_mutex_unlock(&idlers.mu);
+}
+
+/* Close the longest-idle keep-alive connection, if there is one. */
+static bool evict_idle(void)
+{
+	pthread_mutex_lock(&idlers.mu);
+	struct conn *c = idlers.oldest;
+	if (c) {
+		unlist(c);
+		c->evicted = true;
+		ctx_cancel_msg(c->idle, CTX_CANCELED, "closed to make room "
+			       "(max-conns %d)", opt.max_conns);
+	}
+	pthread_mutex_unlock(&idlers.mu);
+	return c != NULL;
+}
+
 /* Between requests: wait for the first byte of the next one, until the
- * idle deadline or the server's stop.  The bytes of a pipelined request
- * may be buffered already. */
+ * idle deadline, the server's stop, or an eviction at max-conns.  The
+ * bytes of a pipelined request may be buffered already. */
 static bool wait_idle(ctx_t *cctx, ctx_t *idle, struct conn *c)
 {
 	if (c->start < c->end)
 		return true;
+	list_idle(c, idle);
 	ssize_t n = read_some(idle, c);
+	unlist_idle(c);
 	if (n > 0)
 		return true;
-	if (n < 0 && errno == CTX_DEADLINE_EXCEEDED)
+	if (n < 0 && c->evicted)
+		hlog(cctx, "idle: %s", ctx_cause_msg(idle));
+	else if (n < 0 && errno == CTX_DEADLINE_EXCEEDED)
 		hlog(cctx, "idle for %lld ms: closing", ms(opt.idle_timeout));
 	else if (n < 0 && errno == CTX_CANCELED)
 		hlog(cctx, "shutting down: closing idle connection");
@@ -294,10 +459,34 @@ static void read_failed(ctx_t *req, struct conn *c, int e)
 		hlog(req, "no complete request within %lld ms (%zu bytes "
 			  "in): closing", ms(opt.header_timeout),
 		     c->req.bytes);
-	else if (e == CTX_CANCELED)
-		hlog(req, "shutting down: closing unfinished request");
-	else
+	else if (e == CTX_CANCELED) {
+		/* Nothing was sent for it: tell the client to come back. */
+		hlog(req, "shutting down: unfinished request: 503");
+		busy_reply(c->fd);
+	}
+	else if (e == EMFILE || e == ENFILE) {
+		/* No descriptor for the wait: the client is told to retry. */
+		hlog(req, "read: %s: 503", strerror(e));
+		busy_reply(c->fd);
+	} else
 		hlog(req, "read: %s", strerror(e));
+}
+
+/* The client waits for this before it sends the body (Expect:
+ * 100-continue); sent only when the body is not all here yet. */
+static bool send_continue(ctx_t *ctx, struct conn *c)
+{
+	static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	CTX_AUTO ctx_t *w = ctx_with_timeout(ctx, opt.write_timeout);
+	ssize_t n = w ? ctx_send(w, c->fd, msg, sizeof(msg) - 1,
+				 MSG_NOSIGNAL) : -1;
+
+	c->req.sent_continue = true;
+	if (n == (ssize_t)sizeof(msg) - 1)
+		return true;
+	hlog(ctx, "write 100 Continue: %s", n < 0 ? ctx_strerror(errno) :
+	     "short");
+	return false;
 }
 
 /* Read until one whole request is parsed.  The deadline runs from the
@@ -320,6 +509,9 @@ static int read_request(ctx_t *req, ctx_t *idle, struct conn *c)
 			if (r == PARSE_BAD)
 				return READ_BAD;
 		}
+		if (c->req.want_continue && !c->req.sent_continue &&
+		    !send_continue(rd, c))
+			return READ_CLOSE;
 		ssize_t n = read_some(rd, c);
 		if (n < 0 && errno == CTX_DEADLINE_EXCEEDED && ctx_err(idle)) {
 			hlog(req, "idle for %lld ms: closing",
@@ -388,6 +580,11 @@ static void handle_slow(ctx_t *ctx, struct conn *c, struct response *res)
 	     ctx_cause_msg(ctx));
 	if (e == CTX_DEADLINE_EXCEEDED) {
 		reply(res, 504, "Gateway Timeout", "timeout\n");
+	} else if (e == EMFILE || e == ENFILE) {
+		/* No descriptor for the wait: come back in a moment. */
+		res->extra = "Retry-After: 1\r\n";
+		res->close = true;
+		reply(res, 503, "Service Unavailable", "server busy\n");
 	} else {
 		/* Cancelled (the grace ran out) or the client is gone:
 		 * nobody to answer. */
@@ -458,10 +655,19 @@ static bool respond(ctx_t *req, struct conn *c, const struct response *res)
 	if (!w)
 		return false;
 	/* MSG_NOSIGNAL: a client gone is an error to see, not a SIGPIPE. */
-	ssize_t sent = ctx_send(w, c->fd, out, (size_t)n, MSG_NOSIGNAL);
-	if (sent == n)
+	size_t sent = 0;
+	ssize_t k = 0;
+	while (sent < (size_t)n &&
+	       (k = ctx_send(w, c->fd, out + sent, (size_t)n - sent,
+			     MSG_NOSIGNAL)) > 0)
+		sent += (size_t)k;
+	if (sent == (size_t)n)
 		return true;
-	hlog(req, "write: %s", sent < 0 ? ctx_strerror(errno) : "short");
+	/* After a partial send the next call says why it stopped. */
+	int e = k < 0 ? errno : EPIPE;
+	hlog(req, "write: %s: sent %zu of %d bytes",
+	     e == CTX_DEADLINE_EXCEEDED ? "deadline" : ctx_strerror(e), sent,
+	     n);
 	return false;
 }
 
@@ -487,6 +693,12 @@ static void bad_request(ctx_t *req, struct conn *c)
 
 	if (c->req.url_too_long) {
 		reply(&res, 414, "URI Too Long", "URI too long\n");
+	} else if (c->req.no_host) {
+		reply(&res, 400, "Bad Request", "bad request: HTTP/1.1 "
+		      "without Host\n");
+	} else if (c->req.folded) {
+		reply(&res, 400, "Bad Request", "bad request: folded header "
+		      "line (obs-fold)\n");
 	} else if (c->req.body_too_large) {
 		reply(&res, 413, "Payload Too Large", "body too large\n");
 	} else {
@@ -494,8 +706,8 @@ static void bad_request(ctx_t *req, struct conn *c)
 			 http_errno_description(e));
 		reply(&res, 400, "Bad Request", body);
 	}
-	hlog(req, "malformed request (%s): %d", http_errno_name(e),
-	     res.status);
+	hlog(req, "malformed request (%s): %d", c->req.no_host ? "no Host" :
+	     c->req.folded ? "obs-fold" : http_errno_name(e), res.status);
 	if (respond(req, c, &res))
 		linger(req, c->fd);
 }
@@ -521,12 +733,22 @@ static bool handle(ctx_t *req, struct conn *c)
 	CTX_AUTO ctx_t *ctx = hup ? ctx_with_timeout(hup, opt.timeout) : NULL;
 
 	if (!ctx) {
-		hlog(req, "request context: %s", strerror(errno));
+		int e = errno;
+		hlog(req, "request context: %s: 503", strerror(e));
+		busy_reply(c->fd);
 		return false;
 	}
 	route(ctx, c, &res);
 	if (res.none) {
 		bool gone = ctx_cause(hup) == ECONNRESET;
+		if (!gone && ctx_err(srv.base)) {
+			/* The grace is over and nothing was sent yet. */
+			hlog(req, "%s %s -> 503 (%lld ms): %s",
+			     http_method_str(c->parser.method), c->req.url,
+			     ms(ctx_now() - t0), ctx_cause_msg(ctx));
+			busy_reply(c->fd);
+			return false;
+		}
 		hlog(req, "%s %s -> %s (%lld ms)",
 		     http_method_str(c->parser.method), c->req.url,
 		     gone ? "499" : "no answer", ms(ctx_now() - t0));
@@ -537,7 +759,7 @@ static bool handle(ctx_t *req, struct conn *c)
 		     http_method_str(c->parser.method), c->req.url,
 		     res.status, ms(ctx_now() - t0));
 	/* Once the server is stopping, finish this one and close. */
-	res.close = !c->req.keep_alive || c->parser.upgrade ||
+	res.close = res.close || !c->req.keep_alive || c->parser.upgrade ||
 		    ctx_err(srv.stop);
 	c->served++;
 	return respond(req, c, &res) && !res.close;
@@ -599,6 +821,79 @@ static void *serve_conn(ctx_t *cctx, void *arg)
 	return NULL;
 }
 
+/* ---- 503: no room ------------------------------------------------------- */
+
+static const char busy[] =
+	"HTTP/1.1 503 Service Unavailable\r\n"
+	"Content-Type: text/plain; charset=utf-8\r\n"
+	"Content-Length: 12\r\n"
+	"Retry-After: 1\r\n"
+	"Connection: close\r\n"
+	"\r\n"
+	"server busy\n";
+
+/* Read what the client has sent so far without waiting: a close with
+ * unread bytes would reset the connection and lose the answer. */
+static void drain_now(int fd)
+{
+	char junk[4096];
+
+	while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		;
+}
+
+/* 503 with no waits and no new descriptors (so it works at EMFILE):
+ * a fresh socket's send buffer takes it whole. */
+static void busy_reply(int fd)
+{
+	drain_now(fd);
+	(void)!send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	shutdown(fd, SHUT_WR);
+	drain_now(fd);
+}
+
+static void busy_now(int fd)
+{
+	busy_reply(fd);
+	close(fd);
+}
+
+static void linger(ctx_t *ctx, int fd);
+
+/* A thread that answers 503 and lingers until the client has read it. */
+static void *reject_conn(ctx_t *ctx, void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	CTX_AUTO ctx_t *w = ctx_with_timeout(ctx, SLOT_WAIT);
+
+	if (w && ctx_send(w, fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL) ==
+		 (ssize_t)sizeof(busy) - 1)
+		linger(w, fd);
+	close(fd);
+	atomic_fetch_sub(&srv.rejecters, 1);
+	ctx_wg_done(srv.conns);
+	return NULL;
+}
+
+/* No room for fd: answer 503 with Retry-After, on a thread of its own
+ * (bounded) so the accept loop does not wait, else at once. */
+static void reject(int fd)
+{
+	ctx_thread_t *t;
+
+	if (atomic_fetch_add(&srv.rejecters, 1) < MAX_REJECTERS) {
+		ctx_wg_add(srv.conns, 1);
+		if (!ctx_thread_create(&t, srv.base, reject_conn,
+				       (void *)(intptr_t)fd)) {
+			(void)ctx_thread_detach(t);
+			return;
+		}
+		ctx_wg_done(srv.conns);
+	}
+	atomic_fetch_sub(&srv.rejecters, 1);
+	busy_now(fd);
+}
+
 /* ---- accepting ---------------------------------------------------------- */
 
 static struct conn *new_conn(int fd, const struct sockaddr_in *sa)
@@ -655,35 +950,112 @@ static bool temporary(int e)
 	       e == ECONNABORTED || e == EPROTO || e == EPERM || e == EAGAIN;
 }
 
+/* A slot for a new connection: a free one, or one an evicted idle
+ * keep-alive connection gives back.  0 or an error. */
+static int take_slot(void)
+{
+	char token = 0;
+
+	if (!ctx_chan_try_send(srv.slots, &token))
+		return 0;
+	if (!evict_idle())
+		return EAGAIN;
+	CTX_AUTO ctx_t *t = ctx_with_timeout(srv.stop, SLOT_WAIT);
+	return t ? ctx_chan_send(t, srv.slots, &token) : errno;
+}
+
+/* Serve fd, or answer 503 if there is no room for it. */
+static void admit(int fd, const struct sockaddr_in *sa)
+{
+	int e = take_slot();
+
+	if (e) {
+		reject(fd);
+		return;
+	}
+	if ((e = start_conn(fd, sa))) {
+		release_slot();
+		hlog(NULL, "connection thread: %s: 503", strerror(e));
+		busy_now(fd);
+	}
+}
+
+/* Out of descriptors: give up the spare for a moment to accept one
+ * waiting client and tell it 503, rather than leave it queued.  Logged
+ * once a second at most, with the count. */
+static void out_of_files(int e)
+{
+	static int64_t last;
+	static unsigned long times;
+
+	if (srv.spare >= 0) {
+		close(srv.spare);
+		int fd = accept4(srv.lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			busy_now(fd);
+		srv.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	times++;
+	if (ctx_now() - last >= CTX_SEC) {
+		hlog(NULL, "accept: %s (%lu times)",
+		     e == EMFILE ? "too many open files" :
+		     "too many open files in system", times);
+		last = ctx_now();
+		times = 0;
+	}
+}
+
 /* Accept until stop ends.  Returns stop's error, or a fatal one. */
 static int accept_loop(void)
 {
+	int64_t backoff = 0;
+
 	for (;;) {
 		struct sockaddr_in sa;
 		socklen_t sl = sizeof(sa);
-		char token = 0;
-
-		/* A slot first: at max-conns, wait for one to close. */
-		int e = ctx_chan_send(srv.stop, srv.slots, &token);
-		if (e)
-			return e;
 		int fd = ctx_accept(srv.stop, srv.lfd, (struct sockaddr *)&sa,
 				    &sl, SOCK_CLOEXEC);
-		e = fd < 0 ? errno : start_conn(fd, &sa);
-		if (!e)
-			continue;
-		release_slot();
 		if (fd >= 0) {
-			hlog(NULL, "connection thread: %s", strerror(e));
-			close(fd);
-			e = EAGAIN; /* out of threads: back off */
+			backoff = 0;
+			admit(fd, &sa);
+			continue;
 		}
+		int e = errno;
 		if (!temporary(e))
 			return e;
-		hlog(NULL, "accept: %s; retrying in 100 ms", strerror(e));
-		if ((e = ctx_sleep(srv.stop, 100 * CTX_MSEC)))
+		if (e == EMFILE || e == ENFILE)
+			out_of_files(e);
+		else
+			hlog(NULL, "accept: %s; retrying", strerror(e));
+		/* Back off, 10 ms doubling to 100 ms, as Go's Serve does. */
+		backoff = backoff ? backoff * 2 : 10 * CTX_MSEC;
+		if (backoff > 100 * CTX_MSEC)
+			backoff = 100 * CTX_MSEC;
+		if ((e = ctx_sleep(srv.stop, backoff)) == EMFILE ||
+		    e == ENFILE) {
+			/* No descriptor for a timed wait either. */
+			nanosleep(&(struct timespec){
+					  .tv_nsec = (long)backoff }, NULL);
+			e = ctx_err(srv.stop);
+		}
+		if (e)
 			return e;
 	}
+}
+
+/* After stop: the clients the kernel accepted but httpd has not taken
+ * get 503 and Connection: close, not a reset when the listener closes. */
+static void drain_queue(void)
+{
+	int n = 0, fd;
+
+	while ((fd = accept4(srv.lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		reject(fd);
+		n++;
+	}
+	if (n)
+		hlog(NULL, "shutting down: answered %d queued connections "
+			   "503", n);
 }
 
 /* ---- start and shutdown ------------------------------------------------- */
@@ -861,16 +1233,27 @@ static long long number(const char *name, long long max)
 	long long v = strtoll(optarg, &end, 10);
 
 	if (*optarg == '\0' || *end != '\0' || v < 0 || v > max) {
-		fprintf(stderr, "httpd: --%s: bad value '%s'\n", name, optarg);
+		fprintf(stderr, "httpd: --%s: bad value '%s' (want a whole "
+				"number from 0 to %lld)\n", name, optarg, max);
 		exit(2);
 	}
 	return v;
 }
 
-/* A duration option, in milliseconds. */
-static int64_t msec(const char *name)
+/* A duration option, in milliseconds.  --timeout and --slow may be 0
+ * (an instant deadline, no work); a zero deadline for the header, the
+ * idle time, the write or the grace would fail every request, so those
+ * are refused. */
+static int64_t msec(const char *name, bool positive)
 {
-	return number(name, INT64_MAX / CTX_MSEC) * CTX_MSEC;
+	int64_t v = number(name, INT64_MAX / CTX_MSEC) * CTX_MSEC;
+
+	if (positive && v <= 0) {
+		fprintf(stderr, "httpd: --%s: must be at least 1 ms, not "
+				"'%s'\n", name, optarg);
+		exit(2);
+	}
+	return v;
 }
 
 static void parse_addr(void)
@@ -906,13 +1289,20 @@ static void parse_options(int argc, char **argv)
 		switch (o) {
 		case 'a': parse_addr(); break;
 		case 'p': opt.port = (int)number("port", 65535); break;
-		case 't': opt.timeout = msec("timeout"); break;
-		case 's': opt.slow = msec("slow"); break;
-		case 'g': opt.grace = msec("grace"); break;
-		case 'H': opt.header_timeout = msec("header-timeout"); break;
-		case 'i': opt.idle_timeout = msec("idle-timeout"); break;
-		case 'w': opt.write_timeout = msec("write-timeout"); break;
-		case 'm': opt.max_conns = (int)number("max-conns", 1 << 20); break;
+		case 't': opt.timeout = msec("timeout", false); break;
+		case 's': opt.slow = msec("slow", false); break;
+		case 'g': opt.grace = msec("grace", true); break;
+		case 'H': opt.header_timeout = msec("header-timeout", true); break;
+		case 'i': opt.idle_timeout = msec("idle-timeout", true); break;
+		case 'w': opt.write_timeout = msec("write-timeout", true); break;
+		case 'm':
+			opt.max_conns = (int)number("max-conns", 1 << 20);
+			if (opt.max_conns < 1) {
+				fprintf(stderr, "httpd: --max-conns: must be "
+						"at least 1, not '%s'\n", optarg);
+				exit(2);
+			}
+			break;
 		case 'l': opt.log = optarg; break;
 		case 'q': opt.quiet = true; break;
 		case 'h': usage(stdout); exit(0);
@@ -931,6 +1321,7 @@ int main(int argc, char **argv)
 	srv.started = ctx_now();
 	raise_nofile();
 	/* Before the first line: the test sends SIGINT once it reads it. */
+	srv.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (setup() < 0 || listen_on() < 0) {
 		perror("httpd: start");
 		teardown();
@@ -948,6 +1339,7 @@ int main(int argc, char **argv)
 	int e = accept_loop();
 	/* At once, so that a quick second signal is not lost. */
 	CTX_AUTO ctx_t *again = second_signal();
+	drain_queue();
 	close(srv.lfd);
 	if (e == CTX_CANCELED)
 		hlog(NULL, "signal: no longer accepting; waiting up to %lld ms "

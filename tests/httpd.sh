@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # examples/httpd with real clients: curl, bash's /dev/tcp and
-# examples/slowloris, on 127.0.0.1 only.  Run by `make check` from the
-# build directory; about 15 s.  Skips (77) without httpd or curl.
+# examples/slowloris, python3, slowhttptest, on 127.0.0.1 only.  Run by `make check` from the
+# build directory; about 40 s.  Skips (77) without httpd or curl.
 set -euo pipefail
 
 ex=${EXAMPLES:-examples}
@@ -26,7 +26,7 @@ cleanup() {
 	for p in "${pids[@]}"; do
 		kill -KILL "$p" 2>/dev/null || true
 	done
-	rm -rf "$tmp"
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
@@ -57,11 +57,13 @@ wait_for() {
 }
 
 # start NAME ARGS...: run httpd on a free port; sets $pid, $port, $log.
+# $wrap: a command to run it under (one that execs it: same pid).
+wrap=
 start() {
 	local name=$1
 	shift
 	log=$tmp/$name.log
-	"$httpd" --port 0 "$@" >"$tmp/$name.out" 2>"$log" &
+	$wrap "$httpd" --port 0 "$@" >"$tmp/$name.out" 2>"$log" &
 	pid=$!
 	pids+=("$pid")
 	if ! wait_for "$tmp/$name.out" '^listening on [0-9]+$'; then
@@ -137,6 +139,16 @@ raw() {
 	timeout "$1" cat <&3 || true
 	exec 3>&-
 }
+
+# ===== option values: zero and negative deadlines refused ==============
+for o in --header-timeout --write-timeout --idle-timeout --grace --max-conns; do
+	for v in 0 -5; do
+		orc=0
+		"$httpd" --port 0 "$o" "$v" >"$tmp/opt.out" 2>"$tmp/opt.err" || orc=$?
+		check "$o $v refused: exit 2 with a message (rc $orc: $(head -1 "$tmp/opt.err"))" \
+			eval '[ "$orc" = 2 ] && grep -q -- "${o#--}" "$tmp/opt.err" && ! grep -q listening "$tmp/opt.out"'
+	done
+done
 
 # ===== server A: timeouts, load, slowloris, bad requests ==============
 start A --timeout 1000 --slow 3000 --header-timeout 500 --idle-timeout 1000 --grace 2000
@@ -217,6 +229,28 @@ check "bad request line: 400 ($(echo "$resp" | head -1 | tr -d '\r'))" \
 	grep -q '^HTTP/1.1 400 ' <<<"$resp"
 check "... logged as malformed" grep -q 'malformed request' "$log"
 
+# RFC 9112: HTTP/1.1 needs Host (HTTP/1.0 need not); folded header
+# lines are rejected; Expect: 100-continue is answered before the body.
+resp=$(raw 3 'GET /fast HTTP/1.1\r\n\r\n')
+check "HTTP/1.1 without Host: 400 ($(echo "$resp" | head -1 | tr -d '\r'))" \
+	grep -q '^HTTP/1.1 400 ' <<<"$resp"
+resp=$(raw 3 'GET /fast HTTP/1.0\r\n\r\n')
+check "HTTP/1.0 without Host: 200 ($(echo "$resp" | head -1 | tr -d '\r'))" \
+	grep -q '^HTTP/1.1 200 ' <<<"$resp"
+resp=$(raw 3 'GET /fast HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n')
+check "folded header line: 400 ($(echo "$resp" | head -1 | tr -d '\r'))" \
+	grep -q '^HTTP/1.1 400 ' <<<"$resp"
+resp=$(raw 3 'GET /fast HTTP/1.1\r\nHost: x\r\nX-A: one\r\n\ttwo\r\n\r\n')
+check "folded header line (tab): 400 ($(echo "$resp" | head -1 | tr -d '\r'))" \
+	grep -q '^HTTP/1.1 400 ' <<<"$resp"
+head -c 5000 /dev/zero >"$tmp/body5k"
+r=$("$CURL" -s -o /dev/null -D "$tmp/exp.hdr" --max-time 5 -H 'Expect: 100-continue' \
+	--expect100-timeout 3 --data-binary @"$tmp/body5k" \
+	-w '%{http_code} %{time_total}' "http://127.0.0.1:$port/fast" 2>/dev/null) || true
+ems=$(sec_ms "${r##* }")
+check "Expect: 100-continue: 100 Continue sent (${r%% *}, $ems ms)" \
+	eval 'grep -q "^HTTP/1.1 100 Continue" "$tmp/exp.hdr" && [ "${r%% *}" = 405 ] && between "$ems" 0 999'
+
 # Keep-alive: two requests on one connection, pipelined in one write;
 # then the idle deadline (1000 ms) closes it.
 t0=$(now_ms)
@@ -285,14 +319,14 @@ check "grace over: server exits 0 (got $rc) after the 500 ms grace ($took ms)" \
 	eval '[ "$rc" -eq 0 ] && between "$took" 400 2500'
 check "... the work was cancelled, not left running" \
 	grep -qE 'work stopped .*context canceled' "$log"
-check "... the client got no answer (got $(cat "$tmp/c.code"))" \
-	[ "$(cat "$tmp/c.code")" = 000 ]
+check "... and the client, sent nothing yet, got 503 (got $(cat "$tmp/c.code"))" \
+	[ "$(cat "$tmp/c.code")" = 503 ]
 
 # ===== server D: the client goes away mid-/slow ========================
 # The request's context hangs under ctx_with_hangup: the work stops when
 # the client closes, and the access-log line says 499.
 PY=${PYTHON:-$(command -v python3 || true)}
-start D --timeout 10000 --slow 5000 --grace 2000
+start D --timeout 10000 --slow 5000 --grace 2000 --write-timeout 1000
 get /fast
 fd0=$(idle_fds)
 if [ -n "$PY" ]; then
@@ -337,6 +371,30 @@ for i in $(seq 20); do
 done
 check "descriptors after the disconnects: $fd0 before, $fd1 after" \
 	[ "$fd1" = "$fd0" ]
+
+# A client that pipelines requests and reads nothing (a tiny receive
+# window): the write deadline logs what was sent of what.
+if [ -n "$PY" ]; then
+	"$PY" - "$port" <<'PYEOF' || true
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(4)
+req = b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n" * 1000
+try:
+    for i in range(400):
+        s.sendall(req)
+except OSError:
+    pass
+time.sleep(0.3)
+s.close()
+PYEOF
+	check "write deadline: logged as 'sent N of M bytes' ($(grep -o 'write: deadline.*' "$log" | head -1))" \
+		grep -qE 'write: deadline: sent [0-9]+ of [0-9]+ bytes' "$log"
+else
+	echo "ok - # SKIP write-deadline test: python3 not found"
+fi
 
 # slowhttptest (slowloris mode, 500 connections): /fast still answers.
 if command -v slowhttptest >/dev/null 2>&1; then
@@ -383,6 +441,158 @@ check "second SIGINT: the server exits within 1 s ($took ms, rc $rc)" \
 	eval '[ "$rc" != 124 ] && between "$took" 0 999'
 check "... having cancelled the request in flight" \
 	grep -qE 'second signal INT received: cancelling' "$log"
+
+# ===== server F: the connection limit and a full accept queue ==========
+# clients.py PORT N PATH [HOLD]: N clients at once, each one request;
+# prints each answer's status, or "reset" / "none".  HOLD: keep-alive,
+# stay connected for HOLD s after the answer.  READY: a file made once
+# all N are connected.
+cat >"$tmp/clients.py" <<'PYEOF'
+import socket, sys, threading, time
+port, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+hold = float(sys.argv[4]) if len(sys.argv) > 4 else 0
+ready = sys.argv[5] if len(sys.argv) > 5 else None
+out = [None] * n
+lock, conns = threading.Lock(), [0]
+def connected():
+    with lock:
+        conns[0] += 1
+        if conns[0] == n and ready:
+            open(ready, "w").close()
+def one(i):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=15)
+        connected()
+        s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" +
+                  (b"" if hold else b"Connection: close\r\n") + b"\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            b = s.recv(4096)
+            if not b:
+                break
+            data += b
+        out[i] = data.split(b" ")[1].decode() if data.startswith(b"HTTP/1.1 ") else "none"
+        if hold:
+            time.sleep(hold)
+        s.close()
+    except ConnectionResetError:
+        out[i] = "reset"
+    except OSError as e:
+        out[i] = "error:" + type(e).__name__
+ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print("\n".join(out))
+PYEOF
+if [ -n "$PY" ]; then
+	start F --max-conns 2 --slow 1500 --timeout 5000 --idle-timeout 20000 --grace 3000
+	# Two keep-alive clients sit idle in both slots: a third evicts the
+	# longest idle one instead of waiting in the kernel's queue.
+	"$PY" "$tmp/clients.py" "$port" 2 /fast 3 >"$tmp/f.idle" &
+	idlers=$!
+	wait_count "$log" 'GET /fast -> 200' 2 || true
+	sleep 0.2
+	get /fast
+	check "max-conns 2, both idle: a new client gets 200 at once (got $code, $ms ms)" \
+		eval '[ "$code" = 200 ] && between "$ms" 0 999'
+	check "... the longest-idle connection was closed to make room" \
+		grep -q 'closed to make room' "$log"
+	wait "$idlers" || true
+	# Both slots busy with /slow: 503, Retry-After, Connection: close.
+	"$PY" "$tmp/clients.py" "$port" 2 /slow >"$tmp/f.busy" &
+	busyc=$!
+	wait_count "$log" 'accepted' 5 || true
+	sleep 0.3
+	get /fast
+	hdr=$(tr -d '\r' <"$tmp/hdr")
+	check "max-conns 2, both busy: 503 at once (got $code, $ms ms)" \
+		eval '[ "$code" = 503 ] && between "$ms" 0 999'
+	check "... with Retry-After: 1 and Connection: close" \
+		eval 'grep -qx "Retry-After: 1" <<<"$hdr" && grep -qx "Connection: close" <<<"$hdr"'
+	wait "$busyc" || true
+	check "... the two /slow: 200 ($(sort "$tmp/f.busy" | uniq -c | tr -s ' \n' ' '))" \
+		[ "$(sort "$tmp/f.busy" | uniq -c | tr -s ' \n' ' ')" = " 2 200 " ]
+	# A full accept queue at shutdown: stopped, the server takes no one;
+	# 20 clients queue in the kernel; SIGTERM then SIGCONT: every one
+	# is answered (200 or 503), none reset.
+	kill -STOP "$pid"
+	"$PY" "$tmp/clients.py" "$port" 20 /slow 0 "$tmp/f.ready" >"$tmp/f.queue" &
+	qc=$!
+	for i in $(seq 200); do
+		[ -e "$tmp/f.ready" ] && break
+		sleep 0.05
+	done
+	[ -e "$tmp/f.ready" ] || echo "# the 20 clients took over 10 s to connect"
+	sleep 0.2
+	kill -TERM "$pid"
+	kill -CONT "$pid"
+	wait "$qc" || true
+	stop_wait 6000
+	codes=$(sort "$tmp/f.queue" | uniq -c | tr -s ' \n' ' ')
+	check "shutdown with 20 queued clients at max-conns 2: all answered 200 or 503 ($codes)" \
+		eval '[ "$(grep -cxE "200|503" "$tmp/f.queue")" = 20 ]'
+	# Which of them the drain answers and which the accept loop took
+	# before it saw the signal is a race (the signal thread and the
+	# accept loop resume together): said, not checked.
+	echo "# queue at shutdown: $(grep -o 'answered [0-9]* queued.*' "$log" || echo 'all taken by the accept loop before the stop')"
+	check "... server F exits 0 (got $rc)" [ "$rc" -eq 0 ]
+else
+	echo "ok - # SKIP max-conns tests: python3 not found"
+fi
+
+# ===== server G: too few descriptors ===================================
+if [ -n "$PY" ] && command -v prlimit >/dev/null 2>&1; then
+	wrap="prlimit --nofile=200"
+	start G --slow 1000 --timeout 5000 --quiet
+	wrap=
+	"$PY" "$tmp/clients.py" "$port" 300 /slow >"$tmp/g.out"
+	codes=$(sort "$tmp/g.out" | uniq -c | tr -s ' \n' ' ')
+	check "nofile 200, 300 clients at once: every one answered 200 or 503 ($codes)" \
+		eval '[ "$(grep -cxE "200|503" "$tmp/g.out")" = 300 ]'
+	nlog=$(grep -c 'accept: too many open files' "$log" || true)
+	check "... accept logged EMFILE at most once a second ($nlog lines: $(grep -o 'accept: too many.*' "$log" | head -1))" \
+		between "$nlog" 0 12
+	get /fast
+	check "... and then /fast answers 200 (got $code)" [ "$code" = 200 ]
+	kill -TERM "$pid"
+	stop_wait 3000
+	check "server G exits 0 (got $rc)" [ "$rc" -eq 0 ]
+else
+	echo "ok - # SKIP descriptor-limit test: python3 or prlimit not found"
+fi
+
+# ===== server H: slow read (slowhttptest -X) at the connection limit ===
+if command -v slowhttptest >/dev/null 2>&1; then
+	start H --max-conns 300 --quiet
+	slowhttptest -X -c 1000 -r 250 -w 512 -y 1024 -n 5 -z 32 -k 3 -l 10 -p 3 \
+		-u "http://127.0.0.1:$port/fast" >"$tmp/shx.out" 2>&1 &
+	shx=$!
+	pids+=("$shx")
+	sleep 1
+	worst=0 bad=0 samples=0 all=
+	for i in $(seq 16); do
+		get /fast
+		samples=$((samples + 1))
+		[ "$code" = 200 ] || bad=$((bad + 1))
+		[ "$ms" -gt "$worst" ] && worst=$ms
+		all="$all $ms"
+		sleep 0.5
+	done
+	check "/fast during slowhttptest -X -c 1000: 200 under 0.5 s in all $samples samples (worst $worst ms, $bad not 200)" \
+		eval '[ "$bad" = 0 ] && between "$worst" 0 499'
+	kill "$shx" 2>/dev/null || true
+	wait "$shx" || true
+	{ grep -E 'connected|closed|service available' "$tmp/shx.out" || true; } |
+		tail -3 | sed 's/^/#   slowhttptest: /'
+	echo "# /fast samples (ms): $all"
+	kill -TERM "$pid"
+	stop_wait 5000
+	check "server H exits 0 (got $rc)" [ "$rc" -eq 0 ]
+else
+	echo "ok - # SKIP slowhttptest not installed (Debian package slowhttptest)"
+fi
 
 if [ "$fail" != 0 ]; then
 	for f in "$tmp"/*.log; do
