@@ -15,6 +15,12 @@ if [ -z "$CURL" ]; then
 	echo "SKIP: curl not found"
 	exit 77
 fi
+# A sanitizer build runs several times slower, and its exit is slow too:
+# there the time bounds below get 3x slack (a plain build keeps the
+# bounds the issues set).
+slack=1
+if grep -q '^CFLAGS = .*-fsanitize' Makefile 2>/dev/null; then slack=3; fi
+within() { between "$1" 0 $(( ($2 + 1) * slack - 1 )); }
 # Room for 200 slowloris connections on both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 
@@ -155,7 +161,7 @@ start A --timeout 1000 --slow 3000 --header-timeout 500 --idle-timeout 1000 --gr
 
 get /fast
 check "/fast: 200 (got $code)" [ "$code" = 200 ]
-check "/fast: at once ($ms ms)" between "$ms" 0 500
+check "/fast: at once ($ms ms)" within "$ms" 500
 check "/fast: has a request ID ($rid)" [ -n "$rid" ]
 fd0=$(idle_fds)
 echo "# idle descriptors before the load: $fd0"
@@ -184,7 +190,7 @@ for i in 1 2 3 4 5; do
 	[ "$ms" -gt "$worst" ] && worst=$ms
 done
 check "/fast during 50 concurrent /slow: 200 well under 1 s (worst $worst ms)" \
-	between "$worst" 0 999
+	within "$worst" 999
 for p in "${slow[@]}"; do
 	wait "$p" || true
 done
@@ -204,7 +210,7 @@ if wait_for "$tmp/loris.out" '^open ' 100; then
 		[ "$ms" -gt "$worst" ] && worst=$ms
 	done
 	check "/fast while 200 half-headers hang: 200 well under 1 s (worst $worst ms)" \
-		between "$worst" 0 999
+		within "$worst" 999
 fi
 lrc=0
 wait "$loris" || lrc=$?
@@ -249,7 +255,7 @@ r=$("$CURL" -s -o /dev/null -D "$tmp/exp.hdr" --max-time 5 -H 'Expect: 100-conti
 	-w '%{http_code} %{time_total}' "http://127.0.0.1:$port/fast" 2>/dev/null) || true
 ems=$(sec_ms "${r##* }")
 check "Expect: 100-continue: 100 Continue sent (${r%% *}, $ems ms)" \
-	eval 'grep -q "^HTTP/1.1 100 Continue" "$tmp/exp.hdr" && [ "${r%% *}" = 405 ] && between "$ems" 0 999'
+	eval 'grep -q "^HTTP/1.1 100 Continue" "$tmp/exp.hdr" && [ "${r%% *}" = 405 ] && within "$ems" 999'
 
 # Keep-alive: two requests on one connection, pipelined in one write;
 # then the idle deadline (1000 ms) closes it.
@@ -345,7 +351,7 @@ PYEOF
 	check "disconnect mid-/slow: a 499 line in the access log" \
 		grep -q 'GET /slow -> 499' "$log"
 	check "... within 1 s of the close ($((seen - closed)) ms)" \
-		between $((seen - closed)) 0 999
+		within $((seen - closed)) 999
 	check "... the work stopped because the client went away" \
 		grep -qE 'work stopped .*client went away' "$log"
 else
@@ -411,7 +417,7 @@ if command -v slowhttptest >/dev/null 2>&1; then
 		sleep 0.2
 	done
 	check "/fast during slowhttptest -H -c 500: 200 under 0.5 s (worst $worst ms)" \
-		between "$worst" 0 499
+		within "$worst" 499
 	wait "$sht" || true
 	grep -E 'connected|closed|service available' "$tmp/sht.out" | tail -3 |
 		sed 's/^/#   slowhttptest: /'
@@ -434,11 +440,11 @@ wait_for "$log" 'no longer accepting' 60 || true
 sleep 0.2
 t0=$(now_ms)
 kill -INT "$pid"
-stop_wait 3000
+stop_wait $((3000 * slack))
 took=$(($(now_ms) - t0))
 wait "$client" || true
 check "second SIGINT: the server exits within 1 s ($took ms, rc $rc)" \
-	eval '[ "$rc" != 124 ] && between "$took" 0 999'
+	eval '[ "$rc" != 124 ] && within "$took" 999'
 check "... having cancelled the request in flight" \
 	grep -qE 'second signal INT received: cancelling' "$log"
 
@@ -496,7 +502,7 @@ if [ -n "$PY" ]; then
 	sleep 0.2
 	get /fast
 	check "max-conns 2, both idle: a new client gets 200 at once (got $code, $ms ms)" \
-		eval '[ "$code" = 200 ] && between "$ms" 0 999'
+		eval '[ "$code" = 200 ] && within "$ms" 999'
 	check "... the longest-idle connection was closed to make room" \
 		grep -q 'closed to make room' "$log"
 	wait "$idlers" || true
@@ -508,7 +514,7 @@ if [ -n "$PY" ]; then
 	get /fast
 	hdr=$(tr -d '\r' <"$tmp/hdr")
 	check "max-conns 2, both busy: 503 at once (got $code, $ms ms)" \
-		eval '[ "$code" = 503 ] && between "$ms" 0 999'
+		eval '[ "$code" = 503 ] && within "$ms" 999'
 	check "... with Retry-After: 1 and Connection: close" \
 		eval 'grep -qx "Retry-After: 1" <<<"$hdr" && grep -qx "Connection: close" <<<"$hdr"'
 	wait "$busyc" || true
@@ -581,7 +587,7 @@ if command -v slowhttptest >/dev/null 2>&1; then
 		sleep 0.5
 	done
 	check "/fast during slowhttptest -X -c 1000: 200 under 0.5 s in all $samples samples (worst $worst ms, $bad not 200)" \
-		eval '[ "$bad" = 0 ] && between "$worst" 0 499'
+		eval '[ "$bad" = 0 ] && within "$worst" 499'
 	kill "$shx" 2>/dev/null || true
 	wait "$shx" || true
 	{ grep -E 'connected|closed|service available' "$tmp/shx.out" || true; } |
