@@ -1184,7 +1184,7 @@ static void print_notes(void)
 	printf("# blocked check: /proc/self/task/<tid>/stat state S%s, "
 	       "polled after the waiter posts \"about to block\"\n",
 	       bench_have_syscall_file() ? " and /proc/self/task/<tid>/syscall in "
-				   "epoll_wait/epoll_pwait or futex" :
+				   "poll/ppoll, epoll_wait/epoll_pwait or futex" :
 				   " (no syscall file: state only)");
 	printf("# futex: raw SYS_futex FUTEX_WAIT_PRIVATE/FUTEX_WAKE_PRIVATE;"
 	       " condvar: pthread_cond_wait on a flag, signal under the "
