@@ -444,9 +444,14 @@ START_TEST(test_sigwait)
 	ck_assert_int_eq(si.si_signo, SIGUSR2);
 	pthread_join(t, NULL);
 
-	/* Sent to the process, not the thread; info may be NULL. */
-	kill(getpid(), SIGUSR2);
-	ck_assert_int_eq(ctx_sigwait(ctx_background(), &set, NULL), SIGUSR2);
+	/* Sent to the process, not the thread; info may be NULL.  Only
+	 * while this is the process's one thread: under CK_FORK=no, threads
+	 * of earlier tests that do not block the signal would take it. */
+	if (tu_count_threads() == 1) {
+		kill(getpid(), SIGUSR2);
+		ck_assert_int_eq(ctx_sigwait(ctx_background(), &set, NULL),
+				 SIGUSR2);
+	}
 	tu_assert_fail(ctx_sigwait(ctx_background(), NULL, NULL), EINVAL);
 	sig_restore(SIGUSR2);
 }
@@ -464,7 +469,7 @@ START_TEST(test_sigwait_no_loss)
 	tu_assert_fail(ctx_sigwait(c, &set, NULL), CTX_DEADLINE_EXCEEDED);
 	ctx_release(c);
 	for (int i = 0; i < 3; i++)
-		ck_assert_int_eq(sigqueue(getpid(), sig,
+		ck_assert_int_eq(pthread_sigqueue(pthread_self(), sig,
 					  (union sigval){ .sival_int = i }), 0);
 	c = ctx_with_cancel(ctx_background());
 	ctx_cancel(c);
