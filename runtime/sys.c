@@ -22,14 +22,10 @@ static int fail(int e)
 
 /* ---- fsync, fdatasync -------------------------------------------------- */
 
-/*
- * THE PLACE WHERE THE IO_URING PATH PLUGS IN: with ctx__uring_on(), a
- * regular file's sync is to go through the ring (IORING_OP_FSYNC, with
- * IORING_FSYNC_DATASYNC for fdatasync) so that the context ends the
- * wait.  Until then, and always on the epoll backend, it is the plain
- * call: the kernel has no pollable or interruptible form of a sync, so
- * once started nothing ends it early.
- */
+/* On the epoll backend a sync is the plain call: the kernel has no
+ * pollable or interruptible form of it, so once started nothing ends it
+ * early.  The io_uring backend does it as a ring transfer
+ * (IORING_OP_FSYNC, IORING_FSYNC_DATASYNC for fdatasync). */
 /* Through the backend's transfer where it has one (io_uring), so that
  * the context ends the wait; CTX__BLOCKING: none, the plain call. */
 static int sync_fd(ctx_t *ctx, int fd, bool datasync)
