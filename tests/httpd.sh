@@ -283,7 +283,7 @@ done
 check "descriptors at idle: $fd0 before the load, $fd1 after" [ "$fd1" = "$fd0" ]
 
 kill -TERM "$pid"
-stop_wait 3000
+stop_wait $((3000 * slack))
 check "SIGTERM with nothing in flight: exit 0 (got $rc)" [ "$rc" -eq 0 ]
 
 # ===== server B: SIGINT lets a request in flight finish ================
@@ -301,7 +301,7 @@ crc=0
 "$CURL" -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/fast" || crc=$?
 check "... a new connection is refused (curl exit $crc)" [ "$crc" = 7 ]
 wait "$client" || true
-stop_wait 6000
+stop_wait $((6000 * slack))
 took=$(($(now_ms) - t0))
 check "the /slow in flight completed: 200 (got $(cat "$tmp/b.code"))" \
 	[ "$(cat "$tmp/b.code")" = 200 ]
@@ -318,7 +318,7 @@ wait_for "$log" 'accepted' 60 || true
 sleep 0.2
 t0=$(now_ms)
 kill -TERM "$pid"
-stop_wait 5000
+stop_wait $((5000 * slack))
 took=$(($(now_ms) - t0))
 wait "$client" || true
 check "grace over: server exits 0 (got $rc) after the 500 ms grace ($took ms)" \
@@ -425,7 +425,7 @@ else
 	echo "ok - # SKIP slowhttptest not installed (Debian package slowhttptest)"
 fi
 kill -TERM "$pid"
-stop_wait 3000
+stop_wait $((3000 * slack))
 check "server D exits 0 (got $rc)" [ "$rc" -eq 0 ]
 
 # ===== server E: a second SIGINT cancels at once =======================
@@ -535,7 +535,7 @@ if [ -n "$PY" ]; then
 	kill -TERM "$pid"
 	kill -CONT "$pid"
 	wait "$qc" || true
-	stop_wait 6000
+	stop_wait $((6000 * slack))
 	codes=$(sort "$tmp/f.queue" | uniq -c | tr -s ' \n' ' ')
 	check "shutdown with 20 queued clients at max-conns 2: all answered 200 or 503 ($codes)" \
 		eval '[ "$(grep -cxE "200|503" "$tmp/f.queue")" = 20 ]'
@@ -549,7 +549,11 @@ else
 fi
 
 # ===== server G: too few descriptors ===================================
-if [ -n "$PY" ] && command -v prlimit >/dev/null 2>&1; then
+# Not in sanitizer builds: their runtimes keep descriptors and threads of
+# their own, so 200 descriptors is not the server's budget there.
+if [ "$slack" -gt 1 ]; then
+	echo "ok - # SKIP descriptor-limit test: a sanitizer build"
+elif [ -n "$PY" ] && command -v prlimit >/dev/null 2>&1; then
 	wrap="prlimit --nofile=200"
 	start G --slow 1000 --timeout 5000 --quiet
 	wrap=
@@ -563,7 +567,7 @@ if [ -n "$PY" ] && command -v prlimit >/dev/null 2>&1; then
 	get /fast
 	check "... and then /fast answers 200 (got $code)" [ "$code" = 200 ]
 	kill -TERM "$pid"
-	stop_wait 3000
+	stop_wait $((3000 * slack))
 	check "server G exits 0 (got $rc)" [ "$rc" -eq 0 ]
 else
 	echo "ok - # SKIP descriptor-limit test: python3 or prlimit not found"
@@ -594,7 +598,7 @@ if command -v slowhttptest >/dev/null 2>&1; then
 		tail -3 | sed 's/^/#   slowhttptest: /'
 	echo "# /fast samples (ms): $all"
 	kill -TERM "$pid"
-	stop_wait 5000
+	stop_wait $((5000 * slack))
 	check "server H exits 0 (got $rc)" [ "$rc" -eq 0 ]
 else
 	echo "ok - # SKIP slowhttptest not installed (Debian package slowhttptest)"
