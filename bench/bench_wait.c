@@ -34,7 +34,9 @@
  *                   of the N threads is back from its wait: ctx_wait on one
  *                   context + ctx_cancel, pthread_cond_wait on one condvar
  *                   + pthread_cond_broadcast, epoll_wait on N epoll fds
- *                   watching one eventfd + one write.  Nothing pinned;
+ *                   watching one eventfd + one write; and ctx_read of
+ *                   a silent socket of its own under its own child of
+ *                   the context cancelled (ctx_read-child).  Nothing pinned;
  *                   fanout-pinned/<N> repeats it with fixed placement
  *                   (shown, not judged).
  *
@@ -866,9 +868,11 @@ static void bench_hotpath(void)
 
 /* ---- 4. fan-out ------------------------------------------------------------ */
 
-enum fvar { F_CONDVAR, F_CTX_WAIT, F_EVENTFD, F_NVAR };
+/* F_CTX_READ: each waiter in ctx_read on its own silent socket, under
+ * its own child of the context that is cancelled (made each round). */
+enum fvar { F_CONDVAR, F_CTX_WAIT, F_EVENTFD, F_CTX_READ, F_NVAR };
 static const char *const fvar_name[F_NVAR] = {
-	"condvar-broadcast", "ctx_wait", "eventfd-epoll",
+	"condvar-broadcast", "ctx_wait", "eventfd-epoll", "ctx_read-child",
 };
 
 struct fan;
@@ -877,6 +881,7 @@ struct fan_waiter {
 	pthread_t th;
 	_Atomic pid_t tid;
 	int epfd;
+	int sock[2];
 	int64_t t1;
 	bool ok;
 };
@@ -937,6 +942,17 @@ static void *fan_main(void *p)
 			ok = n == 1 && (ev.events & EPOLLIN);
 			break;
 		}
+		case F_CTX_READ: {
+			ctx_t *child = ctx_with_cancel(f->ctx);
+			char b;
+			atomic_fetch_add(&f->ready, 1);
+			ssize_t got = child ? ctx_read(child, me->sock[0], &b, 1)
+					    : 0;
+			t1 = ctx_now();
+			ok = got < 0 && errno == CTX_CANCELED;
+			ctx_release(child);
+			break;
+		}
 		case F_NVAR:
 			break;
 		}
@@ -991,6 +1007,10 @@ static void fan_variant(struct row *row, enum fvar v, int n, int rounds,
 				   strerror(e));
 		w->f = f;
 		w->epfd = -1;
+		w->sock[0] = w->sock[1] = -1;
+		if (v == F_CTX_READ &&
+		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->sock))
+			bench_fail("%s: socketpair: %s", what, strerror(errno));
 		if (v == F_EVENTFD) {
 			struct epoll_event ev = { .events = EPOLLIN };
 			w->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1009,7 +1029,7 @@ static void fan_variant(struct row *row, enum fvar v, int n, int rounds,
 		int64_t limit = ctx_now() + STUCK_NS;
 		int spins = 0;
 
-		if (v == F_CTX_WAIT &&
+		if ((v == F_CTX_WAIT || v == F_CTX_READ) &&
 		    !(f->ctx = ctx_with_cancel(ctx_background())))
 			bench_fail("ctx_with_cancel: %s", strerror(errno));
 		f->flag = 0;
@@ -1036,6 +1056,7 @@ static void fan_variant(struct row *row, enum fvar v, int n, int rounds,
 		int64_t t0 = ctx_now();
 		switch (v) {
 		case F_CTX_WAIT:
+		case F_CTX_READ:
 			ctx_cancel(f->ctx);
 			break;
 		case F_CONDVAR:
@@ -1088,6 +1109,10 @@ static void fan_variant(struct row *row, enum fvar v, int n, int rounds,
 		pthread_join(f->w[i].th, NULL);
 		if (f->w[i].epfd >= 0)
 			close(f->w[i].epfd);
+		if (f->w[i].sock[0] >= 0) {
+			close(f->w[i].sock[0]);
+			close(f->w[i].sock[1]);
+		}
 	}
 	row_set_i64(row, last, rounds);
 	if (f->efd >= 0)
@@ -1103,8 +1128,8 @@ static void bench_fanout(void)
 {
 	static const int sizes[] = { 1, 16, 256, 1024 };
 	struct rlimit rl;
-	/* Per libctx waiter: epoll, eventfd, timerfd; per eventfd-epoll
-	 * waiter: one epoll; plus slack for everything else. */
+	/* Per libctx waiter: a socket pair and a wake-up eventfd; per
+	 * eventfd-epoll waiter: one epoll; plus slack for everything else. */
 	rlim_t need = 3 * 1024 + 256;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl))
@@ -1143,7 +1168,8 @@ static void bench_fanout(void)
 				if (v == F_CONDVAR)
 					r = group_add(&g, fvar_name[v], R_REF,
 						      NULL, 0);
-				else if (v == F_CTX_WAIT && !pinned)
+				else if ((v == F_CTX_WAIT || v == F_CTX_READ) &&
+					 !pinned)
 					r = group_add(&g, fvar_name[v],
 						      R_JUDGED,
 						      "condvar-broadcast", 1.0);

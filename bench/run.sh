@@ -446,6 +446,12 @@ spec() {
 	for n in 1 16 256 1024; do
 		echo "R|fan-out N=$n|us|1000|W:fanout/$n,ctx_wait:p50|W:fanout/$n,condvar-broadcast:p50|C:fanout/$n/p50,stop_token|W:fanout/$n,eventfd-epoll:p50|condvar*1"
 	done
+	# Each waiter in ctx_read on its own socket under its own child of
+	# the cancelled context: the cancel walks N children and wakes N
+	# polls (the condvar column is the same broadcast as above).
+	for n in 1 16 256 1024; do
+		echo "R|fan-out N=$n, ctx_read under own child|us|1000|W:fanout/$n,ctx_read-child:p50|W:fanout/$n,condvar-broadcast:p50|-|W:fanout/$n,eventfd-epoll:p50|condvar*1"
+	done
 
 	echo "S|lateness|deadline lateness: how late a wait with a deadline returns (floor: timerfd)"
 	for d in 1ms 10ms; do

@@ -11,6 +11,7 @@
  * state of its nearest cancel ancestor (c->anc), so a done check on any
  * context is one pointer hop and one atomic load.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +171,10 @@ static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
 	}
 	n->c.children = NULL;
 	bool timed = n->flags & CTX__F_IN_HEAP;
+	bool sleepers = n->flags & CTX__F_FUTEX;
 	ctx__node_unlock(&n->lock);
+	if (sleepers) /* every thread in ctx_wait on n, in one call */
+		ctx__futex_wake((_Atomic uint32_t *)(void *)&n->err, INT_MAX);
 	for (struct ctx__link *l = fired, *next; l; l = next) {
 		next = l->next; /* l may be gone once fire() is done */
 		l->fire(l);
@@ -218,6 +222,29 @@ void ctx_cancel(ctx_t *c)
 	cancel_cause(c, CTX_CANCELED);
 }
 
+/*
+ * The common end of a context: a plain cancel node without deadline that
+ * its caller alone holds.  Once it is out of its ancestor's list no walk
+ * can reach it, and with one reference there is no child (each holds its
+ * parent), no waiter and no after-func that could see it end: mark()'s
+ * lock and walk would tell no one.  Its err is still set, for the free.
+ * Anything else (another reference, a link, a done fd that a poll may be
+ * watching) takes the full cancel.  About a fifth of a WithCancel +
+ * release pair (callgrind).
+ */
+static bool release_alone(ctx_t *c)
+{
+	if (!c || c->kind != CTX__CANCEL || c->deadline != CTX__NEVER)
+		return false;
+	detach(c);
+	if (atomic_load_explicit(&c->refs, memory_order_acquire) != 1 ||
+	    c->c.links || c->done_fd >= 0)
+		return false;
+	c->cause = CTX_CANCELED;
+	atomic_store_explicit(&c->err, CTX_CANCELED, memory_order_relaxed);
+	return true;
+}
+
 /* Checked once, here: the parts below are the unchecked internals. */
 void ctx_release(ctx_t *c)
 {
@@ -225,7 +252,8 @@ void ctx_release(ctx_t *c)
 		ctx__check_ctx(c, __func__, true);
 	if (c && c->kind == CTX__SIGNALS)
 		ctx__signals_free(c); /* handling is back before we return */
-	cancel_cause(c, CTX_CANCELED);
+	if (!release_alone(c))
+		cancel_cause(c, CTX_CANCELED);
 	unref(c);
 }
 
@@ -440,7 +468,12 @@ int ctx_err(ctx_t *c)
 	if (!c)
 		return EINVAL;
 	CHECK(c);
-	return ctx__check(ctx__node(c));
+	ctx_t *n = ctx__node(c);
+	if (!n)
+		return 0;
+	/* Done, or no deadline to look at: the answer without a call. */
+	int e = atomic_load_explicit(&n->err, memory_order_acquire);
+	return e || n->deadline == CTX__NEVER ? e : ctx__check(n);
 }
 
 int ctx_cause(ctx_t *c)

@@ -36,6 +36,7 @@ enum ctx__kind {
 /* Flags of a cancel node, changed only under its own lock. */
 enum {
 	CTX__F_IN_HEAP = 1 << 0,      /* registered with the timer thread */
+	CTX__F_FUTEX = 1 << 1,        /* a thread sleeps on err (reactor.c) */
 };
 
 /*
@@ -208,7 +209,10 @@ void ctx__site_drop(void);
 
 /* CTX_DEBUG=checks.  Every check costs, when off, one branch on a flag
  * that is set before main and never changes. */
-extern bool ctx__debug_leaks, ctx__debug_checks;
+/* Hidden even in the declaration: read on every call, so a direct load
+ * rather than one through the GOT. */
+extern bool ctx__debug_leaks, ctx__debug_checks
+	__attribute__((visibility("hidden")));
 #define CTX__CHECKING() __builtin_expect(ctx__debug_checks, 0)
 #define CTX__POISON_BYTE 0xdb
 #define CTX__DEAD 0xdbdbdbdbu           /* a poisoned magic */

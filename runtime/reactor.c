@@ -307,8 +307,43 @@ static int xfer_start(struct ctx__wait *w, struct ctx__xfer *x)
  *   the context's error, or an errno value (EMFILE, ENOMEM, ...).
  * EINTR never comes out: a signal only makes the loop look again.
  */
+/*
+ * A wait for nothing but the context, which has no deadline: sleep on the
+ * node's err word itself.  The flag, set under the node's lock, tells
+ * mark() (context.c) to wake every such sleeper with one futex call after
+ * it stores err, so a cancel that ends N of these waits makes one system
+ * call, not N, and the waiters touch no list and no reactor.  The lock
+ * orders the flag against the store: a waiter that finds err 0 under it
+ * is seen by the cancel, and the kernel's compare of err with 0 covers
+ * the moments between the unlock and the sleep.  (Deadlines stay with
+ * the backend's timer, which has no timer slack; futex timeouts have.)
+ */
+static bool node_wait_fits(ctx_t *n, const struct ctx__want *want)
+{
+	return FUTEX_SLEEP && n && !want->nfds && !want->xfer &&
+	       !want->wakes && want->deadline == CTX__NEVER &&
+	       n->deadline == CTX__NEVER;
+}
+
+static int node_wait(ctx_t *n)
+{
+	ctx__node_lock(&n->lock);
+	int e = atomic_load_explicit(&n->err, memory_order_relaxed);
+	if (!e)
+		n->flags |= CTX__F_FUTEX;
+	ctx__node_unlock(&n->lock);
+	while (!e) {
+		ctx__futex_wait((_Atomic uint32_t *)(void *)&n->err, 0);
+		e = atomic_load_explicit(&n->err, memory_order_acquire);
+	}
+	return e;
+}
+
 int ctx__wait_for(ctx_t *ctx, struct ctx__want *want)
 {
+	ctx_t *n = ctx__node(ctx);
+	if (node_wait_fits(n, want))
+		return node_wait(n);
 	struct ctx__wait w;
 	int e = wait_begin(&w, ctx, want->deadline);
 	if (e)

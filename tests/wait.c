@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -117,6 +118,73 @@ START_TEST(test_wait_deadline)
 	ck_assert_int_eq(rc, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	ctx_release(c);
+}
+END_TEST
+
+/* Many threads in ctx_wait, on one context (_i 0) or each on its own
+ * child of it (_i 1): one cancel ends every wait, with the error. */
+#define WAITERS 64
+struct waiter {
+	pthread_t th;
+	ctx_t *ctx;
+	_Atomic int rc;
+};
+
+static void *waiter_main(void *p)
+{
+	struct waiter *w = p;
+	atomic_store(&w->rc, ctx_wait(w->ctx));
+	return NULL;
+}
+
+START_TEST(test_wait_many)
+{
+	struct waiter w[WAITERS];
+	ctx_t *root = ctx_with_cancel(ctx_background());
+
+	for (int i = 0; i < WAITERS; i++) {
+		w[i].ctx = _i ? ctx_with_cancel(root) : ctx_ref(root);
+		atomic_init(&w[i].rc, -1);
+		ck_assert_int_eq(pthread_create(&w[i].th, NULL, waiter_main,
+						&w[i]), 0);
+	}
+	tu_sleep_ns(SHORT); /* most are asleep by now; the rest refuse */
+	for (int i = 0; i < WAITERS; i++)
+		ck_assert_int_eq(atomic_load(&w[i].rc), -1);
+	int64_t t0 = ctx_now();
+	ctx_cancel(root);
+	for (int i = 0; i < WAITERS; i++) {
+		ck_assert_int_eq(pthread_join(w[i].th, NULL), 0);
+		ck_assert_int_eq(atomic_load(&w[i].rc), CTX_CANCELED);
+		ctx_release(w[i].ctx);
+	}
+	tu_assert_ms(tu_ms_since(t0), 0, LATE_MS);
+	ctx_release(root);
+}
+END_TEST
+
+/* A signal that interrupts the wait does not end it. */
+static void on_usr1(int sig) { (void)sig; }
+
+START_TEST(test_wait_signal)
+{
+	struct waiter w = { .ctx = ctx_with_cancel(ctx_background()) };
+	struct sigaction sa = { .sa_handler = on_usr1 }, old;
+
+	ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	atomic_init(&w.rc, -1);
+	ck_assert_int_eq(pthread_create(&w.th, NULL, waiter_main, &w), 0);
+	tu_sleep_ns(SHORT);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(pthread_kill(w.th, SIGUSR1), 0);
+		tu_sleep_ns(SHORT / 5);
+	}
+	ck_assert_int_eq(atomic_load(&w.rc), -1);
+	ctx_cancel(w.ctx);
+	ck_assert_int_eq(pthread_join(w.th, NULL), 0);
+	ck_assert_int_eq(atomic_load(&w.rc), CTX_CANCELED);
+	ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
+	ctx_release(w.ctx);
 }
 END_TEST
 
@@ -854,6 +922,8 @@ Suite *suite_wait(void)
 	tcase_add_test(tc, test_wait_cancel);
 	tcase_add_test(tc, test_wait_deadline);
 	tcase_add_test(tc, test_wait_done);
+	tcase_add_loop_test(tc, test_wait_many, 0, 2);
+	tcase_add_test(tc, test_wait_signal);
 	tcase_add_loop_test(tc, test_wait_descendant, 0, 2);
 	tcase_add_test(tc, test_wait_inherited_deadline);
 	tcase_add_test(tc, test_wait_null);
