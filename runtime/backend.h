@@ -40,6 +40,10 @@ struct ctx__backend {
 	 * Sets each revents and *ready to how many are non-zero. */
 	int (*sleep)(int wakefd, struct pollfd *fds, nfds_t n, int64_t limit,
 		     int *ready);
+	/* Before a sleep, while the thread still counts as awake (so no
+	 * new wake-up writes the eventfd): a backend that left the eventfd
+	 * readable after its last sleep empties it here.  NULL if none. */
+	void (*settle)(int wakefd);
 	/* Transfers: NULL where the backend has none.  start submits (0, or
 	 * an errno value with nothing submitted); finish cancels what is
 	 * still in flight and waits until it is over. */

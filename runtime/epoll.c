@@ -14,9 +14,13 @@
  *  a. poll(2) says a regular file is always ready.  io.c never waits for
  *     one: it classifies the descriptor and makes the plain call.
  *  b. The eventfd and the timerfd stay readable until read (or re-armed),
- *     so each is drained when poll reports it; a stale event costs one
+ *     so each is drained once poll reports it; a stale event costs one
  *     extra loop, never a lost wake-up (the wake-up counter is the truth,
- *     reactor.c).
+ *     reactor.c).  The eventfd is drained not on the way out of the wait
+ *     it ended but before the thread's next sleep (settle): the woken
+ *     thread is back one system call sooner.  Not inside sleep_poll:
+ *     there the thread counts as asleep, and the read could take a new
+ *     wake-up's write that the loop has not seen.
  *  c. Timed waits sleep on the timerfd with an absolute expiry, not on
  *     poll's own timeout: that one adds the thread's timer slack (50 us
  *     by default) to the wake-up.
@@ -34,6 +38,7 @@ struct timer {
 };
 
 static __thread struct timer tt = { .fd = -1, .armed = CTX__NEVER };
+static __thread bool wake_unread; /* the eventfd ended a sleep (quirk b) */
 
 static bool usable(void)
 {
@@ -46,6 +51,7 @@ static void thread_exit(void)
 		close(tt.fd);
 	tt.fd = -1;
 	tt.armed = CTX__NEVER;
+	wake_unread = false;
 }
 
 /* Arm the timer for `at` unless it is armed for it already. */
@@ -92,7 +98,7 @@ static int sleep_poll(int wakefd, struct pollfd *fds, nfds_t n,
 	if (got < 0)
 		return errno == EINTR ? 0 : errno;
 	if (fds[n].revents)
-		drain(wakefd);
+		wake_unread = true;
 	if (limit != CTX__NEVER && fds[n + 1].revents) {
 		drain(tt.fd);
 		tt.armed = CTX__NEVER;
@@ -102,9 +108,18 @@ static int sleep_poll(int wakefd, struct pollfd *fds, nfds_t n,
 	return 0;
 }
 
+static void settle(int wakefd)
+{
+	if (wake_unread) {
+		drain(wakefd);
+		wake_unread = false;
+	}
+}
+
 const struct ctx__backend ctx__backend_epoll = {
 	.name = "epoll",
 	.usable = usable,
 	.sleep = sleep_poll,
+	.settle = settle,
 	.thread_exit = thread_exit,
 };

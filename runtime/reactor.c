@@ -275,6 +275,8 @@ static int sleep_once(struct ctx__wait *w, struct ctx__want *want)
 	int e = need_wakefd(r);
 	if (e)
 		return e;
+	if (backend()->settle)
+		backend()->settle(r->wakefd);
 	atomic_store(&r->sleeping, IN_KERNEL);
 	if (!woken(r))
 		e = backend()->sleep(r->wakefd, want->nfds ? want->fds : none,

@@ -22,8 +22,13 @@
  *
  * Quirks:
  *  a. A poll on an eventfd completes while its counter is non-zero, so the
- *     wake-up eventfd is read empty whenever its poll fires (the epoll
- *     backend never reads it).
+ *     wake-up eventfd is read empty whenever its poll fires.  The read is
+ *     a ring request too, submitted with the removal of the round's polls
+ *     in the one io_uring_enter that ends the round: a wake-up costs the
+ *     woken thread no read(2) of its own.  The eventfd is non-blocking,
+ *     so the read completes at once (or fails with EAGAIN); its
+ *     completion is still waited for before the round returns, so that
+ *     it can never be in flight to take a later wake-up's write.
  *  b. A transfer the context interrupts is cancelled with ASYNC_CANCEL and
  *     waited for: it may still complete, and then its byte count is the
  *     result, so no byte is lost.
@@ -44,7 +49,7 @@
 
 /* User data: the round (or transfer) number, the index of the descriptor
  * in the caller's set, and the kind of request. */
-enum { K_WAKE = 1, K_IO, K_TIMER, K_RW, K_CTL };
+enum { K_WAKE = 1, K_IO, K_TIMER, K_RW, K_CTL, K_DRAIN };
 #define UD(n, idx, kind) \
 	((uint64_t)(n) << 32 | (uint64_t)(idx) << 8 | (kind))
 #define UD_N(d) ((uint32_t)((d) >> 32))
@@ -54,6 +59,9 @@ struct ring {
 	struct io_uring ring;
 	bool ok;
 	bool wake_armed;
+	bool wake_unread;         /* the wake-up poll fired; read it empty */
+	bool draining;            /* that read is submitted, not completed */
+	uint64_t wake_buf;        /* where that read puts the count */
 	uint32_t round;           /* numbers rounds and transfers */
 	struct ctx__xfer *op;     /* the transfer in flight, or NULL */
 	int64_t timer_at;         /* the armed timeout's time, or NEVER */
@@ -83,6 +91,8 @@ static void thread_exit(void)
 		io_uring_queue_exit(&tr.ring);
 	tr.ok = false;
 	tr.wake_armed = false;
+	tr.wake_unread = false;
+	tr.draining = false;
 	tr.op = NULL;
 }
 
@@ -122,14 +132,15 @@ struct round {
 	int ready;
 };
 
-static void on_cqe(struct io_uring_cqe *cqe, int wakefd, struct round *rd)
+static void on_cqe(struct io_uring_cqe *cqe, struct round *rd)
 {
-	uint64_t d = io_uring_cqe_get_data64(cqe), v;
+	uint64_t d = io_uring_cqe_get_data64(cqe);
 	int kind = d & 0xff;
 	if (kind == K_WAKE) {
 		tr.wake_armed = false;
-		if (read(wakefd, &v, sizeof(v)) < 0) /* quirk a */
-			v = 0;
+		tr.wake_unread = true; /* quirk a */
+	} else if (kind == K_DRAIN) {
+		tr.draining = false;
 	} else if (kind == K_RW && tr.op && UD_N(d) == tr.op->id) {
 		tr.op->done = true;
 		tr.op->res = cqe->res;
@@ -150,24 +161,24 @@ static void on_cqe(struct io_uring_cqe *cqe, int wakefd, struct round *rd)
 }
 
 /* Consume every completion there is. */
-static void reap(struct io_uring *ring, int wakefd, struct round *rd)
+static void reap(struct io_uring *ring, struct round *rd)
 {
 	struct io_uring_cqe *cqe;
 	while (io_uring_peek_cqe(ring, &cqe) == 0) {
-		on_cqe(cqe, wakefd, rd);
+		on_cqe(cqe, rd);
 		io_uring_cqe_seen(ring, cqe);
 	}
 }
 
 /* Wait for one completion (EINTR is a completion of nothing). */
-static void wait_one(struct io_uring *ring, int wakefd, struct round *rd)
+static void wait_one(struct io_uring *ring, struct round *rd)
 {
 	struct io_uring_cqe *cqe;
 	if (io_uring_wait_cqe(ring, &cqe) == 0) {
-		on_cqe(cqe, wakefd, rd);
+		on_cqe(cqe, rd);
 		io_uring_cqe_seen(ring, cqe);
 	}
-	reap(ring, wakefd, rd);
+	reap(ring, rd);
 }
 
 static void arm_wake(struct io_uring *ring, int wakefd)
@@ -224,19 +235,29 @@ static void add_polls(struct io_uring *ring, struct round *rd)
 	}
 }
 
-/* A pending poll holds its file open: remove each and wait for it. */
-static void remove_polls(struct io_uring *ring, int wakefd, struct round *rd)
+/* The end of a round, in one submission: read the wake-up eventfd
+ * empty if its poll fired (quirk a), and remove the polls still pending,
+ * each of which holds its file open; then wait until they are gone. */
+static void end_round(struct io_uring *ring, int wakefd, struct round *rd)
 {
 	struct io_uring_sqe *s;
-	if (!rd->pending)
-		return;
-	for (nfds_t i = 0; i < rd->nfds; i++)
+	bool queued = false;
+	if (tr.wake_unread && (s = sqe_for(ring, UD(0, 0, K_DRAIN)))) {
+		io_uring_prep_read(s, wakefd, &tr.wake_buf,
+				   sizeof(tr.wake_buf), 0);
+		tr.wake_unread = false;
+		tr.draining = queued = true;
+	}
+	for (nfds_t i = 0; rd && rd->pending && i < rd->nfds; i++)
 		if (rd->fds[i].fd >= 0 && !rd->fds[i].revents &&
-		    (s = quiet_sqe(ring)))
+		    (s = quiet_sqe(ring))) {
 			io_uring_prep_poll_remove(s, UD(rd->n, i, K_IO));
-	io_uring_submit(ring);
-	while (rd->pending)
-		wait_one(ring, wakefd, rd);
+			queued = true;
+		}
+	if (queued)
+		io_uring_submit(ring);
+	while ((rd && rd->pending) || tr.draining)
+		wait_one(ring, rd);
 }
 
 static int sleep_ring(int wakefd, struct pollfd *fds, nfds_t n,
@@ -255,10 +276,10 @@ static int sleep_ring(int wakefd, struct pollfd *fds, nfds_t n,
 	arm_timer(ring, limit, &ts, rd.n);
 	e = io_uring_submit_and_wait(ring, 1);
 	if (e >= 0 || e == -EINTR) {
-		reap(ring, wakefd, &rd);
+		reap(ring, &rd);
 		e = 0;
 	}
-	remove_polls(ring, wakefd, &rd);
+	end_round(ring, wakefd, &rd);
 	*ready = rd.ready;
 	return -e;
 }
@@ -314,14 +335,15 @@ static void xfer_finish(int wakefd, struct ctx__xfer *x)
 {
 	struct io_uring_sqe *s;
 	struct io_uring *ring = &tr.ring;
-	reap(ring, wakefd, NULL);
+	reap(ring, NULL);
 	if (!x->done && (s = quiet_sqe(ring))) {
 		io_uring_prep_cancel64(s, UD(x->id, 0, K_RW), 0);
 		io_uring_submit(ring);
 	}
 	while (!x->done)
-		wait_one(ring, wakefd, NULL);
+		wait_one(ring, NULL);
 	tr.op = NULL;
+	end_round(ring, wakefd, NULL);
 }
 
 const struct ctx__backend ctx__backend_uring = {
