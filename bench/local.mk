@@ -48,6 +48,15 @@ bench_bench_select_SOURCES = bench/bench_select.c bench/benchutil.h
 bench_bench_select_LDADD = libctx-core.la
 bench_bench_select_CFLAGS = $(AM_CFLAGS) -O2
 
+# Issue 17: nsync beside libctx and the condvar approach (built only
+# where configure found nsync).
+if HAVE_NSYNC
+noinst_PROGRAMS += bench/bench_nsync
+bench_bench_nsync_SOURCES = bench/bench_nsync.c bench/benchutil.h
+bench_bench_nsync_LDADD = libctx-core.la $(NSYNC_LIBS)
+bench_bench_nsync_CFLAGS = $(AM_CFLAGS) -O2
+endif
+
 BENCH_ENV = CXX="$(CXX)" GNUPLOT="$(GNUPLOT)"
 
 .PHONY: bench bench-quick
