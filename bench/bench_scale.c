@@ -8,7 +8,9 @@
  *                  under its own child context of one root -- a server's
  *                  connections at rest.  Measured once all are in the
  *                  read: rss_per_thread (bytes: /proc/self/statm resident
- *                  growth from before the first thread, / threads),
+ *                  growth from before the first thread, / threads; each
+ *                  variant runs in a process of its own, so that no
+ *                  stack glibc cached from the other is already there),
  *                  fds_per_thread (descriptors beyond the two of each
  *                  socketpair, / threads), cpu_ms_per_s (getrusage
  *                  RUSAGE_SELF user + sys over 1 s at rest; --quick:
@@ -428,6 +430,43 @@ static bool rest_variant(bool condvar, int n, int64_t rest_ns, char *why,
 	return true;
 }
 
+/*
+ * Each variant in a process of its own: glibc keeps the stacks of exited
+ * threads for reuse, so a second variant in the same process would find
+ * its stacks resident already, and its RSS growth would be too small.
+ * Returns false when the variant was skipped (the child says why).
+ */
+static bool rest_in_child(bool condvar, int n, int64_t rest_ns)
+{
+	char why[256];
+	pid_t pid;
+	int st;
+
+	fflush(stdout);
+	if ((pid = fork()) < 0)
+		bench_fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		alarm(B.quick ? 120 : 600); /* alarms are not inherited */
+		if (!rest_variant(condvar, n, rest_ns, why, sizeof(why))) {
+			printf("# rest: skipped: %s\n", why);
+			fprintf(stderr, "bench_scale: rest rows skipped: %s\n",
+				why);
+			fflush(stdout);
+			_exit(3);
+		}
+		fflush(stdout);
+		_exit(0);
+	}
+	if (waitpid(pid, &st, 0) != pid)
+		bench_fail("waitpid: %s", strerror(errno));
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 3)
+		return false;
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		bench_fail("rest/%s did not finish right (status %#x)",
+			   condvar ? "condvar" : "libctx", st);
+	return true;
+}
+
 static void bench_rest(void)
 {
 	int want = B.quick ? 1000 : 10000, n, nc;
@@ -471,13 +510,8 @@ static void bench_rest(void)
 	       "polls %d times a second)\n", nc, CONDVAR_PER_CPU,
 	       (int)(CTX_SEC / SLICE));
 	for (int condvar = 0; condvar < 2; condvar++)
-		if (!rest_variant(condvar, condvar ? nc : n, rest_ns, why,
-				  sizeof(why))) {
-			printf("# rest: skipped: %s\n", why);
-			fprintf(stderr, "bench_scale: rest rows skipped: %s\n",
-				why);
+		if (!rest_in_child(condvar, condvar ? nc : n, rest_ns))
 			return;
-		}
 }
 
 /* ---- 2. the thread sweep ------------------------------------------------- */
