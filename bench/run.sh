@@ -1036,6 +1036,10 @@ report_header() {
 		echo "- C++: $(${CXX:-g++} --version | sed 1q) (-std=c++20) for stop_token"
 	[ -s "$results/context-go.txt" ] &&
 		sed -n 's/^go version /- go: /p' "$results/context-go.txt"
+	if [ -s "$results/bench_nsync.txt" ]; then
+		v=$(dpkg-query -W -f '${Version}\n' libnsync-dev 2>/dev/null | sed 1q) || v=
+		echo "- nsync: ${v:+libnsync-dev }${v:-the one configure found} (nsync column)"
+	fi
 	echo "- cpu busy before start (other work on the machine; 10% or more skews the numbers): $(busy_line)"
 	echo
 }
