@@ -947,7 +947,7 @@ static void fan_variant(const struct variant *v, int n, int rounds)
 
 static void bench_fanout(void)
 {
-	static const int sizes[] = { 1, 16, 256, 1024 };
+	static const int sizes[] = { 1, 16, 128, 256, 1024 };
 
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		int n = sizes[k];

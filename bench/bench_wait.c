@@ -1126,7 +1126,7 @@ static void fan_variant(struct row *row, enum fvar v, int n, int rounds,
 
 static void bench_fanout(void)
 {
-	static const int sizes[] = { 1, 16, 256, 1024 };
+	static const int sizes[] = { 1, 16, 128, 256, 1024 };
 	struct rlimit rl;
 	/* Per libctx waiter: a socket pair and a wake-up eventfd; per
 	 * eventfd-epoll waiter: one epoll; plus slack for everything else. */

@@ -48,6 +48,21 @@ bench_bench_select_SOURCES = bench/bench_select.c bench/benchutil.h
 bench_bench_select_LDADD = libctx-core.la
 bench_bench_select_CFLAGS = $(AM_CFLAGS) -O2
 
+# Issue 17: nsync beside libctx and the condvar approach (built only
+# where configure found nsync), and libctx at scale: 10,000 threads
+# blocked in ctx_read, and the context operations on 1..CPUs threads.
+if HAVE_NSYNC
+noinst_PROGRAMS += bench/bench_nsync
+bench_bench_nsync_SOURCES = bench/bench_nsync.c bench/benchutil.h
+bench_bench_nsync_LDADD = libctx-core.la $(NSYNC_LIBS)
+bench_bench_nsync_CFLAGS = $(AM_CFLAGS) -O2
+endif
+noinst_PROGRAMS += bench/bench_scale
+bench_bench_scale_SOURCES = bench/bench_scale.c bench/condctx.c \
+	bench/condctx.h bench/benchutil.h
+bench_bench_scale_LDADD = libctx-core.la
+bench_bench_scale_CFLAGS = $(AM_CFLAGS) -O2
+
 BENCH_ENV = CXX="$(CXX)" GNUPLOT="$(GNUPLOT)"
 
 .PHONY: bench bench-quick

@@ -42,6 +42,14 @@
 #                  plain system call, in its own section
 #   bench_proc     spawn + wait of /bin/true: ctx_proc_spawn beside
 #                  posix_spawn + waitpid (its own section, with the ratio)
+#   bench_nsync    the nsync column (Google's nsync notes) on the rows it
+#                  can do, and the "libctx vs nsync" table under the main
+#                  one; built where configure found nsync, else the column
+#                  shows "-" and the ratio table is left out
+#   bench_scale    the "scale" section: up to 10,000 threads at rest in
+#                  ctx_read (memory, descriptors, CPU, one cancel until
+#                  the last is back), beside the condvar approach, and the
+#                  context operations on 1, 2, 4, ... CPUs threads
 #
 # Everything goes to BUILDDIR/bench/results: each program's raw output
 # (<program>.txt; <program>-<backend>.txt for the backend runs), the
@@ -75,7 +83,7 @@ esac
 results=$builddir/bench/results
 samples=$results/samples
 status=0
-ran=            # the sources that ran and checked out: W C X S A
+ran=            # the sources that ran and checked out: W C X S A N Z
 stoptoken=      # the shared object of the stop_token column, if built
 
 if [ -n "$go" ] && ! "$go" version >/dev/null 2>&1; then
@@ -392,10 +400,11 @@ header() {
 
 # spec: the rows of the table, one a line.
 #   S|name|title                                 a section
-#   R|label|unit|scale|libctx|condvar|stop_token|floor|target
-# A cell is "-" or SOURCE:KEY, where SOURCE is the program's letter and
-# KEY the row it printed: W (bench_wait) "scenario,variant:p50|p99";
-# C (bench_condvar) "name,variant"; X (bench_context) "name"; S
+#   R|label|unit|scale|libctx|condvar|stop_token|floor|target|nsync
+# A cell is "-" (or, for nsync, absent) or SOURCE:KEY, where SOURCE is
+# the program's letter and KEY the row it printed: W (bench_wait)
+# "scenario,variant:p50|p99"; C (bench_condvar), N (bench_nsync) and Z
+# (bench_scale) "name,variant"; X (bench_context) "name"; S
 # (bench_sync) "scenario,variant".  Raw values are divided by scale (ns
 # to us: 1000).  The target judges libctx: "floor*K" (at most K times
 # the floor), "condvar*K", "max=V", or "-" (shown, not judged).  Rows
@@ -423,9 +432,18 @@ spec() {
 				       fl=C:wake/$cpu/join/$p,floor ;;
 				esac
 				c=C:wake/$cpu/$op/$p
-				echo "R|$op ($where) $p|us|1000|$lib|$c,condvar|$c,stop_token|$fl|$t"
+				ns=-
+				case $op in
+				sleep|wait) ns=N:wake/$cpu/$op/$p,nsync ;;
+				esac
+				echo "R|$op ($where) $p|us|1000|$lib|$c,condvar|$c,stop_token|$fl|$t|$ns"
 			done
 		done
+	done
+	# Nothing pinned: bench_nsync measures libctx's ctx_wait too (bench_wait
+	# pins every wake-up); shown only when bench_nsync ran, not judged.
+	for p in p50 p99; do
+		echo "R|wait (unpinned) $p|us|1000|N:wake/unpinned/wait/$p,libctx|-|-|-|-|N:wake/unpinned/wait/$p,nsync"
 	done
 
 	echo "S|stop read|stop a thread blocked in read on a silent TCP socket (blocked 1-21 ms; condvar and stop_token poll in 10 ms slices)"
@@ -443,8 +461,8 @@ spec() {
 	# same process as libctx: with nothing pinned, where the scheduler
 	# puts the waiters moves these numbers more than anything else.
 	echo "S|fan-out|fan-out: one cancel and N waiters, nothing pinned; time until the last is back (p50)"
-	for n in 1 16 256 1024; do
-		echo "R|fan-out N=$n|us|1000|W:fanout/$n,ctx_wait:p50|W:fanout/$n,condvar-broadcast:p50|C:fanout/$n/p50,stop_token|W:fanout/$n,eventfd-epoll:p50|condvar*1"
+	for n in 1 16 128 256 1024; do
+		echo "R|fan-out N=$n|us|1000|W:fanout/$n,ctx_wait:p50|W:fanout/$n,condvar-broadcast:p50|C:fanout/$n/p50,stop_token|W:fanout/$n,eventfd-epoll:p50|condvar*1|N:fanout/$n/p50,nsync"
 	done
 	# Each waiter in ctx_read on its own socket under its own child of
 	# the cancelled context: the cancel walks N children and wakes N
@@ -463,7 +481,7 @@ spec() {
 			for p in p50 p99; do
 				t=-
 				[ $p = p50 ] && t='floor*1.25'
-				echo "R|$d $how $p|us|1000|W:lateness/$d,$lib:$p|C:lateness/$d/$how/$p,condvar|C:lateness/$d/$how/$p,stop_token|W:lateness/$d,timerfd:$p|$t"
+				echo "R|$d $how $p|us|1000|W:lateness/$d,$lib:$p|C:lateness/$d/$how/$p,condvar|C:lateness/$d/$how/$p,stop_token|W:lateness/$d,timerfd:$p|$t|N:lateness/$d/$how/$p,nsync"
 			done
 		done
 	done
@@ -485,10 +503,10 @@ spec() {
 	echo "R|read pipe (floor: preadv2 RWF_NOWAIT)|ns|1|W:hotpath/pipe,ctx_read:p50|-|-|W:hotpath/pipe,preadv2-nowait:p50|floor*1.05"
 
 	echo "S|create|create + cancel (+ release) of contexts"
-	echo "R|WithCancel|ns|1|X:WithCancel|C:create/WithCancel,condvar|C:create/WithCancel,stop_token|-|condvar*1"
-	echo "R|WithTimeout(1 h)|ns|1|C:create/WithTimeout,libctx|C:create/WithTimeout,condvar|C:create/WithTimeout,stop_token|-|condvar*1"
+	echo "R|WithCancel|ns|1|X:WithCancel|C:create/WithCancel,condvar|C:create/WithCancel,stop_token|-|condvar*1|N:create/WithCancel,nsync"
+	echo "R|WithTimeout(1 h)|ns|1|C:create/WithTimeout,libctx|C:create/WithTimeout,condvar|C:create/WithTimeout,stop_token|-|condvar*1|N:create/WithTimeout,nsync"
 	for d in 10 1000; do
-		echo "R|cancel tree depth $d|ns|1|X:CancelTree/depth=$d/Root=OpenCanceler|C:create/CancelTree/depth=$d,condvar|C:create/CancelTree/depth=$d,stop_token|-|condvar*1"
+		echo "R|cancel tree depth $d|ns|1|X:CancelTree/depth=$d/Root=OpenCanceler|C:create/CancelTree/depth=$d,condvar|C:create/CancelTree/depth=$d,stop_token|-|condvar*1|N:create/CancelTree/depth=$d,nsync"
 	done
 
 	echo "S|memory|memory per live context (children of the background)"
@@ -497,10 +515,10 @@ spec() {
 		WithCancel) lim=128 ;;
 		*) lim=192 ;;
 		esac
-		echo "R|bytes $kind x1000|B|1|C:bytes/$kind/1000,libctx|C:bytes/$kind/1000,condvar|C:bytes/$kind/1000,stop_token|-|max=$lim"
-		echo "R|bytes $kind x1000000|B|1|X:BytesPerCtx/$kind/live=1000000|C:bytes/$kind/1000000,condvar|C:bytes/$kind/1000000,stop_token|-|max=$lim"
-		echo "R|descriptors $kind x1000|fds|1|C:fds/$kind/1000,libctx|C:fds/$kind/1000,condvar|C:fds/$kind/1000,stop_token|-|max=0"
-		echo "R|descriptors $kind x1000000|fds|1|X:FdsPerCtx/$kind/live=1000000|C:fds/$kind/1000000,condvar|C:fds/$kind/1000000,stop_token|-|max=0"
+		echo "R|bytes $kind x1000|B|1|C:bytes/$kind/1000,libctx|C:bytes/$kind/1000,condvar|C:bytes/$kind/1000,stop_token|-|max=$lim|N:bytes/$kind/1000,nsync"
+		echo "R|bytes $kind x1000000|B|1|X:BytesPerCtx/$kind/live=1000000|C:bytes/$kind/1000000,condvar|C:bytes/$kind/1000000,stop_token|-|max=$lim|N:bytes/$kind/1000000,nsync"
+		echo "R|descriptors $kind x1000|fds|1|C:fds/$kind/1000,libctx|C:fds/$kind/1000,condvar|C:fds/$kind/1000,stop_token|-|max=0|N:fds/$kind/1000,nsync"
+		echo "R|descriptors $kind x1000000|fds|1|X:FdsPerCtx/$kind/live=1000000|C:fds/$kind/1000000,condvar|C:fds/$kind/1000000,stop_token|-|max=0|N:fds/$kind/1000000,nsync"
 	done
 
 	echo "S|sync|channels and threads (bench_sync; condvar: a mutex + 2 condvars queue; floor: pthread_create + pthread_join)"
@@ -528,6 +546,33 @@ spec() {
 	echo "R|thread create + join|us|1000|S:thread_create_join,libctx|-|-|S:thread_create_join,pthread|floor*1.1"
 	echo "R|thread create + join under a context|us|1000|S:thread_create_join_cancelctx,libctx|-|-|S:thread_create_join,pthread|floor*1.1"
 	echo "R|thread create + join (one CPU)|us|1000|S:thread_create_join_onecpu,libctx|-|-|S:thread_create_join_onecpu,pthread|floor*1.1"
+
+	scale_spec
+}
+
+# scale_spec: the rows of bench_scale (issue 17), whose thread counts
+# depend on the machine and the descriptor limit: read from its output.
+scale_spec() {
+	f=$results/bench_scale.txt
+	[ -s "$f" ] || return 0
+	n=$(sed -n 's/^# rest threads: \([0-9]*\).*/\1/p' "$f")
+	nc=$(sed -n 's/^# rest condvar threads: \([0-9]*\).*/\1/p' "$f")
+	if [ -n "$n" ] && ! grep -q '^# rest: skipped' "$f"; then
+		r=Z:rest
+		echo "S|scale|$n threads at rest, each in ctx_read on its own silent socket under its own child of one root (condvar: $nc threads, 10 ms slices)"
+		echo "R|RSS per thread at rest|B|1|$r/rss_per_thread,libctx|$r/rss_per_thread,condvar|-|-|-"
+		echo "R|descriptors per thread beyond its socket|fds|1|$r/fds_per_thread,libctx|$r/fds_per_thread,condvar|-|-|-"
+		echo "R|CPU burned at rest|ms/s|1|$r/cpu_ms_per_s,libctx|$r/cpu_ms_per_s,condvar|-|-|-"
+		echo "R|one cancel of the root, until the last is back|ms|1000000|$r/stop_all,libctx|$r/stop_all,condvar|-|-|-"
+	fi
+	ts=$(sed -n 's/^# sweep threads: \([0-9 ]*\).*/\1/p' "$f")
+	echo "S|sweep|thread sweep: T threads at once, ns per operation per thread (flat = it scales; WithCancel = create + cancel + release of a child)"
+	for t in $ts; do
+		echo "R|WithCancel, shared parent, T=$t|ns|1|Z:sweep/WithCancel/T=$t,libctx|Z:sweep/WithCancel/T=$t,condvar|-|-|-"
+	done
+	for t in $ts; do
+		echo "R|ctx_err, shared context, T=$t|ns|1|Z:sweep/Err/T=$t,libctx|Z:sweep/Err/T=$t,condvar|-|-|-"
+	done
 }
 
 # main_table: the table on stdout, as CSV in results/bench.csv.  The
@@ -538,11 +583,14 @@ main_table() {
 	c=$results/bench_condvar.txt
 	x=$results/bench_context.txt
 	s=$results/bench_sync.txt
-	for f in w c x s; do
+	n=$results/bench_nsync.txt
+	z=$results/bench_scale.txt
+	for f in w c x s n z; do
 		eval "p=\$$f"
 		[ -f "$p" ] || eval "$f=/dev/null"
 	done
 	awk -v ran="$ran" -v st="${stoptoken:+1}" -v csv="$results/bench.csv" \
+	    -v nscsv="$results/nsync.csv" \
 	    "$MD_TABLE"'
 	function num(v) { return v + 0 }
 	function fmt(v) {
@@ -569,28 +617,31 @@ main_table() {
 		# Two significant digits even when tiny (a wake-up over a slice).
 		return sprintf(q < 0.1 ? "%.2g" : "%.2f", q)
 	}
-	function add(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10) {
+	function add(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11) {
 		rows++
 		cell_[rows, 1] = c1; cell_[rows, 2] = c2; cell_[rows, 3] = c3
 		cell_[rows, 4] = c4; cell_[rows, 5] = c5; cell_[rows, 6] = c6
 		cell_[rows, 7] = c7; cell_[rows, 8] = c8; cell_[rows, 9] = c9
-		cell_[rows, 10] = c10
+		cell_[rows, 10] = c10; cell_[rows, 11] = c11
 	}
 	function csvq(t) { gsub(/"/, "\"\"", t); return "\"" t "\"" }
 	function csvn(v) { return v == "" ? "" : sprintf("%.3f", v) }
 	BEGIN {
 		n = split(ran, r, " ")
 		for (i = 1; i <= n; i++) ok[r[i]] = 1
-		print "section,scenario,unit,libctx,condvar,stop_token,floor," \
-		      "libctx_over_condvar,libctx_over_floor,target,verdict," \
-		      "sources" > csv
+		print "section,scenario,unit,libctx,condvar,stop_token,nsync," \
+		      "floor,libctx_over_condvar,libctx_over_nsync," \
+		      "libctx_over_floor,target,verdict,sources" > csv
 	}
 	src == "W" && !/^#/ && NF >= 4 {
 		val["W:" $1 "," $2 ":p50"] = $3
 		val["W:" $1 "," $2 ":p99"] = $4
 		next
 	}
-	src == "C" && !/^#/ && NF == 3 { val["C:" $1 "," $2] = $3; next }
+	(src == "C" || src == "N" || src == "Z") && !/^#/ && NF == 3 {
+		val[src ":" $1 "," $2] = $3
+		next
+	}
 	src == "X" && !/^#/ && NF >= 2 { val["X:" $1] = $2; next }
 	src == "S" && !/^#/ && NF == 4 { val["S:" $1 "," $2] = $3; next }
 	src != "SPEC" { next }
@@ -602,7 +653,7 @@ main_table() {
 		# not built); one whose source ran must be there.
 		if (!(substr($5, 1, 1) in ok)) next
 		lib = cell($5, "lib"); cv = cell($6, "cv")
-		stv = cell($7, "st"); fl = cell($8, "fl")
+		stv = cell($7, "st"); fl = cell($8, "fl"); nsv = cell($10, "ns")
 		t = $9; target = "-"; verdict = "-"
 		if (t ~ /^max=/) {
 			lim = substr(t, 5)
@@ -627,37 +678,70 @@ main_table() {
 			bad = bad sprintf("\n  %s / %s: libctx %s %s, target %s", \
 				short, label, fmt(lib), unit, target)
 		if (pending) {
-			add("**" section "**", "", "", "", "", "", "", "", "", "")
+			add("**" section "**", "", "", "", "", "", "", "", "", "", "")
 			pending = 0
 		}
-		add(label, unit, fmt(lib), fmt(cv), fmt(stv), fmt(fl), \
-		    ratio(lib, cv), ratio(lib, fl), target, verdict)
-			printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", csvq(short), \
-			csvq(label), unit, csvn(lib), csvn(cv), csvn(stv), \
-			csvn(fl), ratio(lib, cv), \
-			ratio(lib, fl), csvq(target), verdict, \
-			csvq($5 " " $6 " " $7 " " $8) > csv
+		add(label, unit, fmt(lib), fmt(cv), fmt(stv), fmt(nsv), \
+		    fmt(fl), ratio(lib, cv), ratio(lib, fl), target, verdict)
+		printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", \
+			csvq(short), csvq(label), unit, csvn(lib), csvn(cv), \
+			csvn(stv), csvn(nsv), csvn(fl), ratio(lib, cv), \
+			ratio(lib, nsv), ratio(lib, fl), csvq(target), verdict, \
+			csvq($5 " " $6 " " $7 " " $8 ($10 == "" ? "" : " " $10)) > csv
+		# The short table of libctx against nsync, where both have one.
+		if (lib != "" && nsv != "") {
+			nrows++
+			nt[nrows, 1] = short; nt[nrows, 2] = label
+			nt[nrows, 3] = unit; nt[nrows, 4] = fmt(lib)
+			nt[nrows, 5] = fmt(nsv); nt[nrows, 6] = ratio(lib, nsv)
+			nq = nt[nrows, 6] + 0
+			if (nt[nrows, 6] == "-") ;   # zero beside zero (descriptors)
+			else if (nq < 0.95) nbetter++
+			else if (nq > 1.05) nworse++
+			else ntie++
+		}
 	}
 	END {
-		split("scenario unit libctx condvar stop_token floor " \
+		split("scenario unit libctx condvar stop_token nsync floor " \
 		      "libctx/condvar libctx/floor target verdict", h, " ")
 		if (!st) h[5] = "stop_token (not built)"
-		for (j = 1; j <= 10; j++)
+		if (!("N" in ok)) h[6] = "nsync (not built)"
+		for (j = 1; j <= 11; j++)
 			cell_[0, j] = h[j]
-		md_table(cell_, rows, 10, 3, 8)
+		md_table(cell_, rows, 11, 3, 9)
 		print ""
 		if (bad != "")
 			print "Rows where libctx misses its target (reported, not enforced):" bad
 		else
 			print "libctx meets every target of the table."
+		if (nrows) {
+			print ""
+			print "### libctx vs nsync"
+			print ""
+			print "The rows of the table above where both have a figure;"
+			print "libctx/nsync below 1: libctx does better."
+			print ""
+			split("section scenario unit libctx nsync libctx/nsync", h, " ")
+			for (j = 1; j <= 6; j++)
+				nt[0, j] = h[j]
+			md_table(nt, nrows, 6, 4, 6)
+			print ""
+			printf "libctx does better (by over 5%%) in %d rows, " \
+			       "nsync in %d, neither in %d.\n", nbetter, nworse, ntie
+			print "section,scenario,unit,libctx,nsync,libctx_over_nsync" > nscsv
+			for (i = 1; i <= nrows; i++)
+				printf "%s,%s,%s,%s,%s,%s\n", csvq(nt[i, 1]), \
+					csvq(nt[i, 2]), nt[i, 3], nt[i, 4], \
+					nt[i, 5], nt[i, 6] > nscsv
+		}
 		if (missing != "") {
 			print "" > "/dev/stderr"
 			print "bench: FAILED: rows the table expects were not printed:" \
 				missing > "/dev/stderr"
 			exit 1
 		}
-	}' src=W FS=, "$w" src=C "$c" src=X "$x" src=S "$s" \
-	   src=SPEC FS='|' "$results/bench.spec"
+	}' src=W FS=, "$w" src=C "$c" src=X "$x" src=S "$s" src=N "$n" \
+	   src=Z "$z" src=SPEC FS='|' "$results/bench.spec"
 }
 
 # ---- the backends side by side --------------------------------------------
@@ -936,7 +1020,8 @@ machine_line() {
 
 # busy_line: each program's "cpu busy before start" reading.
 busy_line() {
-	for p in bench_wait bench_condvar bench_context bench_sync; do
+	for p in bench_wait bench_condvar bench_context bench_sync bench_nsync \
+		 bench_scale; do
 		f=$results/$p.txt
 		[ -f "$f" ] || continue
 		b=$(sed -n 's/^# cpu busy before start: \([0-9]*%\).*/\1/p' "$f")
@@ -957,6 +1042,10 @@ report_header() {
 		echo "- C++: $(${CXX:-g++} --version | sed 1q) (-std=c++20) for stop_token"
 	[ -s "$results/context-go.txt" ] &&
 		sed -n 's/^go version /- go: /p' "$results/context-go.txt"
+	if [ -s "$results/bench_nsync.txt" ]; then
+		v=$(dpkg-query -W -f '${Version}\n' libnsync-dev 2>/dev/null | sed 1q) || v=
+		echo "- nsync: ${v:+libnsync-dev }${v:-the one configure found} (nsync column)"
+	fi
 	echo "- cpu busy before start (other work on the machine; 10% or more skews the numbers): $(busy_line)"
 	echo
 }
@@ -973,15 +1062,25 @@ same with std::stop_source, std::stop_callback and
 std::condition_variable_any (reads: 10 ms slices); **floor** the kernel
 mechanism with nothing on top (a thread in epoll_wait on an eventfd the
 canceller writes; timerfd for deadlines; read(2) for the hot path;
-pthread_create + pthread_join).  Ratios are libctx's cost over the
-other's: below 1, libctx does better.  Latencies are nearest-rank
-percentiles over rounds; "same CPU" pins waker and waiter to one CPU,
-"across CPUs" to two.  Sources: libctx and floor of the sleep, read and
+pthread_create + pthread_join); **nsync** Google's nsync notes
+(bench_nsync; Debian's libnsync-dev), on the rows a note can do: a
+note is a one-shot bit with a deadline in a tree, waited on with
+nsync_note_wait; it cannot stop a read or a join ("-" there).  Ratios
+are libctx's cost over the other's: below 1, libctx does better; the
+libctx/nsync ratios are in the short table under the main one.
+Latencies are nearest-rank percentiles over rounds; "same CPU" pins
+waker and waiter to one CPU, "across CPUs" to two.  Sources: libctx and floor of the sleep, read and
 wait wake-ups, lateness and hot path, and all but stop_token of fan-out
 (its condvar: pthread_cond_broadcast, which is what condctx_cancel does)
 are bench_wait's; libctx's WithCancel, cancel tree and memory at
 1,000,000 are bench_context's; channels and threads are bench_sync's;
-the rest is bench_condvar's (the CSV names the row of each cell).
+the nsync column, and libctx's unpinned wake beside it, are
+bench_nsync's (measured as the libctx row beside it is: same rounds,
+pinning and percentiles); the scale section is bench_scale's (its
+condvar column runs at most 500 threads per CPU: each polls 100 times
+a second, and 10,000 of them on 2 CPUs left the machine no time for
+anything else); the rest is bench_condvar's (the CSV names the row of
+each cell).
 
 NOTES
 }
@@ -1220,6 +1319,15 @@ else
 	echo "bench: bench_sync not built: channels and threads left out" >&2
 	rm -f "$results/bench_sync.txt"
 fi
+# Issue 17: the nsync column (where configure found nsync) and the scale
+# section.
+if [ -x "$builddir/bench/bench_nsync" ]; then
+	run_prog N bench_nsync $quick
+else
+	echo "bench: bench_nsync not built (configure found no nsync): nsync column left out" >&2
+	rm -f "$results/bench_nsync.txt"
+fi
+run_prog Z bench_scale $quick
 run_prog V bench_server $quick
 backend_runs
 run_as Y bench_sys bench_sys $quick
