@@ -686,6 +686,7 @@ static void wake_round(struct wake_run *run, uint32_t r, bool timed)
 		bench_give_way(&spins, limit, run->what);
 	bench_await_blocked(atomic_load(&w->tid), wait_calls, STUCK_NS,
 			    run->what);
+	bench_settle();
 	if (run->phase_hi > run->phase_lo)
 		bench_nap_ns(run->phase_lo + (int64_t)rand_below(
 				(uint64_t)(run->phase_hi - run->phase_lo)));
@@ -916,6 +917,7 @@ static void fan_variant(const struct variant *v, int n, int rounds)
 		for (int i = 0; i < n; i++)
 			bench_await_blocked(atomic_load(&f->w[i].tid),
 					    wait_calls, STUCK_NS, what);
+		bench_settle();
 		t0 = ctx_now();
 		f->im->cancel(f->ctx);
 		bench_await_word(&f->done, (uint32_t)r, STUCK_NS, what);

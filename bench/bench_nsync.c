@@ -270,6 +270,7 @@ static void wake_variant(enum wvar v, int wcpu, int rounds, int warmup,
 			bench_give_way(&spins, limit, what);
 		bench_await_blocked(atomic_load(&w->tid), wait_calls, STUCK_NS,
 				    what);
+		bench_settle();
 		t0 = ctx_now();
 		if (v == W_CTX_WAIT)
 			ctx_cancel(w->ctx);
@@ -486,6 +487,7 @@ static void fan_variant(int n, int rounds)
 		for (int i = 0; i < n; i++)
 			bench_await_blocked(atomic_load(&f->w[i].tid),
 					    wait_calls, STUCK_NS, what);
+		bench_settle();
 		t0 = ctx_now();
 		nsync_note_notify(f->note);
 		bench_await_word(&f->done, (uint32_t)r, STUCK_NS, what);

@@ -474,6 +474,7 @@ static void wake_variant(struct row *row, enum wvar v, int wcpu, int rounds,
 			bench_give_way(&spins, limit, what);
 		bench_await_blocked(atomic_load(&w->tid), calls, STUCK_NS,
 				    what);
+		bench_settle();
 		int64_t t0 = wake_trigger(w);
 		int64_t t_back = ctx_now();
 		bench_await_word(&w->done, (uint32_t)r, STUCK_NS, what);
@@ -1052,6 +1053,7 @@ static void fan_variant(struct row *row, enum fvar v, int n, int rounds,
 		for (int i = 0; i < n; i++)
 			bench_await_blocked(atomic_load(&f->w[i].tid),
 					    calls, STUCK_NS, what);
+		bench_settle();
 
 		int64_t t0 = ctx_now();
 		switch (v) {

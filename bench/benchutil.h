@@ -332,6 +332,23 @@ static inline void bench_await_blocked(pid_t tid, const long *nr,
 		bench_give_way(&spins, limit, what);
 }
 
+/*
+ * After a waiter is seen asleep and before the wake-up is timed: the
+ * waker spins for a fixed 300 us, so that every variant's waiter has been
+ * asleep for about as long.  On a VM how long a CPU has been idle decides
+ * what waking it costs (the host polls a halted vCPU for a while before
+ * it deschedules it): without this, an implementation that is slow to
+ * fall asleep is woken from a shallower idle and looks faster.
+ */
+#define BENCH_SETTLE_NS 300000
+static inline void bench_settle(void)
+{
+	int64_t until = bench_now() + BENCH_SETTLE_NS;
+
+	while (bench_now() < until)
+		;
+}
+
 /* ---- live resources ------------------------------------------------ */
 
 /* Bytes malloc has handed out and not got back, malloc's own headers
