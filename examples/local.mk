@@ -41,7 +41,16 @@ endif
 if HAVE_HTTP_PARSER
 noinst_PROGRAMS += examples/httpd
 examples_httpd_SOURCES = examples/httpd.c
-examples_httpd_LDADD = libctx.la $(HTTP_PARSER_LIBS)
+examples_httpd_LDADD = $(HTTPD_TLS_LIBS) libctx.la $(HTTP_PARSER_LIBS)
+examples_httpd_CFLAGS = $(AM_CFLAGS) $(HTTPD_TLS_CFLAGS)
+endif
+# httpd --tls CERT KEY: through libctx-ssl, when OpenSSL is there.
+if HAVE_OPENSSL
+HTTPD_TLS_LIBS = libctx-ssl.la $(OPENSSL_LIBS)
+HTTPD_TLS_CFLAGS = $(OPENSSL_CFLAGS)
+else
+HTTPD_TLS_LIBS =
+HTTPD_TLS_CFLAGS =
 endif
 
 # The tests run the programs with real clients; each skips (exit 77) when
