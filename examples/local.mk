@@ -55,7 +55,7 @@ endif
 
 # The tests run the programs with real clients; each skips (exit 77) when
 # what it needs was not built or is not installed.
-EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh
+EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh tests/fetch.sh
 TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) \
 	examples/README examples/bench-httpd.sh examples/bench-httpd.lua
