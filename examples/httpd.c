@@ -956,9 +956,9 @@ static int tls_start(ctx_t *ctx, struct link *l)
 	return 0;
 }
 
-/* After a failed call: words for the log from OpenSSL's error queue, and
- * whether the session can still send (after a cancelled wait it can: a
- * shutting-down server still answers 503).  Returns errno's value. */
+/* After a failed call: words for the log from OpenSSL's error queue;
+ * the session is kept for sending only after a wait the context ended
+ * (a shutting-down server still answers 503).  Returns errno's value. */
 static int tls_failed(struct link *l, bool handshake)
 {
 	int e = errno;
@@ -977,9 +977,8 @@ static int tls_failed(struct link *l, bool handshake)
 
 static ssize_t tls_read(ctx_t *ctx, struct link *l, void *buf, size_t len)
 {
-	bool handshake = !l->up;
-	ssize_t n = tls_start(ctx, l) < 0 ? -1 :
-		    ctx_ssl_read(ctx, l->ssl, buf, len);
+	bool handshake = tls_start(ctx, l) < 0;
+	ssize_t n = handshake ? -1 : ctx_ssl_read(ctx, l->ssl, buf, len);
 
 	if (n >= 0)
 		return n;
@@ -996,9 +995,8 @@ static ssize_t tls_read(ctx_t *ctx, struct link *l, void *buf, size_t len)
 static int tls_write(ctx_t *ctx, struct link *l, const void *buf,
 		     size_t len, size_t *sent)
 {
-	bool handshake = !l->up;
-	ssize_t n = tls_start(ctx, l) < 0 ? -1 :
-		    ctx_ssl_write(ctx, l->ssl, buf, len);
+	bool handshake = tls_start(ctx, l) < 0;
+	ssize_t n = handshake ? -1 : ctx_ssl_write(ctx, l->ssl, buf, len);
 
 	*sent = n > 0 ? (size_t)n : 0;
 	if (n == (ssize_t)len)
