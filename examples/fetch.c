@@ -5,9 +5,16 @@
  *
  *   fetch [-j N] [-t SECONDS] URL...
  *
- * Prints one line per URL (status, bytes, time or the error); exits 0 if
- * every fetch succeeded, 1 otherwise.  Uses libctx-curl.
+ * Prints one line per URL, in the order given: "URL: STATUS, N bytes, T
+ * ms" for a transfer that got an answer (of any HTTP status, as Go's
+ * http.Get: the status is printed, not judged), else "URL: ERROR".  A
+ * transfer the deadline or a signal ended says so in the context's words
+ * ("context deadline exceeded", "context canceled (signal INT
+ * received)"), and so do URLs never started for want of a slot.  Exits 0
+ * if every transfer got an answer, 1 otherwise, 2 for bad arguments.
+ * Uses libctx-curl.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +30,7 @@ struct job {
 	long status;
 	CURLcode rc;
 	int64_t ns;
+	int not_started; /* ctx_group_go's error, if it did not run */
 };
 
 static size_t count(char *p, size_t size, size_t nmemb, void *arg)
@@ -61,19 +69,72 @@ static int usage(void)
 	return 2;
 }
 
+/* A whole argument as a number, or -1 (never a valid value here). */
+static double number(const char *s)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	return *s && !*end && !errno && v == v ? v : -1;
+}
+
+/* Why ctx ended, in its words: its error, and what caused it when that
+ * says more (the signal). */
+static const char *why_done(ctx_t *ctx, char *buf, size_t len)
+{
+	const char *err = ctx_strerror(ctx_err(ctx));
+	const char *cause = ctx_cause_msg(ctx);
+
+	if (cause && strcmp(cause, err))
+		snprintf(buf, len, "%s (%s)", err, cause);
+	else
+		snprintf(buf, len, "%s", err);
+	return buf;
+}
+
+/* The transfer ended by ctx rather than failing on its own: libcurl's
+ * words for that ("Operation was aborted by an application callback")
+ * would not say it was Ctrl-C. */
+static bool ended_by(ctx_t *ctx, CURLcode rc)
+{
+	return ctx_err(ctx) && (rc == CURLE_OPERATION_TIMEDOUT ||
+				rc == CURLE_ABORTED_BY_CALLBACK);
+}
+
+static void report(ctx_t *ctx, const struct job *j)
+{
+	char why[128];
+
+	if (j->not_started)
+		printf("%s: not started: %s\n", j->url,
+		       j->not_started == ctx_err(ctx) ?
+		       why_done(ctx, why, sizeof(why)) :
+		       ctx_strerror(j->not_started));
+	else if (ended_by(ctx, j->rc))
+		printf("%s: %s after %.1f ms\n", j->url,
+		       why_done(ctx, why, sizeof(why)),
+		       (double)j->ns / CTX_MSEC);
+	else if (j->rc != CURLE_OK)
+		printf("%s: %s\n", j->url, curl_easy_strerror(j->rc));
+	else
+		printf("%s: %ld, %zu bytes, %.1f ms\n", j->url, j->status,
+		       j->bytes, (double)j->ns / CTX_MSEC);
+}
+
 int main(int argc, char **argv)
 {
-	int limit = 4, opt;
-	double secs = 10;
+	double limit = 4, secs = 10;
+	int opt;
 	while ((opt = getopt(argc, argv, "j:t:")) != -1) {
 		if (opt == 'j')
-			limit = atoi(optarg);
+			limit = number(optarg);
 		else if (opt == 't')
-			secs = atof(optarg);
+			secs = number(optarg);
 		else
 			return usage();
 	}
-	if (optind >= argc || limit < 1 || secs <= 0)
+	if (optind >= argc || limit < 1 || limit > 1024 ||
+	    limit != (int)limit || secs <= 0 || secs > 1e6)
 		return usage();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
@@ -92,31 +153,23 @@ int main(int argc, char **argv)
 		perror("fetch");
 		return 1;
 	}
-	ctx_group_set_limit(g, limit);
-	int started = 0;
+	ctx_group_set_limit(g, (int)limit);
+	int e = 0;
 	for (int i = 0; i < n; i++) {
 		jobs[i].url = argv[optind + i];
-		if (ctx_group_go(g, fetch_one, &jobs[i]) != 0)
-			break; /* the context ended while waiting for a slot */
-		started++;
+		/* Once one could not start (the context ended while it waited
+		 * for a slot), none of the rest can. */
+		if (e || (e = ctx_group_go(g, fetch_one, &jobs[i])))
+			jobs[i].not_started = e;
 	}
 	ctx_group_wait(g);
 	ctx_group_free(g);
 
 	int failed = 0;
 	for (int i = 0; i < n; i++) {
-		struct job *j = &jobs[i];
-		if (i >= started) {
-			printf("%s: not started: %s\n", j->url,
-			       ctx_strerror(ctx_err(ctx)));
+		report(ctx, &jobs[i]);
+		if (jobs[i].not_started || jobs[i].rc != CURLE_OK)
 			failed = 1;
-		} else if (j->rc != CURLE_OK) {
-			printf("%s: %s\n", j->url, curl_easy_strerror(j->rc));
-			failed = 1;
-		} else {
-			printf("%s: %ld, %zu bytes, %.1f ms\n", j->url,
-			       j->status, j->bytes, (double)j->ns / CTX_MSEC);
-		}
 	}
 	free(jobs);
 	curl_global_cleanup();

@@ -4,7 +4,7 @@
  *
  *	httpd [--addr A] [--port N] [--timeout MS] [--slow MS] [--grace MS]
  *	      [--header-timeout MS] [--idle-timeout MS] [--write-timeout MS]
- *	      [--max-conns N] [--log FILE] [--quiet]
+ *	      [--max-conns N] [--log FILE] [--quiet] [--tls CERT KEY]
  *
  *	GET /fast   200 at once
  *	GET /slow   --slow ms of work under a --timeout per-request deadline:
@@ -41,6 +41,14 @@
  * (detached; a wait group counts them, a channel of slots bounds them), HTTP
  * parsed by http-parser, the port printed as the first line of stdout,
  * the log on stderr.
+ *
+ * --tls CERT KEY serves HTTPS instead (PEM files; needs a build with
+ * OpenSSL, libctx-ssl).  A connection's bytes go through a transport, a
+ * small table of calls (read, write, busy, close): plain TCP is ctx_read
+ * and ctx_send as before, TLS is ctx_ssl_read and ctx_ssl_write.  As in
+ * Go's crypto/tls, the handshake is run by the first read (or write), so
+ * it waits under the first request's contexts: the header deadline from
+ * the accept, stop, idle; no context of its own, nothing else to bound.
  */
 #include <arpa/inet.h>
 #include <ctx.h>
@@ -62,12 +70,49 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef HAVE_OPENSSL
+#include <ctx/ssl.h>
+#include <openssl/err.h>
+#endif
+
 #define MAX_BODY (1 << 20)          /* larger bodies get 413 */
 #define WORK_STEP (100 * CTX_MSEC)  /* the slow work goes in steps */
 #define LINGER (500 * CTX_MSEC)     /* drain before closing on an error */
 #define FINAL_WAIT (500 * CTX_MSEC) /* for cancelled requests to end */
 #define SLOT_WAIT (1000 * CTX_MSEC) /* for an evicted connection to go */
 #define MAX_REJECTERS 64            /* threads answering 503 at a time */
+#define BUSY_WAIT (100 * CTX_MSEC)  /* for a 503 over TLS to go out */
+#define CLOSE_WAIT (100 * CTX_MSEC) /* for TLS's close_notify to go out */
+
+/* ---- transports: how a connection's bytes move ------------------------ */
+
+struct link;
+
+/* Every call waits only in libctx calls, under the context it is given
+ * (busy: a moment at most), so the contexts end TLS waits as they end
+ * plain ones. */
+struct transport {
+	/* As read(2): 0 when the client has closed. */
+	ssize_t (*read)(ctx_t *ctx, struct link *l, void *buf, size_t len);
+	/* All of buf: 0, or -1 with errno; *sent says how much went. */
+	int (*write)(ctx_t *ctx, struct link *l, const void *buf, size_t len,
+		     size_t *sent);
+	/* 503 and Connection: close, then stop sending. */
+	void (*busy)(struct link *l);
+	/* The end of the session (TLS: close_notify, under ctx if it is
+	 * live); the descriptor stays the caller's to close.  Idempotent. */
+	void (*close)(ctx_t *ctx, struct link *l);
+};
+
+struct link {
+	int fd;
+	const struct transport *t;
+#ifdef HAVE_OPENSSL
+	SSL *ssl;             /* made at the first read or write */
+	bool up;              /* handshake done, no write failed since */
+#endif
+	char why[96];         /* more than errno says about a failure, or "" */
+};
 
 /* ---- options and server state ---------------------------------------- */
 
@@ -79,6 +124,7 @@ static struct {
 	int max_conns;
 	const char *log;      /* the log file (SIGHUP reopens it), or stderr */
 	bool quiet;           /* no access log line per request */
+	const char *cert, *key; /* --tls */
 } opt = {
 	.port = 8080,
 	.timeout = 2000 * CTX_MSEC,
@@ -92,6 +138,10 @@ static struct {
 
 static struct {
 	int lfd;
+	const struct transport *io; /* each connection's, at the accept */
+#ifdef HAVE_OPENSSL
+	SSL_CTX *tls;         /* --tls: the certificate and key */
+#endif
 	ctx_t *base;          /* hard stop: cancelled after the grace */
 	ctx_t *stop;          /* soft stop: SIGINT or SIGTERM */
 	ctx_wg_t *conns;      /* one count per connection thread */
@@ -127,7 +177,7 @@ struct request {
 
 struct conn {
 	unsigned long id;
-	int fd;
+	struct link io;       /* the socket and its transport */
 	unsigned long served;
 	char peer[INET_ADDRSTRLEN + 8];
 	http_parser parser;
@@ -358,15 +408,13 @@ static int parse(struct conn *c)
 
 /* ---- reading ------------------------------------------------------------ */
 
-static void busy_reply(int fd);
-
 enum { READ_OK, READ_BAD, READ_CLOSE };
 
 /* A read under the idle context: every byte that comes in pushes its
  * deadline back, as Go's conn.SetReadDeadline after each read would. */
 static ssize_t read_some(ctx_t *ctx, struct conn *c)
 {
-	ssize_t n = ctx_read(ctx, c->fd, c->buf, sizeof(c->buf));
+	ssize_t n = c->io.t->read(ctx, &c->io, c->buf, sizeof(c->buf));
 	if (n > 0) {
 		ctx_touch(ctx);
 		c->start = 0;
@@ -449,7 +497,7 @@ static bool wait_idle(ctx_t *cctx, ctx_t *idle, struct conn *c)
 	else if (n < 0 && errno == CTX_CANCELED)
 		hlog(cctx, "shutting down: closing idle connection");
 	else if (n < 0)
-		hlog(cctx, "read: %s", strerror(errno));
+		hlog(cctx, "read: %s%s", strerror(errno), c->io.why);
 	return false;
 }
 
@@ -462,14 +510,14 @@ static void read_failed(ctx_t *req, struct conn *c, int e)
 	else if (e == CTX_CANCELED) {
 		/* Nothing was sent for it: tell the client to come back. */
 		hlog(req, "shutting down: unfinished request: 503");
-		busy_reply(c->fd);
+		c->io.t->busy(&c->io);
 	}
 	else if (e == EMFILE || e == ENFILE) {
 		/* No descriptor for the wait: the client is told to retry. */
 		hlog(req, "read: %s: 503", strerror(e));
-		busy_reply(c->fd);
+		c->io.t->busy(&c->io);
 	} else
-		hlog(req, "read: %s", strerror(e));
+		hlog(req, "read: %s%s", strerror(e), c->io.why);
 }
 
 /* The client waits for this before it sends the body (Expect:
@@ -478,14 +526,12 @@ static bool send_continue(ctx_t *ctx, struct conn *c)
 {
 	static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
 	CTX_AUTO ctx_t *w = ctx_with_timeout(ctx, opt.write_timeout);
-	ssize_t n = w ? ctx_send(w, c->fd, msg, sizeof(msg) - 1,
-				 MSG_NOSIGNAL) : -1;
+	size_t sent = 0;
 
 	c->req.sent_continue = true;
-	if (n == (ssize_t)sizeof(msg) - 1)
+	if (w && !c->io.t->write(w, &c->io, msg, sizeof(msg) - 1, &sent))
 		return true;
-	hlog(ctx, "write 100 Continue: %s", n < 0 ? ctx_strerror(errno) :
-	     "short");
+	hlog(ctx, "write 100 Continue: %s", ctx_strerror(errno));
 	return false;
 }
 
@@ -654,17 +700,10 @@ static bool respond(ctx_t *req, struct conn *c, const struct response *res)
 	CTX_AUTO ctx_t *w = ctx_with_timeout(req, opt.write_timeout);
 	if (!w)
 		return false;
-	/* MSG_NOSIGNAL: a client gone is an error to see, not a SIGPIPE. */
 	size_t sent = 0;
-	ssize_t k = 0;
-	while (sent < (size_t)n &&
-	       (k = ctx_send(w, c->fd, out + sent, (size_t)n - sent,
-			     MSG_NOSIGNAL)) > 0)
-		sent += (size_t)k;
-	if (sent == (size_t)n)
+	if (!c->io.t->write(w, &c->io, out, (size_t)n, &sent))
 		return true;
-	/* After a partial send the next call says why it stopped. */
-	int e = k < 0 ? errno : EPIPE;
+	int e = errno;
 	hlog(req, "write: %s: sent %zu of %d bytes",
 	     e == CTX_DEADLINE_EXCEEDED ? "deadline" : ctx_strerror(e), sent,
 	     n);
@@ -708,8 +747,10 @@ static void bad_request(ctx_t *req, struct conn *c)
 	}
 	hlog(req, "malformed request (%s): %d", c->req.no_host ? "no Host" :
 	     c->req.folded ? "obs-fold" : http_errno_name(e), res.status);
-	if (respond(req, c, &res))
-		linger(req, c->fd);
+	if (respond(req, c, &res)) {
+		c->io.t->close(req, &c->io);
+		linger(req, c->io.fd);
+	}
 }
 
 /* A fresh request: a new ID, its parse state reset. */
@@ -729,13 +770,13 @@ static bool handle(ctx_t *req, struct conn *c)
 {
 	struct response res = { 0 };
 	int64_t t0 = ctx_now();
-	CTX_AUTO ctx_t *hup = ctx_with_hangup(req, c->fd);
+	CTX_AUTO ctx_t *hup = ctx_with_hangup(req, c->io.fd);
 	CTX_AUTO ctx_t *ctx = hup ? ctx_with_timeout(hup, opt.timeout) : NULL;
 
 	if (!ctx) {
 		int e = errno;
 		hlog(req, "request context: %s: 503", strerror(e));
-		busy_reply(c->fd);
+		c->io.t->busy(&c->io);
 		return false;
 	}
 	route(ctx, c, &res);
@@ -746,7 +787,7 @@ static bool handle(ctx_t *req, struct conn *c)
 			hlog(req, "%s %s -> 503 (%lld ms): %s",
 			     http_method_str(c->parser.method), c->req.url,
 			     ms(ctx_now() - t0), ctx_cause_msg(ctx));
-			busy_reply(c->fd);
+			c->io.t->busy(&c->io);
 			return false;
 		}
 		hlog(req, "%s %s -> %s (%lld ms)",
@@ -814,7 +855,8 @@ static void *serve_conn(ctx_t *cctx, void *arg)
 		;
 	if (!opt.quiet)
 		hlog(cctx, "closed after %lu requests", c->served);
-	close(c->fd);
+	c->io.t->close(cctx, &c->io);
+	close(c->io.fd);
 	free(c);
 	release_slot();
 	ctx_wg_done(srv.conns); /* last: main may be waiting for this */
@@ -852,9 +894,218 @@ static void busy_reply(int fd)
 	drain_now(fd);
 }
 
+/* ---- the transports ------------------------------------------------------ */
+
+/* Plain TCP: the libctx calls on the socket. */
+static ssize_t tcp_read(ctx_t *ctx, struct link *l, void *buf, size_t len)
+{
+	return ctx_read(ctx, l->fd, buf, len);
+}
+
+static int tcp_write(ctx_t *ctx, struct link *l, const void *buf,
+		     size_t len, size_t *sent)
+{
+	ssize_t k = 0;
+
+	*sent = 0;
+	/* MSG_NOSIGNAL: a client gone is an error to see, not a SIGPIPE. */
+	while (*sent < len &&
+	       (k = ctx_send(ctx, l->fd, (const char *)buf + *sent,
+			     len - *sent, MSG_NOSIGNAL)) > 0)
+		*sent += (size_t)k;
+	if (*sent == len)
+		return 0;
+	if (k >= 0) /* after a partial send the next call said why */
+		errno = EPIPE;
+	return -1;
+}
+
+static void tcp_busy(struct link *l)
+{
+	busy_reply(l->fd);
+}
+
+static void tcp_close(ctx_t *ctx, struct link *l)
+{
+	(void)ctx, (void)l;
+}
+
+static const struct transport tcp_transport = {
+	.read = tcp_read, .write = tcp_write,
+	.busy = tcp_busy, .close = tcp_close,
+};
+
+#ifdef HAVE_OPENSSL
+/* TLS through libctx-ssl.  The handshake is the first read's or write's
+ * (ctx's) business, as in Go's tls.Conn: nothing to call after accept. */
+static int tls_start(ctx_t *ctx, struct link *l)
+{
+	if (l->up)
+		return 0;
+	if (l->ssl) { /* a handshake failed already: never a second */
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (!(l->ssl = SSL_new(srv.tls)) || SSL_set_fd(l->ssl, l->fd) != 1) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (ctx_ssl_accept(ctx, l->ssl) < 0)
+		return -1;
+	l->up = true;
+	return 0;
+}
+
+/* After a failed call: words for the log from OpenSSL's error queue;
+ * the session is kept for sending only after a wait the context ended
+ * (a shutting-down server still answers 503).  Returns errno's value. */
+static int tls_failed(struct link *l, bool handshake)
+{
+	int e = errno;
+	unsigned long oe = ERR_peek_last_error();
+
+	if (e != CTX_CANCELED && e != CTX_DEADLINE_EXCEEDED)
+		l->up = false;
+	if (e == EPROTO && oe)
+		snprintf(l->why, sizeof(l->why), ": TLS%s: %s",
+			 handshake ? " handshake" : "",
+			 ERR_reason_error_string(oe) ?
+			 ERR_reason_error_string(oe) : "error");
+	errno = e;
+	return e;
+}
+
+static ssize_t tls_read(ctx_t *ctx, struct link *l, void *buf, size_t len)
+{
+	bool handshake = tls_start(ctx, l) < 0;
+	ssize_t n = handshake ? -1 : ctx_ssl_read(ctx, l->ssl, buf, len);
+
+	if (n >= 0)
+		return n;
+	/* A TCP close without close_notify is EPROTO with nothing in the
+	 * error queue: to the server the client's close, as over TCP. */
+	if (errno == EPROTO && !ERR_peek_error()) {
+		l->up = false;
+		return 0;
+	}
+	tls_failed(l, handshake);
+	return -1;
+}
+
+static int tls_write(ctx_t *ctx, struct link *l, const void *buf,
+		     size_t len, size_t *sent)
+{
+	bool handshake = tls_start(ctx, l) < 0;
+	ssize_t n = handshake ? -1 : ctx_ssl_write(ctx, l->ssl, buf, len);
+
+	*sent = n > 0 ? (size_t)n : 0;
+	if (n == (ssize_t)len)
+		return 0;
+	/* Short or failed, a record may be half out: nothing can follow. */
+	tls_failed(l, handshake);
+	l->up = false;
+	return -1;
+}
+
+static void tls_close(ctx_t *ctx, struct link *l)
+{
+	if (l->up && ctx) {
+		CTX_AUTO ctx_t *t = ctx_with_timeout(ctx, CLOSE_WAIT);
+		if (t)
+			(void)ctx_ssl_shutdown(t, l->ssl);
+	}
+	l->up = false;
+	SSL_free(l->ssl);
+	l->ssl = NULL;
+}
+
+/* The 503 over a session that is up, the wait bounded by BUSY_WAIT
+ * (from now: the connection's own context may be over already);
+ * without one there is no way to say it but the close. */
+static void tls_busy(struct link *l)
+{
+	drain_now(l->fd); /* ciphertext nobody will read: no reset */
+	if (l->up) {
+		CTX_AUTO ctx_t *w = ctx_with_timeout(ctx_background(),
+						      BUSY_WAIT);
+		size_t sent;
+		if (w && !tls_write(w, l, busy, sizeof(busy) - 1, &sent))
+			tls_close(w, l);
+	}
+	shutdown(l->fd, SHUT_WR);
+	drain_now(l->fd);
+}
+
+static const struct transport tls_transport = {
+	.read = tls_read, .write = tls_write,
+	.busy = tls_busy, .close = tls_close,
+};
+
+/* --tls CERT KEY: the server's TLS context, or exit 2 (as for any bad
+ * option) with what is wrong. */
+static __attribute__((noreturn)) void tls_fail(const char *what,
+					       const char *file)
+{
+	unsigned long oe = ERR_peek_error(); /* the first: the cause */
+	const char *r = oe ? ERR_reason_error_string(oe) : NULL;
+
+	fprintf(stderr, "httpd: --tls: %s: %s%s%s\n", file, what,
+		r ? ": " : "", r ? r : "");
+	exit(2);
+}
+
+static void tls_setup(void)
+{
+	const char *files[] = { opt.cert, opt.key };
+
+	for (int i = 0; i < 2; i++) {
+		FILE *f = fopen(files[i], "re");
+		if (!f) {
+			fprintf(stderr, "httpd: --tls: %s: %s\n", files[i],
+				strerror(errno));
+			exit(2);
+		}
+		fclose(f);
+	}
+	srv.tls = SSL_CTX_new(TLS_server_method());
+	if (!srv.tls) {
+		fprintf(stderr, "httpd: --tls: no TLS context\n");
+		exit(1);
+	}
+	SSL_CTX_set_min_proto_version(srv.tls, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(srv.tls, opt.cert) != 1)
+		tls_fail("not a PEM certificate", opt.cert);
+	if (SSL_CTX_use_PrivateKey_file(srv.tls, opt.key,
+					SSL_FILETYPE_PEM) != 1)
+		tls_fail(ERR_GET_REASON(ERR_peek_error()) ==
+			 X509_R_KEY_VALUES_MISMATCH ?
+			 "not the key of the certificate" :
+			 "not a PEM private key", opt.key);
+	if (SSL_CTX_check_private_key(srv.tls) != 1) {
+		/* (OpenSSL's reason, "no certificate assigned" when the key
+		 * is of another type, says less than this.) */
+		ERR_clear_error();
+		tls_fail("not the key of the certificate", opt.key);
+	}
+	srv.io = &tls_transport;
+}
+#else
+static void tls_setup(void)
+{
+	fprintf(stderr, "httpd: --tls: built without TLS (configure found "
+			"no OpenSSL 3: --with-openssl)\n");
+	exit(2);
+}
+#endif
+
+/* 503 on a socket just accepted, with no waits (over TLS, which needs a
+ * handshake first, just the close). */
 static void busy_now(int fd)
 {
-	busy_reply(fd);
+	struct link l = { .fd = fd, .t = srv.io };
+
+	l.t->busy(&l);
+	l.t->close(NULL, &l);
 	close(fd);
 }
 
@@ -863,13 +1114,15 @@ static void linger(ctx_t *ctx, int fd);
 /* A thread that answers 503 and lingers until the client has read it. */
 static void *reject_conn(ctx_t *ctx, void *arg)
 {
-	int fd = (int)(intptr_t)arg;
+	struct link l = { .fd = (int)(intptr_t)arg, .t = srv.io };
 	CTX_AUTO ctx_t *w = ctx_with_timeout(ctx, SLOT_WAIT);
+	size_t sent;
+	bool ok = w && !l.t->write(w, &l, busy, sizeof(busy) - 1, &sent);
 
-	if (w && ctx_send(w, fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL) ==
-		 (ssize_t)sizeof(busy) - 1)
-		linger(w, fd);
-	close(fd);
+	l.t->close(w, &l);
+	if (ok)
+		linger(w, l.fd);
+	close(l.fd);
 	atomic_fetch_sub(&srv.rejecters, 1);
 	ctx_wg_done(srv.conns);
 	return NULL;
@@ -904,7 +1157,8 @@ static struct conn *new_conn(int fd, const struct sockaddr_in *sa)
 	if (!c)
 		return NULL;
 	c->id = atomic_fetch_add(&srv.next_conn, 1) + 1;
-	c->fd = fd;
+	c->io.fd = fd;
+	c->io.t = srv.io;
 	inet_ntop(AF_INET, &sa->sin_addr, c->peer, INET_ADDRSTRLEN);
 	snprintf(c->peer + strlen(c->peer), 8, ":%u", ntohs(sa->sin_port));
 	http_parser_init(&c->parser, HTTP_REQUEST);
@@ -1201,6 +1455,9 @@ static void teardown(void)
 		ctx_chan_free(srv.slots);
 	if (srv.conns)
 		ctx_wg_free(srv.conns);
+#ifdef HAVE_OPENSSL
+	SSL_CTX_free(srv.tls); /* each SSL left holds a reference */
+#endif
 }
 
 /* Go raises the soft descriptor limit to the hard one at start; a
@@ -1224,7 +1481,8 @@ static void usage(FILE *f)
 		" [--grace MS]\n"
 		"             [--header-timeout MS] [--idle-timeout MS]"
 		" [--write-timeout MS]\n"
-		"             [--max-conns N] [--log FILE] [--quiet]\n");
+		"             [--max-conns N] [--log FILE] [--quiet]"
+		" [--tls CERT KEY]\n");
 }
 
 static long long number(const char *name, long long max)
@@ -1279,13 +1537,16 @@ static void parse_options(int argc, char **argv)
 		{ "max-conns", required_argument, NULL, 'm' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "tls", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
 
 	opt.addr.s_addr = htonl(INADDR_LOOPBACK);
-	while ((o = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+	/* "+": no reordering, so that --tls can take the word after its
+	 * argument as its second (no other words are taken anyway). */
+	while ((o = getopt_long(argc, argv, "+qh", lo, NULL)) != -1) {
 		switch (o) {
 		case 'a': parse_addr(); break;
 		case 'p': opt.port = (int)number("port", 65535); break;
@@ -1305,6 +1566,15 @@ static void parse_options(int argc, char **argv)
 			break;
 		case 'l': opt.log = optarg; break;
 		case 'q': opt.quiet = true; break;
+		case 'T':
+			if (optind >= argc || argv[optind][0] == '-') {
+				fprintf(stderr, "httpd: --tls: wants two "
+						"files: --tls CERT KEY\n");
+				exit(2);
+			}
+			opt.cert = optarg;
+			opt.key = argv[optind++];
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -1318,6 +1588,9 @@ static void parse_options(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	parse_options(argc, argv);
+	srv.io = &tcp_transport;
+	if (opt.cert)
+		tls_setup(); /* exits 2 if the files will not do */
 	srv.started = ctx_now();
 	raise_nofile();
 	/* Before the first line: the test sends SIGINT once it reads it. */
@@ -1331,9 +1604,10 @@ int main(int argc, char **argv)
 	inet_ntop(AF_INET, &opt.addr, addr, sizeof(addr));
 	printf("listening on %d\n", opt.port);
 	fflush(stdout);
-	hlog(NULL, "listening on %s:%d (timeout %lld ms, slow %lld ms, "
+	hlog(NULL, "listening on %s:%d%s (timeout %lld ms, slow %lld ms, "
 		   "header %lld ms, idle %lld ms, grace %lld ms)",
-	     addr, opt.port, ms(opt.timeout), ms(opt.slow),
+	     addr, opt.port, opt.cert ? " over TLS" : "", ms(opt.timeout),
+	     ms(opt.slow),
 	     ms(opt.header_timeout), ms(opt.idle_timeout), ms(opt.grace));
 
 	int e = accept_loop();

@@ -41,12 +41,21 @@ endif
 if HAVE_HTTP_PARSER
 noinst_PROGRAMS += examples/httpd
 examples_httpd_SOURCES = examples/httpd.c
-examples_httpd_LDADD = libctx.la $(HTTP_PARSER_LIBS)
+examples_httpd_LDADD = $(HTTPD_TLS_LIBS) libctx.la $(HTTP_PARSER_LIBS)
+examples_httpd_CFLAGS = $(AM_CFLAGS) $(HTTPD_TLS_CFLAGS)
+endif
+# httpd --tls CERT KEY: through libctx-ssl, when OpenSSL is there.
+if HAVE_OPENSSL
+HTTPD_TLS_LIBS = libctx-ssl.la $(OPENSSL_LIBS)
+HTTPD_TLS_CFLAGS = $(OPENSSL_CFLAGS)
+else
+HTTPD_TLS_LIBS =
+HTTPD_TLS_CFLAGS =
 endif
 
 # The tests run the programs with real clients; each skips (exit 77) when
 # what it needs was not built or is not installed.
-EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh
+EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh tests/fetch.sh
 TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) \
 	examples/README examples/bench-httpd.sh examples/bench-httpd.lua

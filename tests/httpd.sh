@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # examples/httpd with real clients: curl, bash's /dev/tcp and
-# examples/slowloris, python3, slowhttptest, on 127.0.0.1 only.  Run by `make check` from the
+# examples/slowloris, python3, slowhttptest, on 127.0.0.1 only; over TLS
+# too (--tls) with a throwaway certificate when openssl is there.  Run by `make check` from the
 # build directory; about 40 s.  Skips (77) without httpd or curl.
 set -euo pipefail
 
@@ -97,10 +98,13 @@ stop_wait() {
 }
 
 # get PATH: one request; sets $code, $ms (curl's total time) and $rid.
+# Over https when $scheme says so (the TLS section; -k: self-signed).
+scheme=http
 get() {
-	local r
-	r=$("$CURL" -s -o "$tmp/body" -D "$tmp/hdr" --max-time 10 \
-		-w '%{http_code} %{time_total}' "http://127.0.0.1:$port$1") || true
+	local r k=
+	[ "$scheme" = https ] && k=-k
+	r=$("$CURL" -s $k -o "$tmp/body" -D "$tmp/hdr" --max-time 10 \
+		-w '%{http_code} %{time_total}' "$scheme://127.0.0.1:$port$1") || true
 	code=${r%% *}
 	ms=$(sec_ms "${r##* }")
 	rid=$(tr -d '\r' <"$tmp/hdr" | sed -n 's/^[Xx]-[Rr]equest-[Ii]d: //p')
@@ -602,6 +606,158 @@ if command -v slowhttptest >/dev/null 2>&1; then
 	check "server H exits 0 (got $rc)" [ "$rc" -eq 0 ]
 else
 	echo "ok - # SKIP slowhttptest not installed (Debian package slowhttptest)"
+fi
+
+# ===== server T: the same contexts over TLS (--tls CERT KEY) ===========
+# Every wait of a TLS connection (the handshake too: it is the first
+# read's) is ended by the same contexts as over plain TCP.
+trc=0
+"$httpd" --port 0 --tls "$tmp/none.pem" "$tmp/none.pem" >"$tmp/tls.out" 2>"$tmp/tls.err" || trc=$?
+if grep -q 'built without TLS' "$tmp/tls.err"; then
+	check "--tls in a build without OpenSSL: exit 2, 'built without TLS' (rc $trc)" \
+		eval '[ "$trc" = 2 ] && ! grep -q listening "$tmp/tls.out"'
+	echo "ok - # SKIP TLS tests: httpd was built without OpenSSL"
+elif ! command -v openssl >/dev/null 2>&1; then
+	echo "ok - # SKIP TLS tests: no openssl command to make a certificate"
+elif ! openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
+	-keyout "$tmp/key.pem" -out "$tmp/cert.pem" >"$tmp/openssl.txt" 2>&1; then
+	sed 's/^/#   openssl: /' "$tmp/openssl.txt"
+	echo "ok - # SKIP TLS tests: openssl req could not make a certificate"
+else
+	# Bad files: exit 2 with a message naming the file, as other options.
+	tls_refused() { # WHAT PATTERN ARGS...
+		local what=$1 pat=$2 orc=0
+		shift 2
+		"$httpd" --port 0 "$@" >"$tmp/opt.out" 2>"$tmp/opt.err" || orc=$?
+		check "--tls $what: exit 2 with a message (rc $orc: $(head -1 "$tmp/opt.err"))" \
+			eval '[ "$orc" = 2 ] && grep -qE -- "$pat" "$tmp/opt.err" && ! grep -q listening "$tmp/opt.out"'
+	}
+	tls_refused "with a missing certificate" "none.pem: No such file" \
+		--tls "$tmp/none.pem" "$tmp/key.pem"
+	tls_refused "with a missing key" "none.pem: No such file" \
+		--tls "$tmp/cert.pem" "$tmp/none.pem"
+	tls_refused "with one file" "--tls CERT KEY" --tls "$tmp/cert.pem"
+	tls_refused "with the certificate as the key" "not a PEM private key" \
+		--tls "$tmp/cert.pem" "$tmp/cert.pem"
+	tls_refused "with the key as the certificate" "not a PEM certificate" \
+		--tls "$tmp/key.pem" "$tmp/key.pem"
+	for alg in RSA EC; do
+		[ $alg = EC ] && o="-pkeyopt ec_paramgen_curve:P-256" || o=
+		openssl genpkey -algorithm $alg $o -out "$tmp/other.pem" \
+			>/dev/null 2>&1 || continue
+		tls_refused "with another $alg key" "not the key of the certificate" \
+			--tls "$tmp/cert.pem" "$tmp/other.pem"
+	done
+
+	scheme=https
+	start T --tls "$tmp/cert.pem" "$tmp/key.pem" --timeout 1000 --slow 3000 \
+		--header-timeout 1000 --idle-timeout 1500 --grace 2000
+	get /fast
+	check "TLS: /fast over https: 200 (got $code, body $(cat "$tmp/body" 2>/dev/null))" \
+		eval '[ "$code" = 200 ] && [ "$(cat "$tmp/body")" = fast ]'
+	check "TLS: ... at once ($ms ms)" within "$ms" 500
+	fd0=$(idle_fds)
+	get /slow
+	check "TLS: /slow: 504 at the 1000 ms request timeout (got $code, $ms ms)" \
+		eval '[ "$code" = 504 ] && between "$ms" 900 $((2000 * slack))'
+
+	# Connected, nothing sent: the handshake waits under the header
+	# deadline, so the server closes at 1000 ms, not never.
+	t0=$(now_ms)
+	resp=$(raw 10 '')
+	took=$(($(now_ms) - t0))
+	check "TLS: a client that sends nothing is closed at the 1000 ms header deadline ($took ms)" \
+		between "$took" 900 $((2500 * slack))
+	check "... logged as such" grep -q 'no complete request within 1000 ms (0 bytes in)' "$log"
+
+	# Plain HTTP on the TLS port: a handshake failure at once, no hang.
+	t0=$(now_ms)
+	prc=0
+	"$CURL" -s -o /dev/null --max-time 10 "http://127.0.0.1:$port/fast" || prc=$?
+	took=$(($(now_ms) - t0))
+	check "TLS: plain HTTP on the TLS port: an error, not a hang (curl exit $prc, $took ms)" \
+		eval '[ "$prc" != 0 ] && [ "$prc" != 28 ] && within "$took" 1000'
+	check "... logged as a failed handshake ($(grep -o 'TLS handshake: .*' "$log" | head -1))" \
+		grep -q 'read: .*TLS handshake: ' "$log"
+
+	# The client going away ends the request's context (499), over TLS.
+	"$CURL" -sk -o /dev/null --max-time 0.3 "https://127.0.0.1:$port/slow" || true
+	check "TLS: curl giving up on /slow: 499 logged" \
+		wait_for "$log" 'GET /slow -> 499' 60
+
+	# After the handshake: the header deadline still counts from the
+	# accept; keep-alive connections go at the idle deadline (1500 ms).
+	if [ -n "$PY" ]; then
+		cat >"$tmp/tlsclient.py" <<'PYEOF'
+import socket, ssl, sys, time
+port, mode = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=15),
+                    server_hostname="localhost")
+t0 = time.monotonic()
+if mode == "request":
+    s.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while not data.endswith(b"fast\n"):
+        b = s.recv(4096)
+        if not b:
+            break
+        data += b
+    print(data.split(b" ")[1].decode() if data.startswith(b"HTTP/1.1 ") else "none")
+    t0 = time.monotonic()
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+print(int((time.monotonic() - t0) * 1000))
+PYEOF
+		r=$("$PY" "$tmp/tlsclient.py" "$port" handshake 2>&1 | tail -1) || true
+		check "TLS: handshake done, no request: closed by the header deadline (${r} ms after the handshake)" \
+			eval 'between "${r:-0}" 500 $((2500 * slack))'
+		"$PY" "$tmp/tlsclient.py" "$port" request >"$tmp/ka.txt" 2>&1 || true
+		kcode=$(sed -n 1p "$tmp/ka.txt") kms=$(sed -n 2p "$tmp/ka.txt")
+		check "TLS: keep-alive: 200, then closed at the 1500 ms idle deadline (${kcode:-?}, ${kms:-?} ms)" \
+			eval '[ "$kcode" = 200 ] && between "${kms:-0}" 1300 $((3000 * slack))'
+	else
+		echo "ok - # SKIP TLS keep-alive tests: python3 not found"
+	fi
+	fd1=$fd0
+	for i in $(seq 20); do
+		fd1=$(idle_fds)
+		[ "$fd1" = "$fd0" ] && break
+	done
+	check "TLS: descriptors at idle: $fd0 before, $fd1 after" [ "$fd1" = "$fd0" ]
+	kill -TERM "$pid"
+	stop_wait $((3000 * slack))
+	check "TLS: SIGTERM: server T exits 0 (got $rc)" [ "$rc" -eq 0 ]
+
+	# Full (one slot, busy): 503 over TLS; then SIGINT and the grace
+	# runs out: the /slow in flight is cancelled and told 503.
+	start U --tls "$tmp/cert.pem" "$tmp/key.pem" --timeout 10000 --slow 5000 \
+		--grace 500 --max-conns 1
+	"$CURL" -sk -o /dev/null --max-time 10 -w '%{http_code}' \
+		"https://127.0.0.1:$port/slow" >"$tmp/u.code" 2>&1 &
+	client=$!
+	wait_for "$log" 'accepted' 60 || true
+	sleep 0.3
+	get /fast
+	hdr=$(tr -d '\r' <"$tmp/hdr")
+	check "TLS: max-conns 1, busy: 503 with Retry-After over https (got $code, $ms ms)" \
+		eval '[ "$code" = 503 ] && grep -qx "Retry-After: 1" <<<"$hdr" && within "$ms" 1000'
+	t0=$(now_ms)
+	kill -INT "$pid"
+	stop_wait $((5000 * slack))
+	took=$(($(now_ms) - t0))
+	wait "$client" || true
+	check "TLS: grace over: server exits 0 (got $rc) after the 500 ms grace ($took ms)" \
+		eval '[ "$rc" -eq 0 ] && between "$took" 400 $((2500 * slack))'
+	check "... the work was cancelled" grep -qE 'work stopped .*context canceled' "$log"
+	check "... and the client, sent nothing yet, got 503 over TLS (got $(cat "$tmp/u.code"))" \
+		[ "$(cat "$tmp/u.code")" = 503 ]
+	scheme=http
 fi
 
 if [ "$fail" != 0 ]; then
