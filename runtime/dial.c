@@ -119,11 +119,12 @@ static int attempt(const struct addrinfo *a, int type, bool *done)
 	return -1;
 }
 
-/* The winner: blocking again (its creator's flags), or -1 with errno. */
+/* The winner: blocking again, or -1 with errno.  attempt() made the
+ * socket, so O_NONBLOCK is its only status flag and no F_GETFL is
+ * needed to clear it. */
 static int finish(int fd)
 {
-	int fl = fcntl(fd, F_GETFL);
-	if (fl == -1 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1) {
+	if (fcntl(fd, F_SETFL, 0) == -1) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -155,12 +156,16 @@ static int race_reap(struct race *r, bool *failed)
 			i++;
 			continue;
 		}
+		/* Writable with no error or hang-up: connected, without
+		 * asking SO_ERROR (a failed connect always sets POLLERR). */
 		int err = 0;
 		socklen_t len = sizeof err;
+		if (!(r->pf[i].revents & (POLLERR | POLLHUP)))
+			return r->pf[i].fd;
 		if (getsockopt(r->pf[i].fd, SOL_SOCKET, SO_ERROR, &err, &len))
 			err = errno;
 		if (err == 0)
-			return r->pf[i].fd;
+			err = ECONNREFUSED; /* hung up with no error to say */
 		close(r->pf[i].fd);
 		r->last_err = err;
 		r->pf[i] = r->pf[--r->n];
