@@ -203,12 +203,6 @@ static void server_start(struct server *s)
 
 /* ---- output --------------------------------------------------------------- */
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* Nearest rank: the smallest sample with at least pct% at or below it. */
 static double pct(const double *sorted, int n, int p)
 {
@@ -225,7 +219,7 @@ struct result {
  * slowest sample. */
 static struct result summarize(double *v, int n, bool rate)
 {
-	qsort(v, (size_t)n, sizeof(*v), cmp_dbl);
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_dbl);
 	return (struct result){ pct(v, n, 50), rate ? v[0] : pct(v, n, 99),
 				n };
 }

@@ -377,21 +377,6 @@ static void check_still_reads(const struct variant *v, int rfd, int wfd,
 
 /* ---- statistics and output ---------------------------------------------- */
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank: the smallest sample with at least pct% of them <= it. */
-static size_t rank_of(size_t n, unsigned pct)
-{
-	size_t r = (n * pct + 99) / 100;
-
-	return r ? r - 1 : 0;
-}
-
 static void put(const char *name, const char *variant, double v)
 {
 	/* Small values (descriptors per context) need the decimals. */
@@ -427,11 +412,11 @@ static void dist_dbl(const char *scen, const char *variant, double *v, int n)
 {
 	char name[128];
 
-	qsort(v, (size_t)n, sizeof(*v), cmp_dbl);
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_dbl);
 	snprintf(name, sizeof(name), "%s/p50", scen);
-	put(name, variant, v[rank_of((size_t)n, 50)]);
+	put(name, variant, v[bench_rank((size_t)n, 50)]);
 	snprintf(name, sizeof(name), "%s/p99", scen);
-	put(name, variant, v[rank_of((size_t)n, 99)]);
+	put(name, variant, v[bench_rank((size_t)n, 99)]);
 	dump(scen, variant, v, n);
 }
 
@@ -545,11 +530,7 @@ static void *waiter_main(void *p)
 		bench_pin(w->cpu);
 	atomic_store(&w->tid, bench_tid());
 	for (uint32_t r = 1;; r++) {
-		uint32_t g;
-
-		while ((g = atomic_load_explicit(&w->go,
-						 memory_order_acquire)) < r)
-			bench_futex_wait(&w->go, g, NULL);
+		bench_await_round(&w->go, r);
 		if (w->quit)
 			break;
 		atomic_store_explicit(&w->ready, r, memory_order_release);
@@ -1179,7 +1160,7 @@ static void measure(const char *name, const char *variant,
 
 	for (int i = 0; i < B.reps; i++)
 		ns[i] = (double)bench_time(&s, n) / (double)n;
-	qsort(ns, (size_t)B.reps, sizeof(ns[0]), cmp_dbl);
+	qsort(ns, (size_t)B.reps, sizeof(ns[0]), bench_cmp_dbl);
 	put(name, variant, ns[B.reps / 2]);
 }
 
@@ -1507,15 +1488,6 @@ static void print_notes(void)
 
 /* Run one scenario and say how long it took, to keep the total in
  * check (make bench has 5 minutes for everything). */
-static void section(const char *name, void (*fn)(void))
-{
-	int64_t t0 = ctx_now();
-
-	fn();
-	printf("# %s took %.1f s\n", name, (double)(ctx_now() - t0) / CTX_SEC);
-	fflush(stdout);
-}
-
 int main(int argc, char **argv)
 {
 	char *args[2] = { argv[0], NULL };
@@ -1550,14 +1522,14 @@ int main(int argc, char **argv)
 			    "std::stop_token and the kernel floor");
 	print_notes();
 
-	section("wake", bench_wake);
-	section("stopread", bench_stopread);
-	section("fanout", bench_fanout);
-	section("lateness", bench_lateness);
-	section("hotpath", bench_hotpath);
-	section("create", bench_create);
-	section("idle", bench_idle);
-	section("memory", bench_memory);
+	bench_section("wake", bench_wake);
+	bench_section("stopread", bench_stopread);
+	bench_section("fanout", bench_fanout);
+	bench_section("lateness", bench_lateness);
+	bench_section("hotpath", bench_hotpath);
+	bench_section("create", bench_create);
+	bench_section("idle", bench_idle);
+	bench_section("memory", bench_memory);
 
 	printf("# checks passed: every wait ended as it had to, every "
 	       "waiter woke, every byte arrived\n");

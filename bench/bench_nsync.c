@@ -132,28 +132,6 @@ static nsync_time hour_ahead(void)
 	return nsync_time_add(nsync_time_now(), nsync_time_s_ns(HOUR_S, 0));
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank: the smallest sample with at least pct% of them <= it. */
-static size_t rank_of(size_t n, unsigned pct)
-{
-	size_t r = (n * pct + 99) / 100;
-
-	return r ? r - 1 : 0;
-}
-
 static void put(const char *name, const char *variant, double v)
 {
 	printf(v < 10 && v > -10 ? "%s,%s,%.3f\n" : "%s,%s,%.1f\n", name,
@@ -166,11 +144,11 @@ static void dist(const char *scen, const char *variant, int64_t *v, int n)
 {
 	char name[128];
 
-	qsort(v, (size_t)n, sizeof(*v), cmp_i64);
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_i64);
 	snprintf(name, sizeof(name), "%s/p50", scen);
-	put(name, variant, (double)v[rank_of((size_t)n, 50)]);
+	put(name, variant, (double)v[bench_rank((size_t)n, 50)]);
 	snprintf(name, sizeof(name), "%s/p99", scen);
-	put(name, variant, (double)v[rank_of((size_t)n, 99)]);
+	put(name, variant, (double)v[bench_rank((size_t)n, 99)]);
 }
 
 /* ---- 1. one waiter: cancel -> wake ---------------------------------------- */
@@ -214,12 +192,9 @@ static void *wake_main(void *p)
 		bench_pin(w->cpu);
 	atomic_store(&w->tid, bench_tid());
 	for (uint32_t r = 1;; r++) {
-		uint32_t g;
 		bool ok;
 
-		while ((g = atomic_load_explicit(&w->go,
-						 memory_order_acquire)) < r)
-			bench_futex_wait(&w->go, g, NULL);
+		bench_await_round(&w->go, r);
 		if (w->quit)
 			break;
 		atomic_store_explicit(&w->ready, r, memory_order_release);
@@ -608,7 +583,7 @@ static void bench_create(void)
 		n = bench_calibrate(&B, &s);
 		for (int i = 0; i < B.reps; i++)
 			ns[i] = (double)bench_time(&s, n) / (double)n;
-		qsort(ns, (size_t)B.reps, sizeof(ns[0]), cmp_dbl);
+		qsort(ns, (size_t)B.reps, sizeof(ns[0]), bench_cmp_dbl);
 		put(rows[r].name, "nsync", ns[B.reps / 2]);
 	}
 }
@@ -667,15 +642,6 @@ static void bench_memory(void)
 
 /* ---- main ---------------------------------------------------------------- */
 
-static void section(const char *name, void (*fn)(void))
-{
-	int64_t t0 = ctx_now();
-
-	fn();
-	printf("# %s took %.1f s\n", name, (double)(ctx_now() - t0) / CTX_SEC);
-	fflush(stdout);
-}
-
 int main(int argc, char **argv)
 {
 	struct rlimit rl;
@@ -714,11 +680,11 @@ int main(int argc, char **argv)
 	       "percentiles in ns\n");
 	fflush(stdout);
 
-	section("wake", bench_wake);
-	section("lateness", bench_lateness);
-	section("fanout", bench_fanout);
-	section("create", bench_create);
-	section("memory", bench_memory);
+	bench_section("wake", bench_wake);
+	bench_section("lateness", bench_lateness);
+	bench_section("fanout", bench_fanout);
+	bench_section("create", bench_create);
+	bench_section("memory", bench_memory);
 
 	printf("# checks passed: every wait ended notified (a sleep: not), "
 	       "every waiter woke, every note was freed\n");

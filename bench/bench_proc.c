@@ -54,12 +54,6 @@ static int64_t one_plain(void)
 	return bench_now() - t0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv)
 {
 	struct bench b;
@@ -82,8 +76,8 @@ int main(int argc, char **argv)
 		plain[k] = p / per;
 	}
 	ctx_release(c);
-	qsort(lib, (size_t)batches, sizeof(lib[0]), cmp_i64);
-	qsort(plain, (size_t)batches, sizeof(plain[0]), cmp_i64);
+	qsort(lib, (size_t)batches, sizeof(lib[0]), bench_cmp_i64);
+	qsort(plain, (size_t)batches, sizeof(plain[0]), bench_cmp_i64);
 	int64_t ml = lib[batches / 2], mp = plain[batches / 2];
 	printf("# %d batches of %d processes each; ratio libctx/posix_spawn "
 	       "%.2f\n", batches, per, (double)ml / (double)mp);

@@ -99,13 +99,6 @@ static void put(const char *name, const char *variant, double v)
 	fflush(stdout);
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* ---- 1. many threads at rest ------------------------------------------- */
 
 struct rest;
@@ -581,7 +574,7 @@ static void sweep_row(struct sweep_arg *a, int t)
 
 	for (int i = 0; i < B.reps; i++)
 		ns[i] = (double)bench_time(&s, n) / (double)n;
-	qsort(ns, (size_t)B.reps, sizeof(ns[0]), cmp_dbl);
+	qsort(ns, (size_t)B.reps, sizeof(ns[0]), bench_cmp_dbl);
 	if (atomic_load(&a->bad))
 		bench_fail("sweep/%s/%s: %llu operations had the wrong result",
 			   a->name, a->condvar ? "condvar" : "libctx",
@@ -640,15 +633,6 @@ static void bench_sweep(void)
 
 /* ---- main ---------------------------------------------------------------- */
 
-static void section(const char *name, void (*fn)(void))
-{
-	int64_t t0 = ctx_now();
-
-	fn();
-	printf("# %s took %.1f s\n", name, (double)(ctx_now() - t0) / CTX_SEC);
-	fflush(stdout);
-}
-
 int main(int argc, char **argv)
 {
 	int64_t start;
@@ -663,8 +647,8 @@ int main(int argc, char **argv)
 	       (long long)(SLICE / CTX_MSEC));
 	printf("# rows: name,variant,value\n");
 	fflush(stdout);
-	section("rest", bench_rest);
-	section("sweep", bench_sweep);
+	bench_section("rest", bench_rest);
+	bench_section("sweep", bench_sweep);
 	printf("# checks passed: every read ended with the context's error, "
 	       "every operation returned what it had to\n");
 	printf("# run took %.1f s%s\n", (double)(ctx_now() - start) / CTX_SEC,

@@ -136,12 +136,6 @@ static int64_t round_once(bool tcp, bool hangup)
 	return w.done - t0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
-}
-
 static void bench_hangup(const struct bench *b, bool tcp, bool hangup)
 {
 	enum { MAX = 1000 };
@@ -149,7 +143,7 @@ static void bench_hangup(const struct bench *b, bool tcp, bool hangup)
 	int n = b->quick ? 50 : 400;
 	for (int i = 0; i < n; i++)
 		ns[i] = round_once(tcp, hangup);
-	qsort(ns, (size_t)n, sizeof(ns[0]), cmp_i64);
+	qsort(ns, (size_t)n, sizeof(ns[0]), bench_cmp_i64);
 	char name[96];
 	const char *what = hangup ? "hangup/ctx_with_hangup" :
 				    "hangup/ctx_read-eof";

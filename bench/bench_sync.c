@@ -386,20 +386,6 @@ static pthread_t start_thread(void *(*fn)(void *), void *arg,
 	return t;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* Nearest-rank percentile of n sorted samples. */
 static int64_t percentile(const int64_t *sorted, size_t n, int pct)
 {
@@ -410,7 +396,7 @@ static int64_t percentile(const int64_t *sorted, size_t n, int pct)
 
 static double median(double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
+	qsort(v, (size_t)n, sizeof(v[0]), bench_cmp_dbl);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
@@ -516,7 +502,7 @@ static void pingpong_rows(size_t cap, enum place pl, ctx_t *cctx,
 	for (int k = 0; k < PP_N; k++) {
 		const char *sfx = k == PP_CANCEL ? "_cancelctx" : "";
 
-		qsort(rtt[k], n, sizeof(int64_t), cmp_i64);
+		qsort(rtt[k], n, sizeof(int64_t), bench_cmp_i64);
 		p50[k] = percentile(rtt[k], n, 50);
 		p99[k] = percentile(rtt[k], n, 99);
 		snprintf(name, sizeof(name), "pingpong_cap%zu%s%s_p50", cap,

@@ -400,12 +400,6 @@ static double ns_per_op(void (*fn)(uint64_t), uint64_t n)
 	return (double)(bench_now() - t0) / (double)n;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* Enough iterations for one run to last about b->target_ns. */
 static uint64_t calibrate(const struct bench *b, void (*fn)(uint64_t))
 {
@@ -433,8 +427,8 @@ static void measure(const struct bench *b, const struct pair *p)
 		lib[r] = ns_per_op(p->lib, n);
 		plain[r] = ns_per_op(p->plain, n);
 	}
-	qsort(lib, (size_t)b->reps, sizeof(double), cmp_double);
-	qsort(plain, (size_t)b->reps, sizeof(double), cmp_double);
+	qsort(lib, (size_t)b->reps, sizeof(double), bench_cmp_dbl);
+	qsort(plain, (size_t)b->reps, sizeof(double), bench_cmp_dbl);
 	double l = lib[b->reps / 2], q = plain[b->reps / 2];
 	printf("%s,%.1f,%.1f,%.3f\n", p->name, l, q, l / q);
 	fflush(stdout);

@@ -145,28 +145,6 @@ static const long libctx_calls[] = {
 
 /* ---- statistics and rows ---------------------------------------------- */
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank: the smallest sample with at least pct% of them <= it. */
-static size_t rank(size_t n, unsigned pct)
-{
-	size_t r = (n * pct + 99) / 100;
-
-	return r ? r - 1 : 0;
-}
-
 enum role { R_REF, R_JUDGED, R_INFO };
 
 struct row {
@@ -199,17 +177,17 @@ static struct row *group_add(struct group *g, const char *variant,
 
 static void row_set_i64(struct row *r, int64_t *v, int n)
 {
-	qsort(v, (size_t)n, sizeof(*v), cmp_i64);
-	r->p50 = (double)v[rank((size_t)n, 50)];
-	r->p99 = (double)v[rank((size_t)n, 99)];
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_i64);
+	r->p50 = (double)v[bench_rank((size_t)n, 50)];
+	r->p99 = (double)v[bench_rank((size_t)n, 99)];
 	r->n = n;
 }
 
 static void row_set_dbl(struct row *r, double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof(*v), cmp_dbl);
-	r->p50 = v[rank((size_t)n, 50)];
-	r->p99 = v[rank((size_t)n, 99)];
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_dbl);
+	r->p50 = v[bench_rank((size_t)n, 50)];
+	r->p99 = v[bench_rank((size_t)n, 99)];
 	r->n = n;
 }
 
@@ -306,10 +284,7 @@ static void *wake_main(void *p)
 	bench_pin(w->cpu);
 	atomic_store(&w->tid, bench_tid());
 	for (uint32_t r = 1;; r++) {
-		uint32_t g;
-		while ((g = atomic_load_explicit(&w->go,
-						 memory_order_acquire)) < r)
-			bench_futex_wait(&w->go, g, NULL);
+		bench_await_round(&w->go, r);
 		if (w->quit)
 			break;
 		atomic_store_explicit(&w->ready, r, memory_order_release);

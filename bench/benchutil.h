@@ -349,6 +349,51 @@ static inline void bench_settle(void)
 		;
 }
 
+/* A worker's wait for round r to be started: the round word reaching r
+ * (the starter stores it and wakes the futex). */
+static inline void bench_await_round(_Atomic uint32_t *go, uint32_t r)
+{
+	uint32_t g;
+
+	while ((g = atomic_load_explicit(go, memory_order_acquire)) < r)
+		bench_futex_wait(go, g, NULL);
+}
+
+/* Run one part of a program and say how long it took. */
+static inline void bench_section(const char *name, void (*fn)(void))
+{
+	int64_t t0 = bench_now();
+
+	fn();
+	printf("# %s took %.1f s\n", name, (double)(bench_now() - t0) / 1e9);
+	fflush(stdout);
+}
+
+/* ---- statistics ---------------------------------------------------- */
+
+/* qsort comparators, and the nearest rank: the index of the smallest
+ * sample with at least pct% of the n sorted samples <= it. */
+static inline int bench_cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static inline int bench_cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static inline size_t bench_rank(size_t n, unsigned pct)
+{
+	size_t r = (n * pct + 99) / 100;
+
+	return r ? r - 1 : 0;
+}
+
 /* ---- live resources ------------------------------------------------ */
 
 /* Bytes malloc has handed out and not got back, malloc's own headers
