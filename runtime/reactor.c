@@ -267,12 +267,19 @@ static int sleep_once(struct ctx__wait *w, struct ctx__want *want)
 {
 	struct ctx__reactor *r = w->r;
 	struct pollfd none[2];
-	if (FUTEX_SLEEP && !want->nfds && !want->xfer &&
-	    w->limit == CTX__NEVER) {
+	bool futex_will_do = !want->nfds && !want->xfer &&
+			     w->limit == CTX__NEVER;
+	if (FUTEX_SLEEP && futex_will_do) {
 		sleep_futex(r);
 		return 0;
 	}
 	int e = need_wakefd(r);
+	if (e && futex_will_do) {
+		/* Under TSan with no descriptor to spare: a wait that
+		 * needs none must still work (signals are then late). */
+		sleep_futex(r);
+		return 0;
+	}
 	if (e)
 		return e;
 	if (backend()->settle)
