@@ -353,6 +353,40 @@ static ssize_t run_all(ctx_t *ctx, struct op *o)
 	return (ssize_t)done;
 }
 
+/* MSG_WAITALL means something only on a stream: a datagram socket
+ * returns one message as it is. */
+static bool is_stream(int fd)
+{
+	int type = 0;
+	socklen_t sl = sizeof(type);
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) == 0 &&
+	       type == SOCK_STREAM;
+}
+
+/*
+ * MSG_PEEK with MSG_WAITALL: wait for all len bytes and copy them without
+ * taking them.  A peek always starts at the front of the queue, so
+ * run_all's loop (go on where the last call stopped) would copy the first
+ * bytes again into the rest of the buffer.  Instead the whole peek is
+ * made again until it sees len bytes or the end of the stream.  While
+ * part of them is there the socket stays readable, so between tries the
+ * thread sleeps on the context, 50 us doubling to 5 ms; a context that
+ * ends meanwhile returns what the last peek saw (-1 if it saw nothing).
+ */
+static ssize_t peek_all(ctx_t *ctx, struct op *o)
+{
+	int64_t nap = 50 * CTX_USEC;
+	for (;;) {
+		ssize_t n = ctx__io_run(ctx, o);
+		if (n <= 0 || (size_t)n >= o->len)
+			return n;
+		if (ctx_sleep(ctx, nap))
+			return n;
+		if (nap < 5 * CTX_MSEC)
+			nap *= 2;
+	}
+}
+
 ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
 {
 	struct op o = { .fd = fd, .events = POLLIN, .how = hint(fd),
@@ -382,9 +416,9 @@ ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len, int flags)
 			.flags = flags };
 	if (flags & MSG_DONTWAIT) /* the caller asked not to wait */
 		return dontwait(ctx, &o);
-	if (flags & MSG_WAITALL) { /* the wait is ours: loop for all */
+	if ((flags & MSG_WAITALL) && is_stream(fd)) { /* ours: loop for all */
 		o.flags &= ~MSG_WAITALL;
-		return run_all(ctx, &o);
+		return flags & MSG_PEEK ? peek_all(ctx, &o) : run_all(ctx, &o);
 	}
 	return ctx__io_run(ctx, &o);
 }
@@ -705,16 +739,6 @@ static ssize_t call_sendmmsg(struct op *o)
 			o->flags | MSG_DONTWAIT);
 }
 
-/* MSG_WAITALL means something only on a stream: a datagram socket
- * returns one message as it is. */
-static bool is_stream(int fd)
-{
-	int type = 0;
-	socklen_t sl = sizeof(type);
-	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) == 0 &&
-	       type == SOCK_STREAM;
-}
-
 ssize_t ctx_recvfrom(ctx_t *ctx, int fd, void *buf, size_t len, int flags,
 		     struct sockaddr *src, socklen_t *srclen)
 {
@@ -725,7 +749,7 @@ ssize_t ctx_recvfrom(ctx_t *ctx, int fd, void *buf, size_t len, int flags,
 		return dontwait(ctx, &o);
 	if ((flags & MSG_WAITALL) && is_stream(fd)) {
 		o.flags &= ~MSG_WAITALL;
-		return run_all(ctx, &o);
+		return flags & MSG_PEEK ? peek_all(ctx, &o) : run_all(ctx, &o);
 	}
 	return ctx__io_run(ctx, &o);
 }
@@ -764,7 +788,7 @@ static ssize_t msg_op(ctx_t *ctx, int fd, struct msghdr *msg, int flags,
 		return run_allv(ctx, &o);
 	if ((flags & MSG_WAITALL) && is_stream(fd)) {
 		o.flags &= ~MSG_WAITALL;
-		return run_allv(ctx, &o);
+		return flags & MSG_PEEK ? peek_all(ctx, &o) : run_allv(ctx, &o);
 	}
 	return ctx__io_run(ctx, &o);
 }

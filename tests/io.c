@@ -1006,6 +1006,44 @@ START_TEST(test_recv_waitall)
 }
 END_TEST
 
+/* MSG_PEEK with MSG_WAITALL: all of the message, late half included, is
+ * copied without being taken, once (no byte twice), and a plain recv
+ * then takes the same bytes; a cancel with half there returns the half
+ * it saw. */
+START_TEST(test_recv_peek_waitall)
+{
+	struct pair p;
+	struct feeder f;
+	struct tu_canceller k;
+	char buf[16] = { 0 };
+	ctx_t *c = ctx_with_timeout(ctx_background(), BOUND);
+	ctx_t *d = ctx_with_cancel(ctx_background());
+
+	open_pair(&p, _i);
+	put(p.feed, msg, 4);
+	feed_after(&f, p.feed, msg + 4, MSG_LEN - 4, SHORT);
+	ssize_t n = ctx_recv(c, p.rd, buf, MSG_LEN, MSG_PEEK | MSG_WAITALL);
+	feeder_join(&f);
+	assert_moved(n, MSG_LEN, _i);
+	ck_assert_str_eq(buf, msg);
+	memset(buf, 0, sizeof(buf));
+	assert_moved(ctx_recv(c, p.rd, buf, MSG_LEN, MSG_WAITALL), MSG_LEN, _i);
+	ck_assert_str_eq(buf, msg);
+
+	memset(buf, 0, sizeof(buf));
+	put(p.feed, msg, 4);
+	tu_must_cancel_after(&k, d, SHORT);
+	n = ctx_recv(d, p.rd, buf, MSG_LEN, MSG_PEEK | MSG_WAITALL);
+	tu_canceller_join(&k);
+	assert_moved(n, 4, _i);
+	ck_assert_mem_eq(buf, msg, 4);
+	assert_moved(ctx_recv(c, p.rd, buf, sizeof(buf), MSG_DONTWAIT), 4, _i);
+	ctx_release(d);
+	ctx_release(c);
+	close_pair(&p);
+}
+END_TEST
+
 START_TEST(test_send_ready)
 {
 	struct pair p;
@@ -2032,6 +2070,7 @@ Suite *suite_io(void)
 	tcase_add_loop_test(tc, test_recv_dontwait, 0, N_SOCK_KINDS);
 	tcase_add_loop_test(tc, test_recv_eof, 0, N_SOCK_KINDS);
 	tcase_add_loop_test(tc, test_recv_waitall, 0, N_SOCK_KINDS);
+	tcase_add_loop_test(tc, test_recv_peek_waitall, 0, N_SOCK_KINDS);
 	tcase_add_loop_test(tc, test_send_ready, 0, N_SOCK_KINDS);
 	tcase_add_loop_test(tc, test_send_cancel, 0, N_SOCK_KINDS);
 	tcase_add_loop_test(tc, test_send_deadline, 0, N_SOCK_KINDS);
