@@ -885,10 +885,7 @@ static void *fan_main(void *p)
 
 	atomic_store(&me->tid, bench_tid());
 	for (uint32_t r = 1;; r++) {
-		uint32_t g;
-		while ((g = atomic_load_explicit(&f->gen,
-						 memory_order_acquire)) < r)
-			bench_futex_wait(&f->gen, g, NULL);
+		bench_await_round(&f->gen, r);
 		if (f->quit)
 			break;
 		int64_t t1 = 0;

@@ -57,7 +57,7 @@ endif
 # what it needs was not built or is not installed.
 EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh tests/fetch.sh
 TESTS += $(EXAMPLE_TESTS)
-EXTRA_DIST += $(EXAMPLE_TESTS) \
+EXTRA_DIST += $(EXAMPLE_TESTS) tests/tap.sh \
 	examples/README examples/bench-httpd.sh examples/bench-httpd.lua
 
 # Load: wrk against httpd's /fast (`make bench-httpd`; needs wrk).

@@ -232,13 +232,21 @@ void ctx_cancel(ctx_t *c)
  * watching) takes the full cancel.  About a fifth of a WithCancel +
  * release pair (callgrind).
  */
+static bool alone(ctx_t *c)
+{
+	return atomic_load_explicit(&c->refs, memory_order_acquire) == 1 &&
+	       !c->c.links && c->done_fd < 0;
+}
+
+/* alone() is asked again after the detach: until then an ancestor's
+ * cancel could still take a reference to c. */
 static bool release_alone(ctx_t *c)
 {
-	if (!c || c->kind != CTX__CANCEL || c->deadline != CTX__NEVER)
+	if (!c || c->kind != CTX__CANCEL || c->deadline != CTX__NEVER ||
+	    !alone(c))
 		return false;
 	detach(c);
-	if (atomic_load_explicit(&c->refs, memory_order_acquire) != 1 ||
-	    c->c.links || c->done_fd >= 0)
+	if (!alone(c))
 		return false;
 	c->cause = CTX_CANCELED;
 	atomic_store_explicit(&c->err, CTX_CANCELED, memory_order_relaxed);
@@ -273,14 +281,11 @@ static void expire(ctx_t *n)
 	}
 }
 
-int ctx__check(ctx_t *n)
+/* A live node with a deadline: is it past? */
+int ctx__check_deadline(ctx_t *n)
 {
-	if (!n)
+	if (ctx__surely_before(n->deadline) || ctx_now() < n->deadline)
 		return 0;
-	int e = atomic_load_explicit(&n->err, memory_order_acquire);
-	if (e || n->deadline == CTX__NEVER || ctx__surely_before(n->deadline) ||
-	    ctx_now() < n->deadline)
-		return e;
 	expire(n);
 	return atomic_load_explicit(&n->err, memory_order_acquire);
 }
@@ -468,12 +473,7 @@ int ctx_err(ctx_t *c)
 	if (!c)
 		return EINVAL;
 	CHECK(c);
-	ctx_t *n = ctx__node(c);
-	if (!n)
-		return 0;
-	/* Done, or no deadline to look at: the answer without a call. */
-	int e = atomic_load_explicit(&n->err, memory_order_acquire);
-	return e || n->deadline == CTX__NEVER ? e : ctx__check(n);
+	return ctx__check(ctx__node(c));
 }
 
 int ctx_cause(ctx_t *c)

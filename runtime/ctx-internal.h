@@ -132,7 +132,16 @@ void ctx__cancel(ctx_t *c, int err, int cause);
 /* As ctx__cancel, with words (m may be NULL; the call takes no
  * reference of the caller's). */
 void ctx__cancel_msg(ctx_t *c, int err, int cause, struct ctx__msg *m);
-int ctx__check(ctx_t *n); /* ctx_err for a cancel node; n may be NULL */
+int ctx__check_deadline(ctx_t *n); /* ctx__check's slow part */
+/* ctx_err for a cancel node (n may be NULL): done, or no deadline to
+ * look at, is answered here without a call. */
+static inline int ctx__check(ctx_t *n)
+{
+	if (!n)
+		return 0;
+	int e = atomic_load_explicit(&n->err, memory_order_acquire);
+	return e || n->deadline == CTX__NEVER ? e : ctx__check_deadline(n);
+}
 /* Add l to node n's list.  Returns 0, or n's error if n is already done
  * (l is then not added and not fired). */
 int ctx__link_add(ctx_t *n, struct ctx__link *l);

@@ -307,16 +307,6 @@ static int xfer_start(struct ctx__wait *w, struct ctx__xfer *x)
 }
 
 /*
- * The wait of every blocking call: until what `want` names happens (a
- * descriptor is ready, the transfer completed, or -- want->wakes -- a
- * wake-up came), the context ends, or want->deadline passes.  Returns
- *   CTX__READY     what was wanted happened (want->ready, xfer->done),
- *   CTX__EXPIRED   want->deadline, the call's own, passed,
- *   CTX__BLOCKING  a transfer was asked of a backend that has none,
- *   the context's error, or an errno value (EMFILE, ENOMEM, ...).
- * EINTR never comes out: a signal only makes the loop look again.
- */
-/*
  * A wait for nothing but the context, which has no deadline: sleep on the
  * node's err word itself.  The flag, set under the node's lock, tells
  * mark() (context.c) to wake every such sleeper with one futex call after
@@ -348,6 +338,16 @@ static int node_wait(ctx_t *n)
 	return e;
 }
 
+/*
+ * The wait of every blocking call: until what `want` names happens (a
+ * descriptor is ready, the transfer completed, or -- want->wakes -- a
+ * wake-up came), the context ends, or want->deadline passes.  Returns
+ *   CTX__READY     what was wanted happened (want->ready, xfer->done),
+ *   CTX__EXPIRED   want->deadline, the call's own, passed,
+ *   CTX__BLOCKING  a transfer was asked of a backend that has none,
+ *   the context's error, or an errno value (EMFILE, ENOMEM, ...).
+ * EINTR never comes out: a signal only makes the loop look again.
+ */
 int ctx__wait_for(ctx_t *ctx, struct ctx__want *want)
 {
 	ctx_t *n = ctx__node(ctx);

@@ -2,6 +2,7 @@
 # Run the simple examples and check what they print (and how fast).
 # Run by `make check` from the build directory; about 6 s.
 set -euo pipefail
+. "$(dirname "$0")/tap.sh"
 
 ex=${EXAMPLES:-examples}
 for p in workers timeout propagation waitgroup foreign_loop workqueue runjobs; do
@@ -20,20 +21,8 @@ cleanup() {
 trap cleanup EXIT
 
 fail=0
-check() {
-	local what=$1
-	shift
-	if "$@"; then
-		echo "ok - $what"
-	else
-		echo "not ok - $what"
-		fail=1
-	fi
-}
 has() { grep -qF -- "$1" "$out"; }
 hasnt() { ! grep -qF -- "$1" "$out"; }
-between() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # run LIMIT_S PROGRAM ARGS...: its output in $out, exit status in $rc,
 # wall time in $ms; never longer than LIMIT_S.

@@ -19,10 +19,8 @@ if [ ! -x "$ex/httpd" ] && [ -z "$PY" ]; then
 	echo "SKIP: neither examples/httpd (no http-parser) nor python3 to serve"
 	exit 77
 fi
-# Sanitizer builds run slower: 3x on the upper time bounds, as httpd.sh.
-slack=1
-if grep -q '^CFLAGS = .*-fsanitize' Makefile 2>/dev/null; then slack=3; fi
-within() { between "$1" 0 $(( ($2 + 1) * slack - 1 )); }
+# check, now_ms, between, and within (3x slack in sanitizer builds).
+. "$(dirname "$0")/tap.sh"
 
 tmp=$(mktemp -d)
 pids=()
@@ -36,18 +34,6 @@ cleanup() {
 trap cleanup EXIT
 
 fail=0
-check() {
-	local what=$1
-	shift
-	if "$@"; then
-		echo "ok - $what"
-	else
-		echo "not ok - $what"
-		fail=1
-	fi
-}
-between() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 wait_count() { # FILE PATTERN N: poll until PATTERN is on N lines (5 s)
 	local i
 	for i in $(seq 100); do

@@ -16,12 +16,8 @@ if [ -z "$CURL" ]; then
 	echo "SKIP: curl not found"
 	exit 77
 fi
-# A sanitizer build runs several times slower, and its exit is slow too:
-# there the time bounds below get 3x slack (a plain build keeps the
-# bounds the issues set).
-slack=1
-if grep -q '^CFLAGS = .*-fsanitize' Makefile 2>/dev/null; then slack=3; fi
-within() { between "$1" 0 $(( ($2 + 1) * slack - 1 )); }
+# check, now_ms, between, and within (3x slack in sanitizer builds).
+. "$(dirname "$0")/tap.sh"
 # Room for 200 slowloris connections on both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 
@@ -38,18 +34,6 @@ cleanup() {
 trap cleanup EXIT
 
 fail=0
-check() {
-	local what=$1
-	shift
-	if "$@"; then
-		echo "ok - $what"
-	else
-		echo "not ok - $what"
-		fail=1
-	fi
-}
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-between() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 # Seconds as curl prints them, compared as milliseconds.
 sec_ms() { awk -v s="$1" 'BEGIN { printf "%d", s * 1000 }'; }
 
