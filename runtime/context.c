@@ -238,12 +238,20 @@ static bool alone(ctx_t *c)
 	       !c->c.links && c->done_fd < 0;
 }
 
-/* alone() is asked again after the detach: until then an ancestor's
- * cancel could still take a reference to c. */
+/*
+ * Before the detach only the count and the done fd are asked: until then
+ * an ancestor's cancel can take a reference to c and run mark() on it,
+ * which rewrites the links under c's lock, so reading them here would
+ * race.  After the detach no walk can reach c; a cancel already under way
+ * holds a reference until its mark() is done, so a count of one (read
+ * with acquire, against that cancel's acq_rel unref) means the links are
+ * settled and may be read.
+ */
 static bool release_alone(ctx_t *c)
 {
 	if (!c || c->kind != CTX__CANCEL || c->deadline != CTX__NEVER ||
-	    !alone(c))
+	    atomic_load_explicit(&c->refs, memory_order_acquire) != 1 ||
+	    c->done_fd >= 0)
 		return false;
 	detach(c);
 	if (!alone(c))

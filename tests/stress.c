@@ -2695,6 +2695,108 @@ START_TEST(test_chan_late_wake)
 }
 END_TEST
 
+/* ---- releases racing a cancel ------------------------------------------- */
+
+/*
+ * Workers make and release children of a shared parent as fast as they
+ * can while the test thread cancels the parent and puts up a new one.  A
+ * release that finds its child alone takes a short path (no lock of its
+ * own, no walk), and the parent's cancel may be marking that child at the
+ * same moment: ThreadSanitizer sees any access the two do not order, and
+ * every child made under a parent that was already done must itself be
+ * done, with the parent's cause.
+ */
+#define RR_WORKERS 3
+#define RR_MS 300
+#define RR_CAUSE 4242
+
+struct rr {
+	pthread_mutex_t mu;
+	ctx_t *parent; /* the current one, with a reference for each taker */
+	_Atomic bool stop;
+	_Atomic long made, done_born;
+};
+
+static ctx_t *rr_take(struct rr *r)
+{
+	pthread_mutex_lock(&r->mu);
+	ctx_t *p = ctx_ref(r->parent);
+	pthread_mutex_unlock(&r->mu);
+	return p;
+}
+
+static void *rr_main(void *arg)
+{
+	struct rr *r = arg;
+	unsigned n = 0;
+	while (!atomic_load(&r->stop)) {
+		ctx_t *p = rr_take(r);
+		bool was_done = ctx_err(p) != 0;
+		ctx_t *c = ctx_with_cancel(p);
+		ctx_t *g = n % 3 == 0 ? ctx_with_cancel(c) : NULL;
+		if (!c) {
+			failf("ctx_with_cancel: NULL");
+		} else if (was_done) {
+			atomic_fetch_add(&r->done_born, 1);
+			if (ctx_err(c) != CTX_CANCELED ||
+			    ctx_cause(c) != RR_CAUSE)
+				failf("child of a done parent: err %d cause %d",
+				      ctx_err(c), ctx_cause(c));
+		}
+		/* Children released first, last, or with the parent between. */
+		if (n % 2)
+			ctx_release(g);
+		ctx_release(c);
+		if (!(n % 2))
+			ctx_release(g);
+		ctx_unref(p); /* a release would cancel the shared parent */
+		atomic_fetch_add(&r->made, 1);
+		n++;
+	}
+	return NULL;
+}
+
+START_TEST(test_release_race)
+{
+	struct rr r = { .mu = PTHREAD_MUTEX_INITIALIZER,
+			.parent = ctx_with_cancel(ctx_background()) };
+	pthread_t th[RR_WORKERS];
+
+	reset_failures();
+	ck_assert_ptr_nonnull(r.parent);
+	for (int i = 0; i < RR_WORKERS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, rr_main, &r), 0);
+	int64_t end = ctx_now() + RR_MS * CTX_MSEC;
+	long rounds = 0;
+	while (ctx_now() < end) {
+		ctx_t *fresh = ctx_with_cancel(ctx_background());
+		ck_assert_ptr_nonnull(fresh);
+		ctx_cancel_cause(r.parent, RR_CAUSE);
+		/* Leave the done parent up a moment, so that some children
+		 * are born under it. */
+		for (int i = 0; i < 50; i++)
+			cpu_relax();
+		pthread_mutex_lock(&r.mu);
+		ctx_t *old = r.parent;
+		r.parent = fresh;
+		pthread_mutex_unlock(&r.mu);
+		ctx_release(old);
+		rounds++;
+	}
+	atomic_store(&r.stop, true);
+	for (int i = 0; i < RR_WORKERS; i++)
+		pthread_join(th[i], NULL);
+	ctx_release(r.parent);
+	if (getenv("STRESS_VERBOSE"))
+		fprintf(stderr, "stress: release race: %ld children, %ld born "
+			"done, %ld cancels\n", atomic_load(&r.made),
+			atomic_load(&r.done_born), rounds);
+	assert_no_failure();
+	ck_assert_int_gt(atomic_load(&r.made), 0);
+	ck_assert_int_gt(rounds, 0);
+}
+END_TEST
+
 /* ---- the suite -------------------------------------------------------- */
 
 
@@ -2714,6 +2816,9 @@ Suite *suite_stress(void)
 
 	tc = tu_tcase(s, "late_wake", 60);
 	tcase_add_test(tc, test_chan_late_wake);
+
+	tc = tu_tcase(s, "release_race", 60);
+	tcase_add_test(tc, test_release_race);
 
 	return s;
 }
