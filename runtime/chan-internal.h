@@ -17,7 +17,6 @@
 
 struct ctx__sel {
 	_Atomic int chosen;  /* -1 until a case is decided */
-	ctx_t *inner;        /* selects with descriptors: cancelled on a win */
 };
 
 struct ctx__chan_waiter {

@@ -71,11 +71,8 @@ static struct ctx__waitq_node *pop_claim(struct ctx__waitq *q)
 		if (!cw->sel)
 			return n;
 		if (atomic_compare_exchange_strong(&cw->sel->chosen, &free_,
-						   cw->idx)) {
-			if (cw->sel->inner) /* its wait polls descriptors */
-				ctx_cancel(cw->sel->inner);
+						   cw->idx))
 			return n;
-		}
 	}
 	return NULL;
 }

@@ -15,21 +15,20 @@
  *    it wins the compare-and-swap of `chosen` (chan-internal.h), so at
  *    most one channel case ever completes.  Context cases hang a link on
  *    their context that wakes this thread.
- * 3. Wait, with the thread's reactor (no descriptor: a futex, or the
- *    thread's timer for a timeout) when there are only channels and
- *    contexts, or with ctx_poll when there are descriptors.  The select
- *    decides a descriptor, a context case or its own end by the same
+ * 3. Wait in the reactor's one loop for a wake-up, a ready descriptor
+ *    of the cases, the select's context or its timeout.  Peers and
+ *    context cases wake the thread; with no descriptor cases the sleep
+ *    is the reactor's futex (or its timer), so a select over channels
+ *    and contexts makes no descriptor.  The select decides a
+ *    descriptor, a context case or its own end by the same
  *    compare-and-swap; when it loses, the peer's case is the result,
  *    since its element has moved.
  * 4. Leave: every node still queued is taken off, the links come off.
  *
- * Descriptor cases wait in ctx_poll on a child context of ctx (`inner`)
- * that peers and context cases cancel when they decide the select: today's
- * ctx__wait_poll counts a plain reactor wake-up as stale, so a wake-up
- * must look like the context's end to reach it.  That costs the child
- * context (a malloc) per blocking select with descriptors; wait_fds() is
- * the one function to change once the reactor offers a poll that returns
- * on any wake-up (see the report of issue 13).
+ * The thread's wake-up token is taken before anything can wake it: by
+ * the first channel node queued, or in block() before the context cases
+ * are linked, so a case decided between a look and the sleep is never
+ * slept through.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -265,8 +264,6 @@ static void done_fire(struct ctx__link *l)
 	struct sel_state *st = ((struct done_link *)l)->st;
 	struct ctx__reactor *r = st->r;
 	ctx__reactor_hold(r);
-	if (st->sel.inner)
-		ctx_cancel(st->sel.inner);
 	ctx__link_done(l);
 	ctx__reactor_wake(r);
 	ctx__reactor_release(r);
@@ -341,9 +338,9 @@ static int64_t wake_at(struct sel_state *st, int64_t deadline)
 	return at;
 }
 
-/* No descriptors: the reactor's futex or timer.  The winner, or -1 with
- * *err the select's own end. */
-static int wait_plain(struct sel_state *st, ctx_t *ctx, int64_t deadline,
+/* Until a case is decided or the select ends.  The winner, or the
+ * select's own decision with *err its error. */
+static int wait_cases(struct sel_state *st, ctx_t *ctx, int64_t deadline,
 		      int *err)
 {
 	int64_t at = wake_at(st, deadline);
@@ -351,7 +348,12 @@ static int wait_plain(struct sel_state *st, ctx_t *ctx, int64_t deadline,
 		int got = ready_other(st, false);
 		if (got >= 0)
 			return got;
-		int e = ctx__wait_fd(ctx, -1, 0, at);
+		struct ctx__want want = { .fds = st->pfds, .nfds = st->npfd,
+					  .wakes = true, .deadline = at };
+		int e = ctx__wait_for(ctx, &want);
+		if (e == CTX__READY && want.ready &&
+		    (got = ready_other(st, true)) >= 0)
+			return got;
 		if (e == CTX__EXPIRED && at < deadline) {
 			at = deadline; /* a context case's: look at it */
 		} else if (e != CTX__READY) {
@@ -363,57 +365,23 @@ static int wait_plain(struct sel_state *st, ctx_t *ctx, int64_t deadline,
 	}
 }
 
-/* Descriptors: ctx_poll on the inner context, which a peer or a context
- * case cancels when it decides the select. */
-static int wait_fds(struct sel_state *st, ctx_t *ctx, int64_t deadline,
-		    int *err)
-{
-	int64_t at = wake_at(st, deadline);
-	for (;;) {
-		int got = ready_other(st, false);
-		if (got >= 0)
-			return got;
-		int64_t now = ctx_now();
-		if (deadline != CTX__NEVER && now >= deadline) {
-			*err = EAGAIN;
-			return decide(st, (int)st->n);
-		}
-		if (at <= now)
-			at = deadline; /* a context case's: looked at above */
-		int64_t left = at == CTX__NEVER ? -1 : at - now;
-		int k = ctx_poll(st->sel.inner, st->pfds, st->npfd, left);
-		int e = k < 0 ? errno : 0;
-		if (k > 0 && (got = ready_other(st, true)) >= 0)
-			return got;
-		if ((e && e != CTX_CANCELED) || (e = ctx_err(ctx))) {
-			*err = e;
-			return decide(st, (int)st->n);
-		}
-	}
-}
-
 static int block(struct sel_state *st, ctx_t *ctx, int64_t deadline,
 		 int *err)
 {
-	if (st->npfd && !(st->sel.inner = ctx_with_cancel(ctx))) {
-		*err = errno;
-		return -1;
-	}
 	collect_chans(st);
 	st->r = ctx__reactor_self();
 	int got = try_or_queue(st);
 	if (got < 0) {
+		ctx__reactor_prepare(st->r); /* if no channel node took it */
 		link_dones(st);
-		got = st->npfd ? wait_fds(st, ctx, deadline, err) :
-				 wait_plain(st, ctx, deadline, err);
+		got = wait_cases(st, ctx, deadline, err);
 		unlink_dones(st);
 		dequeue_all(st, got);
 		if (got >= 0 && (size_t)got < st->n)
 			finish_other(st, got);
-		/* the token ctx__waitq_push took is spent */
-		ctx__reactor_unprepare(st->r);
 	}
-	ctx_release(st->sel.inner);
+	/* the token ctx__waitq_push or the prepare took is spent */
+	ctx__reactor_unprepare(st->r);
 	return (size_t)got < st->n ? got : -1;
 }
 
@@ -467,23 +435,25 @@ int ctx_select(ctx_t *ctx, struct ctx_case *cases, size_t n, int64_t timeout)
 		errno = e;
 		return -1;
 	}
+	/* pfds has room for the two entries the backend adds (backend.h). */
 	if (n <= SMALL) {
 		struct slot slots[SMALL];
-		struct pollfd pfds[SMALL];
+		struct pollfd pfds[SMALL + 2];
 		ctx_chan_t *chans[SMALL];
 		return run(ctx, cases, n, timeout, slots, pfds, chans);
 	}
-	size_t each = sizeof(struct slot) + sizeof(struct pollfd) +
-		      sizeof(ctx_chan_t *);
-	char *mem = n > SIZE_MAX / each ? NULL : ctx__malloc(n * each);
+	size_t each = sizeof(struct slot) + sizeof(ctx_chan_t *) +
+		      sizeof(struct pollfd);
+	char *mem = n > SIZE_MAX / each - 2 ? NULL :
+		    ctx__malloc((n + 2) * each);
 	if (!mem) {
 		errno = ENOMEM;
 		return -1;
 	}
-	int got = run(ctx, cases, n, timeout, (struct slot *)mem,
-		      (struct pollfd *)(mem + n * sizeof(struct slot)),
-		      (ctx_chan_t **)(mem + n * (sizeof(struct slot) +
-						 sizeof(struct pollfd))));
+	struct slot *slots = (struct slot *)(void *)mem;
+	ctx_chan_t **chans = (ctx_chan_t **)(void *)(slots + n);
+	struct pollfd *pfds = (struct pollfd *)(void *)(chans + n);
+	int got = run(ctx, cases, n, timeout, slots, pfds, chans);
 	e = errno;
 	free(mem);
 	errno = e;

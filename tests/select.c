@@ -3,8 +3,9 @@
  * (timeout 0), uniform choice among ready cases, nil channels and
  * negative descriptors never ready, closed channels ready with EPIPE,
  * descriptor and context cases, a wake-up by a peer, no descriptor made
- * for channels only, and two selectors racing over shared channels with
- * timeouts in between: every element received exactly once.
+ * for channels only, two selectors racing over shared channels with
+ * timeouts in between (every element received exactly once), and
+ * context cases ended as the select parks.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -495,6 +496,59 @@ START_TEST(test_select_done_deadline)
 }
 END_TEST
 
+/*
+ * A context case ended at about the moment the select parks: the wake-up
+ * must reach it however the two interleave (before its look, between the
+ * look and the sleep, or during the sleep).  A lost one would sit out the
+ * 5 s timeout.  Loop 1 adds a descriptor case that never gets ready.
+ */
+struct canceller {
+	pthread_t t;
+	ctx_t *c;
+	int spins;
+};
+
+static void *canceller_main(void *p)
+{
+	struct canceller *k = p;
+	for (volatile int i = 0; i < k->spins; i++)
+		;
+	ctx_cancel(k->c);
+	return NULL;
+}
+
+START_TEST(test_select_done_race)
+{
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	int64_t end = ctx_now() + 500 * CTX_MSEC;
+	int rounds = 0;
+	for (; rounds < 2000 && ctx_now() < end; rounds++) {
+		struct canceller k = { .c = ctx_with_cancel(ctx_background()),
+				       .spins = (rounds * 7919) % 60000 };
+		ck_assert_ptr_nonnull(k.c);
+		struct ctx_case cs[2] = {
+			{ .kind = CTX_CASE_DONE, .done = k.c, .fd = -1 },
+			{ .kind = CTX_CASE_FD, .fd = fds[0], .events = POLLIN },
+		};
+		ck_assert_int_eq(pthread_create(&k.t, NULL, canceller_main, &k),
+				 0);
+		int64_t t0 = ctx_now();
+		int got = ctx_select(ctx_background(), cs, (size_t)1 + (size_t)_i,
+				     5 * CTX_SEC);
+		double ms = tu_ms_since(t0);
+		pthread_join(k.t, NULL);
+		ck_assert_int_eq(got, 0);
+		ck_assert_int_eq(cs[0].result, CTX_CANCELED);
+		ck_assert_double_lt(ms, 3000.0);
+		ctx_release(k.c);
+	}
+	ck_assert_int_gt(rounds, 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+END_TEST
+
 Suite *suite_select(void)
 {
 	Suite *s = suite_create("select");
@@ -513,5 +567,6 @@ Suite *suite_select(void)
 	tc = tu_tcase(s, "race", 240);
 	tcase_add_test(tc, test_select_race);
 	tcase_add_test(tc, test_select_pairs);
+	tcase_add_loop_test(tc, test_select_done_race, 0, 2);
 	return s;
 }
