@@ -186,14 +186,25 @@ static bool tracked(ctx_t *c)
 	return false;
 }
 
-/* "<chain> created at <file>:<line>", after prefix, before suffix. */
+/* "<file>:<line>", or "(unknown)" for a node or thread made without a
+ * site (called through a pointer): its line is whatever was left. */
+static const char *site_text(char *buf, size_t len, const char *file,
+			     int line)
+{
+	if (!file)
+		return "(unknown)";
+	snprintf(buf, len, "%s:%d", file, line);
+	return buf;
+}
+
+/* "<chain> created at <site>", after prefix, before suffix. */
 static void print_node(const char *prefix, struct site_hdr *h,
 		       const char *suffix)
 {
-	char text[256];
+	char text[256], at[512];
 	ctx_format((ctx_t *)(h + 1), text, sizeof(text));
-	fprintf(stderr, "%s%s created at %s:%d%s\n", prefix, text,
-		h->file ? h->file : "(unknown)", h->line, suffix);
+	fprintf(stderr, "%s%s created at %s%s\n", prefix, text,
+		site_text(at, sizeof(at), h->file, h->line), suffix);
 }
 
 static unsigned report_contexts(void)
@@ -215,10 +226,11 @@ static unsigned report_contexts(void)
 static unsigned report_threads(void)
 {
 	unsigned n = 0;
+	char at[512];
 	for (struct ctx__track *t = live_threads; t; t = t->next, n++)
-		fprintf(stderr, "libctx: leak: thread handle created at %s:%d "
+		fprintf(stderr, "libctx: leak: thread handle created at %s "
 			"was never joined or detached\n",
-			t->file ? t->file : "(unknown)", t->line);
+			site_text(at, sizeof(at), t->file, t->line));
 	return n;
 }
 

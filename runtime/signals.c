@@ -203,6 +203,7 @@ static int start(struct sig_ctx *s)
 ctx_t *ctx_with_signals(ctx_t *parent, const sigset_t *signals)
 {
 	if (!signals) {
+		ctx__site_drop(); /* so that no later call takes it */
 		errno = EINVAL;
 		return NULL;
 	}

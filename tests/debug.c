@@ -2,7 +2,8 @@
  * CTX_DEBUG=leaks: a program that never releases a context, or never
  * joins a thread, hears about it at exit, with the file and line that
  * created it; released contexts a leaked one keeps alive are listed
- * under it, not as leaks of their own.
+ * under it, not as leaks of their own; a constructor that refuses its
+ * arguments leaves no site for the next one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +46,22 @@ START_TEST(test_leaks_reported_with_site)
 	ck_assert_msg(strstr(out, ".WithDeadline("), "no chain in:\n%s", out);
 	ck_assert_msg(!strstr(out, "leaky.c:12"),
 		      "a released context was reported:\n%s", out);
-	ck_assert_msg(strstr(out, "1 context never released"),
+	ck_assert_msg(strstr(out, "2 contexts never released"),
 		      "no count in:\n%s", out);
+}
+END_TEST
+
+/* A refused constructor drops the site its macro recorded, so the next
+ * context made without a site does not inherit it. */
+START_TEST(test_refused_constructor_drops_site)
+{
+	const char *out = run_leaky("leaks");
+	ck_assert_msg(!strstr(out, "leaky.c:26"),
+		      "a refused ctx_with_signals left its site:\n%s", out);
+	ck_assert_msg(strstr(out, "context.Background.WithCancel created at "
+			     "(unknown) was never released"),
+		      "no report for the context made through a pointer:\n%s",
+		      out);
 }
 END_TEST
 
@@ -76,6 +91,7 @@ Suite *suite_debug(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_leaks_reported_with_site);
 	tcase_add_test(tc, test_thread_leaks_reported_with_site);
+	tcase_add_test(tc, test_refused_constructor_drops_site);
 	tcase_add_test(tc, test_silent_without_debug);
 	suite_add_tcase(s, tc);
 	return s;
