@@ -28,12 +28,6 @@
 /* ---- helpers --------------------------------------------------------- */
 
 
-static void spin(uint32_t n)
-{
-	for (volatile uint32_t i = 0; i < n; i++)
-		;
-}
-
 /* What an after-func saw when it ran.  The fields are written before
  * the run count, so a reader that sees the count sees them too. */
 struct rec {
@@ -282,7 +276,7 @@ static void *stop_race_canceller(void *p)
 	struct stop_race *s = p;
 
 	for (int r = 1; await(&s->round, r, &s->quit); r++) {
-		spin(atomic_load(&s->spins));
+		tu_spin(atomic_load(&s->spins));
 		ctx_cancel(atomic_load(&s->c));
 		atomic_store(&s->finished, r);
 	}
@@ -316,7 +310,7 @@ START_TEST(test_after_race_stop)
 		atomic_store(&s.c, c);
 		atomic_store(&s.spins, tu_rand(&seed) % 1500);
 		atomic_store(&s.round, i + 1);
-		spin(tu_rand(&seed) % 1500);
+		tu_spin(tu_rand(&seed) % 1500);
 		stopped[i] = ctx_after_stop(a);
 		n_stopped += stopped[i];
 		await(&s.finished, i + 1, NULL);

@@ -73,12 +73,6 @@ static struct elem sentinel(void)
 /* ---- helpers --------------------------------------------------------- */
 
 
-static void spin(uint32_t n)
-{
-	for (volatile uint32_t i = 0; i < n; i++)
-		;
-}
-
 static ctx_chan_t *chan(size_t cap)
 {
 	ctx_chan_t *ch = ctx_chan_new(sizeof(struct elem), cap);
@@ -850,7 +844,7 @@ static void *handoff_receiver(void *p)
 	struct elem e;
 
 	for (;;) {
-		spin(tu_rand(&seed) % 100000);
+		tu_spin(tu_rand(&seed) % 100000);
 		if ((h->err = ctx_chan_recv(ctx_background(), h->ch, &e)))
 			return NULL;
 		if (!elem_ok(&e) || e.seq >= (uint64_t)h->n)
@@ -858,21 +852,6 @@ static void *handoff_receiver(void *p)
 		else
 			h->got[e.seq]++;
 	}
-}
-
-struct spin_canceller {
-	pthread_t tid;
-	ctx_t *c;
-	uint32_t spins;
-};
-
-static void *spin_cancel_main(void *p)
-{
-	struct spin_canceller *k = p;
-
-	spin(k->spins);
-	ctx_cancel(k->c);
-	return NULL;
 }
 
 START_TEST(test_chan_race_cancel_send)
@@ -888,17 +867,14 @@ START_TEST(test_chan_race_cancel_send)
 	ck_assert_int_eq(pthread_create(&h.tid, NULL, handoff_receiver, &h),
 			 0);
 	for (int i = 0; i < n; i++) {
-		struct spin_canceller k = {
-			.c = ctx_with_cancel(ctx_background()),
-			.spins = tu_rand(&seed) % 100000,
-		};
+		ctx_t *c = ctx_with_cancel(ctx_background());
+		struct tu_canceller k;
 		struct elem e = mk(0, (uint64_t)i);
 		int r;
 
-		ck_assert_ptr_nonnull(k.c);
-		ck_assert_int_eq(pthread_create(&k.tid, NULL, spin_cancel_main,
-						&k), 0);
-		r = ctx_chan_send(k.c, h.ch, &e);
+		ck_assert_ptr_nonnull(c);
+		tu_cancel_after_spin(&k, c, tu_rand(&seed) % 100000);
+		r = ctx_chan_send(c, h.ch, &e);
 		ck_assert_msg(r == 0 || r == CTX_CANCELED, "#%d: send %d", i,
 			      r);
 		sent[i] = r == 0;
@@ -906,8 +882,8 @@ START_TEST(test_chan_race_cancel_send)
 			delivered++;
 		else
 			cancelled++;
-		ck_assert_int_eq(pthread_join(k.tid, NULL), 0);
-		ctx_release(k.c);
+		tu_canceller_join(&k);
+		ctx_release(c);
 	}
 	ctx_chan_close(h.ch);
 	ck_assert_int_eq(pthread_join(h.tid, NULL), 0);

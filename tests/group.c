@@ -27,12 +27,6 @@
 /* ---- helpers --------------------------------------------------------- */
 
 
-static void spin(uint32_t n)
-{
-	for (volatile uint32_t i = 0; i < n; i++)
-		;
-}
-
 /* A group function that records its context, sleeps on it (cancellably)
  * for `delay`, then returns `ret`. */
 struct job {
@@ -238,7 +232,7 @@ static int racing_error_fn(ctx_t *ctx, void *arg)
 	struct racing_error *r = arg;
 
 	(void)ctx;
-	spin(r->spins);
+	tu_spin(r->spins);
 	return r->ret;
 }
 

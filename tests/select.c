@@ -502,21 +502,6 @@ END_TEST
  * look and the sleep, or during the sleep).  A lost one would sit out the
  * 5 s timeout.  Loop 1 adds a descriptor case that never gets ready.
  */
-struct canceller {
-	pthread_t t;
-	ctx_t *c;
-	int spins;
-};
-
-static void *canceller_main(void *p)
-{
-	struct canceller *k = p;
-	for (volatile int i = 0; i < k->spins; i++)
-		;
-	ctx_cancel(k->c);
-	return NULL;
-}
-
 START_TEST(test_select_done_race)
 {
 	int fds[2];
@@ -524,24 +509,23 @@ START_TEST(test_select_done_race)
 	int64_t end = ctx_now() + 500 * CTX_MSEC;
 	int rounds = 0;
 	for (; rounds < 2000 && ctx_now() < end; rounds++) {
-		struct canceller k = { .c = ctx_with_cancel(ctx_background()),
-				       .spins = (rounds * 7919) % 60000 };
-		ck_assert_ptr_nonnull(k.c);
+		ctx_t *c = ctx_with_cancel(ctx_background());
+		ck_assert_ptr_nonnull(c);
 		struct ctx_case cs[2] = {
-			{ .kind = CTX_CASE_DONE, .done = k.c, .fd = -1 },
+			{ .kind = CTX_CASE_DONE, .done = c, .fd = -1 },
 			{ .kind = CTX_CASE_FD, .fd = fds[0], .events = POLLIN },
 		};
-		ck_assert_int_eq(pthread_create(&k.t, NULL, canceller_main, &k),
-				 0);
+		struct tu_canceller k;
+		tu_cancel_after_spin(&k, c, (uint32_t)(rounds * 7919) % 60000);
 		int64_t t0 = ctx_now();
 		int got = ctx_select(ctx_background(), cs, (size_t)1 + (size_t)_i,
 				     5 * CTX_SEC);
 		double ms = tu_ms_since(t0);
-		pthread_join(k.t, NULL);
+		tu_canceller_join(&k);
 		ck_assert_int_eq(got, 0);
 		ck_assert_int_eq(cs[0].result, CTX_CANCELED);
 		ck_assert_double_lt(ms, 3000.0);
-		ctx_release(k.c);
+		ctx_release(c);
 	}
 	ck_assert_int_gt(rounds, 0);
 	close(fds[0]);

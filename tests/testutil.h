@@ -56,36 +56,64 @@ static inline bool tu_quick(void)
 	return q && *q && strcmp(q, "0") != 0;
 }
 
+/* Burn n turns of an empty loop: a delay far below any sleep's, to move
+ * one thread's step against another's. */
+static inline void tu_spin(uint32_t n)
+{
+	for (volatile uint32_t i = 0; i < n; i++)
+		;
+}
+
 /*
  * A thread that cancels a context after a delay: the usual way to end a
  * call that the test's own thread is blocked in.  It holds a reference,
- * so the test may release the context before joining.
+ * so the test may release the context before joining.  With spins set
+ * it spins that long instead of sleeping, for a cancel that lands
+ * anywhere in a wait that is just starting.
  */
 struct tu_canceller {
 	pthread_t thread;
 	ctx_t *ctx;
 	int64_t delay;
+	uint32_t spins;
 };
 
 static inline void *tu__canceller_main(void *arg)
 {
 	struct tu_canceller *c = arg;
 
-	tu_sleep_ns(c->delay);
+	if (c->spins)
+		tu_spin(c->spins);
+	else
+		tu_sleep_ns(c->delay);
 	ctx_cancel(c->ctx);
 	return NULL;
+}
+
+static inline int tu__canceller_start(struct tu_canceller *c, ctx_t *ctx)
+{
+	c->ctx = ctx_ref(ctx);
+	int e = pthread_create(&c->thread, NULL, tu__canceller_main, c);
+	if (e)
+		ctx_unref(ctx);
+	return e;
 }
 
 /* 0 or pthread_create's error. */
 static inline int tu_cancel_after(struct tu_canceller *c, ctx_t *ctx,
 				  int64_t delay_ns)
 {
-	c->ctx = ctx_ref(ctx);
-	c->delay = delay_ns;
-	int e = pthread_create(&c->thread, NULL, tu__canceller_main, c);
-	if (e)
-		ctx_unref(ctx);
-	return e;
+	*c = (struct tu_canceller){ .delay = delay_ns };
+	return tu__canceller_start(c, ctx);
+}
+
+/* The same after `spins` turns of tu_spin; the test fails if no thread
+ * can be made. */
+static inline void tu_cancel_after_spin(struct tu_canceller *c, ctx_t *ctx,
+					uint32_t spins)
+{
+	*c = (struct tu_canceller){ .spins = spins };
+	ck_assert_int_eq(tu__canceller_start(c, ctx), 0);
 }
 
 /* Keeps errno: callers join between a failed call and its check. */

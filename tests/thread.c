@@ -33,12 +33,6 @@ static const char key[] = "key";
 /* A small deterministic PRNG, so a failing round can be replayed. */
 
 /* Burn a few CPU cycles, to shift one side of a race by a random amount. */
-static void spin(uint32_t n)
-{
-	for (volatile uint32_t i = 0; i < n; i++)
-		;
-}
-
 /* Returns at once with arg: a thread with nothing to do. */
 static void *return_arg(ctx_t *ctx, void *arg)
 {
@@ -386,9 +380,9 @@ static void *racer_fn(ctx_t *ctx, void *arg)
 	struct racer *r = arg;
 
 	(void)ctx;
-	spin(r->before);
+	tu_spin(r->before);
 	ctx_cancel(r->c);
-	spin(r->after);
+	tu_spin(r->after);
 	return r;
 }
 
@@ -411,7 +405,7 @@ START_TEST(test_thread_join_race_exit)
 		ck_assert_ptr_nonnull(r.c);
 		ck_assert_int_eq(ctx_thread_create(&t, ctx_background(),
 						   racer_fn, &r), 0);
-		spin(tu_rand(&seed) % 8000);
+		tu_spin(tu_rand(&seed) % 8000);
 		e = ctx_thread_join(r.c, t, &res);
 		if (e == 0) {
 			joined++;
