@@ -323,16 +323,23 @@ static int ready_other(struct sel_state *st, bool polled)
 	return -1;
 }
 
-/* When to look again: the select's deadline, or the earliest deadline of
- * a context case, which nobody else may be waiting for (and so nobody
- * ends at its deadline but whoever looks: ctx__check does). */
+/*
+ * When to look again: the select's deadline, or the earliest deadline
+ * still ahead among the context cases.  Nobody else may be waiting for
+ * such a deadline, so nobody ends its case at it but a look (ctx__check
+ * does).  Taken anew before every look: a deadline skipped here as past
+ * was past when the look checked it, so the look ended that case --
+ * unless it is an idle context's, which the timer thread ends, with a
+ * wake-up; skipping it keeps a touched idle context from making this a
+ * busy loop, and one case's moved deadline from hiding another's.
+ */
 static int64_t wake_at(struct sel_state *st, int64_t deadline)
 {
-	int64_t at = deadline, d;
+	int64_t at = deadline, d, now = ctx_now();
 	for (size_t i = 0; i < st->n; i++) {
 		struct ctx_case *c = &st->cases[i];
 		if (c->kind == CTX_CASE_DONE && c->done &&
-		    ctx_deadline(c->done, &d) && d < at)
+		    ctx_deadline(c->done, &d) && d > now && d < at)
 			at = d;
 	}
 	return at;
@@ -343,21 +350,23 @@ static int64_t wake_at(struct sel_state *st, int64_t deadline)
 static int wait_cases(struct sel_state *st, ctx_t *ctx, int64_t deadline,
 		      int *err)
 {
-	int64_t at = wake_at(st, deadline);
 	for (;;) {
+		int64_t at = wake_at(st, deadline);
 		int got = ready_other(st, false);
 		if (got >= 0)
 			return got;
+		if (deadline != CTX__NEVER && ctx_now() >= deadline) {
+			*err = EAGAIN;
+			return decide(st, (int)st->n);
+		}
 		struct ctx__want want = { .fds = st->pfds, .nfds = st->npfd,
 					  .wakes = true, .deadline = at };
 		int e = ctx__wait_for(ctx, &want);
 		if (e == CTX__READY && want.ready &&
 		    (got = ready_other(st, true)) >= 0)
 			return got;
-		if (e == CTX__EXPIRED && at < deadline) {
-			at = deadline; /* a context case's: look at it */
-		} else if (e != CTX__READY) {
-			*err = e == CTX__EXPIRED ? EAGAIN : e;
+		if (e != CTX__READY && e != CTX__EXPIRED) {
+			*err = e;
 			return decide(st, (int)st->n);
 		}
 		/* A fresh token before looking again (see waitq.h). */

@@ -496,6 +496,55 @@ START_TEST(test_select_done_deadline)
 }
 END_TEST
 
+/* Two context cases with deadlines nobody else waits for: an idle one
+ * that a thread keeps touching, whose deadline keeps moving, and a plain
+ * timeout behind it.  The select must still see the timeout pass, not
+ * sleep to its own 3 s after the idle case's first deadline came and
+ * went without ending it. */
+struct toucher {
+	pthread_t t;
+	ctx_t *c;
+	_Atomic bool stop;
+};
+
+static void *toucher_main(void *p)
+{
+	struct toucher *k = p;
+	while (!atomic_load(&k->stop)) {
+		ctx_touch(k->c);
+		tu_sleep_ns(5 * CTX_MSEC);
+	}
+	return NULL;
+}
+
+START_TEST(test_select_moving_deadline)
+{
+	/* Touched every 5 ms, idle after 100: it ends only if the toucher
+	 * is starved of the CPU for 100 ms, which the message says. */
+	struct toucher k = { .c = ctx_with_idle(ctx_background(),
+						100 * CTX_MSEC) };
+	ctx_t *b = ctx_with_timeout(ctx_background(), 400 * CTX_MSEC);
+	ck_assert_ptr_nonnull(k.c);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(pthread_create(&k.t, NULL, toucher_main, &k), 0);
+	struct ctx_case cs[2] = {
+		{ .kind = CTX_CASE_DONE, .done = k.c, .fd = -1 },
+		{ .kind = CTX_CASE_DONE, .done = b, .fd = -1 },
+	};
+	int64_t t0 = ctx_now();
+	int got = ctx_select(ctx_background(), cs, 2, 3 * CTX_SEC);
+	double ms = tu_ms_since(t0);
+	atomic_store(&k.stop, true);
+	pthread_join(k.t, NULL);
+	ck_assert_msg(got != 0, "the idle case ended: its toucher was starved");
+	ck_assert_int_eq(got, 1);
+	ck_assert_int_eq(cs[1].result, CTX_DEADLINE_EXCEEDED);
+	tu_assert_ms(ms, 350, 2500);
+	ctx_release(b);
+	ctx_release(k.c);
+}
+END_TEST
+
 /*
  * A context case ended at about the moment the select parks: the wake-up
  * must reach it however the two interleave (before its look, between the
@@ -548,6 +597,7 @@ Suite *suite_select(void)
 	tcase_add_test(tc, test_select_no_fd);
 	tcase_add_test(tc, test_select_many);
 	tcase_add_loop_test(tc, test_select_done_deadline, 0, 2);
+	tcase_add_test(tc, test_select_moving_deadline);
 	tc = tu_tcase(s, "race", 240);
 	tcase_add_test(tc, test_select_race);
 	tcase_add_test(tc, test_select_pairs);
