@@ -23,12 +23,24 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 
 tmp=$(mktemp -d)
 pids=()
+# The servers' logs go with $tmp, and a sanitizer report (a server that
+# died mid-test) is only in them: show their tails whenever the script
+# fails, also when set -e ends it early.
+dump_logs() {
+	local f
+	for f in "$tmp"/*.log; do
+		[ -f "$f" ] || continue
+		echo "# ---- $f (tail)"
+		tail -n 40 "$f" | sed 's/^/#   /'
+	done
+}
 cleanup() {
-	local p
+	local status=$? p
 	exec 3>&- 2>/dev/null || true
 	for p in "${pids[@]}"; do
 		kill -KILL "$p" 2>/dev/null || true
 	done
+	[ "$status" = 0 ] || dump_logs
 	[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -744,10 +756,4 @@ PYEOF
 	scheme=http
 fi
 
-if [ "$fail" != 0 ]; then
-	for f in "$tmp"/*.log; do
-		echo "# ---- $f (tail)"
-		tail -n 40 "$f" | sed 's/^/#   /'
-	done
-fi
-exit $fail
+exit $fail # cleanup shows the logs if it is not 0
