@@ -232,14 +232,20 @@ void ctx_cancel(ctx_t *c)
  * watching) takes the full cancel.  About a fifth of a WithCancel +
  * release pair (callgrind).
  */
-static bool alone(ctx_t *c)
+static bool held_alone(ctx_t *c)
 {
 	return atomic_load_explicit(&c->refs, memory_order_acquire) == 1 &&
-	       !c->c.links && c->done_fd < 0;
+	       c->done_fd < 0;
+}
+
+static bool alone(ctx_t *c)
+{
+	return held_alone(c) && !c->c.links;
 }
 
 /*
- * Before the detach only the count and the done fd are asked: until then
+ * Before the detach only the count and the done fd are asked
+ * (held_alone): until then
  * an ancestor's cancel can take a reference to c and run mark() on it,
  * which rewrites the links under c's lock, so reading them here would
  * race.  After the detach no walk can reach c; a cancel already under way
@@ -250,8 +256,7 @@ static bool alone(ctx_t *c)
 static bool release_alone(ctx_t *c)
 {
 	if (!c || c->kind != CTX__CANCEL || c->deadline != CTX__NEVER ||
-	    atomic_load_explicit(&c->refs, memory_order_acquire) != 1 ||
-	    c->done_fd >= 0)
+	    !held_alone(c))
 		return false;
 	detach(c);
 	if (!alone(c))

@@ -333,9 +333,9 @@ static int ready_other(struct sel_state *st, bool polled)
  * wake-up; skipping it keeps a touched idle context from making this a
  * busy loop, and one case's moved deadline from hiding another's.
  */
-static int64_t wake_at(struct sel_state *st, int64_t deadline)
+static int64_t wake_at(struct sel_state *st, int64_t deadline, int64_t now)
 {
-	int64_t at = deadline, d, now = ctx_now();
+	int64_t at = deadline, d;
 	for (size_t i = 0; i < st->n; i++) {
 		struct ctx_case *c = &st->cases[i];
 		if (c->kind == CTX_CASE_DONE && c->done &&
@@ -351,11 +351,12 @@ static int wait_cases(struct sel_state *st, ctx_t *ctx, int64_t deadline,
 		      int *err)
 {
 	for (;;) {
-		int64_t at = wake_at(st, deadline);
+		int64_t now = ctx_now();
+		int64_t at = wake_at(st, deadline, now);
 		int got = ready_other(st, false);
 		if (got >= 0)
 			return got;
-		if (deadline != CTX__NEVER && ctx_now() >= deadline) {
+		if (now >= deadline) {
 			*err = EAGAIN;
 			return decide(st, (int)st->n);
 		}
@@ -453,8 +454,9 @@ int ctx_select(ctx_t *ctx, struct ctx_case *cases, size_t n, int64_t timeout)
 	}
 	size_t each = sizeof(struct slot) + sizeof(ctx_chan_t *) +
 		      sizeof(struct pollfd);
-	char *mem = n > SIZE_MAX / each - 2 ? NULL :
-		    ctx__malloc((n + 2) * each);
+	size_t spare = 2 * sizeof(struct pollfd);
+	char *mem = n > (SIZE_MAX - spare) / each ? NULL :
+		    ctx__malloc(n * each + spare);
 	if (!mem) {
 		errno = ENOMEM;
 		return -1;

@@ -30,9 +30,6 @@ static const char key[] = "key";
 
 /* ---- helpers --------------------------------------------------------- */
 
-/* A small deterministic PRNG, so a failing round can be replayed. */
-
-/* Burn a few CPU cycles, to shift one side of a race by a random amount. */
 /* Returns at once with arg: a thread with nothing to do. */
 static void *return_arg(ctx_t *ctx, void *arg)
 {
