@@ -40,7 +40,7 @@ endif
 
 if HAVE_HTTP_PARSER
 noinst_PROGRAMS += examples/httpd
-examples_httpd_SOURCES = examples/httpd.c
+examples_httpd_SOURCES = examples/httpd-src/main.c
 examples_httpd_LDADD = $(HTTPD_TLS_LIBS) libctx.la $(HTTP_PARSER_LIBS)
 examples_httpd_CFLAGS = $(AM_CFLAGS) $(HTTPD_TLS_CFLAGS)
 endif
