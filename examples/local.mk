@@ -40,7 +40,13 @@ endif
 
 if HAVE_HTTP_PARSER
 noinst_PROGRAMS += examples/httpd
-examples_httpd_SOURCES = examples/httpd.c
+# The files and what each is for: examples/httpd-src/httpd.h.
+examples_httpd_SOURCES = examples/httpd-src/httpd.h \
+	examples/httpd-src/main.c examples/httpd-src/shutdown.c \
+	examples/httpd-src/accept.c examples/httpd-src/conn.c \
+	examples/httpd-src/request.c examples/httpd-src/handlers.c \
+	examples/httpd-src/parse.c examples/httpd-src/transport.c \
+	examples/httpd-src/tls.c examples/httpd-src/log.c
 examples_httpd_LDADD = $(HTTPD_TLS_LIBS) libctx.la $(HTTP_PARSER_LIBS)
 examples_httpd_CFLAGS = $(AM_CFLAGS) $(HTTPD_TLS_CFLAGS)
 endif
