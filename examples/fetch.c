@@ -7,6 +7,7 @@
  *
  * -c trusts the certificates in CAFILE (PEM) for https, instead of the
  * system's (curl's --cacert): a test server's self-signed one, say.
+ *
  * Prints one line per URL, in the order given: "URL: STATUS, N bytes, T
  * ms" for a transfer that got an answer (of any HTTP status, as Go's
  * http.Get: the status is printed, not judged), else "URL: ERROR".  A
@@ -14,7 +15,11 @@
  * ("context deadline exceeded", "context canceled (signal INT
  * received)"), and so do URLs never started for want of a slot.  Exits 0
  * if every transfer got an answer, 1 otherwise, 2 for bad arguments.
- * Uses libctx-curl.
+ *
+ * Each URL runs on a thread of its own, and libctx-curl pools keep-alive
+ * connections for every thread, as Go's http.Client does: 200 URLs on
+ * one server at -j 16 open about 16 connections, not 200.  Uses
+ * libctx-curl.
  */
 #include <errno.h>
 #include <signal.h>
@@ -181,6 +186,9 @@ int main(int argc, char **argv)
 			failed = 1;
 	}
 	free(jobs);
+	/* The transfers' threads are gone but their keep-alive connections
+	 * wait in libctx-curl's pool: closed before libcurl is. */
+	ctx_curl_close_idle();
 	curl_global_cleanup();
 	return failed;
 }
