@@ -155,7 +155,17 @@ static void before_fork(void) { pthread_mutex_lock(&pool_lock); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&pool_lock); }
 static void after_fork_child(void)
 {
-	idle = NULL; /* the parent's, left alone (see the top) */
+	/* The parent's handles, left alone (see the top); kept on a list
+	 * of their own, so leak checkers see them as held, not lost. */
+	static struct pooled *forsaken;
+	if (idle) {
+		struct pooled *last = idle;
+		while (last->next)
+			last = last->next;
+		last->next = forsaken;
+		forsaken = idle;
+		idle = NULL;
+	}
 	pthread_mutex_init(&pool_lock, NULL);
 }
 

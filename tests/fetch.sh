@@ -192,7 +192,8 @@ else
 	tlog=$tmp/tls.log
 	"$ex/httpd" --port 0 --tls "$tmp/cert.pem" "$tmp/key.pem" \
 		>"$tmp/tls.out" 2>"$tlog" &
-	pids+=("$!")
+	tpid=$!
+	pids+=("$tpid")
 	for i in $(seq 100); do
 		grep -qE '^listening on [0-9]+$' "$tmp/tls.out" 2>/dev/null && break
 		grep -q 'built without TLS' "$tlog" && break
@@ -222,6 +223,8 @@ else
 		check "... over at most 32 connections ($conns)" \
 			eval '[ "$conns" -ge 1 ] && [ "$conns" -le 32 ]'
 	fi
+	kill -TERM "$tpid" 2>/dev/null || true
+	wait "$tpid" 2>/dev/null || true
 fi
 
 # ---- bad arguments: usage, exit 2 --------------------------------------
