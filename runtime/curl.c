@@ -34,9 +34,8 @@
  *
  * A transfer the context ends is removed from its multi handle mid-way:
  * libcurl closes its HTTP/1 connection then (a "premature" done) rather
- * than cache it half-read, or resets its HTTP/2 stream, so the handle can
- * go back to the pool; the curl suite checks that the server sees the
- * close.  A handle whose own calls failed (out of memory) is freed.
+ * than cache it half-read, so the handle can go back to the pool; the
+ * curl suite checks that the server sees the close.  A handle whose own calls failed (out of memory) is freed.
  *
  * Fork: the child starts with an empty pool.  The parent's handles are
  * left unfreed there, since freeing them would shut down TLS on sockets
