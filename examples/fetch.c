@@ -3,7 +3,10 @@
  * errgroup: at most -j at a time, one overall deadline (-t seconds), and
  * Ctrl-C (or SIGTERM) cancels every transfer at once.
  *
- *   fetch [-j N] [-t SECONDS] URL...
+ *   fetch [-j N] [-t SECONDS] [-c CAFILE] URL...
+ *
+ * -c trusts the certificates in CAFILE (PEM) for https, instead of the
+ * system's (curl's --cacert): a test server's self-signed one, say.
  *
  * Prints one line per URL, in the order given: "URL: STATUS, N bytes, T
  * ms" for a transfer that got an answer (of any HTTP status, as Go's
@@ -12,7 +15,11 @@
  * ("context deadline exceeded", "context canceled (signal INT
  * received)"), and so do URLs never started for want of a slot.  Exits 0
  * if every transfer got an answer, 1 otherwise, 2 for bad arguments.
- * Uses libctx-curl.
+ *
+ * Each URL runs on a thread of its own, and libctx-curl pools keep-alive
+ * connections for every thread, as Go's http.Client does: 200 URLs on
+ * one server at -j 16 open about 16 connections, not 200.  Uses
+ * libctx-curl.
  */
 #include <errno.h>
 #include <signal.h>
@@ -26,6 +33,7 @@
 
 struct job {
 	const char *url;
+	const char *cafile; /* -c, or NULL */
 	size_t bytes;
 	long status;
 	CURLcode rc;
@@ -55,6 +63,8 @@ static int fetch_one(ctx_t *ctx, void *arg)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	if (j->cafile)
+		curl_easy_setopt(e, CURLOPT_CAINFO, j->cafile);
 	int64_t t0 = ctx_now();
 	j->rc = ctx_curl_perform(ctx, e);
 	j->ns = ctx_now() - t0;
@@ -65,7 +75,7 @@ static int fetch_one(ctx_t *ctx, void *arg)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: fetch [-j N] [-t SECONDS] URL...\n");
+	fprintf(stderr, "usage: fetch [-j N] [-t SECONDS] [-c CAFILE] URL...\n");
 	return 2;
 }
 
@@ -124,10 +134,13 @@ static void report(ctx_t *ctx, const struct job *j)
 int main(int argc, char **argv)
 {
 	double limit = 4, secs = 10;
+	const char *cafile = NULL;
 	int opt;
-	while ((opt = getopt(argc, argv, "j:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "j:t:c:")) != -1) {
 		if (opt == 'j')
 			limit = number(optarg);
+		else if (opt == 'c')
+			cafile = optarg;
 		else if (opt == 't')
 			secs = number(optarg);
 		else
@@ -157,6 +170,7 @@ int main(int argc, char **argv)
 	int e = 0;
 	for (int i = 0; i < n; i++) {
 		jobs[i].url = argv[optind + i];
+		jobs[i].cafile = cafile;
 		/* Once one could not start (the context ended while it waited
 		 * for a slot), none of the rest can. */
 		if (e || (e = ctx_group_go(g, fetch_one, &jobs[i])))
@@ -172,6 +186,9 @@ int main(int argc, char **argv)
 			failed = 1;
 	}
 	free(jobs);
+	/* The transfers' threads are gone but their keep-alive connections
+	 * wait in libctx-curl's pool: closed before libcurl is. */
+	ctx_curl_close_idle();
 	curl_global_cleanup();
 	return failed;
 }

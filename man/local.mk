@@ -169,9 +169,12 @@ dist_man3_MANS += \
 	man/ctx_ssl_read.3 \
 	man/ctx_ssl_write.3 \
 	man/ctx_ssl_shutdown.3
-# libctx-curl (issue 15)
+# libctx-curl (issue 15; the pool, issue 21)
 dist_man3_MANS += \
-	man/ctx_curl_perform.3
+	man/ctx_curl_perform.3 \
+	man/ctx_curl_set_idle_limit.3 \
+	man/ctx_curl_set_idle_timeout.3 \
+	man/ctx_curl_close_idle.3
 # aliases of man/ctx_readv.3 (issue 12)
 dist_man3_MANS += \
 	man/ctx_writev.3 \

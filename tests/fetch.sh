@@ -3,7 +3,8 @@
 # it was built, else a small python3 server with the same /fast and /slow.
 # Checks what fetch's header promises: one line per URL in order, exit 0
 # only if every transfer got an answer, the overall deadline and SIGINT
-# ending every transfer promptly in the context's words.  Run by
+# ending every transfer promptly in the context's words, and (with httpd
+# and openssl) 200 https URLs at -j 16 over at most 32 connections.  Run by
 # `make check` from the build directory; about 5 s.  Skips (77) without
 # fetch (no libcurl) or without a server to run.
 set -euo pipefail
@@ -171,6 +172,60 @@ check "... reported as a connect error ($(line 1))" \
 	eval 'line 1 | grep -qx "http://127.0.0.1:$free/: Could.*n.t connect to server"'
 check "... the other URL still fetched" okline 2 "$url/fast"
 check "... at once ($ms ms)" within "$ms" 1000
+
+# ---- keep-alive connections shared by the transfers' threads ----------
+# Issue 21: every URL runs on a thread of its own, and each thread made
+# its own connection: 200 HTTPS fetches at -j 16 opened 200 (Go's
+# http.Client: 21).  Counted from the log of an httpd over TLS, which
+# logs "accepted" once per connection.
+tls_skip() { echo "ok - # SKIP connection reuse over https: $*"; }
+if [ "$what" != httpd ]; then
+	tls_skip "examples/httpd is not built"
+elif ! command -v openssl >/dev/null 2>&1; then
+	tls_skip "no openssl command to make a certificate"
+elif ! openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost \
+	-addext "subjectAltName=IP:127.0.0.1" -days 1 \
+	-keyout "$tmp/key.pem" -out "$tmp/cert.pem" >"$tmp/openssl.txt" 2>&1; then
+	sed 's/^/#   openssl: /' "$tmp/openssl.txt"
+	tls_skip "openssl req could not make a certificate"
+else
+	tlog=$tmp/tls.log
+	"$ex/httpd" --port 0 --tls "$tmp/cert.pem" "$tmp/key.pem" \
+		>"$tmp/tls.out" 2>"$tlog" &
+	tpid=$!
+	pids+=("$tpid")
+	for i in $(seq 100); do
+		grep -qE '^listening on [0-9]+$' "$tmp/tls.out" 2>/dev/null && break
+		grep -q 'built without TLS' "$tlog" && break
+		sleep 0.05
+	done
+	tport=$(sed -n '1s/^listening on \([0-9]*\)$/\1/p' "$tmp/tls.out")
+	if grep -q 'built without TLS' "$tlog"; then
+		tls_skip "httpd was built without OpenSSL"
+	elif [ -z "$tport" ]; then
+		check "the httpd --tls server starts" false
+		sed 's/^/#   /' "$tlog"
+	else
+		urls=()
+		for i in $(seq 200); do
+			urls+=("https://127.0.0.1:$tport/fast?i=$i")
+		done
+		out=$tmp/tls-fetch.out
+		rc=0
+		timeout -k 1 $((60 * slack)) "$fetch" -j 16 -t $((30 * slack)) \
+			-c "$tmp/cert.pem" "${urls[@]}" >"$out" 2>&1 || rc=$?
+		conns=$(grep -c 'accepted from' "$tlog" || true)
+		answered=$(grep -cE '^https://[^ ]*: 200, 5 bytes, [0-9.]+ ms$' "$out" || true)
+		echo "# fetch -j 16 of 200 https URLs: exit $rc, $answered answered, $conns connections"
+		[ "$rc" = 0 ] || head -n 5 "$out" | sed 's/^/#   /'
+		check "200 https URLs at -j 16: exit 0, all 200 (rc $rc, $answered)" \
+			eval '[ "$rc" = 0 ] && [ "$answered" = 200 ]'
+		check "... over at most 32 connections ($conns)" \
+			eval '[ "$conns" -ge 1 ] && [ "$conns" -le 32 ]'
+	fi
+	kill -TERM "$tpid" 2>/dev/null || true
+	wait "$tpid" 2>/dev/null || true
+fi
 
 # ---- bad arguments: usage, exit 2 --------------------------------------
 for args in "" "-j 0 $url/" "-t 0 $url/" "-t 1x $url/" "-j 2.5 $url/"; do

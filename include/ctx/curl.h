@@ -3,13 +3,28 @@
  * Link with `pkg-config --libs libctx-curl`.
  *
  * ctx_curl_perform is curl_easy_perform with a context: the transfer
- * runs on a private multi handle whose wait also watches the context's
+ * runs on a multi handle whose wait also watches the context's
  * ctx_done_fd, so the context ends it within a millisecond.  It returns
  * the transfer's CURLcode, CURLE_OPERATION_TIMEDOUT when the context's
  * deadline passed first (whatever CURLOPT_TIMEOUT says), and
  * CURLE_ABORTED_BY_CALLBACK when the context was cancelled (a done
  * context refuses at once).  The easy handle stays the caller's and can
  * be used again; CURLE_BAD_FUNCTION_ARGUMENT for NULL arguments.
+ *
+ * Idle connections are pooled for the whole process, as Go's http.Client
+ * pools them: a transfer on any thread reuses a keep-alive connection
+ * another thread's transfer left, so N transfers at a time open about N
+ * connections to a host, not one per thread.  The pool holds multi
+ * handles, each with its own connection cache (see ctx_curl_perform(3)).
+ *
+ * ctx_curl_set_idle_limit: keep at most n idle multi handles (default
+ * 32; 0 keeps none, so no connection outlives its transfer); returns the
+ * previous limit, or -1 with errno EINVAL for n < 0.
+ * ctx_curl_set_idle_timeout: free those idle for longer than ns
+ * (default 90 s, as Go; 0: no limit), checked whenever a transfer starts
+ * or ends; returns the previous timeout, or -1 with EINVAL for ns < 0.
+ * ctx_curl_close_idle: free every idle one now, closing its connections
+ * (Go's CloseIdleConnections); call it before curl_global_cleanup.
  */
 #ifndef CTX_CURL_H
 #define CTX_CURL_H
@@ -23,6 +38,9 @@ extern "C" {
 #endif
 
 CTX_API CURLcode ctx_curl_perform(ctx_t *ctx, CURL *easy);
+CTX_API int ctx_curl_set_idle_limit(int n);
+CTX_API int64_t ctx_curl_set_idle_timeout(int64_t ns);
+CTX_API void ctx_curl_close_idle(void);
 
 #ifdef __cplusplus
 }
