@@ -15,7 +15,10 @@
 #     function the library exports (no page outlives its function);
 #  3. with groff installed, each page formats with no warning
 #     (groff -man -Tutf8 -ww -z), and each alias page is one line
-#     ".so man3/FAMILY.3" naming a full page in man/.
+#     ".so man3/FAMILY.3" naming a full page in man/;
+#  4. each of those functions is named in the index of the overview (the
+#     section "The pages" of man/ctx.3) and in the README's "Manual"
+#     table, so that a reader of either finds every function.
 
 set -u
 LC_ALL=C
@@ -121,6 +124,27 @@ if [ -n "$stale" ]; then
 	for p in $stale; do say "    man/$p.3"; done
 fi
 
+# ---- the indexes: ctx(3)'s "The pages" and the README's "Manual" -------
+readme=$srcdir/README.md
+[ -f "$readme" ] || hard "$readme not found (srcdir=$srcdir)"
+index_of_ctx3=$(awk '/^\.SS The pages/ { on = 1; next } /^\.S[HS] / { on = 0 } on' "$mandir/ctx.3")
+manual_of_readme=$(awk '/^## Manual/ { on = 1; next } /^## / { on = 0 } on' "$readme")
+[ -n "$index_of_ctx3" ] || fail "man/ctx.3 has no section 'The pages' (.SS The pages)"
+[ -n "$manual_of_readme" ] || fail "README.md has no section '## Manual'"
+not_in_ctx3= not_in_readme=
+for s in $syms; do
+	printf '%s\n' "$index_of_ctx3" | grep -qwF -- "$s" || not_in_ctx3="$not_in_ctx3 $s"
+	printf '%s\n' "$manual_of_readme" | grep -qwF -- "$s" || not_in_readme="$not_in_readme $s"
+done
+if [ -n "$not_in_ctx3" ]; then
+	fail "exported functions not named in the index of man/ctx.3 (.SS The pages):"
+	for s in $not_in_ctx3; do say "    $s"; done
+fi
+if [ -n "$not_in_readme" ]; then
+	fail "exported functions not named in README.md's '## Manual' table:"
+	for s in $not_in_readme; do say "    $s"; done
+fi
+
 # ---- formatting ----------------------------------------------------------
 if command -v groff >/dev/null 2>&1; then
 	formatter="groff -man -Tutf8 -ww -z"
@@ -170,5 +194,5 @@ if [ $failed -ne 0 ]; then
 	say "FAILED (see above)"
 	exit 1
 fi
-say "ok: $nsyms exported functions, each with a page; $npages pages checked${formatter:+ with $formatter}"
+say "ok: $nsyms exported functions, each with a page and named in the indexes of ctx(3) and README.md; $npages pages checked${formatter:+ with $formatter}"
 exit 0
