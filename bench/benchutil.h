@@ -306,8 +306,12 @@ static inline void bench_print_machine(const char *prog)
 	printf("# %s\n# cpu: %s\n# cores: %ld online\n# kernel: %s %s\n",
 	       prog, cpu, sysconf(_SC_NPROCESSORS_ONLN), u.sysname,
 	       u.release);
-	printf("# compiler: gcc %s\n# libc: glibc %s\n", __VERSION__,
-	       gnu_get_libc_version());
+#ifdef __clang__
+	printf("# compiler: clang %s\n", __clang_version__);
+#else
+	printf("# compiler: gcc %s\n", __VERSION__);
+#endif
+	printf("# libc: glibc %s\n", gnu_get_libc_version());
 	bench_print_load();
 	printf("# rows: scenario,metric,impl,rep,value,unit\n");
 	fflush(stdout);
@@ -317,18 +321,17 @@ static inline void bench_print_machine(const char *prog)
 
 #define BENCH_UNUSED __attribute__((unused))
 static cpu_set_t bench_all_cpus BENCH_UNUSED; /* the mask at start */
-static int bench_cpus[CPU_SETSIZE] BENCH_UNUSED, bench_ncpus BENCH_UNUSED;
-static int cpu_a BENCH_UNUSED = -1, cpu_b BENCH_UNUSED = -1; /* the first two */
+static int cpu_a BENCH_UNUSED = -1, cpu_b BENCH_UNUSED = -1; /* its first two */
 
 static inline void bench_cpus_init(void)
 {
 	if (sched_getaffinity(0, sizeof(bench_all_cpus), &bench_all_cpus))
 		bench_fail("sched_getaffinity: %s", strerror(errno));
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &bench_all_cpus))
-			bench_cpus[bench_ncpus++] = c;
-	cpu_a = bench_ncpus > 0 ? bench_cpus[0] : -1;
-	cpu_b = bench_ncpus > 1 ? bench_cpus[1] : -1;
+	for (int c = CPU_SETSIZE - 1; c >= 0; c--)
+		if (CPU_ISSET(c, &bench_all_cpus)) {
+			cpu_b = cpu_a;
+			cpu_a = c;
+		}
 }
 
 static inline pid_t bench_tid(void) { return (pid_t)syscall(SYS_gettid); }

@@ -349,13 +349,8 @@ def render(spec, data, results):
         head.append(name if have else name + " (not run)")
     head += [r.partition("=")[0] for r in spec["ratios"]] + ["target",
                                                            "verdict"]
-    cells, shown = [], set()
-    for kind, x in body:
-        if kind == "section":
-            cells.append(["**%s**" % x] + [""] * (len(head) - 1))
-        elif x not in shown:
-            shown.add(x)
-            cells.append(t.rows[x][1])
+    cells = [["**%s**" % x] + [""] * (len(head) - 1) if kind == "section"
+             else t.rows[x][1] for kind, x in body]
     right = set(j for j in range(2, 2 + len(t.cols) + len(spec["ratios"]))
                 if j - 2 >= len(t.cols) or t.cols[j - 2][1] != "text")
     print("\n" + md_table(head, cells, right) + "\n")
@@ -382,19 +377,20 @@ def write_csv(path, head, rows):
             w.writerow([section] + cells)
 
 
-def count(qs):
+def count(a, b, qs):
+    """How many rows each side did better in, from the rows' ratios."""
+    qs = [quantile(q, .5) for q in qs if q]
     better = sum(1 for q in qs if q < .95)
     worse = sum(1 for q in qs if q > 1.05)
-    return better, worse, len(qs) - better - worse
+    if qs:
+        print("\n%s does better (by over 5%%) in %d rows, %s in %d, neither "
+              "in %d (medians of the pairs)." % (a, better, b, worse,
+                                                 len(qs) - better - worse))
 
 
 def tally(t, ratio, a, b):
     i = [r.partition("=")[0] for r in t.spec["ratios"]].index(ratio)
-    qs = [quantile(r[3][i], .5) for r in t.rows if r[3][i]]
-    if qs:
-        print("\n%s does better (by over 5%%) in %d rows, %s in %d, neither "
-              "in %d (medians of the pairs)." % ((a, count(qs)[0], b) +
-                                                 count(qs)[1:]))
+    count(a, b, [r[3][i] for r in t.rows])
 
 
 def versus(t, a, b, title):
@@ -411,10 +407,7 @@ def versus(t, a, b, title):
           "figure; %s/%s below 1: %s does better.\n" % (title, a, b, a))
     print(md_table(["section", "scenario", "unit", a, b, a + "/" + b],
                    [r[0] for r in rows], {3, 4, 5}))
-    qs = [quantile(q, .5) for _, q in rows if q]
-    print("\n%s does better (by over 5%%) in %d rows, %s in %d, neither in "
-          "%d (medians of the pairs)." % ((a, count(qs)[0], b) +
-                                          count(qs)[1:]))
+    count(a, b, [q for _, q in rows])
 
 
 def header(data):
