@@ -105,10 +105,10 @@ static bool one_tree(struct tree_arg *a)
 
 static void run_tree(void *p, int impl, int tid, uint64_t n)
 {
-	(void)impl;
 	struct tree_arg *a = p;
 	uint64_t bad = 0;
 
+	(void)impl;
 	(void)tid;
 	for (uint64_t i = 0; i < n; i++)
 		bad += !one_tree(a);
@@ -137,10 +137,10 @@ static void bench_cancel_tree(void)
 
 static void run_with_cancel(void *p, int impl, int tid, uint64_t n)
 {
-	(void)impl;
 	uint64_t bad = 0;
 
 	(void)p;
+	(void)impl;
 	(void)tid;
 	for (uint64_t i = 0; i < n; i++) {
 		ctx_t *c = must(ctx_with_cancel(ctx_background()),
@@ -170,10 +170,10 @@ struct timeout_arg {
  * its share of the long-lived one-hour contexts. */
 static void make_live(void *p, int impl, int tid, uint64_t n)
 {
-	(void)impl;
 	struct timeout_arg *a = p;
 	ctx_t **slot = a->live + (uint64_t)tid * n;
 
+	(void)impl;
 	for (uint64_t i = 0; i < n; i++)
 		slot[i] = must(ctx_with_timeout(ctx_background(), HOUR),
 			       "ctx_with_timeout");
@@ -181,10 +181,10 @@ static void make_live(void *p, int impl, int tid, uint64_t n)
 
 static void release_live(void *p, int impl, int tid, uint64_t n)
 {
-	(void)impl;
 	struct timeout_arg *a = p;
 	ctx_t **slot = a->live + (uint64_t)tid * n;
 
+	(void)impl;
 	for (uint64_t i = 0; i < n; i++)
 		ctx_release(slot[i]);
 }
@@ -201,10 +201,10 @@ static bool timeout_ok(ctx_t *c)
 
 static void run_with_timeout(void *p, int impl, int tid, uint64_t n)
 {
-	(void)impl;
 	struct timeout_arg *a = p;
 	ctx_t *c[TIMEOUT_BATCH];
 
+	(void)impl;
 	(void)tid;
 	for (uint64_t i = 0; i < n; i++) {
 		for (int j = 0; j < TIMEOUT_BATCH; j++)
@@ -280,10 +280,10 @@ static int64_t divide_chain(int64_t x, int n)
 
 static void run_common(void *p, int impl, int tid, uint64_t n)
 {
-	(void)impl;
 	struct common_arg *a = p;
 	int64_t x = 0;
 
+	(void)impl;
 	for (uint64_t i = 0; i < n; i++) {
 		ctx_t *c = must(ctx_with_cancel(a->shared), "ctx_with_cancel");
 		if (ctx_value(c, &common_key) != common_value) {
@@ -323,10 +323,10 @@ static void bench_common_parent(void)
 
 static void run_err(void *p, int impl, int tid, uint64_t n)
 {
-	(void)impl;
 	ctx_t *c = p;
 	uint64_t bad = 0;
 
+	(void)impl;
 	(void)tid;
 	for (uint64_t i = 0; i < n; i++)
 		bad += ctx_err(c) != CTX_CANCELED;
@@ -335,10 +335,10 @@ static void run_err(void *p, int impl, int tid, uint64_t n)
 
 static void run_done_poll(void *p, int impl, int tid, uint64_t n)
 {
-	(void)impl;
 	struct pollfd pfd = { .fd = ctx_done_fd(p), .events = POLLIN };
 	uint64_t bad = 0;
 
+	(void)impl;
 	(void)tid;
 	if (pfd.fd < 0)
 		bench_fail("ctx_done_fd: %s", strerror(errno));
@@ -371,9 +371,9 @@ static void bench_check_canceled(void)
 
 static void run_deep_value(void *p, int impl, int tid, uint64_t n)
 {
-	(void)impl;
 	uint64_t bad = 0;
 
+	(void)impl;
 	(void)tid;
 	for (uint64_t i = 0; i < n; i++)
 		bad += ctx_value(p, MISSING_KEY) != NULL;
