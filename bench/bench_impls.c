@@ -1051,7 +1051,7 @@ static void scen_memory(void)
 	free(slot);
 }
 
-/* ---- the thread sweep ----------------------------------------------------- */
+/* ---- the thread sweep -------------------------------------------------- */
 
 struct sweep_arg {
 	const struct bench_impl *im[2];

@@ -599,7 +599,8 @@ static void bench_throughput(void)
 
 	printf("# throughput: up to %llu elements of 8 bytes, 1 producer, "
 	       "1 consumer; free placement: %d run%s of at most %.2f s, "
-	       "variants in turn; pinned: 1 run of at most %.2f s\n", (unsigned long long)n, runs, runs > 1 ? "s" : "",
+	       "variants in turn; pinned: 1 run of at most %.2f s\n",
+	       (unsigned long long)n, runs, runs > 1 ? "s" : "",
 	       (double)budget / 1e9, (double)pinned_budget / 1e9);
 	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)
 		for (int pl = 0; pl < PL_N; pl++)

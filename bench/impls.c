@@ -25,37 +25,16 @@
 #endif
 
 #include <dlfcn.h>
-#include <errno.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
-#include <unistd.h>
 #ifdef HAVE_NSYNC
 #include <nsync.h>
 #endif
 
+#include "benchutil.h"
 #include "ctx.h"
 #include "impl.h"
-
-__attribute__((format(printf, 1, 2), noreturn))
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("bench: FAILED: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 /* ---- libctx ---------------------------------------------------------- */
 
@@ -158,7 +137,7 @@ static void floor_thread_exit(void *unused)
 static void floor_key_init(void)
 {
 	if (pthread_key_create(&floor_key, floor_thread_exit))
-		die("pthread_key_create");
+		bench_fail("pthread_key_create");
 }
 
 /* The calling thread's epoll set and sleep timer, made on first use and
@@ -172,7 +151,7 @@ static int my_epoll(void)
 	my_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (my_epfd < 0 || my_tfd < 0 ||
 	    pthread_setspecific(floor_key, &my_epfd))
-		die("floor: epoll/timerfd: %s", strerror(errno));
+		bench_fail("floor: epoll/timerfd: %s", strerror(errno));
 	return my_epfd;
 }
 
@@ -193,12 +172,12 @@ static int floor_block(const int *fds, int n)
 
 		if (fds[i] >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, fds[i], &e) &&
 		    errno != EEXIST)
-			die("floor: epoll_ctl: %s", strerror(errno));
+			bench_fail("floor: epoll_ctl: %s", strerror(errno));
 	}
 	for (;;) {
 		while ((k = epoll_wait(epfd, ev, 8, -1)) < 0)
 			if (errno != EINTR)
-				die("floor: epoll_wait: %s", strerror(errno));
+				bench_fail("floor: epoll_wait: %s", strerror(errno));
 		for (int i = 0; i < n; i++)
 			for (int j = 0; j < k; j++)
 				if (fds[i] >= 0 && ev[j].data.u64 == (uint64_t)fds[i])
@@ -223,7 +202,7 @@ static void *fl_with_deadline(void *pp, int64_t deadline)
 
 	if (p != &floor_bg) {
 		if (deadline != INT64_MAX)
-			die("floor: no deadline below a parent");
+			bench_fail("floor: no deadline below a parent");
 		atomic_fetch_add(&fl_root(p)->refs, 1);
 		c = calloc(1, sizeof(*c));
 		if (c)
@@ -237,9 +216,9 @@ static void *fl_with_deadline(void *pp, int64_t deadline)
 	if (deadline != INT64_MAX &&
 	    ((c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC)) < 0 ||
 	     timerfd_settime(c->tfd, TFD_TIMER_ABSTIME, &at, NULL)))
-		die("floor: timerfd: %s", strerror(errno));
+		bench_fail("floor: timerfd: %s", strerror(errno));
 	if (c->efd < 0)
-		die("floor: eventfd: %s", strerror(errno));
+		bench_fail("floor: eventfd: %s", strerror(errno));
 	return c;
 }
 
@@ -253,7 +232,7 @@ static void fl_cancel(void *p)
 	if (c != &floor_bg &&
 	    atomic_compare_exchange_strong(&c->err, &zero, ECANCELED) &&
 	    eventfd_write(c->efd, 1))
-		die("floor: eventfd_write: %s", strerror(errno));
+		bench_fail("floor: eventfd_write: %s", strerror(errno));
 }
 
 static void fl_unref(struct floor_ctx *c)
@@ -310,7 +289,7 @@ static int fl_sleep(void *p, int64_t d)
 	 * reading as it can be. */
 	my_epoll();
 	if (timerfd_settime(my_tfd, 0, &in, NULL))
-		die("floor: timerfd_settime: %s", strerror(errno));
+		bench_fail("floor: timerfd_settime: %s", strerror(errno));
 	if (floor_block((int[]){ c->efd, c->tfd, my_tfd }, 3) == 2)
 		return 0;
 	return fl_err(c);
@@ -334,7 +313,7 @@ static void *fl_thread_main(void *p)
 
 	t->result = t->fn(t->arg);
 	if (eventfd_write(t->done, 1))
-		die("floor: eventfd_write: %s", strerror(errno));
+		bench_fail("floor: eventfd_write: %s", strerror(errno));
 	return NULL;
 }
 
@@ -348,7 +327,7 @@ static int fl_thread_create(void **tp, void *c, void *(*fn)(void *), void *a)
 		return ENOMEM;
 	*t = (struct floor_thread){ .fn = fn, .arg = a };
 	if ((t->done = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-		die("floor: eventfd: %s", strerror(errno));
+		bench_fail("floor: eventfd: %s", strerror(errno));
 	if ((e = pthread_create(&t->th, NULL, fl_thread_main, t))) {
 		close(t->done);
 		free(t);
@@ -484,10 +463,10 @@ const struct bench_impl *const *bench_impls_load(const char *plugin)
 		bench_impl_getter get;
 
 		if (!h)
-			die("dlopen %s: %s", plugin, dlerror());
+			bench_fail("dlopen %s: %s", plugin, dlerror());
 		get = (bench_impl_getter)dlsym(h, BENCH_STOPTOKEN_SYMBOL);
 		if (!get)
-			die("%s: no %s", plugin, BENCH_STOPTOKEN_SYMBOL);
+			bench_fail("%s: no %s", plugin, BENCH_STOPTOKEN_SYMBOL);
 		st = *get();
 		st.slice_ns = bench_condvar.slice_ns;
 		list[n++] = &st;
