@@ -3,41 +3,31 @@
  * socket pair and over TCP loopback, and reads of a cached regular file --
  * beside the same work done with plain blocking calls.  It measures the
  * backend this process runs (ctx_backend(): CTX_BACKEND=epoll or
- * io_uring); bench/run.sh runs it once per backend and puts the runs side
- * by side, each run holding its own floor.
+ * io_uring); bench/run.sh runs it once per backend and bench/report.py
+ * puts the runs side by side, each run holding its own floor.
  *
  *  echo-rtt/<transport>     one round trip of a 64-byte message: the
  *                           client sends it and waits for it back, a
  *                           server thread echoes it.  Both threads on
  *                           one CPU, so every receive blocks and every
  *                           send wakes the other side: the backend's
- *                           wait and wake-up, per message.  Samples are
- *                           single round trips.
+ *                           wait and wake-up, per message.  p50 and p99
+ *                           of each of 10 blocks of round trips, the
+ *                           variants' blocks in turn.
  *  echo-stream/<transport>  MB/s of 16 KiB sends echoed back: a writer
  *                           thread sends, the server echoes, a reader
  *                           thread receives and checks every byte.
- *                           Nothing pinned.  Samples are whole runs.
+ *                           Nothing pinned.  Each run is a rep, the
+ *                           variants' runs in turn.
  *  hotpath/file             ns per 4 KiB read of a cached regular file,
- *                           read sequentially; samples are passes over
- *                           the file.
+ *                           read sequentially; passes over the file in
+ *                           turn, in 10 blocks.
  *
  * Variants: "libctx" uses ctx_send/ctx_recv/ctx_read on a live
  * cancellable context; "floor" send/recv/read on the same blocking
  * descriptors.  Transports: "socketpair" (AF_UNIX stream) and "tcp"
- * (127.0.0.1, TCP_NODELAY).
- *
- * Output on stdout: "# " comments (the machine, the backend, notes) and
- * one line per measurement in bench_wait's format:
- *
- *	scenario,variant,p50,p99,n,p50_ratio,p99_ratio,target,verdict
- *
- * p50 and p99 are nearest-rank percentiles of n samples: ns for
- * echo-rtt and hotpath; for echo-stream, MB/s, where "p99" is the
- * slowest run.  The ratios are libctx over the floor; target and verdict
- * are "-" (run.sh judges the backends against each other).
- *
- * Exit status 1, with a message on stderr, when a byte went missing or
- * came back wrong, or a call failed.
+ * (127.0.0.1, TCP_NODELAY).  Exit status 1, with a message on stderr,
+ * when a byte went missing or came back wrong, or a call failed.
  *
  *	bench_backend [--quick]
  */
@@ -66,7 +56,6 @@
 #define FILE_SIZE (1 << 20)  /* the cached file */
 #define FILE_BLOCK 4096      /* bytes per file read */
 
-static struct bench B;
 static ctx_t *live; /* never cancelled: the calls pay for being cancellable */
 
 /* ---- the two ways to move bytes --------------------------------------- */
@@ -130,37 +119,13 @@ static void nodelay(int fd)
 /* A connected pair of blocking stream sockets. */
 static void connect_pair(enum transport t, int fd[2])
 {
-	if (t == SOCKETPAIR) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd))
-			bench_fail("socketpair: %s", strerror(errno));
-		return;
+	if (t == TCP && bench_tcp_pair(fd)) {
+		nodelay(fd[0]);
+		nodelay(fd[1]);
+	} else if (t == SOCKETPAIR &&
+		   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd)) {
+		bench_fail("socketpair: %s", strerror(errno));
 	}
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len))
-		bench_fail("TCP listener: %s", strerror(errno));
-	fd[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd[0] < 0 || connect(fd[0], (struct sockaddr *)&a, sizeof(a)))
-		bench_fail("TCP connect: %s", strerror(errno));
-	fd[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	if (fd[1] < 0)
-		bench_fail("TCP accept: %s", strerror(errno));
-	close(l);
-	nodelay(fd[0]);
-	nodelay(fd[1]);
-}
-
-static cpu_set_t all_cpus; /* the main thread's mask at start */
-
-static int first_cpu(void)
-{
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &all_cpus))
-			return c;
-	return 0;
 }
 
 /* ---- the server: echo until the client closes ---------------------------- */
@@ -201,65 +166,28 @@ static void server_start(struct server *s)
 		bench_fail("pthread_create: %s", strerror(e));
 }
 
-/* ---- output --------------------------------------------------------------- */
-
-/* Nearest rank: the smallest sample with at least pct% at or below it. */
-static double pct(const double *sorted, int n, int p)
-{
-	int r = (n * p + 99) / 100;
-	return sorted[r > 0 ? r - 1 : 0];
-}
-
-struct result {
-	double p50, p99;
-	int n;
-};
-
-/* Percentiles of v; for a rate (higher is better) the "p99" is the
- * slowest sample. */
-static struct result summarize(double *v, int n, bool rate)
-{
-	qsort(v, (size_t)n, sizeof(*v), bench_cmp_dbl);
-	return (struct result){ pct(v, n, 50), rate ? v[0] : pct(v, n, 99),
-				n };
-}
-
-static void print_pair(const char *scenario, const struct result r[2])
-{
-	for (int w = 0; w < 2; w++) {
-		if (w == LIBCTX)
-			printf("%s,%s,%.1f,%.1f,%d,%.3f,%.3f,-,-\n", scenario,
-			       way_name[w], r[w].p50, r[w].p99, r[w].n,
-			       r[LIBCTX].p50 / r[FLOOR].p50,
-			       r[LIBCTX].p99 / r[FLOOR].p99);
-		else
-			printf("%s,%s,%.1f,%.1f,%d,-,-,-,reference\n",
-			       scenario, way_name[w], r[w].p50, r[w].p99,
-			       r[w].n);
-	}
-	fflush(stdout);
-}
-
 /* ---- echo round trips ------------------------------------------------------ */
 
-static struct result echo_rtt(enum way w, enum transport t, int rounds)
+/* rounds round trips of 64 bytes into v (a tenth more to warm up). */
+static void echo_rtt(enum way w, enum transport t, int rounds, double *v)
 {
-	int fd[2], cpu = first_cpu();
 	char out[MSG], in[MSG];
-	double *v = malloc((size_t)rounds * sizeof(*v));
-	if (!v)
-		bench_fail("out of memory");
+	int fd[2];
+	struct server s = { .way = w, .cpu = cpu_a, .block = MSG };
+
 	connect_pair(t, fd);
-	struct server s = { .way = w, .fd = fd[1], .cpu = cpu, .block = MSG };
+	s.fd = fd[1];
 	server_start(&s);
-	bench_pin(cpu);
-	for (int i = -rounds / 10; i < rounds; i++) { /* a tenth to warm up */
+	bench_pin(cpu_a);
+	for (int i = -rounds / 10; i < rounds; i++) {
+		int64_t t0, t1;
+
 		memset(out, 'a' + (i & 15), MSG);
-		int64_t t0 = bench_now();
+		t0 = bench_now();
 		send_all(w, fd[0], out, MSG);
 		if (!recv_all(w, fd[0], in, MSG))
 			bench_fail("echo: the server closed");
-		int64_t t1 = bench_now();
+		t1 = bench_now();
 		if (memcmp(in, out, MSG))
 			bench_fail("echo: a message came back changed");
 		if (i >= 0)
@@ -267,12 +195,27 @@ static struct result echo_rtt(enum way w, enum transport t, int rounds)
 	}
 	shutdown(fd[0], SHUT_WR);
 	pthread_join(s.th, NULL);
-	bench_unpin(&all_cpus);
+	bench_pin(-1);
 	close(fd[0]);
 	close(fd[1]);
-	struct result r = summarize(v, rounds, false);
-	free(v);
-	return r;
+}
+
+/* The variants' blocks of round trips in turn. */
+static void bench_echo_rtt(enum transport t, int rounds)
+{
+	double *v[2] = { bench_alloc((size_t)rounds * sizeof(double)),
+			 bench_alloc((size_t)rounds * sizeof(double)) };
+	char name[64];
+
+	snprintf(name, sizeof(name), "echo-rtt/%s", transport_name[t]);
+	for (int k = 0; k < 10; k++)
+		for (int w = 0; w < 2; w++)
+			echo_rtt((enum way)w, t, rounds / 10,
+				 v[w] + k * (rounds / 10));
+	for (int w = 0; w < 2; w++) {
+		bench_dist(name, way_name[w], v[w], rounds / 10 * 10, 10, "ns");
+		free(v[w]);
+	}
 }
 
 /* ---- echo streaming -------------------------------------------------------- */
@@ -341,14 +284,17 @@ static double stream_once(enum way w, enum transport t, size_t total)
 	return (double)total / 1e6 / ((double)(t1 - t0) / 1e9);
 }
 
-static struct result echo_stream(enum way w, enum transport t, int runs,
-				 size_t total)
+static void bench_echo_stream(enum transport t, int runs, size_t total)
 {
-	double v[16];
-	stream_once(w, t, total / 8); /* warm-up */
+	char name[64];
+
+	snprintf(name, sizeof(name), "echo-stream/%s", transport_name[t]);
+	for (int w = 0; w < 2; w++)
+		stream_once((enum way)w, t, total / 8); /* warm-up */
 	for (int i = 0; i < runs; i++)
-		v[i] = stream_once(w, t, total);
-	return summarize(v, runs, true);
+		for (int w = 0; w < 2; w++)
+			bench_row(name, "rate", way_name[w], i + 1,
+				  stream_once((enum way)w, t, total), "MB/s");
 }
 
 /* ---- a cached regular file ------------------------------------------------- */
@@ -398,64 +344,53 @@ static double file_pass(enum way w, int fd)
 static void bench_file(int passes)
 {
 	int fd = make_file();
-	double v[2][200];
-	struct result r[2];
-	bench_pin(first_cpu());
+	double *v[2] = { bench_alloc((size_t)passes * sizeof(double)),
+			 bench_alloc((size_t)passes * sizeof(double)) };
+
+	bench_pin(cpu_a);
 	for (int i = -2; i < passes; i++) /* two passes to warm up */
 		for (int w = 0; w < 2; w++) {
 			double ns = file_pass((enum way)w, fd);
+
 			if (i >= 0)
 				v[w][i] = ns;
 		}
-	for (int w = 0; w < 2; w++)
-		r[w] = summarize(v[w], passes, false);
-	bench_unpin(&all_cpus);
-	print_pair("hotpath/file", r);
+	bench_pin(-1);
+	for (int w = 0; w < 2; w++) {
+		bench_dist("hotpath/file", way_name[w], v[w], passes, 10, "ns");
+		free(v[w]);
+	}
 	close(fd);
 }
 
-/* ---- main -------------------------------------------------------------------- */
+/* ---- main ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
-	bench_init(&B, argc, argv);
-	alarm(B.quick ? 120 : 600); /* watchdog: a hang is a failure */
-	if (sched_getaffinity(0, sizeof(all_cpus), &all_cpus))
-		bench_fail("sched_getaffinity: %s", strerror(errno));
+	int rounds, runs;
+	size_t total;
+
+	bench_init(argc, argv);
+	bench_cpus_init();
 	live = ctx_with_cancel(ctx_background());
 	if (!live)
 		bench_fail("ctx_with_cancel: %s", strerror(errno));
-	int rounds = B.quick ? 2000 : 40000, runs = B.quick ? 2 : 5;
-	size_t total = (size_t)(B.quick ? 8 : 128) << 20;
-
+	rounds = B.quick ? 2000 : 40000;
+	runs = B.quick ? 2 : 5;
+	total = (size_t)(B.quick ? 8 : 128) << 20;
 	bench_print_machine("bench_backend: echo and file reads on one "
 			    "backend, beside plain blocking calls");
 	printf("# libctx backend: %s\n", ctx_backend());
 	printf("# echo-rtt: %d round trips of %d bytes, client and server "
-	       "on one CPU; ns per round trip\n", rounds, MSG);
-	printf("# echo-stream: %zu MiB in %d KiB sends, echoed, every byte "
-	       "checked, nothing pinned; MB/s per run, p99 = slowest of "
-	       "%d runs\n", total >> 20, CHUNK / 1024, runs);
-	printf("# hotpath/file: %d KiB reads of a cached %d MiB file; ns "
-	       "per read, per pass\n", FILE_BLOCK / 1024, FILE_SIZE >> 20);
-	printf("# columns: scenario,variant,p50,p99,n,p50_ratio,p99_ratio,"
-	       "target,verdict\n");
+	       "on one CPU; echo-stream: %zu MiB in %d KiB sends, echoed, "
+	       "every byte checked, nothing pinned, %d runs; hotpath/file: "
+	       "%d KiB reads of a cached %d MiB file\n", rounds, MSG,
+	       total >> 20, CHUNK / 1024, runs, FILE_BLOCK / 1024,
+	       FILE_SIZE >> 20);
 	fflush(stdout);
-
 	for (int t = 0; t < 2; t++) {
-		char name[64];
-		struct result r[2];
-		for (int w = 0; w < 2; w++)
-			r[w] = echo_rtt((enum way)w, (enum transport)t, rounds);
-		snprintf(name, sizeof(name), "echo-rtt/%s",
-			 transport_name[t]);
-		print_pair(name, r);
-		for (int w = 0; w < 2; w++)
-			r[w] = echo_stream((enum way)w, (enum transport)t, runs,
-					   total);
-		snprintf(name, sizeof(name), "echo-stream/%s",
-			 transport_name[t]);
-		print_pair(name, r);
+		bench_echo_rtt((enum transport)t, rounds);
+		bench_echo_stream((enum transport)t, runs, total);
 	}
 	bench_file(B.quick ? 5 : 50);
 	ctx_release(live);

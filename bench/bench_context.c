@@ -1,8 +1,11 @@
 /*
  * bench_context: the operations of Go's context benchmarks
  * (context/benchmark_test.go) on libctx, plus the bytes and descriptors
- * a live context costs.  bench/go/ times the same operations in Go, and
- * bench/run.sh prints the two side by side.
+ * a live context costs, and ctx_select over two ready channels.  bench/go/
+ * times the same operations in Go; bench/run.sh runs the two programs in
+ * turn (--run K: this program's medians are rep K) and bench/report.py
+ * sets each run beside the Go run after it.  Rows are named go/<the Go
+ * benchmark's name>.
  *
  * Go collects an abandoned context tree; C must release it.  Every timed
  * C operation therefore includes freeing what it made (leaf first, as a
@@ -31,8 +34,6 @@
 #define TIMEOUT_BATCH 10   /* Go creates ten timeouts, then cancels them */
 #define HOUR (3600 * CTX_SEC)
 #define MAX_LIVE 1000000
-
-static struct bench B;
 
 /* Distinct addresses to use as value keys; the last is never stored. */
 static char keys[MAX_DEPTH + 1];
@@ -102,11 +103,12 @@ static bool one_tree(struct tree_arg *a)
 	return err == (a->root == ROOT_BACKGROUND ? 0 : CTX_CANCELED);
 }
 
-static void run_tree(void *p, int tid, uint64_t n)
+static void run_tree(void *p, int impl, int tid, uint64_t n)
 {
 	struct tree_arg *a = p;
 	uint64_t bad = 0;
 
+	(void)impl;
 	(void)tid;
 	for (uint64_t i = 0; i < n; i++)
 		bad += !one_tree(a);
@@ -123,21 +125,22 @@ static void bench_cancel_tree(void)
 			a.depth = depths[d];
 			a.root = (enum root_kind)r;
 			snprintf(a.name, sizeof(a.name),
-				 "CancelTree/depth=%d/Root=%s", a.depth,
+				 "go/CancelTree/depth=%d/Root=%s", a.depth,
 				 root_names[r]);
-			bench_measure(&B, &(struct bench_spec){
-				.name = a.name, .fn = run_tree, .arg = &a });
+			bench_measure(&(struct bench_spec){
+				.scenario = a.name, .fn = run_tree, .arg = &a });
 		}
 	}
 }
 
 /* ---- WithCancel + cancel ------------------------------------------- */
 
-static void run_with_cancel(void *p, int tid, uint64_t n)
+static void run_with_cancel(void *p, int impl, int tid, uint64_t n)
 {
 	uint64_t bad = 0;
 
 	(void)p;
+	(void)impl;
 	(void)tid;
 	for (uint64_t i = 0; i < n; i++) {
 		ctx_t *c = must(ctx_with_cancel(ctx_background()),
@@ -151,8 +154,8 @@ static void run_with_cancel(void *p, int tid, uint64_t n)
 static void bench_with_cancel(void)
 {
 	printf("# WithCancel: ctx_with_cancel(background) + ctx_release\n");
-	bench_measure(&B, &(struct bench_spec){
-		.name = "WithCancel", .fn = run_with_cancel });
+	bench_measure(&(struct bench_spec){
+		.scenario = "go/WithCancel", .fn = run_with_cancel });
 }
 
 /* ---- WithTimeout under live timers --------------------------------- */
@@ -165,21 +168,23 @@ struct timeout_arg {
 
 /* Setup, on THREADS threads as Go does it on each P: thread tid makes
  * its share of the long-lived one-hour contexts. */
-static void make_live(void *p, int tid, uint64_t n)
+static void make_live(void *p, int impl, int tid, uint64_t n)
 {
 	struct timeout_arg *a = p;
 	ctx_t **slot = a->live + (uint64_t)tid * n;
 
+	(void)impl;
 	for (uint64_t i = 0; i < n; i++)
 		slot[i] = must(ctx_with_timeout(ctx_background(), HOUR),
 			       "ctx_with_timeout");
 }
 
-static void release_live(void *p, int tid, uint64_t n)
+static void release_live(void *p, int impl, int tid, uint64_t n)
 {
 	struct timeout_arg *a = p;
 	ctx_t **slot = a->live + (uint64_t)tid * n;
 
+	(void)impl;
 	for (uint64_t i = 0; i < n; i++)
 		ctx_release(slot[i]);
 }
@@ -194,11 +199,12 @@ static bool timeout_ok(ctx_t *c)
 	       ctx_err(c) == 0;
 }
 
-static void run_with_timeout(void *p, int tid, uint64_t n)
+static void run_with_timeout(void *p, int impl, int tid, uint64_t n)
 {
 	struct timeout_arg *a = p;
 	ctx_t *c[TIMEOUT_BATCH];
 
+	(void)impl;
 	(void)tid;
 	for (uint64_t i = 0; i < n; i++) {
 		for (int j = 0; j < TIMEOUT_BATCH; j++)
@@ -219,23 +225,23 @@ static void bench_with_timeout_live(ctx_t **live, uint64_t concurrency)
 {
 	struct timeout_arg a = { .live = live,
 				 .per_thread = concurrency / THREADS };
-	struct bench_spec setup = { .name = "setup", .arg = &a,
-				    .threads = THREADS };
+	struct bench_spec setup = { .scenario = "setup", .arg = &a };
 	uint64_t total = a.per_thread * THREADS;
 
-	snprintf(a.name, sizeof(a.name), "WithTimeout/concurrency=%llu",
+	snprintf(a.name, sizeof(a.name), "go/WithTimeout/concurrency=%llu",
 		 (unsigned long long)concurrency);
 	setup.fn = make_live;
-	bench_time_parallel(&setup, a.per_thread);
-	bench_measure(&B, &(struct bench_spec){
-		.name = a.name, .fn = run_with_timeout, .arg = &a,
-		.threads = THREADS, .per_iter = TIMEOUT_BATCH });
+	bench_time(&setup, 0, THREADS, a.per_thread);
+	bench_measure(&(struct bench_spec){
+		.scenario = a.name, .fn = run_with_timeout, .arg = &a,
+		.threads = THREADS, .per_iter = TIMEOUT_BATCH,
+		.unit = "ns/pair" });
 	for (uint64_t i = 0; i < total; i++)
 		if (!timeout_ok(live[i]))
 			bench_fail("%s: live context %llu was ended", a.name,
 				   (unsigned long long)i);
 	setup.fn = release_live;
-	bench_time_parallel(&setup, a.per_thread);
+	bench_time(&setup, 0, THREADS, a.per_thread);
 }
 
 static void bench_with_timeout(ctx_t **live)
@@ -272,11 +278,12 @@ static int64_t divide_chain(int64_t x, int n)
 	return x;
 }
 
-static void run_common(void *p, int tid, uint64_t n)
+static void run_common(void *p, int impl, int tid, uint64_t n)
 {
 	struct common_arg *a = p;
 	int64_t x = 0;
 
+	(void)impl;
 	for (uint64_t i = 0; i < n; i++) {
 		ctx_t *c = must(ctx_with_cancel(a->shared), "ctx_with_cancel");
 		if (ctx_value(c, &common_key) != common_value) {
@@ -302,9 +309,9 @@ static void bench_common_parent(void)
 	printf("# CommonParentCancel: %d threads: ctx_with_cancel(shared),"
 	       " ctx_value, 100 divisions, ctx_release, 100 divisions\n",
 	       THREADS);
-	bench_measure(&B, &(struct bench_spec){
-		.name = "CommonParentCancel", .fn = run_common, .arg = &a,
-		.threads = THREADS });
+	bench_measure(&(struct bench_spec){
+		.scenario = "go/CommonParentCancel", .fn = run_common,
+		.arg = &a, .threads = THREADS });
 	if (atomic_load(&a.failed) || ctx_err(a.shared))
 		bench_fail("CommonParentCancel: value lookup or parent wrong");
 	bench_keep(a.sink[0] + a.sink[1]);
@@ -314,22 +321,24 @@ static void bench_common_parent(void)
 
 /* ---- CheckCanceled ------------------------------------------------- */
 
-static void run_err(void *p, int tid, uint64_t n)
+static void run_err(void *p, int impl, int tid, uint64_t n)
 {
 	ctx_t *c = p;
 	uint64_t bad = 0;
 
+	(void)impl;
 	(void)tid;
 	for (uint64_t i = 0; i < n; i++)
 		bad += ctx_err(c) != CTX_CANCELED;
 	check_bad("CheckCanceled/Err", bad);
 }
 
-static void run_done_poll(void *p, int tid, uint64_t n)
+static void run_done_poll(void *p, int impl, int tid, uint64_t n)
 {
 	struct pollfd pfd = { .fd = ctx_done_fd(p), .events = POLLIN };
 	uint64_t bad = 0;
 
+	(void)impl;
 	(void)tid;
 	if (pfd.fd < 0)
 		bench_fail("ctx_done_fd: %s", strerror(errno));
@@ -348,22 +357,23 @@ static void bench_check_canceled(void)
 	       " this row times ctx_err (the same call as the Err row)\n");
 	printf("# CheckCanceled/Done-poll: poll(ctx_done_fd, 0), a system"
 	       " call, for information: the descriptor is for waiting\n");
-	bench_measure(&B, &(struct bench_spec){
-		.name = "CheckCanceled/Err", .fn = run_err, .arg = c });
-	bench_measure(&B, &(struct bench_spec){
-		.name = "CheckCanceled/Done", .fn = run_err, .arg = c });
-	bench_measure(&B, &(struct bench_spec){
-		.name = "CheckCanceled/Done-poll", .fn = run_done_poll,
+	bench_measure(&(struct bench_spec){
+		.scenario = "go/CheckCanceled/Err", .fn = run_err, .arg = c });
+	bench_measure(&(struct bench_spec){
+		.scenario = "go/CheckCanceled/Done", .fn = run_err, .arg = c });
+	bench_measure(&(struct bench_spec){
+		.scenario = "go/CheckCanceled/Done-poll", .fn = run_done_poll,
 		.arg = c });
 	ctx_release(c);
 }
 
 /* ---- DeepValue ----------------------------------------------------- */
 
-static void run_deep_value(void *p, int tid, uint64_t n)
+static void run_deep_value(void *p, int impl, int tid, uint64_t n)
 {
 	uint64_t bad = 0;
 
+	(void)impl;
 	(void)tid;
 	for (uint64_t i = 0; i < n; i++)
 		bad += ctx_value(p, MISSING_KEY) != NULL;
@@ -387,9 +397,9 @@ static void bench_deep_value_at(int depth)
 	if (ctx_value(c, &keys[0]) != value_of(0) ||
 	    ctx_value(c, &keys[depth - 1]) != value_of(depth - 1))
 		bench_fail("DeepValue: a stored value was not found");
-	snprintf(name, sizeof(name), "DeepValue/depth=%d", depth);
-	bench_measure(&B, &(struct bench_spec){
-		.name = name, .fn = run_deep_value, .arg = c });
+	snprintf(name, sizeof(name), "go/DeepValue/depth=%d", depth);
+	bench_measure(&(struct bench_spec){
+		.scenario = name, .fn = run_deep_value, .arg = c });
 	release_chain(chain, depth);
 }
 
@@ -460,10 +470,12 @@ static void live_row(const struct live_kind *k, ctx_t **slot, int n)
 	if (h2 > h0 + (size_t)n)
 		bench_fail("%s: %zu bytes still held after release", k->name,
 			   h2 - h0);
-	snprintf(name, sizeof(name), "BytesPerCtx/%s/live=%d", k->name, n);
-	bench_value(name, ((double)h1 - (double)h0) / n);
-	snprintf(name, sizeof(name), "FdsPerCtx/%s/live=%d", k->name, n);
-	bench_value(name, (double)(f1 - f0) / n);
+	snprintf(name, sizeof(name), "go/BytesPerCtx/%s/live=%d", k->name, n);
+	bench_row(name, "op", "libctx", B.run ? B.run : 1,
+		  ((double)h1 - (double)h0) / n, "B/ctx");
+	snprintf(name, sizeof(name), "go/FdsPerCtx/%s/live=%d", k->name, n);
+	bench_row(name, "op", "libctx", B.run ? B.run : 1,
+		  (double)(f1 - f0) / n, "fds/ctx");
 }
 
 static void bench_live(ctx_t **slot)
@@ -483,18 +495,67 @@ static void bench_live(ctx_t **slot)
 			live_row(&kinds[k], slot, counts[c]);
 }
 
+/* ---- SelectTwoReady ------------------------------------------------ */
+
+struct sel2 {
+	ctx_chan_t *ch[2];
+	int v[2];
+	struct ctx_case cs[2];
+	uint64_t hits[2];
+};
+
+/* ctx_select over two ready buffered channels (timeout 0), then a
+ * try_send refilling the one chosen, as bench/go's select does. */
+static void run_select(void *p, int impl, int tid, uint64_t n)
+{
+	struct sel2 *s = p;
+
+	(void)impl;
+	(void)tid;
+	for (uint64_t i = 0; i < n; i++) {
+		int got = ctx_select(ctx_background(), s->cs, 2, 0);
+
+		if (got < 0 || s->cs[got].result)
+			bench_fail("SelectTwoReady: nothing was ready");
+		s->hits[got]++;
+		if (ctx_chan_try_send(s->ch[got], &s->v[got]))
+			bench_fail("SelectTwoReady: refill");
+	}
+}
+
+static void bench_select(void)
+{
+	static struct sel2 s;
+	double share;
+
+	for (int i = 0; i < 2; i++) {
+		s.ch[i] = ctx_chan_new(sizeof(int), 1);
+		s.v[i] = i;
+		if (!s.ch[i] || ctx_chan_try_send(s.ch[i], &s.v[i]))
+			bench_fail("SelectTwoReady: set-up");
+		s.cs[i] = (struct ctx_case){ .kind = CTX_CASE_RECV,
+					     .ch = s.ch[i], .elem = &s.v[i],
+					     .fd = -1 };
+	}
+	bench_measure(&(struct bench_spec){ .scenario = "go/SelectTwoReady",
+					    .fn = run_select, .arg = &s });
+	share = (double)s.hits[0] / (double)(s.hits[0] + s.hits[1]);
+	printf("# SelectTwoReady: case 0 chosen %.3f of the time\n", share);
+	if (share < 0.45 || share > 0.55)
+		bench_fail("SelectTwoReady: choice not uniform (%.3f)", share);
+	for (int i = 0; i < 2; i++)
+		ctx_chan_free(s.ch[i]);
+}
+
 int main(int argc, char **argv)
 {
 	/* One array for the 400,000 live timeouts and the memory rows,
 	 * allocated up front so that no row measures it. */
-	ctx_t **slot = calloc(MAX_LIVE, sizeof(*slot));
+	ctx_t **slot = bench_alloc(MAX_LIVE * sizeof(*slot));
 
-	bench_init(&B, argc, argv);
-	if (!slot)
-		bench_fail("no memory for %d slots", MAX_LIVE);
-	bench_print_machine("libctx bench_context");
-	printf("# rows: name,ns_per_op,min,max (median, min and max of %d"
-	       " runs of ~%lld ms) or name,value\n", B.reps,
+	bench_init(argc, argv);
+	bench_print_machine("bench_context: Go's context benchmarks on libctx");
+	printf("# each row: the median of %d runs of ~%lld ms\n", B.reps,
 	       (long long)(B.target_ns / 1000000));
 	bench_cancel_tree();
 	bench_with_cancel();
@@ -503,6 +564,7 @@ int main(int argc, char **argv)
 	bench_check_canceled();
 	bench_deep_value();
 	bench_live(slot);
+	bench_select();
 	free(slot);
 	return 0;
 }

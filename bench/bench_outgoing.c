@@ -1,11 +1,14 @@
 /*
- * Outgoing calls beside the plain libraries (issue 15):
- *   dial       ctx_dial to a loopback listener vs getaddrinfo + connect
- *   tls_echo   64 KiB echo through ctx_ssl_* vs blocking SSL_read/SSL_write
- *   curl_get   ctx_curl_perform of a small loopback GET vs curl_easy_perform
- * One CSV line per row: name,ctx_ns,plain_ns,ratio (per operation, the
- * median of 5 rounds).  BENCH_QUICK=1 runs briefly.  Each row checks that
- * what it timed happened (connected, every byte back, every body read).
+ * bench_outgoing: outgoing calls beside the plain libraries (issue 15),
+ * libctx and plain in turn, each turn a rep:
+ *   outgoing/dial          ctx_dial to a loopback listener vs getaddrinfo
+ *                          + connect
+ *   outgoing/tls_echo_64k  64 KiB echo through ctx_ssl_* vs blocking
+ *                          SSL_read/SSL_write (built with libctx-ssl)
+ *   outgoing/curl_get      ctx_curl_perform of a small loopback GET vs
+ *                          curl_easy_perform (built with libctx-curl)
+ * Each row checks that what it timed happened (connected, every byte
+ * back, every body read).
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -21,6 +24,7 @@
 #include <unistd.h>
 
 #include <ctx.h>
+#include "benchutil.h"
 #ifdef HAVE_OPENSSL
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -30,36 +34,18 @@
 #include "ctx/curl.h"
 #endif
 
-static int quick;
+static const char *const lp[] = { "libctx", "plain" };
 
 static void die(const char *what)
 {
-	fprintf(stderr, "bench_outgoing: %s failed\n", what);
-	exit(1);
+	bench_fail("bench_outgoing: %s failed", what);
 }
 
-static int cmp(const void *a, const void *b)
+static void row(const char *name, void (*fn)(void *, int, int, uint64_t),
+		void *arg)
 {
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Median over 5 rounds of fn(n)/n nanoseconds, alternating the two
- * sides round by round so load drifts hit both alike. */
-static void row(const char *name, void (*fn)(int side, int n, void *),
-		int n, void *arg)
-{
-	int64_t t[2][5];
-	for (int r = 0; r < 5; r++)
-		for (int side = 0; side < 2; side++) {
-			int64_t t0 = ctx_now();
-			fn(side, n, arg);
-			t[side][r] = (ctx_now() - t0) / n;
-		}
-	qsort(t[0], 5, sizeof t[0][0], cmp);
-	qsort(t[1], 5, sizeof t[1][0], cmp);
-	printf("%s,%lld,%lld,%.2f\n", name, (long long)t[0][2],
-	       (long long)t[1][2], (double)t[0][2] / (double)t[1][2]);
+	bench_measure(&(struct bench_spec){ .scenario = name, .names = lp,
+		.nimpls = 2, .fn = fn, .arg = arg });
 }
 
 static int tcp_listener(int *port)
@@ -86,13 +72,14 @@ static void *accept_close(void *arg)
 	return NULL;
 }
 
-static void dial_fn(int side, int n, void *arg)
+static void dial_fn(void *arg, int side, int tid, uint64_t n)
 {
 	const int *port = arg;
 	char addr[32], svc[8];
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", *port);
 	snprintf(svc, sizeof svc, "%d", *port);
-	for (int i = 0; i < n; i++) {
+	(void)tid;
+	for (uint64_t i = 0; i < n; i++) {
 		int fd;
 		if (side == 0) {
 			fd = ctx_dial(ctx_background(), addr, SOCK_STREAM);
@@ -117,7 +104,7 @@ static void bench_dial(void)
 	int port, l = tcp_listener(&port);
 	pthread_t t;
 	pthread_create(&t, NULL, accept_close, &l);
-	row("dial", dial_fn, quick ? 200 : 2000, &port);
+	row("outgoing/dial", dial_fn, &port);
 	shutdown(l, SHUT_RDWR);
 	pthread_join(t, NULL);
 	close(l);
@@ -170,11 +157,12 @@ static void *echo_main(void *arg)
 	return NULL;
 }
 
-static void tls_fn(int side, int n, void *arg)
+static void tls_fn(void *arg, int side, int tid, uint64_t n)
 {
 	struct tls *t = arg;
 	SSL *s = t->c[side];
-	for (int i = 0; i < n; i++) {
+	(void)tid;
+	for (uint64_t i = 0; i < n; i++) {
 		size_t got = 0;
 		if (side == 0) {
 			if (ctx_ssl_write(ctx_background(), s, t->out,
@@ -223,7 +211,7 @@ static void bench_tls(void)
 		if (SSL_connect(t.c[side]) != 1)
 			die("SSL_connect");
 	}
-	row("tls_echo_64k", tls_fn, quick ? 20 : 300, &t);
+	row("outgoing/tls_echo_64k", tls_fn, &t);
 	for (int side = 0; side < 2; side++) {
 		SSL_shutdown(t.c[side]);
 		shutdown(t.fd[2 * side], SHUT_WR);
@@ -291,10 +279,11 @@ static size_t count(char *p, size_t size, size_t nmemb, void *arg)
 	return size * nmemb;
 }
 
-static void curl_fn(int side, int n, void *arg)
+static void curl_fn(void *arg, int side, int tid, uint64_t n)
 {
 	struct get *g = arg;
-	for (int i = 0; i < n; i++) {
+	(void)tid;
+	for (uint64_t i = 0; i < n; i++) {
 		g->bytes = 0;
 		CURLcode rc = side == 0 ? ctx_curl_perform(ctx_background(),
 							   g->e[0])
@@ -319,7 +308,7 @@ static void bench_curl(void)
 		curl_easy_setopt(g.e[i], CURLOPT_WRITEDATA, &g.bytes);
 		curl_easy_setopt(g.e[i], CURLOPT_NOSIGNAL, 1L);
 	}
-	row("curl_get", curl_fn, quick ? 100 : 1000, &g);
+	row("outgoing/curl_get", curl_fn, &g);
 	for (int i = 0; i < 2; i++)
 		curl_easy_cleanup(g.e[i]);
 	shutdown(l, SHUT_RDWR);
@@ -328,17 +317,12 @@ static void bench_curl(void)
 }
 #endif
 
-int main(void)
+int main(int argc, char **argv)
 {
-	struct utsname u;
-	const char *q = getenv("BENCH_QUICK");
-	quick = q && *q && strcmp(q, "0");
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	uname(&u);
-	printf("# bench_outgoing on %s %s, %ld CPUs, libctx backend: %s\n",
-	       u.sysname, u.release, sysconf(_SC_NPROCESSORS_ONLN),
-	       ctx_backend());
-	printf("name,ctx_ns,plain_ns,ratio\n");
+	bench_init(argc, argv);
+	bench_print_machine("bench_outgoing: outgoing calls beside the plain "
+			    "libraries");
+	printf("# libctx backend: %s\n", ctx_backend());
 	bench_dial();
 #ifdef HAVE_OPENSSL
 	bench_tls();

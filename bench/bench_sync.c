@@ -1,77 +1,39 @@
 /*
  * bench_sync: libctx's channels and threads beside the plain pthread
- * equivalents, in one process.
+ * equivalents, in one process; the implementations of each scenario take
+ * turns, and each turn is a rep.
  *
- *   bench/bench_sync [--quick]
- *
- * --quick (for CI) runs every scenario briefly: a few seconds in all;
- * the full run takes well under a minute.
- *
- * Output, on stdout: "# " comment lines first (the machine, then notes,
- * CPU placement and libctx/baseline ratios as the run goes), and one line
- * per measurement in CSV:
- *
- *	scenario,variant,value,unit
- *
- *   scenario  what was measured (below), e.g. pingpong_cap0_p50,
- *             pingpong_cap1_onecpu_cancelctx_p99, throughput_cap64,
- *             thread_create_join_onecpu
- *   variant   libctx   libctx's ctx_chan_* / ctx_thread_*
- *             condvar  the bounded queue below (pthread mutex + 2 condvars)
- *             pthread  pthread_create + pthread_join
- *   value     an integer, no thousands separators
- *   unit      ns (lower is better) or elem/s (higher is better)
- *
- * Scenarios:
- *
- *  1. pingpong_capC[_PLACE][_cancelctx]_{p50,p99}: two threads, two
- *     channels of capacity C (0 or 1).  A round trip: the main thread
- *     sends on A, the peer receives it and sends on B, the main thread
- *     receives on B.  Every round trip is timed on its own
- *     (CLOCK_MONOTONIC, vDSO: ~20 ns of the value); p50 and p99 over all
- *     of them.  A row's round trips come in 4 chunks, each with a fresh
- *     pair of channels and threads and an untimed warm-up, which take
- *     turns with the other variants' chunks.  _cancelctx rows make every
- *     libctx call under a ctx_with_cancel context (never cancelled), as
- *     a program that wants its channel operations cancellable would.
- *  2. throughput_capC[_PLACE]: one producer thread, one consumer
- *     thread, 1,000,000 8-byte elements (50,000 with --quick), capacity
- *     0/1/64/1024.  Wall time from both threads' start to the consumer's
- *     last element.  Free placement: the median of 3 runs, variants
- *     interleaved; pinned: one run.  A run that outlasts its budget
- *     (1.5 s free, 1 s pinned; 0.2 s and 0.1 s with --quick) stops
- *     early and is rated over the elements that moved (see stream_run);
- *     a comment line gives each run's count.
- *  3. thread_create_join[_PLACE][_cancelctx]: ns per create + join of a
- *     thread whose function returns its argument; ctx_thread_create +
- *     ctx_thread_join(ctx_background()) beside pthread_create +
- *     pthread_join.  _cancelctx joins under a ctx_with_cancel context
- *     (never cancelled): that join parks on the thread's wait queue
- *     before calling pthread_join.  The median of batch means; within a
- *     batch the variants take turns, one create + join each.
+ *   pingpong/capC[/PLACE]     two threads, two channels of capacity C (0
+ *       or 1): the main thread sends on A, the peer receives and sends on
+ *       B, the main thread receives on B.  Every round trip is timed
+ *       (p50, p99 of each turn of 2,500, after 250 untimed).  Impls:
+ *       libctx, condvar (the queue below), libctx-cancelctx (every libctx
+ *       call under a ctx_with_cancel context, never cancelled, as a
+ *       program that wants its channel operations cancellable has).
+ *   throughput/capC[/PLACE]   one producer, one consumer, 1,000,000
+ *       8-byte elements (50,000 with --quick), capacity 0/1/64/1024:
+ *       elements per second from both threads' start to the last
+ *       element.  Free placement: 3 runs in turn; pinned: one.  A run
+ *       that outlasts its budget (1.5 s free, 1 s pinned; 0.2 s and 0.1 s
+ *       with --quick) stops early and is rated over the elements that
+ *       moved (a comment line gives each run's count).
+ *   thread_create_join[/onecpu]  ns per create + join of a thread whose
+ *       function returns its argument: pthread_create + pthread_join
+ *       (pthread), ctx_thread_create + ctx_thread_join(background)
+ *       (libctx), and the join under a ctx_with_cancel context
+ *       (libctx-cancelctx: it parks on the thread's wait queue first).
+ *       Each rep is a batch of creates, the variants in turn.
  *
  * Placement (PLACE): whether two threads share a CPU changes a hand-off's
  * cost several-fold (on a VM, waking an idle vCPU can take ~50 us), and
  * the scheduler decides it.  Rows without a PLACE leave it to the
  * scheduler, and a comment line says how often the threads ran on one
- * CPU; _onecpu rows pin both threads to one CPU, _twocpus rows each to
- * its own.  Read a ratio only between rows whose placement agrees.
+ * CPU; onecpu pins both threads to one CPU, twocpus each to its own.
  *
  * Every scenario checks that what it timed happened: every element
  * arrived once, in order, with its value; every channel is empty after;
- * every thread ran and its join returned its argument.  Otherwise the
- * program says so on stderr and exits 1.
+ * every thread ran and its join returned its argument.
  */
-#include <errno.h>
-#include <sched.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "ctx.h"
 #include "benchutil.h"
 
@@ -316,7 +278,7 @@ static inline uint64_t q_recv(struct q *q)
 	return v;
 }
 
-/* ---- placement -------------------------------------------------------
+/* ---- placement ---------------------------------------------------------
  *
  * PL_FREE leaves the threads where the scheduler puts them.  PL_ONECPU
  * pins both to one CPU, PL_TWOCPUS each to its own: the two extremes
@@ -324,49 +286,25 @@ static inline uint64_t q_recv(struct q *q)
  */
 enum place { PL_FREE, PL_ONECPU, PL_TWOCPUS, PL_N };
 
-static const char *const place_sfx[PL_N] = { "", "_onecpu", "_twocpus" };
-static cpu_set_t cpus_all;    /* the process's mask at start */
-static int cpu_a = -1, cpu_b = -1; /* the first two CPUs in it */
-
-static void cpus_init(void)
-{
-	if (sched_getaffinity(0, sizeof(cpus_all), &cpus_all))
-		bench_fail("sched_getaffinity: %s", strerror(errno));
-	for (int c = 0; c < CPU_SETSIZE; c++) {
-		if (!CPU_ISSET(c, &cpus_all))
-			continue;
-		if (cpu_a < 0)
-			cpu_a = c;
-		else if (cpu_b < 0)
-			cpu_b = c;
-	}
-}
+static const char *const place_sfx[PL_N] = { "", "/onecpu", "/twocpus" };
 
 static bool place_possible(enum place pl)
 {
 	return pl != PL_TWOCPUS || cpu_b >= 0;
 }
 
-/* The main thread's CPUs for placement pl, set at once; *peer is what a
- * second thread gets (NULL: no constraint). */
+/* Pin the main thread for placement pl; *peer is what a second thread
+ * gets (NULL: no constraint). */
 static void place_main(enum place pl, cpu_set_t *peer_set,
 		       const cpu_set_t **peer)
 {
-	cpu_set_t mine;
-	int e;
-
 	*peer = NULL;
-	if (pl == PL_FREE) {
-		mine = cpus_all;
-	} else {
-		CPU_ZERO(&mine);
-		CPU_SET(cpu_a, &mine);
-		CPU_ZERO(peer_set);
-		CPU_SET(pl == PL_ONECPU ? cpu_a : cpu_b, peer_set);
-		*peer = peer_set;
-	}
-	if ((e = pthread_setaffinity_np(pthread_self(), sizeof(mine), &mine)))
-		bench_fail("pthread_setaffinity_np: %s", strerror(e));
+	bench_pin(pl == PL_FREE ? -1 : cpu_a);
+	if (pl == PL_FREE)
+		return;
+	CPU_ZERO(peer_set);
+	CPU_SET(pl == PL_ONECPU ? cpu_a : cpu_b, peer_set);
+	*peer = peer_set;
 }
 
 static pthread_t start_thread(void *(*fn)(void *), void *arg,
@@ -384,36 +322,6 @@ static pthread_t start_thread(void *(*fn)(void *), void *arg,
 		bench_fail("pthread_create: %s", strerror(e));
 	pthread_attr_destroy(&attr);
 	return t;
-}
-
-/* Nearest-rank percentile of n sorted samples. */
-static int64_t percentile(const int64_t *sorted, size_t n, int pct)
-{
-	size_t rank = (n * (size_t)pct + 99) / 100;
-
-	return sorted[rank ? rank - 1 : 0];
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(v[0]), bench_cmp_dbl);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void row(const char *scenario, const char *variant, double value,
-		const char *unit)
-{
-	printf("%s,%s,%.0f,%s\n", scenario, variant, value, unit);
-	fflush(stdout);
-}
-
-/* libctx over the baseline, as a comment: > 1 means libctx is slower
- * (for times) -- for rates the caller passes baseline/libctx. */
-static void ratio(const char *scenario, const char *base, double r)
-{
-	printf("# %s: libctx is %.3fx %s (%s)\n", scenario, r,
-	       base, r > 1.0 ? "SLOWER" : "ok");
-	fflush(stdout);
 }
 
 /* ---- 1. ping-pong ----------------------------------------------------- */
@@ -445,7 +353,7 @@ static void *pingpong_peer(void *p)
  * rtt.  Returns how many timed rounds had both threads on one CPU. */
 static uint64_t pingpong_run(enum kind kind, ctx_t *ctx, size_t cap,
 			     enum place pl, uint64_t warm, uint64_t measured,
-			     int64_t *rtt)
+			     double *rtt)
 {
 	struct pingpong pp = { .rounds = warm + measured };
 	const cpu_set_t *peer_cpus;
@@ -467,7 +375,7 @@ static uint64_t pingpong_run(enum kind kind, ctx_t *ctx, size_t cap,
 				   (unsigned long long)v,
 				   (unsigned long long)i);
 		if (i >= warm) {
-			rtt[i - warm] = t1 - t0;
+			rtt[i - warm] = (double)(t1 - t0);
 			/* The peer's store came before its send on B. */
 			same += atomic_load_explicit(&pp.peer_cpu,
 						     memory_order_relaxed) ==
@@ -481,73 +389,53 @@ static uint64_t pingpong_run(enum kind kind, ctx_t *ctx, size_t cap,
 	return same;
 }
 
-enum { PP_LIBCTX, PP_CONDVAR, PP_CANCEL, PP_N, PP_CHUNKS = 4 };
+enum { PP_LIBCTX, PP_CONDVAR, PP_CANCEL, PP_N, PP_CHUNKS = 8 };
+static const char *const pp_name[PP_N] = { "libctx", "condvar",
+					   "libctx-cancelctx" };
 
-/* The three rows of one capacity and placement, their chunks in turn. */
+/* The three variants of one capacity and placement, chunk by chunk in
+ * turn; each chunk is a rep. */
 static void pingpong_rows(size_t cap, enum place pl, ctx_t *cctx,
-			  uint64_t warm, uint64_t chunk, int64_t *rtt[PP_N])
+			  uint64_t warm, uint64_t chunk, double *rtt[PP_N])
 {
-	static const char *const pp_name[PP_N] = { "libctx", "condvar",
-						   "libctx cancelctx" };
-	uint64_t same[PP_N] = { 0 }, n = chunk * PP_CHUNKS;
-	int64_t p50[PP_N], p99[PP_N];
-	char name[96];
+	uint64_t same[PP_N] = { 0 };
+	char name[64];
 
+	snprintf(name, sizeof(name), "pingpong/cap%zu%s", cap, place_sfx[pl]);
+	if (!bench_wanted(name))
+		return;
 	for (int c = 0; c < PP_CHUNKS; c++)
 		for (int k = 0; k < PP_N; k++)
 			same[k] += pingpong_run(
 				k == PP_CONDVAR ? CONDVAR : LIBCTX,
 				k == PP_CANCEL ? cctx : ctx_background(), cap,
 				pl, warm, chunk, rtt[k] + c * chunk);
-	for (int k = 0; k < PP_N; k++) {
-		const char *sfx = k == PP_CANCEL ? "_cancelctx" : "";
-
-		qsort(rtt[k], n, sizeof(int64_t), bench_cmp_i64);
-		p50[k] = percentile(rtt[k], n, 50);
-		p99[k] = percentile(rtt[k], n, 99);
-		snprintf(name, sizeof(name), "pingpong_cap%zu%s%s_p50", cap,
-			 place_sfx[pl], sfx);
-		row(name, kind_name[k == PP_CONDVAR], (double)p50[k], "ns");
-		snprintf(name, sizeof(name), "pingpong_cap%zu%s%s_p99", cap,
-			 place_sfx[pl], sfx);
-		row(name, kind_name[k == PP_CONDVAR], (double)p99[k], "ns");
-	}
-	if (pl == PL_FREE) {
-		printf("# pingpong_cap%zu: both threads on one CPU in", cap);
-		for (int k = 0; k < PP_N; k++)
-			printf("%s %.0f%% (%s)", k ? "," : "",
-			       100.0 * (double)same[k] / (double)n,
-			       pp_name[k]);
-		printf(" of round trips\n");
-	}
-	snprintf(name, sizeof(name), "pingpong_cap%zu%s_p50", cap,
-		 place_sfx[pl]);
-	ratio(name, "condvar's time",
-	      (double)p50[PP_LIBCTX] / (double)p50[PP_CONDVAR]);
-	snprintf(name, sizeof(name), "pingpong_cap%zu%s_p99", cap,
-		 place_sfx[pl]);
-	ratio(name, "condvar's time",
-	      (double)p99[PP_LIBCTX] / (double)p99[PP_CONDVAR]);
+	for (int k = 0; k < PP_N; k++)
+		bench_dist(name, pp_name[k], rtt[k], (int)(chunk * PP_CHUNKS),
+			   PP_CHUNKS, "ns");
+	if (pl != PL_FREE)
+		return;
+	printf("# %s: both threads on one CPU in", name);
+	for (int k = 0; k < PP_N; k++)
+		printf("%s %.0f%% (%s)", k ? "," : "",
+		       100.0 * (double)same[k] / (double)(chunk * PP_CHUNKS),
+		       pp_name[k]);
+	printf(" of round trips\n");
 }
 
-static void bench_pingpong(const struct bench *b)
+static void bench_pingpong(void)
 {
-	uint64_t warm = b->quick ? 100 : 500;
-	uint64_t n = b->quick ? 1000 : 20000, chunk = n / PP_CHUNKS;
-	int64_t *rtt[PP_N];
+	uint64_t warm = B.quick ? 50 : 250;
+	uint64_t n = B.quick ? 1000 : 20000, chunk = n / PP_CHUNKS;
+	double *rtt[PP_N];
 	ctx_t *cctx = ctx_with_cancel(ctx_background());
 
 	if (!cctx)
 		bench_fail("out of memory");
 	for (int k = 0; k < PP_N; k++)
-		if (!(rtt[k] = malloc(n * sizeof(int64_t))))
-			bench_fail("out of memory");
-	printf("# ping-pong: %llu timed round trips per row, in %d chunks "
-	       "of %llu (each after %llu untimed) that take turns with the "
-	       "other variants' chunks\n", (unsigned long long)n, PP_CHUNKS,
-	       (unsigned long long)chunk, (unsigned long long)warm);
+		rtt[k] = bench_alloc(n * sizeof(double));
 	if (!place_possible(PL_TWOCPUS))
-		printf("# ping-pong: one CPU available: no _twocpus rows\n");
+		printf("# ping-pong: one CPU available: no twocpus rows\n");
 	for (size_t cap = 0; cap <= 1; cap++)
 		for (int pl = 0; pl < PL_N; pl++)
 			if (place_possible((enum place)pl))
@@ -672,20 +560,20 @@ static void throughput_rows(size_t cap, enum place pl, uint64_t n, int runs,
 			    int64_t budget)
 {
 	struct stream_result res[2][8];
-	double rate[2][8], med[2];
 	char name[64];
 
+	snprintf(name, sizeof(name), "throughput/cap%zu%s", cap,
+		 place_sfx[pl]);
+	if (!bench_wanted(name))
+		return;
 	for (int r = 0; r < runs; r++)
 		for (int k = LIBCTX; k <= CONDVAR; k++)
 			res[k][r] = stream_run((enum kind)k, cap, pl, n,
 					       budget);
-	snprintf(name, sizeof(name), "throughput_cap%zu%s", cap,
-		 place_sfx[pl]);
 	for (int k = LIBCTX; k <= CONDVAR; k++) {
 		printf("# %s %s: run%s moved", name, kind_name[k],
 		       runs > 1 ? "s" : "");
 		for (int r = 0; r < runs; r++) {
-			rate[k][r] = res[k][r].rate;
 			printf(" %llu (%.0f/s", (unsigned long long)
 			       res[k][r].moved, res[k][r].rate);
 			if (pl == PL_FREE)
@@ -695,26 +583,24 @@ static void throughput_rows(size_t cap, enum place pl, uint64_t n, int runs,
 		}
 		printf("\n");
 	}
-	for (int k = LIBCTX; k <= CONDVAR; k++) {
-		med[k] = median(rate[k], runs);
-		row(name, kind_name[k], med[k], "elem/s");
-	}
-	ratio(name, "condvar's time per element",
-	      med[CONDVAR] / med[LIBCTX]);
+	for (int k = LIBCTX; k <= CONDVAR; k++)
+		for (int r = 0; r < runs; r++)
+			bench_row(name, "rate", kind_name[k], r + 1,
+				  res[k][r].rate, "elem/s");
 }
 
-static void bench_throughput(const struct bench *b)
+static void bench_throughput(void)
 {
 	static const size_t caps[] = { 0, 1, 64, 1024 };
-	uint64_t n = b->quick ? 50000 : 1000000;
-	int runs = b->quick ? 1 : 3;
-	int64_t budget = b->quick ? 200 * CTX_MSEC : 1500 * CTX_MSEC;
-	int64_t pinned_budget = b->quick ? 100 * CTX_MSEC : CTX_SEC;
+	uint64_t n = B.quick ? 50000 : 1000000;
+	int runs = B.quick ? 1 : 3;
+	int64_t budget = B.quick ? 200 * CTX_MSEC : 1500 * CTX_MSEC;
+	int64_t pinned_budget = B.quick ? 100 * CTX_MSEC : CTX_SEC;
 
 	printf("# throughput: up to %llu elements of 8 bytes, 1 producer, "
-	       "1 consumer; free placement: median of %d run%s of at most "
-	       "%.2f s, variants interleaved; pinned: 1 run of at most "
-	       "%.2f s\n", (unsigned long long)n, runs, runs > 1 ? "s" : "",
+	       "1 consumer; free placement: %d run%s of at most %.2f s, "
+	       "variants in turn; pinned: 1 run of at most %.2f s\n",
+	       (unsigned long long)n, runs, runs > 1 ? "s" : "",
 	       (double)budget / 1e9, (double)pinned_budget / 1e9);
 	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)
 		for (int pl = 0; pl < PL_N; pl++)
@@ -801,37 +687,34 @@ static void threads_batch(ctx_t *cctx, int n, double *ns, long *same)
 		ns[v] = (double)sum[v] / n;
 }
 
-/* The rows of one placement.  Threads inherit their creator's CPUs, so
- * PL_ONECPU puts every thread on the main thread's CPU; PL_TWOCPUS
- * cannot be had through ctx_thread_create, which takes no attributes. */
-static void threads_rows(const struct bench *b, enum place pl, ctx_t *cctx)
+/* The rows of one placement, each batch a rep.  Threads inherit their
+ * creator's CPUs, so PL_ONECPU puts every thread on the main thread's
+ * CPU; PL_TWOCPUS cannot be had through ctx_thread_create, which takes
+ * no attributes. */
+static void threads_rows(enum place pl, ctx_t *cctx)
 {
 	static const char *const variant[T_N] = { "pthread", "libctx",
-						  "libctx" };
-	int batches = b->quick ? 3 : 9;
-	int n = b->quick ? 200 : 2000;
-	double ns[T_N][16], batch[T_N], med[T_N];
+						  "libctx-cancelctx" };
+	int batches = B.quick ? 3 : 9, n = B.quick ? 200 : 2000;
 	long same[T_N] = { 0 }, warm[T_N] = { 0 };
 	const cpu_set_t *unused;
 	cpu_set_t peer_set;
-	char name[96];
+	double batch[T_N];
+	char name[64];
 
+	snprintf(name, sizeof(name), "thread_create_join%s", place_sfx[pl]);
+	if (!bench_wanted(name))
+		return;
 	place_main(pl, &peer_set, &unused);
 	/* Warm glibc's stack cache, and make the joiner's reactor. */
 	threads_batch(cctx, n / 10, batch, warm);
 	for (int i = 0; i < batches; i++) {
 		threads_batch(cctx, n, batch, same);
 		for (int v = 0; v < T_N; v++)
-			ns[v][i] = batch[v];
+			bench_row(name, "mean", variant[v], i + 1, batch[v],
+				  "ns");
 	}
 	place_main(PL_FREE, &peer_set, &unused);
-	for (int v = 0; v < T_N; v++) {
-		med[v] = median(ns[v], batches);
-		snprintf(name, sizeof(name), "thread_create_join%s%s",
-			 place_sfx[pl],
-			 v == T_LIBCTX_CANCEL ? "_cancelctx" : "");
-		row(name, variant[v], med[v], "ns");
-	}
 	if (pl == PL_FREE)
 		printf("# thread_create_join: fn ran on its joiner's CPU in "
 		       "%.0f%% (pthread), %.0f%% (libctx), %.0f%% (libctx "
@@ -839,41 +722,32 @@ static void threads_rows(const struct bench *b, enum place pl, ctx_t *cctx)
 		       100.0 * (double)same[T_PTHREAD] / (batches * n),
 		       100.0 * (double)same[T_LIBCTX] / (batches * n),
 		       100.0 * (double)same[T_LIBCTX_CANCEL] / (batches * n));
-	snprintf(name, sizeof(name), "thread_create_join%s", place_sfx[pl]);
-	ratio(name, "pthread's time", med[T_LIBCTX] / med[T_PTHREAD]);
-	snprintf(name, sizeof(name), "thread_create_join%s_cancelctx",
-		 place_sfx[pl]);
-	ratio(name, "pthread's time",
-	      med[T_LIBCTX_CANCEL] / med[T_PTHREAD]);
 }
 
-static void bench_threads(const struct bench *b)
+static void bench_threads(void)
 {
 	ctx_t *cctx = ctx_with_cancel(ctx_background());
 
 	if (!cctx)
 		bench_fail("out of memory");
-	printf("# threads: median of %d batch means; a batch is %d "
-	       "create+join of each variant, in turn\n", b->quick ? 3 : 9,
-	       b->quick ? 200 : 2000);
-	threads_rows(b, PL_FREE, cctx);
-	threads_rows(b, PL_ONECPU, cctx);
+	printf("# threads: a batch is %d create+join of each variant, in "
+	       "turn\n", B.quick ? 200 : 2000);
+	threads_rows(PL_FREE, cctx);
+	threads_rows(PL_ONECPU, cctx);
 	ctx_release(cctx);
 }
 
 int main(int argc, char **argv)
 {
-	struct bench b;
 	int64_t t0 = bench_now();
 
-	bench_init(&b, argc, argv);
-	cpus_init();
-	bench_print_machine("bench_sync");
-	printf("# backend: %s\n", ctx_backend());
-	printf("# format: scenario,variant,value,unit\n");
-	bench_pingpong(&b);
-	bench_throughput(&b);
-	bench_threads(&b);
-	printf("# total: %.1f s\n", (double)(bench_now() - t0) / 1e9);
+	bench_init(argc, argv);
+	bench_cpus_init();
+	bench_print_machine("bench_sync: channels and threads");
+	printf("# libctx backend: %s\n", ctx_backend());
+	bench_pingpong();
+	bench_throughput();
+	bench_threads();
+	printf("# run took %.1f s\n", (double)(bench_now() - t0) / 1e9);
 	return 0;
 }

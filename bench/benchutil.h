@@ -1,28 +1,36 @@
 /*
- * Helpers shared by the benchmark programs (bench_context, and later
- * bench_wait, ...): a clock, a calibrate-then-repeat runner that reports
- * the median of several timed runs, a parallel runner that reports ns/op
- * the way Go's b.RunParallel does (wall time over the operations of all
- * threads), heap and descriptor counters, and the machine description.
+ * What every benchmark program shares: the options, the one output
+ * format, the clock, the interleaved runner, the machine description, and
+ * the means to tell that a thread is really asleep before it is woken.
  *
- * Output, on stdout, one line per measurement:
- *	name,ns_per_op,min,max     timed rows (median of the repeats)
- *	name,value                 everything else (bytes, descriptors)
- * and "# " comment lines for the machine and notes.  bench/run.sh reads
- * these lines; keep the format stable.
+ * Output, on stdout: "# " comment lines (the machine, notes), and one
+ * line per number, the same for every program:
  *
- * Everything here is static inline so that a program may use any subset
- * without unused-function warnings.
+ *	scenario,metric,impl,rep,value,unit
+ *
+ * scenario names what was done (wake/samecpu/read), metric which figure
+ * of it (p50, p99, op, rate, ...), impl the implementation or variant
+ * that did it, rep the repetition (0: all of them pooled, where a figure
+ * is not the median of the reps).  Implementations compared in one
+ * scenario take turns (A B A B ...), and rep k of each was measured in
+ * the same stretch of time: bench/report.py sets them side by side as a
+ * pair.  bench/run.sh collects these lines; bench/report.py makes the
+ * tables from them.
+ *
+ * Everything here is static inline so that a program may use any subset.
  */
 #ifndef CTX_BENCHUTIL_H
 #define CTX_BENCHUTIL_H
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <gnu/libc-version.h>
 #include <malloc.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -35,31 +43,27 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 
 #define BENCH_MAX_REPS 16
 #define BENCH_MAX_THREADS 64
+#define BENCH_MAX_IMPLS 8
 
 struct bench {
 	bool quick;
-	int reps;          /* timed runs per row; the median is reported */
-	int64_t target_ns; /* length of one timed run */
+	int reps;            /* interleaved runs per row */
+	int run;             /* > 0: print each row's median as rep `run` */
+	int64_t target_ns;   /* length of one timed run */
+	const char *only;    /* comma-separated fnmatch patterns, or NULL */
+	const char *impls;   /* comma-separated names, or NULL: all */
+	const char *samples; /* directory for raw samples, or NULL */
+	const char *plugin;  /* the stop_token shared object, or NULL */
 };
 
-/*
- * One row.  fn performs n iterations on thread tid (0 when single
- * threaded).  With threads > 1 every thread runs n iterations at once
- * and ns/op is wall time / (n * threads), as b.RunParallel reports it.
- * per_iter > 1 when one iteration holds several reported operations.
- */
-struct bench_spec {
-	const char *name;
-	void (*fn)(void *arg, int tid, uint64_t n);
-	void *arg;
-	int threads;
-	int per_iter;
-};
+static struct bench B __attribute__((unused));
 
 static inline int64_t bench_now(void)
 {
@@ -84,48 +88,160 @@ static inline void bench_fail(const char *fmt, ...)
 	exit(1);
 }
 
+static inline void *bench_alloc(size_t n)
+{
+	void *p = calloc(1, n ? n : 1);
+
+	if (!p)
+		bench_fail("out of memory (%zu bytes)", n);
+	return p;
+}
+
 static inline void bench_usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s [--quick]\n", prog);
+	fprintf(stderr, "usage: %s [--quick] [--run K] [--only PATTERNS] "
+		"[--impls NAMES] [--samples DIR] [--stoptoken LIB.so]\n", prog);
 	exit(2);
 }
 
-static inline void bench_init(struct bench *b, int argc, char **argv)
+static inline void bench_init(int argc, char **argv)
 {
-	b->quick = false;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick"))
-			b->quick = true;
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--quick")) {
+			B.quick = true;
+			continue;
+		}
+		if (!v)
+			bench_usage(argv[0]);
+		i++;
+		if (!strcmp(a, "--run"))
+			B.run = atoi(v);
+		else if (!strcmp(a, "--only"))
+			B.only = v;
+		else if (!strcmp(a, "--impls"))
+			B.impls = v;
+		else if (!strcmp(a, "--samples"))
+			B.samples = v;
+		else if (!strcmp(a, "--stoptoken"))
+			B.plugin = v;
 		else
 			bench_usage(argv[0]);
 	}
-	/* 7 runs of 40 ms: a median that holds still to a few percent on
-	 * a quiet machine, and about 20 s for a program of 25 rows. */
-	b->reps = b->quick ? 5 : 7;
-	b->target_ns = b->quick ? 2000000 : 40000000;
+	/* 7 runs of 40 ms (each alone: 3): a median that holds still to a
+	 * few percent on a quiet machine. */
+	B.reps = B.run ? 3 : B.quick ? 5 : 7;
+	B.target_ns = B.quick ? 2000000 : 40000000;
+	alarm(B.quick ? 300 : 900); /* watchdog: a hang is a failure */
+}
+
+/* Whether name is in the comma-separated list (patterns: fnmatch). */
+static inline bool bench_listed(const char *list, const char *name)
+{
+	char buf[512], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *p = strtok_r(buf, ",", &save); p;
+	     p = strtok_r(NULL, ",", &save))
+		if (!fnmatch(p, name, 0))
+			return true;
+	return false;
+}
+
+/* Whether --only asks for scenario `name` (everything without it). */
+static inline bool bench_wanted(const char *name)
+{
+	return !B.only || bench_listed(B.only, name);
+}
+
+/* ---- output -------------------------------------------------------- */
+
+static inline void bench_row(const char *scen, const char *metric,
+			     const char *impl, int rep, double v,
+			     const char *unit)
+{
+	printf(v < 10 && v > -10 ? "%s,%s,%s,%d,%.4f,%s\n" :
+				   "%s,%s,%s,%d,%.1f,%s\n",
+	       scen, metric, impl, rep, v, unit);
+	fflush(stdout);
+}
+
+static inline int bench_cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The nearest rank: the smallest of the n sorted samples with at least
+ * pct% of them at or below it. */
+static inline double bench_pct(const double *sorted, size_t n, unsigned pct)
+{
+	size_t r = (n * pct + 99) / 100;
+
+	return sorted[r ? r - 1 : 0];
+}
+
+static inline double bench_median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_dbl);
+	return v[(n - 1) / 2];
+}
+
+/* Raw samples (ns), for the picture: DIR/<scenario>__<impl>.dat. */
+static inline void bench_dump(const char *scen, const char *impl,
+			      const double *v, int n)
+{
+	char path[512], *p;
+	FILE *f;
+
+	if (!B.samples)
+		return;
+	p = path + snprintf(path, sizeof(path), "%s/", B.samples);
+	snprintf(p, sizeof(path) - (size_t)(p - path), "%s__%s.dat", scen,
+		 impl);
+	for (; *p; p++)
+		if (*p == '/')
+			*p = '_';
+	if (!(f = fopen(path, "w")))
+		bench_fail("cannot write %s: %s", path, strerror(errno));
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%.1f\n", v[i]);
+	if (fclose(f))
+		bench_fail("cannot write %s", path);
+}
+
+/*
+ * n samples taken in order, in `reps` consecutive blocks: p50 and p99 of
+ * each block as its rep (each block stands beside the same block of the
+ * other implementations, taken in turn with it), and of all n as rep 0,
+ * the figure shown.  v is sorted afterwards.
+ */
+static inline void bench_dist(const char *scen, const char *impl, double *v,
+			      int n, int reps, const char *unit)
+{
+	if (reps > n)
+		reps = n;
+	for (int k = 0; k < reps; k++) {
+		int lo = n * k / reps, len = n * (k + 1) / reps - lo;
+		double *blk = bench_alloc((size_t)len * sizeof(*blk));
+
+		memcpy(blk, v + lo, (size_t)len * sizeof(*blk));
+		qsort(blk, (size_t)len, sizeof(*blk), bench_cmp_dbl);
+		bench_row(scen, "p50", impl, k + 1,
+			  bench_pct(blk, (size_t)len, 50), unit);
+		bench_row(scen, "p99", impl, k + 1,
+			  bench_pct(blk, (size_t)len, 99), unit);
+		free(blk);
+	}
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_dbl);
+	bench_row(scen, "p50", impl, 0, bench_pct(v, (size_t)n, 50), unit);
+	bench_row(scen, "p99", impl, 0, bench_pct(v, (size_t)n, 99), unit);
+	bench_dump(scen, impl, v, n);
 }
 
 /* ---- the machine --------------------------------------------------- */
-
-static inline void bench_cpu_model(char *buf, size_t len)
-{
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	char line[512];
-
-	snprintf(buf, len, "unknown");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-		if (strncmp(line, "model name", 10) || !colon)
-			continue;
-		colon += 1 + (colon[1] == ' ');
-		colon[strcspn(colon, "\n")] = '\0';
-		snprintf(buf, len, "%s", colon);
-		break;
-	}
-	fclose(f);
-}
 
 /* Busy and total jiffies of all CPUs, from the first line of /proc/stat. */
 static inline bool bench_cpu_jiffies(unsigned long long *busy,
@@ -149,8 +265,8 @@ static inline bool bench_cpu_jiffies(unsigned long long *busy,
 	return true;
 }
 
-/* Other work on the machine slows both columns, and not evenly: measure
- * how busy the CPUs are for 200 ms before starting, and say so. */
+/* Other work on the machine slows every column, and not evenly: say how
+ * busy the CPUs were for 200 ms before starting. */
 static inline void bench_print_load(void)
 {
 	unsigned long long b0, t0, b1, t1;
@@ -171,25 +287,52 @@ static inline void bench_print_load(void)
 static inline void bench_print_machine(const char *prog)
 {
 	struct utsname u;
-	char cpu[256];
+	char line[512], cpu[256] = "unknown";
+	FILE *f = fopen("/proc/cpuinfo", "r");
 
-	bench_cpu_model(cpu, sizeof(cpu));
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+			char *m = strchr(line, ':') + 1;
+
+			m += *m == ' ';
+			m[strcspn(m, "\n")] = '\0';
+			snprintf(cpu, sizeof(cpu), "%s", m);
+			break;
+		}
+	if (f)
+		fclose(f);
 	if (uname(&u))
 		snprintf(u.release, sizeof(u.release), "unknown");
-	printf("# %s\n", prog);
-	printf("# cpu: %s\n", cpu);
-	printf("# cores: %ld online\n", sysconf(_SC_NPROCESSORS_ONLN));
-	printf("# kernel: %s %s\n", u.sysname, u.release);
-#if defined(__clang__)
+	printf("# %s\n# cpu: %s\n# cores: %ld online\n# kernel: %s %s\n",
+	       prog, cpu, sysconf(_SC_NPROCESSORS_ONLN), u.sysname,
+	       u.release);
+#ifdef __clang__
 	printf("# compiler: clang %s\n", __clang_version__);
-#elif defined(__GNUC__)
+#else
 	printf("# compiler: gcc %s\n", __VERSION__);
 #endif
 	printf("# libc: glibc %s\n", gnu_get_libc_version());
 	bench_print_load();
+	printf("# rows: scenario,metric,impl,rep,value,unit\n");
+	fflush(stdout);
 }
 
 /* ---- threads: pinning, futex words, "is it really asleep" ------------ */
+
+#define BENCH_UNUSED __attribute__((unused))
+static cpu_set_t bench_all_cpus BENCH_UNUSED; /* the mask at start */
+static int cpu_a BENCH_UNUSED = -1, cpu_b BENCH_UNUSED = -1; /* its first two */
+
+static inline void bench_cpus_init(void)
+{
+	if (sched_getaffinity(0, sizeof(bench_all_cpus), &bench_all_cpus))
+		bench_fail("sched_getaffinity: %s", strerror(errno));
+	for (int c = CPU_SETSIZE - 1; c >= 0; c--)
+		if (CPU_ISSET(c, &bench_all_cpus)) {
+			cpu_b = cpu_a;
+			cpu_a = c;
+		}
+}
 
 static inline pid_t bench_tid(void) { return (pid_t)syscall(SYS_gettid); }
 
@@ -204,25 +347,19 @@ static inline void bench_futex_wake(_Atomic uint32_t *w, int n)
 	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
-/* The calling thread on cpu alone; bench_unpin gives it the mask it had
- * (the caller keeps it, from sched_getaffinity at start). */
+/* The calling thread on cpu alone (-1: on every CPU it had at start). */
 static inline void bench_pin(int cpu)
 {
-	cpu_set_t s;
+	cpu_set_t s = bench_all_cpus;
 	int e;
 
-	CPU_ZERO(&s);
-	CPU_SET(cpu, &s);
+	if (cpu >= 0) {
+		CPU_ZERO(&s);
+		CPU_SET(cpu, &s);
+	}
 	if ((e = pthread_setaffinity_np(pthread_self(), sizeof(s), &s)))
 		bench_fail("pthread_setaffinity_np(cpu %d): %s", cpu,
 			   strerror(e));
-}
-
-static inline void bench_unpin(const cpu_set_t *all)
-{
-	int e = pthread_setaffinity_np(pthread_self(), sizeof(*all), all);
-	if (e)
-		bench_fail("pthread_setaffinity_np: %s", strerror(e));
 }
 
 static inline void bench_nap_ns(int64_t ns)
@@ -264,6 +401,15 @@ static inline void bench_await_word(_Atomic uint32_t *w, uint32_t want,
 	}
 }
 
+/* A worker's wait for round r: the round word reaching r. */
+static inline void bench_await_round(_Atomic uint32_t *go, uint32_t r)
+{
+	uint32_t g;
+
+	while ((g = atomic_load_explicit(go, memory_order_acquire)) < r)
+		bench_futex_wait(go, g, NULL);
+}
+
 static inline ssize_t bench_read_small(const char *path, char *buf,
 				       size_t len)
 {
@@ -294,10 +440,30 @@ static inline bool bench_have_syscall_file(void)
 	return have;
 }
 
-/* Is thread tid asleep ('S') inside one of the system calls in nr (a
- * list ending with -1)?  How a thread blocked in a wait looks from
- * outside: a benchmark wakes a waiter only once it is. */
-static inline bool bench_blocked_in(pid_t tid, const long *nr)
+/* The system calls a waiting thread of any implementation sleeps in:
+ * futex (condvars, nsync, libctx's parked waits), poll/ppoll (slices,
+ * libctx), epoll (the floor), io_uring_enter (libctx's other backend). */
+static const long bench_wait_calls[] BENCH_UNUSED = {
+	SYS_futex, SYS_ppoll, SYS_epoll_pwait, SYS_io_uring_enter,
+#ifdef SYS_poll
+	SYS_poll,
+#endif
+#ifdef SYS_epoll_wait
+	SYS_epoll_wait,
+#endif
+#ifdef SYS_epoll_pwait2
+	SYS_epoll_pwait2,
+#endif
+#ifdef SYS_futex_waitv
+	SYS_futex_waitv,
+#endif
+	-1,
+};
+
+/* Is thread tid asleep ('S') inside one of the waiting system calls?
+ * How a blocked thread looks from outside: a benchmark wakes a waiter
+ * only once it is. */
+static inline bool bench_blocked(pid_t tid)
 {
 	char path[64], buf[512], *p;
 	long call;
@@ -316,19 +482,19 @@ static inline bool bench_blocked_in(pid_t tid, const long *nr)
 	if (!isdigit((unsigned char)buf[0])) /* "running" or "-1 ..." */
 		return false;
 	call = strtol(buf, NULL, 10);
-	for (int i = 0; nr[i] >= 0; i++)
-		if (nr[i] == call)
+	for (int i = 0; bench_wait_calls[i] >= 0; i++)
+		if (bench_wait_calls[i] == call)
 			return true;
 	return false;
 }
 
-static inline void bench_await_blocked(pid_t tid, const long *nr,
-				       int64_t stuck_ns, const char *what)
+static inline void bench_await_blocked(pid_t tid, int64_t stuck_ns,
+				       const char *what)
 {
 	int64_t limit = bench_now() + stuck_ns;
 	int spins = 0;
 
-	while (!bench_blocked_in(tid, nr))
+	while (!bench_blocked(tid))
 		bench_give_way(&spins, limit, what);
 }
 
@@ -340,26 +506,16 @@ static inline void bench_await_blocked(pid_t tid, const long *nr,
  * it deschedules it): without this, an implementation that is slow to
  * fall asleep is woken from a shallower idle and looks faster.
  */
-#define BENCH_SETTLE_NS 300000
 static inline void bench_settle(void)
 {
-	int64_t until = bench_now() + BENCH_SETTLE_NS;
+	int64_t until = bench_now() + 300000;
 
 	while (bench_now() < until)
 		;
 }
 
-/* A worker's wait for round r to be started: the round word reaching r
- * (the starter stores it and wakes the futex). */
-static inline void bench_await_round(_Atomic uint32_t *go, uint32_t r)
-{
-	uint32_t g;
-
-	while ((g = atomic_load_explicit(go, memory_order_acquire)) < r)
-		bench_futex_wait(go, g, NULL);
-}
-
-/* Run one part of a program and say how long it took. */
+/* Run one part of a program and say how long it took (its scenarios
+ * each ask bench_wanted first). */
 static inline void bench_section(const char *name, void (*fn)(void))
 {
 	int64_t t0 = bench_now();
@@ -369,36 +525,10 @@ static inline void bench_section(const char *name, void (*fn)(void))
 	fflush(stdout);
 }
 
-/* ---- statistics ---------------------------------------------------- */
-
-/* qsort comparators, and the nearest rank: the index of the smallest
- * sample with at least pct% of the n sorted samples <= it. */
-static inline int bench_cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static inline int bench_cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static inline size_t bench_rank(size_t n, unsigned pct)
-{
-	size_t r = (n * pct + 99) / 100;
-
-	return r ? r - 1 : 0;
-}
-
-/* ---- live resources ------------------------------------------------ */
+/* ---- resources ----------------------------------------------------- */
 
 /* Bytes malloc has handed out and not got back, malloc's own headers
- * included: what a live object really costs.  mallinfo2 adds up every
- * arena; hblkhd counts blocks big enough to be mmapped. */
+ * included: what a live object really costs. */
 static inline size_t bench_heap_bytes(void)
 {
 	struct mallinfo2 mi = mallinfo2();
@@ -419,13 +549,76 @@ static inline int bench_count_fds(void)
 	return n - 3; /* ".", ".." and the DIR's own descriptor */
 }
 
-/* ---- timing -------------------------------------------------------- */
+/* The soft descriptor limit raised to the hard one; fails below need. */
+static inline void bench_raise_nofile(rlim_t need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		bench_fail("getrlimit: %s", strerror(errno));
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		bench_fail("setrlimit: %s", strerror(errno));
+	if (rl.rlim_cur < need)
+		bench_fail("need %llu descriptors; the hard limit is %llu",
+			   (unsigned long long)need,
+			   (unsigned long long)rl.rlim_cur);
+}
+
+/* A connected TCP pair on the loopback interface (fds[0] accepted), as
+ * a server has; a UNIX socketpair where there is no network. */
+static inline bool bench_tcp_pair(int fds[2])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) &&
+	    !listen(l, 1) && !getsockname(l, (struct sockaddr *)&a, &alen)) {
+		fds[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fds[1] >= 0 &&
+		    !connect(fds[1], (struct sockaddr *)&a, sizeof(a)) &&
+		    (fds[0] = accept4(l, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+			close(l);
+			return true;
+		}
+		if (fds[1] >= 0)
+			close(fds[1]);
+	}
+	if (l >= 0)
+		close(l);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds))
+		bench_fail("socketpair: %s", strerror(errno));
+	return false;
+}
+
+/* ---- timing: calibrated runs, the implementations in turn ----------- */
+
+/*
+ * One row: fn(arg, impl, tid, n) performs n iterations of implementation
+ * `impl` (an index into names) on thread tid.  With threads > 1 every
+ * thread runs n iterations at once and the time is wall time / (n *
+ * threads), as Go's b.RunParallel reports it; per_iter > 1 when one
+ * iteration holds several reported operations.
+ */
+struct bench_spec {
+	const char *scenario;
+	const char *const *names;  /* the implementations; NULL: "libctx" */
+	int nimpls;                /* 0: 1 */
+	void (*fn)(void *arg, int impl, int tid, uint64_t n);
+	void *arg;
+	int threads, per_iter;
+	bool per_thread;           /* threads > 1: wall time / n, not / (n *
+				    * threads): ns per operation per thread */
+	const char *unit;          /* NULL: "ns/op" */
+};
 
 struct bench_worker {
 	const struct bench_spec *spec;
 	pthread_barrier_t *start;
 	uint64_t n;
-	int tid;
+	int impl, tid;
 	int64_t t0, t1;
 };
 
@@ -435,35 +628,36 @@ static inline void *bench_worker_main(void *p)
 
 	pthread_barrier_wait(w->start);
 	w->t0 = bench_now();
-	w->spec->fn(w->spec->arg, w->tid, w->n);
+	w->spec->fn(w->spec->arg, w->impl, w->tid, w->n);
 	w->t1 = bench_now();
 	return NULL;
 }
 
-/*
- * Wall time of n iterations on each of s->threads threads: from the
- * first thread's start to the last one's end.  The threads are made
- * first and released together by a barrier, so their creation is not
- * timed.  The workers read the clock themselves: with as many workers as
- * cores, the main thread may not run again until a worker is done.
- */
-static inline int64_t bench_time_parallel(const struct bench_spec *s,
-					  uint64_t n)
+/* Wall time of n iterations on each of `threads` threads, from the first
+ * one's start to the last one's end; the threads are made first and
+ * released together, so their creation is not timed. */
+static inline int64_t bench_time(const struct bench_spec *s, int impl,
+				 int threads, uint64_t n)
 {
 	struct bench_worker w[BENCH_MAX_THREADS];
 	pthread_t t[BENCH_MAX_THREADS];
 	pthread_barrier_t start;
 	int64_t t0 = INT64_MAX, t1 = INT64_MIN;
 
-	if (s->threads > BENCH_MAX_THREADS)
-		bench_fail("%s: too many threads", s->name);
-	pthread_barrier_init(&start, NULL, (unsigned)s->threads);
-	for (int i = 0; i < s->threads; i++) {
-		w[i] = (struct bench_worker){ s, &start, n, i, 0, 0 };
-		if (pthread_create(&t[i], NULL, bench_worker_main, &w[i]))
-			bench_fail("%s: pthread_create", s->name);
+	if (threads <= 1) {
+		t0 = bench_now();
+		s->fn(s->arg, impl, 0, n);
+		return bench_now() - t0;
 	}
-	for (int i = 0; i < s->threads; i++) {
+	if (threads > BENCH_MAX_THREADS)
+		bench_fail("%s: too many threads", s->scenario);
+	pthread_barrier_init(&start, NULL, (unsigned)threads);
+	for (int i = 0; i < threads; i++) {
+		w[i] = (struct bench_worker){ s, &start, n, impl, i, 0, 0 };
+		if (pthread_create(&t[i], NULL, bench_worker_main, &w[i]))
+			bench_fail("%s: pthread_create", s->scenario);
+	}
+	for (int i = 0; i < threads; i++) {
 		pthread_join(t[i], NULL);
 		t0 = w[i].t0 < t0 ? w[i].t0 : t0;
 		t1 = w[i].t1 > t1 ? w[i].t1 : t1;
@@ -472,72 +666,57 @@ static inline int64_t bench_time_parallel(const struct bench_spec *s,
 	return t1 - t0;
 }
 
-static inline int64_t bench_time(const struct bench_spec *s, uint64_t n)
-{
-	int64_t t0;
-
-	if (s->threads > 1)
-		return bench_time_parallel(s, n);
-	t0 = bench_now();
-	s->fn(s->arg, 0, n);
-	return bench_now() - t0;
-}
-
-/* The iteration count that makes one run last about b->target_ns:
- * grow it until a run is long enough to extrapolate from. */
-static inline uint64_t bench_calibrate(const struct bench *b,
-				       const struct bench_spec *s)
+/* The iteration count that makes one run last about B.target_ns:
+ * grow it until a run is long enough to extrapolate from.  On one
+ * thread: calibrated on several, a start delayed by other work on the
+ * machine could settle on a tiny n, and the delay would be the figure. */
+static inline uint64_t bench_calibrate(const struct bench_spec *s, int impl)
 {
 	uint64_t n = 1;
 	int64_t t;
 
 	for (;;) {
-		t = bench_time(s, n);
-		if (t >= b->target_ns / 8)
+		t = bench_time(s, impl, 1, n);
+		if (t >= B.target_ns / 8)
 			break;
 		if (t < 1000)
 			n *= 100;
 		else
-			n = n * (uint64_t)(b->target_ns / 4) / (uint64_t)t + 1;
+			n = n * (uint64_t)(B.target_ns / 4) / (uint64_t)t + 1;
 	}
-	n = n * (uint64_t)b->target_ns / (uint64_t)t;
+	n = n * (uint64_t)B.target_ns / (uint64_t)t;
 	return n ? n : 1;
 }
 
-static inline int bench_cmp_double(const void *a, const void *b)
+/*
+ * Calibrate each implementation, then B.reps timed runs of each, in turn
+ * (A B A B ...): rows "scenario,op,impl,rep,ns,unit".  With B.run set,
+ * each implementation's median instead, as rep B.run (one run of the
+ * program is then one side of a pair, the other side another program's).
+ */
+static inline void bench_measure(const struct bench_spec *s)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	static const char *const lib[] = { "libctx" };
+	const char *const *names = s->names ? s->names : lib;
+	int ni = s->nimpls ? s->nimpls : 1, th = s->threads > 1 ? s->threads : 1;
+	double ns[BENCH_MAX_IMPLS][BENCH_MAX_REPS];
+	uint64_t n[BENCH_MAX_IMPLS];
 
-	return (x > y) - (x < y);
-}
-
-/* Calibrate, time b->reps runs, print "name,median,min,max" in ns/op. */
-static inline double bench_measure(const struct bench *b,
-				   const struct bench_spec *s)
-{
-	double ns[BENCH_MAX_REPS];
-	int threads = s->threads > 1 ? s->threads : 1;
-	int per = s->per_iter > 1 ? s->per_iter : 1;
-	uint64_t n = bench_calibrate(b, s);
-
-	if (b->reps > BENCH_MAX_REPS)
-		bench_fail("%s: too many repeats", s->name);
-	for (int i = 0; i < b->reps; i++) {
-		double ops = (double)n * threads * per;
-
-		ns[i] = (double)bench_time(s, n) / ops;
-	}
-	qsort(ns, (size_t)b->reps, sizeof(ns[0]), bench_cmp_double);
-	printf("%s,%.2f,%.2f,%.2f\n", s->name, ns[b->reps / 2], ns[0],
-	       ns[b->reps - 1]);
-	fflush(stdout);
-	return ns[b->reps / 2];
-}
-
-static inline void bench_value(const char *name, double v)
-{
-	printf("%s,%.2f\n", name, v);
-	fflush(stdout);
+	if (!bench_wanted(s->scenario))
+		return;
+	for (int i = 0; i < ni; i++)
+		n[i] = bench_calibrate(s, i);
+	for (int r = 0; r < B.reps; r++)
+		for (int i = 0; i < ni; i++)
+			ns[i][r] = (double)bench_time(s, i, th, n[i]) /
+				   ((double)n[i] * (s->per_thread ? 1 : th) *
+				    (s->per_iter > 1 ? s->per_iter : 1));
+	for (int i = 0; i < ni; i++)
+		for (int r = 0; r < (B.run ? 1 : B.reps); r++)
+			bench_row(s->scenario, "op", names[i],
+				  B.run ? B.run : r + 1,
+				  B.run ? bench_median(ns[i], B.reps) : ns[i][r],
+				  s->unit ? s->unit : "ns/op");
 }
 
 /* Keep a result alive without a memory access the compiler could

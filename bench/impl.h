@@ -1,12 +1,25 @@
 /*
- * One context implementation as bench_condvar drives it: libctx, the
- * condvar context of condctx.c, and -- when a C++20 compiler built
- * stoptoken.cc into a shared object -- std::stop_token.  The same
- * benchmark code runs each through this table, so that what differs
- * between the columns is the implementation and nothing else.
+ * One implementation of contexts as the benchmarks drive it.  Every
+ * scenario of bench_impls is written once over this table, so that what
+ * differs between the columns of a row is the implementation and nothing
+ * else.  The implementations:
  *
- * Contexts are void pointers here; every function keeps the meaning of
- * its libctx counterpart (include/ctx.h).  Time is CLOCK_MONOTONIC ns.
+ *   libctx      the library (impls.c)
+ *   condvar     a mutex, a condition variable and a flag per context
+ *               (condctx.c); condvar-1ms is the same with 1 ms slices
+ *   stop_token  std::stop_source and std::condition_variable_any
+ *               (stoptoken.cc, a shared object built and loaded at run
+ *               time when a C++20 compiler is there)
+ *   nsync       Google's nsync notes (impls.c, where configure found nsync)
+ *   floor       the kernel mechanism with nothing on top: an eventfd per
+ *               context, a timerfd for a deadline, epoll_wait to wait
+ *               (impls.c)
+ *
+ * Contexts and threads are void pointers; every function keeps the
+ * meaning of its libctx counterpart (include/ctx.h), errors being
+ * ECANCELED and ETIMEDOUT.  Time is CLOCK_MONOTONIC ns.  An operation an
+ * implementation cannot do is NULL (nsync cannot read or join), and a
+ * scenario that needs it leaves that implementation out.
  */
 #ifndef BENCH_IMPL_H
 #define BENCH_IMPL_H
@@ -28,8 +41,8 @@ struct bench_impl {
 	int (*err)(void *ctx);
 	int (*wait)(void *ctx);
 	int (*sleep)(void *ctx, int64_t duration_ns);
-	/* slice_ns: how often a polling implementation re-checks the
-	 * context while the descriptor stays silent (libctx ignores it). */
+	/* slice_ns: how often a polling implementation looks at the
+	 * context while the descriptor stays silent (others ignore it). */
 	ssize_t (*read)(void *ctx, int fd, void *buf, size_t len,
 			int64_t slice_ns);
 	/* A thread running fn(arg) that holds a reference to ctx. */
@@ -37,7 +50,15 @@ struct bench_impl {
 			     void *arg);
 	/* 0: joined; the context's error: not joined, thread still valid. */
 	int (*thread_join)(void *ctx, void *thread, void **result);
+	int64_t slice_ns; /* what read is given; 0: it does not poll */
 };
+
+extern const struct bench_impl bench_libctx, bench_condvar,
+	bench_condvar_1ms, bench_floor, bench_nsync;
+
+/* The implementations this build has, in the tables' column order, the
+ * stop_token one loaded from plugin (NULL: left out); NULL-terminated. */
+const struct bench_impl *const *bench_impls_load(const char *plugin);
 
 /* What the shared object built from stoptoken.cc exports. */
 #define BENCH_STOPTOKEN_SYMBOL "bench_stoptoken_impl"

@@ -1,5 +1,5 @@
 /*
- * The C++20 way to the same operations, for bench_condvar's third
+ * The C++20 way to the same operations, for the benchmarks' stop_token
  * column: std::stop_source / std::stop_token for cancellation, and
  * std::condition_variable_any's wait(lock, stop_token, pred) for waits
  * that a stop request interrupts.
@@ -19,7 +19,7 @@
  *    interrupt a thread blocked in read(2).
  *
  * Built by bench/run.sh, when `${CXX:-g++} -std=c++20` works, into a
- * shared object that bench_condvar loads (--stoptoken PATH) and asks for
+ * shared object that bench_impls loads (--stoptoken PATH) and asks for
  * bench_stoptoken_impl(), its table of the operations (impl.h).
  */
 #include <atomic>
@@ -337,6 +337,7 @@ const struct bench_impl impl = {
 	.read = st_read,
 	.thread_create = st_thread_create,
 	.thread_join = st_thread_join,
+	.slice_ns = 0, /* set by the loader */
 };
 
 } // namespace

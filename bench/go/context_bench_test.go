@@ -1,8 +1,9 @@
 package benchgo
 
-// The Go column of bench/run.sh: the operations of Go's own context
+// The Go column of make bench: the operations of Go's own context
 // benchmarks, named as bench/bench_context names its rows, plus the
-// bytes and descriptors a live context costs (TestLive).
+// bytes and descriptors a live context costs (TestLive, whose "LIVE name
+// value unit" lines bench/report.py reads beside the benchmark lines).
 //
 // Like Go's benchmarks, these leave abandoned trees to the collector;
 // the C side frees them inside the timed loop.  Each benchmark checks
@@ -285,9 +286,9 @@ func liveRow(t *testing.T, k liveKind, n int) {
 			cancels[i]()
 		}
 	}
-	fmt.Printf("LIVE BytesPerCtx/%s/live=%d %.2f\n", k.name, n,
+	fmt.Printf("LIVE BytesPerCtx/%s/live=%d %.2f B/ctx\n", k.name, n,
 		(float64(h1)-float64(h0))/float64(n))
-	fmt.Printf("LIVE FdsPerCtx/%s/live=%d %.2f\n", k.name, n,
+	fmt.Printf("LIVE FdsPerCtx/%s/live=%d %.2f fds/ctx\n", k.name, n,
 		float64(f1-f0)/float64(n))
 	runtime.KeepAlive(ctxs)
 	runtime.KeepAlive(cancels)

@@ -2,7 +2,7 @@ package benchgo
 
 import "testing"
 
-// The Go side of bench_select's select_2ready row: a select over two
+// The Go side of bench_context's go/SelectTwoReady row: a select over two
 // ready buffered channels, then a send refilling the one chosen.
 func BenchmarkSelectTwoReady(b *testing.B) {
 	a, c := make(chan int, 1), make(chan int, 1)
