@@ -30,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #ifdef HAVE_CARES
@@ -425,55 +426,62 @@ static int cares_flags(int ai_flags)
 	return f;
 }
 
-/* Append one node per socket type asked for (all three when none was, as
- * getaddrinfo does). */
-static int cares_node(struct addrinfo ***tail, const struct addrinfo *hints,
-		      const struct ares_addrinfo_node *n, const char *canon)
+/* The socket types, protocols and ports getaddrinfo(3) gives a service
+ * under these hints, read off a lookup of a numeric host: 0 or EAI_*.
+ * c-ares is asked for the name alone, because its own reading of
+ * services differs: it refuses port 0 ("0", "", "65536"), reads "010"
+ * as octal, and pairs a named service with every socket type, where
+ * glibc keeps to the protocols /etc/services lists for it. */
+static int cares_forms(const char *service, const struct addrinfo *hints,
+		       struct addrinfo **forms)
 {
-	static const int types[][2] = {
-		{ SOCK_STREAM, IPPROTO_TCP },
-		{ SOCK_DGRAM, IPPROTO_UDP },
-		{ SOCK_RAW, 0 },
-	};
-	int st = hints ? hints->ai_socktype : 0;
-	for (size_t i = 0; i < 3; i++) {
-		if (st && st != types[i][0])
-			continue;
-		int proto = hints && hints->ai_protocol ? hints->ai_protocol
-							: types[i][1];
-		struct addrinfo *a = ctx__ai_new(n->ai_family, types[i][0],
-						 proto, n->ai_addr,
+	struct addrinfo h = { .ai_flags = AI_NUMERICHOST,
+			      .ai_family = AF_INET };
+	if (hints) {
+		h.ai_flags |= hints->ai_flags & AI_NUMERICSERV;
+		h.ai_socktype = hints->ai_socktype;
+		h.ai_protocol = hints->ai_protocol;
+	}
+	return getaddrinfo("127.0.0.1", service, &h, forms);
+}
+
+/* Append one node per form for address n, in the forms' order (as
+ * getaddrinfo orders its nodes: by address, then by socket type), with
+ * the hints' flags as glibc sets them. */
+static int cares_node(struct addrinfo ***tail, const struct addrinfo *forms,
+		      const struct ares_addrinfo_node *n, const char *canon,
+		      int flags)
+{
+	for (const struct addrinfo *f = forms; f; f = f->ai_next) {
+		struct addrinfo *a = ctx__ai_new(n->ai_family, f->ai_socktype,
+						 f->ai_protocol, n->ai_addr,
 						 n->ai_addrlen, canon);
 		if (!a)
 			return EAI_MEMORY;
+		/* sin_port and sin6_port lie at the same offset */
+		in_port_t port = ((struct sockaddr_in *)f->ai_addr)->sin_port;
+		((struct sockaddr_in *)a->ai_addr)->sin_port = port;
+		a->ai_flags = flags;
 		**tail = a;
 		*tail = &a->ai_next;
 		canon = NULL;
-	}
-	if (st && st != SOCK_STREAM && st != SOCK_DGRAM && st != SOCK_RAW) {
-		struct addrinfo *a = ctx__ai_new(n->ai_family, st,
-						 hints->ai_protocol,
-						 n->ai_addr, n->ai_addrlen,
-						 canon);
-		if (!a)
-			return EAI_MEMORY;
-		**tail = a;
-		*tail = &a->ai_next;
 	}
 	return 0;
 }
 
 static int cares_adopt(struct ares_addrinfo *ai, const struct addrinfo *hints,
-		       struct addrinfo **res)
+		       const struct addrinfo *forms, struct addrinfo **res)
 {
 	struct addrinfo *head = NULL, **tail = &head;
 	const char *canon = NULL;
+	/* glibc's flags for no hints: AI_V4MAPPED | AI_ADDRCONFIG */
+	int flags = hints ? hints->ai_flags : AI_V4MAPPED | AI_ADDRCONFIG;
 	int rc = 0;
-	if (hints && (hints->ai_flags & AI_CANONNAME))
+	if (flags & AI_CANONNAME)
 		canon = ai->cnames ? ai->cnames->name : ai->name;
 	for (struct ares_addrinfo_node *n = ai->nodes; n && !rc;
 	     n = n->ai_next) {
-		rc = cares_node(&tail, hints, n, canon);
+		rc = cares_node(&tail, forms, n, canon, flags);
 		canon = NULL;
 	}
 	if (rc == 0 && !head)
@@ -551,6 +559,33 @@ static ares_channel cares_channel(int *rc)
 	return ch;
 }
 
+/* Look node up with c-ares, driven on this thread: 0 with the answer in
+ * *ai, EAI_* from c-ares, or EAI_SYSTEM with errno (ctx's error). */
+static int cares_lookup(ctx_t *ctx, const char *node,
+			const struct addrinfo *hints, struct ares_addrinfo **ai)
+{
+	int rc = EAI_SYSTEM;
+	ares_channel ch = cares_channel(&rc);
+	if (!ch)
+		return rc;
+	struct ares_addrinfo_hints ah = {
+		.ai_flags = cares_flags(hints ? hints->ai_flags : 0),
+		.ai_family = hints ? hints->ai_family : AF_UNSPEC,
+	};
+	struct cares_q q = { .done = false };
+	ares_getaddrinfo(ch, node, NULL, &ah, cares_cb, &q);
+	int e = cares_drive(ctx, ch, &q);
+	ares_destroy(ch); /* closes its sockets; a pending query ends now */
+	if (!e && q.status == ARES_SUCCESS) {
+		*ai = q.ai;
+		return 0;
+	}
+	if (q.ai)
+		ares_freeaddrinfo(q.ai);
+	errno = e;
+	return e ? EAI_SYSTEM : cares_eai(q.status);
+}
+
 static int resolve_cares(ctx_t *ctx, const char *node, const char *service,
 			 const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -559,33 +594,17 @@ static int resolve_cares(ctx_t *ctx, const char *node, const char *service,
 		errno = ENOMEM;
 		return EAI_SYSTEM;
 	}
-	int rc;
-	ares_channel ch = cares_channel(&rc);
-	if (!ch)
-		return rc;
-	struct ares_addrinfo_hints ah = {
-		.ai_flags = cares_flags(hints ? hints->ai_flags : 0),
-		.ai_family = hints ? hints->ai_family : AF_UNSPEC,
-		.ai_socktype = hints ? hints->ai_socktype : 0,
-		.ai_protocol = hints ? hints->ai_protocol : 0,
-	};
-	struct cares_q q = { .done = false };
-	ares_getaddrinfo(ch, node, service, &ah, cares_cb, &q);
-	int e = cares_drive(ctx, ch, &q);
-	ares_destroy(ch); /* closes its sockets; a pending query ends now */
-	if (e) {
-		if (q.ai)
-			ares_freeaddrinfo(q.ai);
-		errno = e;
-		return EAI_SYSTEM;
+	struct addrinfo *forms = NULL;
+	struct ares_addrinfo *ai = NULL;
+	int rc = cares_forms(service, hints, &forms);
+	if (rc == 0)
+		rc = cares_lookup(ctx, node, hints, &ai);
+	if (rc == 0) {
+		rc = cares_adopt(ai, hints, forms, res);
+		ares_freeaddrinfo(ai);
 	}
-	if (q.status != ARES_SUCCESS) {
-		if (q.ai)
-			ares_freeaddrinfo(q.ai);
-		return cares_eai(q.status);
-	}
-	rc = cares_adopt(q.ai, hints, res);
-	ares_freeaddrinfo(q.ai);
+	if (forms)
+		freeaddrinfo(forms);
 	return rc;
 }
 #endif
@@ -626,10 +645,9 @@ CTX_API int ctx_getaddrinfo(ctx_t *ctx, const char *node, const char *service,
 	if (rc != EAI_NONAME || !node ||
 	    (hints && (hints->ai_flags & AI_NUMERICHOST)))
 		return rc;
-	if (mechanism() == CTX__RESOLVE_CARES) {
 #ifdef HAVE_CARES
+	if (mechanism() == CTX__RESOLVE_CARES)
 		return resolve_cares(ctx, node, service, hints, res);
 #endif
-	}
 	return resolve_threads(ctx, node, service, hints, res);
 }
