@@ -32,6 +32,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #ifdef HAVE_CARES
 #include <ares.h>
@@ -626,6 +627,29 @@ static int resolve_numeric(const char *node, const char *service,
 	return gai_adopt(getaddrinfo, node, service, &h, res);
 }
 
+/* Neither mechanism says when a lookup failed for want of a descriptor:
+ * glibc answers EAI_NONAME (it could open neither the hosts file nor a
+ * socket to a name server), c-ares EAI_AGAIN (no server reached) or,
+ * when even resolv.conf could not be read, an init failure.  So a lookup
+ * that failed so asks the system: if no descriptor can be had now, that
+ * is the cause, and the caller learns EAI_SYSTEM with EMFILE or ENFILE,
+ * as a socket for an address literal would say.  Errors of the input or
+ * of the context stay as they are. */
+static int out_of_fds(int rc)
+{
+	int e = errno;
+	if (rc != EAI_NONAME && rc != EAI_AGAIN && rc != EAI_FAIL &&
+	    rc != EAI_NODATA && !(rc == EAI_SYSTEM && e == EIO))
+		return rc;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+		return EAI_SYSTEM;
+	if (fd >= 0)
+		close(fd);
+	errno = e;
+	return rc;
+}
+
 CTX_API int ctx_getaddrinfo(ctx_t *ctx, const char *node, const char *service,
 			    const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -647,7 +671,7 @@ CTX_API int ctx_getaddrinfo(ctx_t *ctx, const char *node, const char *service,
 		return rc;
 #ifdef HAVE_CARES
 	if (mechanism() == CTX__RESOLVE_CARES)
-		return resolve_cares(ctx, node, service, hints, res);
+		return out_of_fds(resolve_cares(ctx, node, service, hints, res));
 #endif
-	return resolve_threads(ctx, node, service, hints, res);
+	return out_of_fds(resolve_threads(ctx, node, service, hints, res));
 }
