@@ -520,8 +520,8 @@ CTX_API int ctx_wg_go(ctx_wg_t *wg, ctx_t *ctx,
  * A process the context kills: when ctx ends before the process exits,
  * the library sends cancel_signal (to the whole group with new_group) at
  * once, whether or not anyone waits, and SIGKILL wait_delay later if it
- * is still there.  Signals go through a pidfd and never reach a
- * recycled pid.  The library installs no SIGCHLD handler and reaps only
+ * is still there.  Signals never reach a recycled pid (a pidfd where
+ * the kernel has them; else only before the reap).  The library installs no SIGCHLD handler and reaps only
  * the processes it started.  See ctx_proc_spawn(3).
  * ------------------------------------------------------------------- */
 
