@@ -24,21 +24,33 @@
  * sleeping in the runner (which would delay every other after-func).
  *
  * Process groups (new_group) have no pidfd, so their signals are
- * kill(-pgid).  The pgid is the leader's pid, and the kernel cannot reuse
- * it while the leader is a zombie that nobody has reaped; after the
- * reap, if grandchildren are gone too, the same number may name a
- * stranger's group.  So group signals are sent only under p->mu with
- * p->reaped false, and the reap itself happens under p->mu.  Just before
- * reaping a leader the library signalled, whatever is left of its group
- * gets SIGKILL: the last moment the pgid is known to be ours.
+ * kill(-pgid).  The pgid is the leader's pid.  The kernel keeps a
+ * number while any process still uses it as its pid or its group, a
+ * zombie included, so an unreaped leader keeps the group's number ours;
+ * once the leader is reaped and the last member has gone, the number
+ * may name a stranger's group.  So the leader is reaped only when no
+ * member of its group still runs (or the program reaped it itself: then
+ * no group signal is sent any more), and until then ctx's end signals
+ * the group whether or not the leader is alive.  A wait that finds the
+ * leader gone but members running, with ctx still live, reports the
+ * leader's status and leaves it a zombie; ctx_proc_free kills what runs
+ * and reaps it.
+ *
+ * Whether members still run is read from /proc: kill(-pgid, 0) cannot
+ * tell, since zombies count for it (the leader's own, and exited members
+ * that init has not reaped yet, which some container inits never do).
+ * A member of the group is any process whose stat names the pgid and
+ * whose state is not Z (zombie) or X (dead).
  *
  * The object is shared by the caller and by each armed after-func (refs);
  * the last one closes the pidfd and frees it.  The library never installs
  * a SIGCHLD handler and reaps only the pid it spawned.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -57,9 +69,11 @@ struct ctx_proc {
 	int cancel_signal;
 	int64_t wait_delay;
 	bool group;
-	pthread_mutex_t mu;   /* pid, reaped, signalled, err, kill_after */
+	pthread_mutex_t mu;   /* pid, reaped, cancelled, signalled, err,
+				 kill_after */
 	bool reaped;
-	bool signalled;       /* the library signalled it: ctx ended */
+	bool cancelled;       /* ctx ended and the library signalled */
+	bool signalled;       /* ... while the process (leader) still ran */
 	int err;              /* ctx's error, once signalled */
 	int status;           /* waitpid's status, once it exited */
 	ctx_after_t *cancel_after, *kill_after;
@@ -147,14 +161,21 @@ static void arm_kill_locked(ctx_proc_t *p)
 	send_locked(p, SIGKILL); /* no timer to be had: kill now */
 }
 
-/* ctx ended: signal the process; under p->mu.  A process that already
- * ended on its own is not "killed by ctx". */
+/* ctx ended: signal what still runs; under p->mu.  A process that ended
+ * on its own is not "killed by ctx", but the rest of its group, if it
+ * leads one, is still signalled (the unreaped leader keeps it ours). */
 static void cancel_locked(ctx_proc_t *p)
 {
-	if (p->reaped || p->signalled || exited(p, NULL) != 0)
+	if (p->reaped || p->cancelled)
 		return;
-	p->signalled = true;
-	p->err = ctx_err(p->ctx);
+	int x = exited(p, NULL);
+	if (x < 0 || (x == 1 && !p->group))
+		return;
+	p->cancelled = true;
+	if (x == 0) {
+		p->signalled = true;
+		p->err = ctx_err(p->ctx);
+	}
 	send_locked(p, p->cancel_signal);
 	if (p->cancel_signal != SIGKILL)
 		arm_kill_locked(p);
@@ -183,8 +204,6 @@ static void stop_after(ctx_proc_t *p, ctx_after_t *a)
 static int reap(ctx_proc_t *p)
 {
 	pthread_mutex_lock(&p->mu);
-	if (p->signalled && p->group)
-		kill(-p->pid, SIGKILL); /* leftovers; see the top */
 	int r, e = 0;
 	while ((r = waitpid(p->pid, &p->status, 0)) < 0 && errno == EINTR)
 		;
@@ -230,13 +249,79 @@ static int wait_exit(ctx_proc_t *p)
 	return x < 0 ? -x : 0;
 }
 
+/* Whether /proc/NAME/stat shows a running member of group pgid.  The
+ * command name in parentheses may hold any byte, so the fields are read
+ * after the last ')': state, parent, group. */
+static bool member_runs(int procfd, const char *name, pid_t pgid)
+{
+	char path[64], buf[512], state;
+	int ppid, pgrp;
+	snprintf(path, sizeof(path), "%s/stat", name);
+	int fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false; /* gone meanwhile */
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	const char *end = strrchr(buf, ')');
+	return end && sscanf(end + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 &&
+	       pgrp == pgid && state != 'Z' && state != 'X';
+}
+
+/* 1 if a process of group pgid still runs, 0 if none does, -1 if /proc
+ * cannot say (not mounted). */
+static int group_runs(pid_t pgid)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -1;
+	struct dirent *de;
+	int found = 0;
+	while (!found && (de = readdir(d)))
+		found = de->d_name[0] >= '1' && de->d_name[0] <= '9' &&
+			member_runs(dirfd(d), de->d_name, pgid);
+	closedir(d);
+	return found;
+}
+
+/* Block until no member of p's group runs, looking at growing intervals
+ * (1 ms up to 50 ms): nothing turns readable when a group empties.
+ * Without /proc it returns at once; the signals were sent all the same. */
+static void wait_group(ctx_proc_t *p)
+{
+	int64_t step = CTX_MSEC;
+	while (group_runs(p->pid) > 0) {
+		ctx_sleep(ctx_background(), step);
+		step = step < 50 * CTX_MSEC ? step * 2 : step;
+	}
+}
+
+/* The leader has exited: whether it may be reaped now.  After a cancel
+ * the group is on its way out (SIGKILL follows cancel_signal wait_delay
+ * later), so the wait sees it go; before one, members that still run
+ * keep the leader unreaped, and the group's number ours for ctx's end.
+ * A ctx that ended is acted on here if the runner has not yet done so. */
+static bool group_settled(ctx_proc_t *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (ctx_err(p->ctx))
+		cancel_locked(p);
+	bool cancelled = p->cancelled;
+	pthread_mutex_unlock(&p->mu);
+	if (cancelled)
+		wait_group(p);
+	return cancelled || group_runs(p->pid) <= 0;
+}
+
 int ctx_proc_wait(ctx_proc_t *p, int *status)
 {
 	if (!p)
 		return EINVAL;
 	if (!p->reaped) {
 		int e = wait_exit(p);
-		if (!e)
+		if (!e && (!p->group || group_settled(p)))
 			e = reap(p);
 		if (e)
 			return e;
@@ -257,9 +342,11 @@ void ctx_proc_free(ctx_proc_t *p)
 		pthread_mutex_lock(&p->mu);
 		send_locked(p, SIGKILL);
 		pthread_mutex_unlock(&p->mu);
-		/* Wait for it to go without p->mu, which the after-funcs
-		 * take, so that the reap's waitpid does not block. */
-		wait_exit(p);
+		/* Wait for it (and its group) to go without p->mu, which the
+		 * after-funcs take, so that the reap's waitpid does not
+		 * block; a leader reaped elsewhere leaves no group of ours. */
+		if (wait_exit(p) == 0 && p->group)
+			wait_group(p);
 		reap(p);
 	}
 	for (int n = 0; n < 3; n++)

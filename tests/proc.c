@@ -67,6 +67,51 @@ static bool gone_within(pid_t pid, int64_t timeout)
 	return false;
 }
 
+/* The process ID a script printed as its first line ("echo $!"), read
+ * a byte at a time so that nothing after the line is taken. */
+static pid_t read_pid(ctx_proc_t *p)
+{
+	ctx_t *t = ctx_with_timeout(ctx_background(), 10 * CTX_SEC);
+	char buf[32];
+	size_t n = 0;
+	ck_assert_ptr_nonnull(t);
+	while (n < sizeof(buf) - 1 &&
+	       ctx_read(t, ctx_proc_stdio(p, 1), buf + n, 1) == 1 &&
+	       buf[n] != '\n')
+		n++;
+	ctx_release(t);
+	buf[n] = '\0';
+	ck_assert_int_gt(atoi(buf), 0);
+	return (pid_t)atoi(buf);
+}
+
+/* Whether pid still runs as a member of group pgid.  A zombie does not
+ * count: an exited member waits for init, and some inits never reap. */
+static bool member_runs(pid_t pid, pid_t pgid)
+{
+	char path[64], buf[512], state;
+	int ppid, pgrp;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *end = strrchr(buf, ')');
+	return end && sscanf(end + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 &&
+	       pgrp == pgid && state != 'Z' && state != 'X';
+}
+
+/* Whether the member stops running within timeout. */
+static bool member_stops_within(pid_t pid, pid_t pgid, int64_t timeout)
+{
+	int64_t end = ctx_now() + timeout;
+	while (member_runs(pid, pgid) && ctx_now() < end)
+		tu_sleep_ns(5 * CTX_MSEC);
+	return !member_runs(pid, pgid);
+}
+
 /* Whether pidfd_open works in this process. */
 static bool pidfd_works(void)
 {
@@ -504,30 +549,93 @@ START_TEST(test_proc_group)
 }
 END_TEST
 
-/* A grandchild that ignores SIGTERM: the wait kills what is left of
- * the group as it reaps the leader, not wait_delay later. */
+/* A member that ignores SIGTERM gets SIGKILL wait_delay later, and the
+ * wait returns only once it is gone. */
 START_TEST(test_proc_group_leftover)
 {
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	struct ctx_proc_attr a = { .stdio[1] = CTX_STDIO_PIPE,
 				   .cancel_signal = SIGTERM,
-				   .wait_delay = 20 * CTX_SEC,
+				   .wait_delay = CTX_SEC,
 				   .new_group = true };
 	ctx_proc_t *p;
+	/* The member prints its pid once its trap is set. */
 	ck_assert_int_eq(ctx_proc_spawn(&p, c, "sh",
-					SH("(trap '' TERM; exec sleep 30) & "
-					   "echo ready; wait"), &a), 0);
-	read_ready(p);
-	tu_sleep_ns(100 * CTX_MSEC); /* the trap is set in the subshell */
+					SH("sh -c 'trap \"\" TERM; echo $$; "
+					   "exec sleep 30' & wait"), &a), 0);
+	pid_t pgid = ctx_proc_pid(p), kid = read_pid(p);
 	int64_t t0 = ctx_now();
 	ctx_cancel(c);
 	int st = -1;
 	ck_assert_int_eq(ctx_proc_wait(p, &st), CTX_CANCELED);
+	tu_assert_ms(tu_ms_since(t0), 900, 10000);
+	ck_assert(!member_runs(kid, pgid));
+	ck_assert_int_eq(WTERMSIG(st), SIGTERM);
 	char buf[16];
 	ck_assert_uint_eq(read_all(p, 1, buf, sizeof(buf), 10 * CTX_SEC), 0);
-	tu_assert_ms(tu_ms_since(t0), 0, 5000);
 	ctx_proc_free(p);
 	ctx_release(c);
+}
+END_TEST
+
+/* The leader exits at once and leaves a member in its group (issue 21,
+ * item 3): ctx's end still signals the group.  Loop 0 waits for the
+ * leader before ctx ends (its own status, at once; the member stays),
+ * then nobody waits as ctx ends; loop 1 waits only after ctx ended, and
+ * the wait returns once the member is gone.  Either way the wait says 0:
+ * the leader ended on its own. */
+START_TEST(test_proc_group_outlives_leader)
+{
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	struct ctx_proc_attr a = { .stdio[1] = CTX_STDIO_PIPE,
+				   .new_group = true };
+	ctx_proc_t *p;
+	ck_assert_int_eq(ctx_proc_spawn(&p, c, "sh",
+					SH("sleep 100 & echo $!"), &a), 0);
+	pid_t pgid = ctx_proc_pid(p), kid = read_pid(p);
+	ck_assert(gone_within(pgid, 10 * CTX_SEC));
+	ck_assert(member_runs(kid, pgid));
+	int st = -1;
+	if (_i == 0) {
+		ck_assert_int_eq(ctx_proc_wait(p, &st), 0);
+		ck_assert(WIFEXITED(st));
+		ck_assert_int_eq(WEXITSTATUS(st), 0);
+		ck_assert(member_runs(kid, pgid));
+	}
+	int64_t t0 = ctx_now();
+	ctx_cancel(c);
+	if (_i == 0)
+		ck_assert(member_stops_within(kid, pgid, 10 * CTX_SEC));
+	st = -1;
+	ck_assert_int_eq(ctx_proc_wait(p, &st), 0);
+	ck_assert(!member_runs(kid, pgid));
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+	tu_assert_ms(tu_ms_since(t0), 0, 10000);
+	char buf[16]; /* the member held the pipe: EOF now */
+	ck_assert_uint_eq(read_all(p, 1, buf, sizeof(buf), 10 * CTX_SEC), 0);
+	ctx_proc_free(p);
+	ctx_release(c);
+}
+END_TEST
+
+/* ctx_proc_free ends the group a waited-for leader left running, whose
+ * context never ends: nothing of it outlives the handle. */
+START_TEST(test_proc_group_free_after_wait)
+{
+	struct ctx_proc_attr a = { .stdio[1] = CTX_STDIO_PIPE,
+				   .new_group = true };
+	ctx_proc_t *p;
+	ck_assert_int_eq(ctx_proc_spawn(&p, ctx_background(), "sh",
+					SH("sleep 100 & echo $!"), &a), 0);
+	pid_t pgid = ctx_proc_pid(p), kid = read_pid(p);
+	ck_assert_int_eq(ctx_proc_wait(p, NULL), 0);
+	ck_assert(member_runs(kid, pgid));
+	ck_assert_int_eq(ctx_proc_signal(p, 0), 0); /* still the group's */
+	int64_t t0 = ctx_now();
+	ctx_proc_free(p);
+	ck_assert(!member_runs(kid, pgid));
+	tu_assert_ms(tu_ms_since(t0), 0, 10000);
 }
 END_TEST
 
@@ -694,6 +802,7 @@ static void add_no_pidfd(Suite *s)
 	tcase_add_test(tc, test_proc_exit_before_cancel);
 	tcase_add_test(tc, test_proc_group);
 	tcase_add_test(tc, test_proc_group_leftover);
+	tcase_add_loop_test(tc, test_proc_group_outlives_leader, 0, 2);
 	tcase_add_test(tc, test_proc_free_no_wait);
 	tcase_add_test(tc, test_proc_many_one_deadline);
 	tcase_add_test(tc, test_proc_output);
@@ -720,6 +829,8 @@ Suite *suite_proc(void)
 	tcase_add_test(tc, test_proc_exit_before_cancel);
 	tcase_add_test(tc, test_proc_group);
 	tcase_add_test(tc, test_proc_group_leftover);
+	tcase_add_loop_test(tc, test_proc_group_outlives_leader, 0, 2);
+	tcase_add_test(tc, test_proc_group_free_after_wait);
 	tcase_add_test(tc, test_proc_free_no_wait);
 	tcase_add_test(tc, test_proc_many_one_deadline);
 
