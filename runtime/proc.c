@@ -9,10 +9,11 @@
  * recycled pid even if the program reaps the child behind our back, and
  * the wait polls it.  Where pidfd_open is missing (kernels before 5.3,
  * valgrind before 3.20) or fails (EMFILE), the process is managed by its
- * pid alone: it is our child and nothing but this file reaps it, so its
- * pid cannot be reused before the reap, and every signal is sent under
- * p->mu with p->reaped false, while the reap itself happens under
- * p->mu.  Nothing about a spawn can fail once the program runs: the
+ * pid alone: it is our child, and its pid cannot be reused before it is
+ * reaped, so every signal is sent under p->mu with p->reaped false (and
+ * after a look that the program did not reap it with a waitpid of its
+ * own), while the reap itself happens under p->mu.  The wait then blocks
+ * in waitid.  Nothing about a spawn can fail once the program runs: the
  * after-func that kills it is armed before the spawn, so a spawn never
  * runs the program and then reports failure.
  *
@@ -55,6 +56,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctx-internal.h"
@@ -287,14 +289,17 @@ static int group_runs(pid_t pgid)
 }
 
 /* Block until no member of p's group runs, looking at growing intervals
- * (1 ms up to 50 ms): nothing turns readable when a group empties.
- * Without /proc it returns at once; the signals were sent all the same. */
+ * (1 ms up to 50 ms): nothing turns readable when a group empties, and
+ * no context is to end the pause, so it is a plain nanosleep.  Without
+ * /proc it returns at once; the signals were sent all the same. */
 static void wait_group(ctx_proc_t *p)
 {
-	int64_t step = CTX_MSEC;
+	long step = 1000000;
 	while (group_runs(p->pid) > 0) {
-		ctx_sleep(ctx_background(), step);
-		step = step < 50 * CTX_MSEC ? step * 2 : step;
+		struct timespec ts = { .tv_nsec = step };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		step = step < 50000000 ? step * 2 : step;
 	}
 }
 
