@@ -8,6 +8,9 @@
  *     ends it within a poll wake-up and ares_destroy closes every socket:
  *     an abandoned lookup leaves nothing.  c-ares reads the hosts file
  *     (CARES_HOSTS may name another) and resolv.conf, not nsswitch.conf.
+ *     It is asked for the name alone: the service's ports, socket types
+ *     and protocols come from glibc (cares_forms), whose reading of a
+ *     service differs from c-ares's and is the one callers expect.
  *  b. glibc getaddrinfo on a helper thread (no c-ares, or
  *     CTX_RESOLVER=getaddrinfo): honours every nsswitch source, but
  *     getaddrinfo cannot be interrupted, so a context that ends the wait
@@ -18,19 +21,21 @@
  *     The caller waits on a channel, which makes no descriptor.
  *
  * Numeric hosts (and a NULL node) need no lookup: they are answered on
- * the spot by getaddrinfo with AI_NUMERICHOST.
+ * the spot by getaddrinfo with AI_NUMERICHOST.  A failed lookup is
+ * checked for a shortage of descriptors, which neither mechanism reports
+ * (out_of_fds).
  *
  * Every result is converted to one layout: each node is one malloc block
  * (the addrinfo, its address, its canonical name), so ctx_freeaddrinfo
  * frees any of them with free() whichever mechanism made it.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
