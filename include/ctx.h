@@ -518,10 +518,11 @@ CTX_API int ctx_wg_go(ctx_wg_t *wg, ctx_t *ctx,
  * Child processes (Go's exec.CommandContext with Cancel and WaitDelay)
  *
  * A process the context kills: when ctx ends before the process exits,
- * the library sends cancel_signal (to the whole group with new_group) at
- * once, whether or not anyone waits, and SIGKILL wait_delay later if it
- * is still there.  Signals go through a pidfd and never reach a
- * recycled pid.  The library installs no SIGCHLD handler and reaps only
+ * the library sends cancel_signal (to the whole group with new_group,
+ * whether or not its leader is alive) at once, whether or not anyone
+ * waits, and SIGKILL wait_delay later if it is still there.  Signals
+ * never reach a recycled pid (a pidfd where the kernel has them; else
+ * only before the reap).  The library installs no SIGCHLD handler and reaps only
  * the processes it started.  See ctx_proc_spawn(3).
  * ------------------------------------------------------------------- */
 
@@ -555,9 +556,12 @@ CTX_API int ctx_proc_close(ctx_proc_t *p, int n);
 CTX_API int ctx_proc_signal(ctx_proc_t *p, int sig);
 /* Block until the process exits (ctx does not end the wait: it kills the
  * process), reap it, fill *status as waitpid does.  0 if it ended on its
- * own, ctx's error if the library signalled it because ctx ended. */
+ * own, ctx's error if the library signalled it because ctx ended.  With
+ * new_group, once ctx ended it returns only when no member of the group
+ * runs; before, a leader whose group still runs stays unreaped. */
 CTX_API int ctx_proc_wait(ctx_proc_t *p, int *status);
-/* Kills (SIGKILL) and reaps a process never waited for, closes the
+/* Kills (SIGKILL) and reaps a process never waited for (with new_group,
+ * what still runs of its group, and waits for it to go), closes the
  * pipes, frees p.  NULL is fine. */
 CTX_API void ctx_proc_free(ctx_proc_t *p);
 /* Run argv (PATH search) with its stdout collected into *out (malloc'd,

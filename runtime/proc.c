@@ -4,10 +4,18 @@
  *
  * A process is spawned with posix_spawn, which reports a failed exec
  * (ENOENT, EACCES, a bad directory) as its own error since glibc 2.24,
- * and a pidfd is opened for it at once.  The pidfd is what makes the
- * object safe: signals to the process itself go through
- * pidfd_send_signal, which can never reach a recycled pid, and the wait
- * polls it.
+ * and a pidfd is opened for it at once.  Signals to the process itself
+ * go through the pidfd (pidfd_send_signal), which can never reach a
+ * recycled pid even if the program reaps the child behind our back, and
+ * the wait polls it.  Where pidfd_open is missing (kernels before 5.3,
+ * valgrind before 3.20) or fails (EMFILE), the process is managed by its
+ * pid alone: it is our child, and its pid cannot be reused before it is
+ * reaped, so every signal is sent under p->mu with p->reaped false (and
+ * after a look that the program did not reap it with a waitpid of its
+ * own), while the reap itself happens under p->mu.  The wait then blocks
+ * in waitid.  Nothing about a spawn can fail once the program runs: the
+ * after-func that kills it is armed before the spawn, so a spawn never
+ * runs the program and then reports failure.
  *
  * Kill on cancel: an after-func on ctx sends cancel_signal from the
  * library's runner thread, so it happens whether or not anyone waits.
@@ -17,25 +25,38 @@
  * sleeping in the runner (which would delay every other after-func).
  *
  * Process groups (new_group) have no pidfd, so their signals are
- * kill(-pgid).  The pgid is the leader's pid, and the kernel cannot reuse
- * it while the leader is a zombie that nobody has reaped; after the
- * reap, if grandchildren are gone too, the same number may name a
- * stranger's group.  So group signals are sent only under p->mu with
- * p->reaped false, and the reap itself happens under p->mu.  Just before
- * reaping a leader the library signalled, whatever is left of its group
- * gets SIGKILL: the last moment the pgid is known to be ours.
+ * kill(-pgid).  The pgid is the leader's pid.  The kernel keeps a
+ * number while any process still uses it as its pid or its group, a
+ * zombie included, so an unreaped leader keeps the group's number ours;
+ * once the leader is reaped and the last member has gone, the number
+ * may name a stranger's group.  So the leader is reaped only when no
+ * member of its group still runs (or the program reaped it itself: then
+ * no group signal is sent any more), and until then ctx's end signals
+ * the group whether or not the leader is alive.  A wait that finds the
+ * leader gone but members running, with ctx still live, reports the
+ * leader's status and leaves it a zombie; ctx_proc_free kills what runs
+ * and reaps it.
+ *
+ * Whether members still run is read from /proc: kill(-pgid, 0) cannot
+ * tell, since zombies count for it (the leader's own, and exited members
+ * that init has not reaped yet, which some container inits never do).
+ * A member of the group is any process whose stat names the pgid and
+ * whose state is not Z (zombie) or X (dead).
  *
  * The object is shared by the caller and by each armed after-func (refs);
  * the last one closes the pidfd and frees it.  The library never installs
  * a SIGCHLD handler and reaps only the pid it spawned.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctx-internal.h"
@@ -43,18 +64,20 @@
 extern char **environ;
 
 struct ctx_proc {
-	pid_t pid;
-	int pidfd;
+	pid_t pid;            /* -1 until the spawn stores it under mu */
+	int pidfd;            /* -1 without one: the pid alone then */
 	int fd[3];            /* the parent's pipe ends, or -1 */
 	ctx_t *ctx;           /* held until the reap */
 	int cancel_signal;
 	int64_t wait_delay;
 	bool group;
-	pthread_mutex_t mu;   /* reaped, signalled, err, kill_after */
+	pthread_mutex_t mu;   /* pid, reaped, cancelled, signalled, err,
+				 kill_after */
 	bool reaped;
-	bool signalled;       /* the library signalled it: ctx ended */
+	bool cancelled;       /* ctx ended and the library signalled */
+	bool signalled;       /* ... while the process (leader) still ran */
 	int err;              /* ctx's error, once signalled */
-	int status;           /* waitpid's status, once reaped */
+	int status;           /* waitpid's status, once it exited */
 	ctx_after_t *cancel_after, *kill_after;
 	_Atomic int refs;
 };
@@ -69,25 +92,46 @@ static void put(ctx_proc_t *p)
 	free(p);
 }
 
-/* 1 if the process has exited (a zombie not yet reaped), 0 if not, or
- * -errno (ECHILD: the program reaped it itself).  WNOWAIT leaves it to
- * be reaped, so the pid stays ours. */
-static int exited(ctx_proc_t *p)
+/* The status waitpid would give, from waitid's account of an exit. */
+static int wstatus(const siginfo_t *si)
+{
+	if (si->si_code == CLD_EXITED)
+		return W_EXITCODE(si->si_status, 0);
+	if (si->si_code == CLD_DUMPED)
+		return W_EXITCODE(0, si->si_status) | WCOREFLAG;
+	return W_EXITCODE(0, si->si_status);
+}
+
+/* 1 if the process has exited (a zombie not yet reaped; its status in
+ * *status if not NULL), 0 if not, or -errno (ECHILD: the program reaped
+ * it itself).  WNOWAIT leaves it to be reaped, so the pid stays ours.
+ * Linux 5.3 has pidfds but not P_PIDFD (5.4): EINVAL asks by pid. */
+static int exited(ctx_proc_t *p, int *status)
 {
 	siginfo_t si = { .si_pid = 0 };
-	if (waitid(P_PIDFD, (id_t)p->pidfd, &si,
-		   WEXITED | WNOHANG | WNOWAIT) < 0)
+	int opts = WEXITED | WNOHANG | WNOWAIT, r = -1;
+	if (p->pidfd >= 0)
+		r = waitid(P_PIDFD, (id_t)p->pidfd, &si, opts);
+	if (p->pidfd < 0 || (r < 0 && errno == EINVAL))
+		r = waitid(P_PID, (id_t)p->pid, &si, opts);
+	if (r < 0)
 		return -errno;
+	if (si.si_pid != 0 && status)
+		*status = wstatus(&si);
 	return si.si_pid != 0;
 }
 
-/* Signal the process, or its group; under p->mu with !p->reaped. */
+/* Signal the process, or its group; under p->mu with !p->reaped.  By
+ * pid (a group, or no pidfd) only while the child is known unreaped: once
+ * the program has reaped it itself (ECHILD), the number may be reused. */
 static int send_locked(ctx_proc_t *p, int sig)
 {
-	int r = p->group ? kill(-p->pid, sig) :
-			   (int)syscall(SYS_pidfd_send_signal, p->pidfd, sig,
-					NULL, 0);
-	return r < 0 ? errno : 0;
+	if (p->pidfd >= 0 && !p->group)
+		return syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0
+			       ? errno : 0;
+	if (exited(p, NULL) < 0)
+		return ESRCH;
+	return kill(p->group ? -p->pid : p->pid, sig) < 0 ? errno : 0;
 }
 
 static void on_kill(void *arg)
@@ -119,19 +163,34 @@ static void arm_kill_locked(ctx_proc_t *p)
 	send_locked(p, SIGKILL); /* no timer to be had: kill now */
 }
 
-/* ctx ended (on the runner thread). */
+/* ctx ended: signal what still runs; under p->mu.  A process that ended
+ * on its own is not "killed by ctx", but the rest of its group, if it
+ * leads one, is still signalled (the unreaped leader keeps it ours). */
+static void cancel_locked(ctx_proc_t *p)
+{
+	if (p->reaped || p->cancelled)
+		return;
+	int x = exited(p, NULL);
+	if (x < 0 || (x == 1 && !p->group))
+		return;
+	p->cancelled = true;
+	if (x == 0) {
+		p->signalled = true;
+		p->err = ctx_err(p->ctx);
+	}
+	send_locked(p, p->cancel_signal);
+	if (p->cancel_signal != SIGKILL)
+		arm_kill_locked(p);
+}
+
+/* ctx ended (on the runner thread).  Before the spawn has stored the pid
+ * there is nothing to signal: the spawn looks at ctx itself then. */
 static void on_cancel(void *arg)
 {
 	ctx_proc_t *p = arg;
 	pthread_mutex_lock(&p->mu);
-	/* A process that already ended on its own is not "killed by ctx". */
-	if (!p->reaped && !p->signalled && exited(p) == 0) {
-		p->signalled = true;
-		p->err = ctx_err(p->ctx);
-		send_locked(p, p->cancel_signal);
-		if (p->cancel_signal != SIGKILL)
-			arm_kill_locked(p);
-	}
+	if (p->pid > 0)
+		cancel_locked(p);
 	pthread_mutex_unlock(&p->mu);
 	put(p);
 }
@@ -147,8 +206,6 @@ static void stop_after(ctx_proc_t *p, ctx_after_t *a)
 static int reap(ctx_proc_t *p)
 {
 	pthread_mutex_lock(&p->mu);
-	if (p->signalled && p->group)
-		kill(-p->pid, SIGKILL); /* leftovers; see the top */
 	int r, e = 0;
 	while ((r = waitpid(p->pid, &p->status, 0)) < 0 && errno == EINTR)
 		;
@@ -165,36 +222,121 @@ static int reap(ctx_proc_t *p)
 	return e;
 }
 
-/* Block until the pidfd says the process exited.  The wait is not ended
- * by p's context (that context kills the process instead), so it runs
- * on the background context through the public ctx_poll. */
+/* One look for the exit that wait_exit found not yet there. */
+static int await_exit(ctx_proc_t *p)
+{
+	if (p->pidfd >= 0) {
+		struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+		if (ctx_poll(ctx_background(), &pfd, 1, -1) < 0)
+			return errno == EINTR ? 0 : errno;
+		return 0;
+	}
+	siginfo_t si;
+	if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOWAIT) < 0)
+		return errno == EINTR ? 0 : errno;
+	return 0;
+}
+
+/* Block until the process has exited, its status in p->status; it stays
+ * unreaped.  The wait is not ended by p's context (that context kills
+ * the process instead), so it polls the pidfd on the background context
+ * through the public ctx_poll or, without a pidfd, blocks in waitid,
+ * whose WNOWAIT leaves the reap to reap(). */
 static int wait_exit(ctx_proc_t *p)
 {
-	struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
-	int x;
-	while ((x = exited(p)) == 0) {
-		if (ctx_poll(ctx_background(), &pfd, 1, -1) < 0 &&
-		    errno != EINTR)
-			return errno;
-	}
+	int x, e;
+	while ((x = exited(p, &p->status)) == 0)
+		if ((e = await_exit(p)))
+			return e;
 	return x < 0 ? -x : 0;
+}
+
+/* Whether /proc/NAME/stat shows a running member of group pgid.  The
+ * command name in parentheses may hold any byte, so the fields are read
+ * after the last ')': state, parent, group. */
+static bool member_runs(int procfd, const char *name, pid_t pgid)
+{
+	char path[64], buf[512], state;
+	int ppid, pgrp;
+	snprintf(path, sizeof(path), "%s/stat", name);
+	int fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false; /* gone meanwhile */
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	const char *end = strrchr(buf, ')');
+	return end && sscanf(end + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 &&
+	       pgrp == pgid && state != 'Z' && state != 'X';
+}
+
+/* 1 if a process of group pgid still runs, 0 if none does, -1 if /proc
+ * cannot say (not mounted). */
+static int group_runs(pid_t pgid)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -1;
+	struct dirent *de;
+	int found = 0;
+	while (!found && (de = readdir(d)))
+		found = de->d_name[0] >= '1' && de->d_name[0] <= '9' &&
+			member_runs(dirfd(d), de->d_name, pgid);
+	closedir(d);
+	return found;
+}
+
+/* Block until no member of p's group runs, looking at growing intervals
+ * (1 ms up to 50 ms): nothing turns readable when a group empties, and
+ * no context is to end the pause, so it is a plain nanosleep.  Without
+ * /proc it returns at once; the signals were sent all the same. */
+static void wait_group(ctx_proc_t *p)
+{
+	long step = 1000000;
+	while (group_runs(p->pid) > 0) {
+		struct timespec ts = { .tv_nsec = step };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		step = step < 50000000 ? step * 2 : step;
+	}
+}
+
+/* The leader has exited: whether it may be reaped now.  After a cancel
+ * the group is on its way out (SIGKILL follows cancel_signal wait_delay
+ * later), so the wait sees it go; before one, members that still run
+ * keep the leader unreaped, and the group's number ours for ctx's end.
+ * A ctx that ended is acted on here if the runner has not yet done so. */
+static bool group_settled(ctx_proc_t *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (ctx_err(p->ctx))
+		cancel_locked(p);
+	bool cancelled = p->cancelled;
+	pthread_mutex_unlock(&p->mu);
+	if (cancelled)
+		wait_group(p);
+	return cancelled || group_runs(p->pid) <= 0;
 }
 
 int ctx_proc_wait(ctx_proc_t *p, int *status)
 {
 	if (!p)
 		return EINVAL;
-	int e = 0;
 	if (!p->reaped) {
-		e = wait_exit(p);
-		if (!e)
+		int e = wait_exit(p);
+		if (!e && (!p->group || group_settled(p)))
 			e = reap(p);
+		if (e)
+			return e;
 	}
-	if (e)
-		return e;
 	if (status)
 		*status = p->status;
-	return p->signalled ? p->err : 0;
+	pthread_mutex_lock(&p->mu);
+	int e = p->signalled ? p->err : 0;
+	pthread_mutex_unlock(&p->mu);
+	return e;
 }
 
 void ctx_proc_free(ctx_proc_t *p)
@@ -205,9 +347,11 @@ void ctx_proc_free(ctx_proc_t *p)
 		pthread_mutex_lock(&p->mu);
 		send_locked(p, SIGKILL);
 		pthread_mutex_unlock(&p->mu);
-		/* Wait for it to go without p->mu, which the after-funcs
-		 * take, so that the reap's waitpid does not block. */
-		wait_exit(p);
+		/* Wait for it (and its group) to go without p->mu, which the
+		 * after-funcs take, so that the reap's waitpid does not
+		 * block; a leader reaped elsewhere leaves no group of ours. */
+		if (wait_exit(p) == 0 && p->group)
+			wait_group(p);
 		reap(p);
 	}
 	for (int n = 0; n < 3; n++)
@@ -342,26 +486,28 @@ static int check_attr(const struct ctx_proc_attr *a)
 	return 0;
 }
 
-/* posix_spawn, then the pidfd.  Until the pidfd exists only a waitpid of
- * the program's own for any child could take the pid from us. */
+/* posix_spawn, then the pidfd where the kernel has them (without one,
+ * ENOSYS or EMFILE, the pid serves: see the top).  The pid is stored
+ * under p->mu, and a ctx that ended before then is acted on here: its
+ * after-func found no process to signal. */
 static int start(ctx_proc_t *p, const char *file, char *const argv[],
 		 const struct ctx_proc_attr *a, posix_spawn_file_actions_t *fa,
 		 posix_spawnattr_t *sa)
 {
 	char *const *envp = a->envp ? (char *const *)a->envp : environ;
-	int e = strchr(file, '/') ?
-		posix_spawn(&p->pid, file, fa, sa, argv, envp) :
-		posix_spawnp(&p->pid, file, fa, sa, argv, envp);
+	pid_t pid;
+	int e = strchr(file, '/') ? posix_spawn(&pid, file, fa, sa, argv, envp)
+				  : posix_spawnp(&pid, file, fa, sa, argv, envp);
 	if (e)
 		return e;
-	p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
-	if (p->pidfd >= 0)
-		return 0;
-	e = errno;
-	kill(p->pid, SIGKILL); /* unreaped, so still our child */
-	while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	return e;
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	pthread_mutex_lock(&p->mu);
+	p->pid = pid;
+	p->pidfd = pidfd;
+	if (ctx_err(p->ctx))
+		cancel_locked(p);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
 }
 
 static int arm_cancel(ctx_proc_t *p)
@@ -389,9 +535,11 @@ static ctx_proc_t *proc_new(ctx_t *ctx, const struct ctx_proc_attr *a)
 	return p;
 }
 
-/* Undo a spawn that failed before a process existed. */
+/* Undo a spawn that failed before a process existed.  An after-func
+ * that already fired finds no pid and only drops its share. */
 static void proc_discard(ctx_proc_t *p)
 {
+	stop_after(p, p->cancel_after);
 	for (int n = 0; n < 3; n++)
 		if (p->fd[n] >= 0)
 			close(p->fd[n]);
@@ -439,12 +587,10 @@ int ctx_proc_spawn(ctx_proc_t **pp, ctx_t *ctx, const char *file,
 	ctx_proc_t *p = proc_new(ctx, a);
 	if (!p)
 		return ENOMEM;
-	if ((e = spawn(p, file, argv, a))) {
+	/* The kill on cancel is armed before the process exists: nothing
+	 * that can fail is left once the program runs. */
+	if ((e = arm_cancel(p)) || (e = spawn(p, file, argv, a))) {
 		proc_discard(p);
-		return e;
-	}
-	if ((e = arm_cancel(p))) { /* cannot promise the kill: undo */
-		ctx_proc_free(p);
 		return e;
 	}
 	*pp = p;

@@ -8,6 +8,9 @@
  *     ends it within a poll wake-up and ares_destroy closes every socket:
  *     an abandoned lookup leaves nothing.  c-ares reads the hosts file
  *     (CARES_HOSTS may name another) and resolv.conf, not nsswitch.conf.
+ *     It is asked for the name alone: the service's ports, socket types
+ *     and protocols come from glibc (cares_forms), whose reading of a
+ *     service differs from c-ares's and is the one callers expect.
  *  b. glibc getaddrinfo on a helper thread (no c-ares, or
  *     CTX_RESOLVER=getaddrinfo): honours every nsswitch source, but
  *     getaddrinfo cannot be interrupted, so a context that ends the wait
@@ -18,19 +21,23 @@
  *     The caller waits on a channel, which makes no descriptor.
  *
  * Numeric hosts (and a NULL node) need no lookup: they are answered on
- * the spot by getaddrinfo with AI_NUMERICHOST.
+ * the spot by getaddrinfo with AI_NUMERICHOST.  A failed lookup is
+ * checked for a shortage of descriptors, which neither mechanism reports
+ * (out_of_fds).
  *
  * Every result is converted to one layout: each node is one malloc block
  * (the addrinfo, its address, its canonical name), so ctx_freeaddrinfo
  * frees any of them with free() whichever mechanism made it.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #ifdef HAVE_CARES
 #include <ares.h>
@@ -425,55 +432,62 @@ static int cares_flags(int ai_flags)
 	return f;
 }
 
-/* Append one node per socket type asked for (all three when none was, as
- * getaddrinfo does). */
-static int cares_node(struct addrinfo ***tail, const struct addrinfo *hints,
-		      const struct ares_addrinfo_node *n, const char *canon)
+/* The socket types, protocols and ports getaddrinfo(3) gives a service
+ * under these hints, read off a lookup of a numeric host: 0 or EAI_*.
+ * c-ares is asked for the name alone, because its own reading of
+ * services differs: it refuses port 0 ("0", "", "65536"), reads "010"
+ * as octal, and pairs a named service with every socket type, where
+ * glibc keeps to the protocols /etc/services lists for it. */
+static int cares_forms(const char *service, const struct addrinfo *hints,
+		       struct addrinfo **forms)
 {
-	static const int types[][2] = {
-		{ SOCK_STREAM, IPPROTO_TCP },
-		{ SOCK_DGRAM, IPPROTO_UDP },
-		{ SOCK_RAW, 0 },
-	};
-	int st = hints ? hints->ai_socktype : 0;
-	for (size_t i = 0; i < 3; i++) {
-		if (st && st != types[i][0])
-			continue;
-		int proto = hints && hints->ai_protocol ? hints->ai_protocol
-							: types[i][1];
-		struct addrinfo *a = ctx__ai_new(n->ai_family, types[i][0],
-						 proto, n->ai_addr,
+	struct addrinfo h = { .ai_flags = AI_NUMERICHOST,
+			      .ai_family = AF_INET };
+	if (hints) {
+		h.ai_flags |= hints->ai_flags & AI_NUMERICSERV;
+		h.ai_socktype = hints->ai_socktype;
+		h.ai_protocol = hints->ai_protocol;
+	}
+	return getaddrinfo("127.0.0.1", service, &h, forms);
+}
+
+/* Append one node per form for address n, in the forms' order (as
+ * getaddrinfo orders its nodes: by address, then by socket type), with
+ * the hints' flags as glibc sets them. */
+static int cares_node(struct addrinfo ***tail, const struct addrinfo *forms,
+		      const struct ares_addrinfo_node *n, const char *canon,
+		      int flags)
+{
+	for (const struct addrinfo *f = forms; f; f = f->ai_next) {
+		struct addrinfo *a = ctx__ai_new(n->ai_family, f->ai_socktype,
+						 f->ai_protocol, n->ai_addr,
 						 n->ai_addrlen, canon);
 		if (!a)
 			return EAI_MEMORY;
+		/* sin_port and sin6_port lie at the same offset */
+		in_port_t port = ((struct sockaddr_in *)f->ai_addr)->sin_port;
+		((struct sockaddr_in *)a->ai_addr)->sin_port = port;
+		a->ai_flags = flags;
 		**tail = a;
 		*tail = &a->ai_next;
 		canon = NULL;
-	}
-	if (st && st != SOCK_STREAM && st != SOCK_DGRAM && st != SOCK_RAW) {
-		struct addrinfo *a = ctx__ai_new(n->ai_family, st,
-						 hints->ai_protocol,
-						 n->ai_addr, n->ai_addrlen,
-						 canon);
-		if (!a)
-			return EAI_MEMORY;
-		**tail = a;
-		*tail = &a->ai_next;
 	}
 	return 0;
 }
 
 static int cares_adopt(struct ares_addrinfo *ai, const struct addrinfo *hints,
-		       struct addrinfo **res)
+		       const struct addrinfo *forms, struct addrinfo **res)
 {
 	struct addrinfo *head = NULL, **tail = &head;
 	const char *canon = NULL;
+	/* glibc's flags for no hints: AI_V4MAPPED | AI_ADDRCONFIG */
+	int flags = hints ? hints->ai_flags : AI_V4MAPPED | AI_ADDRCONFIG;
 	int rc = 0;
-	if (hints && (hints->ai_flags & AI_CANONNAME))
+	if (flags & AI_CANONNAME)
 		canon = ai->cnames ? ai->cnames->name : ai->name;
 	for (struct ares_addrinfo_node *n = ai->nodes; n && !rc;
 	     n = n->ai_next) {
-		rc = cares_node(&tail, hints, n, canon);
+		rc = cares_node(&tail, forms, n, canon, flags);
 		canon = NULL;
 	}
 	if (rc == 0 && !head)
@@ -551,6 +565,33 @@ static ares_channel cares_channel(int *rc)
 	return ch;
 }
 
+/* Look node up with c-ares, driven on this thread: 0 with the answer in
+ * *ai, EAI_* from c-ares, or EAI_SYSTEM with errno (ctx's error). */
+static int cares_lookup(ctx_t *ctx, const char *node,
+			const struct addrinfo *hints, struct ares_addrinfo **ai)
+{
+	int rc = EAI_SYSTEM;
+	ares_channel ch = cares_channel(&rc);
+	if (!ch)
+		return rc;
+	struct ares_addrinfo_hints ah = {
+		.ai_flags = cares_flags(hints ? hints->ai_flags : 0),
+		.ai_family = hints ? hints->ai_family : AF_UNSPEC,
+	};
+	struct cares_q q = { .done = false };
+	ares_getaddrinfo(ch, node, NULL, &ah, cares_cb, &q);
+	int e = cares_drive(ctx, ch, &q);
+	ares_destroy(ch); /* closes its sockets; a pending query ends now */
+	if (!e && q.status == ARES_SUCCESS) {
+		*ai = q.ai;
+		return 0;
+	}
+	if (q.ai)
+		ares_freeaddrinfo(q.ai);
+	errno = e;
+	return e ? EAI_SYSTEM : cares_eai(q.status);
+}
+
 static int resolve_cares(ctx_t *ctx, const char *node, const char *service,
 			 const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -559,33 +600,17 @@ static int resolve_cares(ctx_t *ctx, const char *node, const char *service,
 		errno = ENOMEM;
 		return EAI_SYSTEM;
 	}
-	int rc;
-	ares_channel ch = cares_channel(&rc);
-	if (!ch)
-		return rc;
-	struct ares_addrinfo_hints ah = {
-		.ai_flags = cares_flags(hints ? hints->ai_flags : 0),
-		.ai_family = hints ? hints->ai_family : AF_UNSPEC,
-		.ai_socktype = hints ? hints->ai_socktype : 0,
-		.ai_protocol = hints ? hints->ai_protocol : 0,
-	};
-	struct cares_q q = { .done = false };
-	ares_getaddrinfo(ch, node, service, &ah, cares_cb, &q);
-	int e = cares_drive(ctx, ch, &q);
-	ares_destroy(ch); /* closes its sockets; a pending query ends now */
-	if (e) {
-		if (q.ai)
-			ares_freeaddrinfo(q.ai);
-		errno = e;
-		return EAI_SYSTEM;
+	struct addrinfo *forms = NULL;
+	struct ares_addrinfo *ai = NULL;
+	int rc = cares_forms(service, hints, &forms);
+	if (rc == 0)
+		rc = cares_lookup(ctx, node, hints, &ai);
+	if (rc == 0) {
+		rc = cares_adopt(ai, hints, forms, res);
+		ares_freeaddrinfo(ai);
 	}
-	if (q.status != ARES_SUCCESS) {
-		if (q.ai)
-			ares_freeaddrinfo(q.ai);
-		return cares_eai(q.status);
-	}
-	rc = cares_adopt(q.ai, hints, res);
-	ares_freeaddrinfo(q.ai);
+	if (forms)
+		freeaddrinfo(forms);
 	return rc;
 }
 #endif
@@ -607,6 +632,29 @@ static int resolve_numeric(const char *node, const char *service,
 	return gai_adopt(getaddrinfo, node, service, &h, res);
 }
 
+/* Neither mechanism says when a lookup failed for want of a descriptor:
+ * glibc answers EAI_NONAME (it could open neither the hosts file nor a
+ * socket to a name server), c-ares EAI_AGAIN (no server reached) or,
+ * when even resolv.conf could not be read, an init failure.  So a lookup
+ * that failed so asks the system: if no descriptor can be had now, that
+ * is the cause, and the caller learns EAI_SYSTEM with EMFILE or ENFILE,
+ * as a socket for an address literal would say.  Errors of the input or
+ * of the context stay as they are. */
+static int out_of_fds(int rc)
+{
+	int e = errno;
+	if (rc != EAI_NONAME && rc != EAI_AGAIN && rc != EAI_FAIL &&
+	    rc != EAI_NODATA && !(rc == EAI_SYSTEM && e == EIO))
+		return rc;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+		return EAI_SYSTEM;
+	if (fd >= 0)
+		close(fd);
+	errno = e;
+	return rc;
+}
+
 CTX_API int ctx_getaddrinfo(ctx_t *ctx, const char *node, const char *service,
 			    const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -626,10 +674,9 @@ CTX_API int ctx_getaddrinfo(ctx_t *ctx, const char *node, const char *service,
 	if (rc != EAI_NONAME || !node ||
 	    (hints && (hints->ai_flags & AI_NUMERICHOST)))
 		return rc;
-	if (mechanism() == CTX__RESOLVE_CARES) {
 #ifdef HAVE_CARES
-		return resolve_cares(ctx, node, service, hints, res);
+	if (mechanism() == CTX__RESOLVE_CARES)
+		return out_of_fds(resolve_cares(ctx, node, service, hints, res));
 #endif
-	}
-	return resolve_threads(ctx, node, service, hints, res);
+	return out_of_fds(resolve_threads(ctx, node, service, hints, res));
 }

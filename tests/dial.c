@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -283,6 +284,58 @@ START_TEST(all_hang)
 }
 END_TEST
 
+/* Out of descriptors (issue 21, item 5): a name fails with EMFILE as an
+ * address literal does, not EAGAIN or EADDRNOTAVAIL, and ctx_getaddrinfo
+ * says EAI_SYSTEM with EMFILE, by the mechanism of the loop index (0:
+ * helper threads, 1: c-ares).  With room again, the name dials. */
+START_TEST(dial_out_of_fds)
+{
+	enum ctx__resolver m = _i ? CTX__RESOLVE_CARES : CTX__RESOLVE_THREADS;
+	int port = 0, l = listener(AF_INET, SOCK_STREAM, &port, 8);
+	ck_assert_int_ge(l, 0);
+	char name[32], literal[32];
+	snprintf(name, sizeof(name), "localhost:%d", port);
+	snprintf(literal, sizeof(literal), "127.0.0.1:%d", port);
+	ck_assert(ctx__resolve_force(m));
+	warm_up();
+	/* A limit at the lowest free descriptor leaves no room for one. */
+	struct rlimit old, low;
+	int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_gt(lowest, 0);
+	close(lowest);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)lowest;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	struct addrinfo h = { .ai_socktype = SOCK_STREAM }, *r = NULL;
+	errno = 0;
+	int rc = ctx_getaddrinfo(ctx_background(), "localhost", "80", &h, &r);
+	int rc_errno = errno;
+	errno = 0;
+	int by_name = ctx_dial(ctx_background(), name, SOCK_STREAM);
+	int name_errno = errno;
+	errno = 0;
+	int by_literal = ctx_dial(ctx_background(), literal, SOCK_STREAM);
+	int literal_errno = errno;
+	/* Restored before asserting, so a failure leaves the limit alone. */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ctx__resolve_force(CTX__RESOLVE_DEFAULT);
+	ck_assert_msg(rc == EAI_SYSTEM, "localhost: %s", gai_strerror(rc));
+	ck_assert_int_eq(rc_errno, EMFILE);
+	ck_assert_ptr_null(r);
+	ck_assert_int_eq(by_name, -1);
+	ck_assert_int_eq(name_errno, EMFILE);
+	ck_assert_int_eq(by_literal, -1);
+	ck_assert_int_eq(literal_errno, EMFILE);
+	ck_assert(ctx__resolve_force(m));
+	int fd = ctx_dial(ctx_background(), name, SOCK_STREAM);
+	ctx__resolve_force(CTX__RESOLVE_DEFAULT);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	close(l);
+}
+END_TEST
+
 Suite *suite_dial(void)
 {
 	Suite *s = suite_create("dial");
@@ -292,6 +345,11 @@ Suite *suite_dial(void)
 	tcase_add_test(tc, dial_refused);
 	tcase_add_test(tc, dial_names);
 	tcase_add_test(tc, dial_udp);
+#ifdef HAVE_CARES
+	tcase_add_loop_test(tc, dial_out_of_fds, 0, 2);
+#else
+	tcase_add_loop_test(tc, dial_out_of_fds, 0, 1);
+#endif
 	tc = tu_tcase(s, "happy_eyeballs", 10);
 	tcase_add_test(tc, happy_eyeballs);
 	tcase_add_test(tc, all_hang);

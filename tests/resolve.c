@@ -141,6 +141,86 @@ START_TEST(localhost)
 }
 END_TEST
 
+/* Port 0 by name (issue 31, item 1): what a listener on "localhost:0"
+ * asks.  c-ares refused it with EAI_SERVICE. */
+START_TEST(zero_port_by_name)
+{
+	enum ctx__resolver m = _i ? CTX__RESOLVE_CARES : CTX__RESOLVE_THREADS;
+	ck_assert(ctx__resolve_force(m));
+	struct addrinfo h = { .ai_family = AF_INET,
+			      .ai_socktype = SOCK_STREAM }, *r;
+	int rc = ctx_getaddrinfo(ctx_background(), "localhost", "0", &h, &r);
+	ctx__resolve_force(CTX__RESOLVE_DEFAULT);
+	ck_assert_msg(rc == 0, "localhost/0: %s", gai_strerror(rc));
+	ck_assert(has_v4(r, "127.0.0.1"));
+	ck_assert_int_eq(((struct sockaddr_in *)r->ai_addr)->sin_port, 0);
+	ctx_freeaddrinfo(r);
+}
+END_TEST
+
+/* Two answers the same, node by node: 0, or a description. */
+static const char *differ(const struct addrinfo *a, const struct addrinfo *b)
+{
+	for (; a && b; a = a->ai_next, b = b->ai_next) {
+		if (a->ai_family != b->ai_family ||
+		    a->ai_socktype != b->ai_socktype ||
+		    a->ai_protocol != b->ai_protocol)
+			return "family, socket type or protocol";
+		if (a->ai_flags != b->ai_flags)
+			return "flags";
+		if (a->ai_addrlen != b->ai_addrlen ||
+		    memcmp(a->ai_addr, b->ai_addr, a->ai_addrlen) != 0)
+			return "address or port";
+		if (!a->ai_canonname != !b->ai_canonname ||
+		    (a->ai_canonname &&
+		     strcmp(a->ai_canonname, b->ai_canonname) != 0))
+			return "canonical name";
+	}
+	return a || b ? "number of nodes" : NULL;
+}
+
+/* ctx_getaddrinfo answers as getaddrinfo(3) for a table of services and
+ * socket types on a name from the hosts file, by the mechanism of the
+ * loop index: numeric services (port 0, leading zeros, past 65535,
+ * malformed), named ones (glibc keeps to the protocols /etc/services
+ * lists; c-ares paired a name with every socket type), and no service. */
+START_TEST(same_as_getaddrinfo)
+{
+	static const char *services[] = { "0", "80", "010", "65535", "65536",
+					  "", "0x50", "80x", "-1", "http",
+					  "domain", NULL };
+	static const int types[] = { 0, SOCK_STREAM, SOCK_DGRAM };
+	static const int flags[] = { 0, AI_NUMERICSERV, AI_CANONNAME };
+	enum ctx__resolver m = _i ? CTX__RESOLVE_CARES : CTX__RESOLVE_THREADS;
+	ck_assert(ctx__resolve_force(m));
+	for (size_t s = 0; s < sizeof(services) / sizeof(*services); s++)
+		for (size_t t = 0; t < 3; t++)
+			for (size_t f = 0; f < 3; f++) {
+				struct addrinfo h = { .ai_family = AF_INET,
+						      .ai_socktype = types[t],
+						      .ai_flags = flags[f] };
+				struct addrinfo *want = NULL, *got = NULL;
+				int rw = getaddrinfo("localhost", services[s],
+						     &h, &want);
+				int rg = ctx_getaddrinfo(ctx_background(),
+							 "localhost",
+							 services[s], &h, &got);
+				const char *d = rw != rg ? "result" :
+						differ(want, got);
+				ck_assert_msg(!d, "localhost/%s type %d flags "
+					      "%#x: %s differs (%s, %s)",
+					      services[s] ? services[s] : "NULL",
+					      types[t], flags[f], d,
+					      rw ? gai_strerror(rw) : "0",
+					      rg ? gai_strerror(rg) : "0");
+				if (want)
+					freeaddrinfo(want);
+				ctx_freeaddrinfo(got);
+			}
+	ctx__resolve_force(CTX__RESOLVE_DEFAULT);
+}
+END_TEST
+
 #ifdef HAVE_CARES
 /* A hosts file of the test's (c-ares reads CARES_HOSTS), with aliases,
  * both families and AI_CANONNAME. */
@@ -342,8 +422,12 @@ Suite *suite_resolve(void)
 	tcase_add_test(tc, done_refuses);
 	#ifdef HAVE_CARES
 	tcase_add_loop_test(tc, localhost, 0, 2);
+	tcase_add_loop_test(tc, zero_port_by_name, 0, 2);
+	tcase_add_loop_test(tc, same_as_getaddrinfo, 0, 2);
 #else
 	tcase_add_loop_test(tc, localhost, 0, 1);
+	tcase_add_loop_test(tc, zero_port_by_name, 0, 1);
+	tcase_add_loop_test(tc, same_as_getaddrinfo, 0, 1);
 #endif
 #ifdef HAVE_CARES
 	tc = tu_tcase(s, "cares", 20);
