@@ -11,14 +11,30 @@
  *     (100 us growing by half up to 10 ms): nothing is disturbed.
  *  b. A reader: open(O_RDONLY | O_NONBLOCK) succeeds at once with or
  *     without a writer, and nothing tells a reader that a writer has
- *     arrived until it writes.  So the reader performs the blocking
- *     open(2) itself, holding the non-blocking descriptor as a handle on
- *     the FIFO (reopened through /proc/self/fd, so a rename cannot swap
- *     the file); when the context ends, an after-function (ctx_after_func)
- *     opens the FIFO for writing, which ends the blocked open, and keeps
- *     that writer open until the reader has seen it, so that a kick that
- *     comes before the reader blocks is not lost.  The cost: other
- *     readers blocked on the same FIFO see a writer come and go.
+ *     arrived until it writes.  That first descriptor already counts as
+ *     a reader: a writer waiting in its own open(2) is let in by it at
+ *     once, and may write and leave before this call's next step.  So
+ *     the first descriptor is the one returned (its pipe buffer holds
+ *     what such a writer wrote), and the call waits for the moment a
+ *     writer has had the FIFO open since it began, which is either
+ *       - now: a blocking open(2) of the same FIFO (through
+ *         /proc/self/fd, so a rename cannot swap the file) returns at
+ *         once while a writer has it open, or when one opens it; or
+ *       - past: a writer came and left.  The first descriptor then
+ *         polls POLLHUP (the kernel reports a hang-up on a read end
+ *         once the writers it has seen are gone, never before the first
+ *         writer, as open(2) would not have returned either).
+ *     The blocking open covers the first; a hang-up context on the
+ *     first descriptor (ctx_with_hangup: its watcher thread polls it)
+ *     covers the second, and also ends with the caller's context.
+ *     When it ends, an after-function (ctx_after_func) opens the FIFO
+ *     for writing, which ends the blocked open, and keeps that writer
+ *     open until the reader has seen it, so that a kick that comes
+ *     before the reader blocks is not lost.  A kick by the caller's
+ *     context fails the call, unless bytes are waiting (never dropped).
+ *     The cost: other readers blocked on the same FIFO see a writer
+ *     come and go, and the first FIFO opened for reading starts the
+ *     hang-up watcher thread.
  *
  * The descriptor returned has exactly the flags asked for: the
  * non-blocking tries have O_NONBLOCK cleared (F_SETFL) when it was not
@@ -28,6 +44,7 @@
  * itself waits, a modem line for its carrier, does not wait here).
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +112,7 @@ struct kick {
 	pthread_mutex_t mu;
 	_Atomic int refs;
 	bool finished; /* the reader's open returned */
-	bool kicked;   /* the context ended it */
+	bool kicked;   /* hc ended it: the context, or a writer left */
 	int writer;    /* the kick's write end, held until finished */
 	const char *name; /* the FIFO: buf, or the caller's path */
 	char buf[40];
@@ -109,7 +126,7 @@ static void kick_put(struct kick *k)
 	}
 }
 
-/* After-function: the context is done; end the reader's blocked open. */
+/* After-function: hc is done; end the reader's blocked open. */
 static void kick_fire(void *arg)
 {
 	struct kick *k = arg;
@@ -122,50 +139,90 @@ static void kick_fire(void *arg)
 	kick_put(k);
 }
 
-/* The blocking open of the FIFO held by rfd (a non-blocking read end),
- * which the context ends.  rfd is closed. */
-static int fifo_reader_wait(ctx_t *ctx, int rfd, const char *path,
-			    int flags)
+/* Whether a writer left bytes in the FIFO rfd reads. */
+static bool has_bytes(int rfd)
+{
+	struct pollfd p = { .fd = rfd, .events = POLLIN };
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* The kick for hc (which ends with ctx, or when a writer has come and
+ * gone), or NULL with errno.  It names the FIFO through /proc, so a
+ * rename cannot swap the file; without /proc, by path (kick_fire only
+ * opens it while the caller is inside its open). */
+static struct kick *kick_new(ctx_t *hc, int rfd, const char *path,
+			     ctx_after_t **a)
 {
 	struct kick *k = ctx__malloc(sizeof(*k));
-	ctx_after_t *a = NULL;
-	int fd = -1, e = ENOMEM;
-	if (!k)
-		goto out;
+	if (!k) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	*k = (struct kick){ .writer = -1 };
 	pthread_mutex_init(&k->mu, NULL);
 	atomic_init(&k->refs, 2);
-	/* Through /proc a rename cannot swap the file; without /proc, by
-	 * path (kick_fire only opens it while this call is inside). */
 	snprintf(k->buf, sizeof(k->buf), "/proc/self/fd/%d", rfd);
 	k->name = access(k->buf, F_OK) == 0 ? k->buf : path;
-	if (!(a = ctx_after_func(ctx, kick_fire, k))) {
-		e = errno;
+	if (!(*a = ctx_after_func(hc, kick_fire, k))) {
+		int e = errno;
 		pthread_mutex_destroy(&k->mu);
 		free(k);
-		goto out;
+		errno = e;
+		return NULL;
 	}
-	fd = open_eintr(k->name, flags & ~(O_CREAT | O_EXCL | O_TRUNC), 0);
-	e = errno;
+	return k;
+}
+
+/* Open the FIFO again, blocking: it returns at once while a writer has
+ * it open, else when one opens it or the kick comes.  Returns whether
+ * the caller's open succeeds: not kicked, or kicked by a writer that
+ * left (hc hung up, ctx live), or bytes are there to read whatever
+ * ended hc.  Else errno is set. */
+static bool meet_writer(ctx_t *ctx, struct kick *k, ctx_after_t *a, int rfd)
+{
+	int fd = open_eintr(k->name, O_RDONLY | O_CLOEXEC, 0);
+	int e = errno;
 	pthread_mutex_lock(&k->mu);
 	k->finished = true;
 	bool kicked = k->kicked;
+	/* Asked while the kick's writer is still open: once it closes,
+	 * the FIFO hangs up on rfd whatever real writers did. */
+	bool bytes = kicked && has_bytes(rfd);
 	if (k->writer >= 0)
 		close(k->writer);
 	pthread_mutex_unlock(&k->mu);
 	if (ctx_after_stop(a))
 		kick_put(k); /* kick_fire will never run */
 	kick_put(k);
-	if (kicked) {
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-		e = ctx_err(ctx);
+	if (fd >= 0)
+		close(fd);
+	if (!kicked) {
+		errno = e;
+		return fd >= 0;
 	}
-out:
+	if (bytes || !(e = ctx_err(ctx)))
+		return true;
+	errno = e;
+	return false;
+}
+
+/* rfd, a non-blocking read end of the FIFO, once a writer has had it
+ * open since the call began; rfd is closed on failure. */
+static int fifo_reader_wait(ctx_t *ctx, int rfd, const char *path,
+			    int flags)
+{
+	ctx_after_t *a = NULL;
+	struct kick *k = NULL;
+	ctx_t *hc = ctx_with_hangup(ctx, rfd);
+	bool met = hc && (k = kick_new(hc, rfd, path, &a)) &&
+		   meet_writer(ctx, k, a, rfd);
+	int e = errno;
+	ctx_release(hc); /* before rfd may close: the watcher holds it */
+	if (met)
+		return as_asked(rfd, flags);
 	close(rfd);
 	errno = e;
-	return fd;
+	return -1;
 }
 
 int ctx_open(ctx_t *ctx, const char *path, int flags, ...)
