@@ -175,7 +175,8 @@ static void on_cqe(struct io_uring_cqe *cqe, struct round *rd)
 	int kind = d & 0xff;
 	if (kind == K_WAKE) {
 		tr.wake_armed = false;
-		tr.wake_unread |= cqe->res > 0; /* fired, not removed: quirk a */
+		/* Fired, not removed: read it empty (quirk a). */
+		tr.wake_unread |= cqe->res > 0;
 	} else if (kind == K_DRAIN) {
 		tr.draining = false;
 	} else if (kind == K_RW && tr.op && UD_N(d) == tr.op->id) {
