@@ -388,14 +388,17 @@ static int xfer_start(int wakefd, struct ctx__xfer *x)
 	if (!(s = sqe_for(ring, UD(id, 0, K_RW))))
 		return EAGAIN;
 	prep_xfer(s, x);
-	x->id = id;
 	x->done = false;
 	tr.op = x;
 	e = io_uring_submit(ring);
 	if (e < 0) {
+		/* The SQE stays queued, and a later submission would send
+		 * it in: the ring goes with it (quirk e). */
 		tr.op = NULL;
+		drop_ring();
 		return -e;
 	}
+	x->id = id;
 	reap(ring, NULL);
 	return 0;
 }
