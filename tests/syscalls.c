@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -594,15 +595,21 @@ START_TEST(test_open_fifo_cancel)
 END_TEST
 
 /* A child that opens path for writing (blocking, as `echo x > fifo`
- * does), writes line (if any) and exits. */
-static pid_t fifo_writer(const char *path, const char *line)
+ * does), writes line (if any), waits for the end of the pipe hold (if
+ * not NULL) with the FIFO still open, and exits. */
+static pid_t fifo_writer(const char *path, const char *line,
+			 const int *hold)
 {
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		int fd = open(path, O_WRONLY);
 		size_t n = strlen(line);
-		_exit(fd >= 0 && write(fd, line, n) == (ssize_t)n ? 0 : 1);
+		char c;
+		bool ok = fd >= 0 && write(fd, line, n) == (ssize_t)n;
+		if (hold && (close(hold[1]) < 0 || read(hold[0], &c, 1) < 0))
+			ok = false;
+		_exit(ok ? 0 : 1);
 	}
 	return pid;
 }
@@ -639,10 +646,44 @@ static ssize_t read_to_end(ctx_t *c, int fd, char *buf, size_t len)
 	return n < 0 ? n : (ssize_t)got;
 }
 
+/* One round: a writer blocked in open(2) before ctx_open begins; it
+ * writes line and leaves, or (silent) stays, having written nothing,
+ * until ctx_open has returned.  ctx_open returns as open(2) would, and
+ * everything written is there to read. */
+static void waiting_writer_round(const char *p, const char *line,
+				 bool silent)
+{
+	char buf[64];
+	int hold[2];
+	ck_assert_int_eq(pipe2(hold, O_CLOEXEC), 0);
+	pid_t pid = fifo_writer(p, line, silent ? hold : NULL);
+	close(hold[0]);
+	await_blocked_open(pid);
+	ctx_t *c = ctx_with_timeout(ctx_background(), 2 * CTX_SEC);
+	int64_t t0 = ctx_now();
+	int fd = ctx_open(c, p, O_RDONLY | O_CLOEXEC);
+	ck_assert_msg(fd >= 0, "%s writer, line \"%s\": ctx_open: %s",
+		      silent ? "a silent" : "a", line, strerror(errno));
+	/* A silent writer is seen by a look every 10 ms at most. */
+	tu_assert_ms(tu_ms_since(t0), 0, 1000);
+	close(hold[1]);
+	ck_assert_int_eq(fcntl(fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK),
+			 O_RDONLY);
+	ck_assert_int_eq(read_to_end(c, fd, buf, sizeof(buf)),
+			 (ssize_t)strlen(line));
+	ck_assert_str_eq(buf, line);
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(fd);
+	ctx_release(c);
+}
+
 /* Issue 21: a writer already blocked in open(2) when ctx_open begins is
  * let in by its first, non-blocking open; it writes and leaves at once.
  * ctx_open must still return (as open(2) would have) with the line
- * there to read, and a writer that writes nothing gives an end. */
+ * there to read; a writer that writes nothing gives an end, and one
+ * that stays silent is seen as well. */
 START_TEST(test_open_fifo_waiting_writer)
 {
 	const char *p = make_fifo();
@@ -654,28 +695,46 @@ START_TEST(test_open_fifo_waiting_writer)
 	CPU_ZERO(&one);
 	CPU_SET(sched_getcpu(), &one);
 	ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
-	for (int round = 0; round < 11; round++) {
-		char line[32] = "", buf[64];
-		if (round < 10)
-			snprintf(line, sizeof(line), "line %d\n", round);
-		pid_t pid = fifo_writer(p, line);
-		await_blocked_open(pid);
-		ctx_t *c = ctx_with_timeout(ctx_background(), 2 * CTX_SEC);
-		int fd = ctx_open(c, p, O_RDONLY | O_CLOEXEC);
-		ck_assert_msg(fd >= 0, "round %d: ctx_open: %s", round,
-			      strerror(errno));
-		ck_assert_int_eq(fcntl(fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK),
-				 O_RDONLY);
-		ck_assert_int_eq(read_to_end(c, fd, buf, sizeof(buf)),
-				 (ssize_t)strlen(line));
-		ck_assert_str_eq(buf, line);
-		int st;
-		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-		close(fd);
-		ctx_release(c);
+	for (int round = 0; round < 10; round++) {
+		char line[32];
+		snprintf(line, sizeof(line), "line %d\n", round);
+		waiting_writer_round(p, line, false);
 	}
+	waiting_writer_round(p, "", false);
+	waiting_writer_round(p, "", true);
+	waiting_writer_round(p, "silent, then a line\n", true);
 	ck_assert_int_eq(sched_setaffinity(0, sizeof(all), &all), 0);
+	rm_tmp();
+}
+END_TEST
+
+/* Out of descriptors while a reader would wait: EMFILE, nothing kept. */
+START_TEST(test_open_fifo_emfile)
+{
+	const char *p = make_fifo();
+	struct rlimit old, low;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	/* A first wait makes the thread's reactor descriptors. */
+	ctx_t *c = ctx_with_timeout(ctx_background(), CTX_MSEC);
+	tu_assert_fail(ctx_open(c, p, O_RDONLY), CTX_DEADLINE_EXCEEDED);
+	ctx_release(c);
+	int next = dup(0); /* the lowest free number */
+	ck_assert_int_ge(next, 0);
+	close(next);
+	/* Room for the FIFO's descriptor, none for the probe's pipe. */
+	low = old;
+	low.rlim_cur = (rlim_t)next + 1;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	c = ctx_with_timeout(ctx_background(), CTX_SEC);
+	int fd = ctx_open(c, p, O_RDONLY);
+	int e = errno;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ctx_release(c);
+	ck_assert_int_eq(fd, -1);
+	ck_assert_int_eq(e, EMFILE);
+	fd = dup(0);
+	ck_assert_int_eq(fd, next); /* the FIFO's descriptor was closed */
+	close(fd);
 	rm_tmp();
 }
 END_TEST
@@ -887,6 +946,7 @@ Suite *suite_syscalls(void)
 	tcase_add_test(tc, test_open_fifo_meets);
 	tcase_add_test(tc, test_open_fifo_cancel);
 	tcase_add_test(tc, test_open_fifo_waiting_writer);
+	tcase_add_test(tc, test_open_fifo_emfile);
 	tcase_add_test(tc, test_open_plain);
 	tc = tu_tcase(s, "locks", 30);
 	tcase_add_test(tc, test_flock_contended);
