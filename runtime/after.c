@@ -112,7 +112,8 @@ static int start_runner(void)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, init);
 	pthread_mutex_lock(&mu);
-	int e = running ? 0 : ctx__spawn(runner_main, NULL);
+	int e = running ? 0 :
+			  ctx__spawn(runner_main, NULL, CTX__STACK_SMALL);
 	running = !e;
 	pthread_mutex_unlock(&mu);
 	return e;

@@ -204,8 +204,11 @@ void ctx__reactor_wake(struct ctx__reactor *r);
 void ctx__reactor_hold(struct ctx__reactor *r);    /* see waitq.h */
 void ctx__reactor_release(struct ctx__reactor *r);
 
-/* thread.c: start a detached library thread, all signals blocked. */
-int ctx__spawn(void *(*fn)(void *), void *arg);
+/* thread.c: start a detached library thread, all signals blocked, with
+ * `stack` bytes of stack for its own use (0: as much as a thread of the
+ * program gets by default) on top of the program's static TLS. */
+#define CTX__STACK_SMALL (64 * 1024) /* the service threads' need */
+int ctx__spawn(void *(*fn)(void *), void *arg, size_t stack);
 
 /* debug.c: context nodes, with a header (site, magic) when CTX_DEBUG
  * names a mode.  The site is where the program called the constructor

@@ -10,15 +10,28 @@
  *     So the writer tries again after growing sleeps on the context
  *     (100 us growing by half up to 10 ms): nothing is disturbed.
  *  b. A reader: open(O_RDONLY | O_NONBLOCK) succeeds at once with or
- *     without a writer, and nothing tells a reader that a writer has
- *     arrived until it writes.  So the reader performs the blocking
- *     open(2) itself, holding the non-blocking descriptor as a handle on
- *     the FIFO (reopened through /proc/self/fd, so a rename cannot swap
- *     the file); when the context ends, an after-function (ctx_after_func)
- *     opens the FIFO for writing, which ends the blocked open, and keeps
- *     that writer open until the reader has seen it, so that a kick that
- *     comes before the reader blocks is not lost.  The cost: other
- *     readers blocked on the same FIFO see a writer come and go.
+ *     without a writer.  That descriptor already counts as a reader: a
+ *     writer waiting in its own open(2) is let in by it at once, and may
+ *     write and leave before this call looks again.  So it is the
+ *     descriptor returned (its pipe buffer holds what such a writer
+ *     wrote), once a writer has had the FIFO open since the call began:
+ *       - one left bytes: the descriptor polls POLLIN;
+ *       - one came and went: it polls POLLHUP (the kernel reports a
+ *         hang-up on a read end once the writers it has seen are gone,
+ *         never before the first one, as open(2) would not have
+ *         returned either);
+ *       - one has it open and has written nothing: nothing polls, but
+ *         tee(2) of the empty FIFO into a pipe of the call's own fails
+ *         with EAGAIN while a writer has it open, and returns 0 while
+ *         none has.  tee copies without consuming, so it looks without
+ *         taking a byte.
+ *     The reader waits for POLLIN or POLLHUP on the context, and looks
+ *     with tee after growing sleeps as the writer does (100 us growing
+ *     by half up to 10 ms), so a silent writer is seen within 10 ms of
+ *     its arrival, and one that writes or leaves at once.  No other
+ *     thread is involved and nothing is disturbed.  When the context
+ *     ends first the call fails, unless bytes are waiting (a writer's
+ *     bytes are never dropped with the descriptor).
  *
  * The descriptor returned has exactly the flags asked for: the
  * non-blocking tries have O_NONBLOCK cleared (F_SETFL) when it was not
@@ -28,9 +41,8 @@
  * itself waits, a modem line for its carrier, does not wait here).
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,81 +103,55 @@ static bool is_fifo_path(const char *path, int flags)
 
 /* ---- a reader waits for a writer ------------------------------------ */
 
-struct kick {
-	pthread_mutex_t mu;
-	_Atomic int refs;
-	bool finished; /* the reader's open returned */
-	bool kicked;   /* the context ended it */
-	int writer;    /* the kick's write end, held until finished */
-	const char *name; /* the FIFO: buf, or the caller's path */
-	char buf[40];
-};
-
-static void kick_put(struct kick *k)
+static short revents(int rfd)
 {
-	if (atomic_fetch_sub(&k->refs, 1) == 1) {
-		pthread_mutex_destroy(&k->mu);
-		free(k);
-	}
+	struct pollfd p = { .fd = rfd, .events = POLLIN };
+	return poll(&p, 1, 0) == 1 ? p.revents : 0;
 }
 
-/* After-function: the context is done; end the reader's blocked open. */
-static void kick_fire(void *arg)
+/* Whether a writer has had the FIFO rfd reads open since rfd was
+ * opened: it left bytes or has gone (POLLIN, POLLHUP), or has it open
+ * now (tee into probe, a pipe's write end: EAGAIN; see the top). */
+static bool writer_seen(int rfd, int probe)
 {
-	struct kick *k = arg;
-	pthread_mutex_lock(&k->mu);
-	if (!k->finished) {
-		k->writer = open(k->name, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-		k->kicked = true;
-	}
-	pthread_mutex_unlock(&k->mu);
-	kick_put(k);
+	if (revents(rfd) & (POLLIN | POLLHUP))
+		return true;
+	ssize_t n = tee(rfd, probe, 1, SPLICE_F_NONBLOCK);
+	return n > 0 || (n < 0 && errno == EAGAIN);
 }
 
-/* The blocking open of the FIFO held by rfd (a non-blocking read end),
- * which the context ends.  rfd is closed. */
-static int fifo_reader_wait(ctx_t *ctx, int rfd, const char *path,
-			    int flags)
+/* Wait on the context until writer_seen; 0 or the context's error. */
+static int await_writer(ctx_t *ctx, int rfd, int probe)
 {
-	struct kick *k = ctx__malloc(sizeof(*k));
-	ctx_after_t *a = NULL;
-	int fd = -1, e = ENOMEM;
-	if (!k)
-		goto out;
-	*k = (struct kick){ .writer = -1 };
-	pthread_mutex_init(&k->mu, NULL);
-	atomic_init(&k->refs, 2);
-	/* Through /proc a rename cannot swap the file; without /proc, by
-	 * path (kick_fire only opens it while this call is inside). */
-	snprintf(k->buf, sizeof(k->buf), "/proc/self/fd/%d", rfd);
-	k->name = access(k->buf, F_OK) == 0 ? k->buf : path;
-	if (!(a = ctx_after_func(ctx, kick_fire, k))) {
+	int64_t step = 100 * CTX_USEC;
+	while (!writer_seen(rfd, probe)) {
+		int e = ctx__wait_fd(ctx, rfd, POLLIN, ctx_now() + step);
+		if (e != CTX__READY && e != CTX__EXPIRED)
+			return e;
+		step += step / 2;
+		step = step < 10 * CTX_MSEC ? step : 10 * CTX_MSEC;
+	}
+	return 0;
+}
+
+/* rfd, a non-blocking read end of the FIFO, once a writer has had it
+ * open since the call began; rfd is closed on failure. */
+static int fifo_reader_wait(ctx_t *ctx, int rfd, int flags)
+{
+	int probe[2], e;
+	if (pipe2(probe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		e = errno;
-		pthread_mutex_destroy(&k->mu);
-		free(k);
-		goto out;
+	} else {
+		e = await_writer(ctx, rfd, probe[1]);
+		close(probe[0]);
+		close(probe[1]);
 	}
-	fd = open_eintr(k->name, flags & ~(O_CREAT | O_EXCL | O_TRUNC), 0);
-	e = errno;
-	pthread_mutex_lock(&k->mu);
-	k->finished = true;
-	bool kicked = k->kicked;
-	if (k->writer >= 0)
-		close(k->writer);
-	pthread_mutex_unlock(&k->mu);
-	if (ctx_after_stop(a))
-		kick_put(k); /* kick_fire will never run */
-	kick_put(k);
-	if (kicked) {
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-		e = ctx_err(ctx);
+	if (e && !(revents(rfd) & POLLIN)) {
+		close(rfd);
+		errno = e;
+		return -1;
 	}
-out:
-	close(rfd);
-	errno = e;
-	return fd;
+	return as_asked(rfd, flags);
 }
 
 int ctx_open(ctx_t *ctx, const char *path, int flags, ...)
@@ -196,6 +182,6 @@ int ctx_open(ctx_t *ctx, const char *path, int flags, ...)
 	}
 	struct stat st;
 	if (acc == O_RDONLY && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
-		return fifo_reader_wait(ctx, fd, path, flags);
+		return fifo_reader_wait(ctx, fd, flags);
 	return as_asked(fd, flags);
 }

@@ -196,7 +196,7 @@ static void after_fork_child(void)
 		if (slots[fd].list && epfd >= 0)
 			any |= set_add(fd) == 0;
 	}
-	if (any && !ctx__spawn(watcher_main, NULL))
+	if (any && !ctx__spawn(watcher_main, NULL, CTX__STACK_SMALL))
 		running = true;
 }
 
@@ -210,7 +210,8 @@ static int start(void)
 {
 	if (epfd < 0 && (epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return errno;
-	int e = running ? 0 : ctx__spawn(watcher_main, NULL);
+	int e = running ? 0 :
+			  ctx__spawn(watcher_main, NULL, CTX__STACK_SMALL);
 	running = !e;
 	return e;
 }

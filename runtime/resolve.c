@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +44,7 @@
 #include <poll.h>
 #endif
 
+#include "ctx-internal.h"
 #include "resolve.h"
 
 /* ---- the result layout --------------------------------------------- */
@@ -257,21 +257,11 @@ static void *helper_main(void *arg)
 	return NULL;
 }
 
-/* A detached helper with every signal blocked and the default stack
- * (getaddrinfo and NSS modules use plenty of it). */
+/* A helper gets the stack a thread of the program gets by default:
+ * getaddrinfo and NSS modules use plenty of it. */
 static int helper_spawn(void)
 {
-	sigset_t all, old;
-	pthread_attr_t attr;
-	pthread_t t;
-	sigfillset(&all);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int e = pthread_create(&t, &attr, helper_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	return e;
+	return ctx__spawn(helper_main, NULL, 0);
 }
 
 /* Queue j (taking a reference for the queue) and make sure a helper will

@@ -119,7 +119,8 @@ static void after_fork_child(void)
 	pthread_mutex_init(&mu, NULL);
 	sem_init(&sem, 0, 0);
 	running = false;
-	if (live && !ctx__spawn(dispatcher_main, NULL))
+	if (live &&
+	    !ctx__spawn(dispatcher_main, NULL, CTX__STACK_SMALL))
 		running = true;
 }
 
@@ -187,7 +188,8 @@ static int start(struct sig_ctx *s)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, init);
 	pthread_mutex_lock(&mu);
-	int e = running ? 0 : ctx__spawn(dispatcher_main, NULL);
+	int e = running ? 0 : ctx__spawn(dispatcher_main, NULL,
+					       CTX__STACK_SMALL);
 	running = !e;
 	if (!e)
 		e = hook(s);

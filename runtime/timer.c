@@ -134,7 +134,7 @@ static void *timer_main(void *arg)
 /* Called with mu held. */
 static int start_thread(void)
 {
-	int e = ctx__spawn(timer_main, NULL);
+	int e = ctx__spawn(timer_main, NULL, CTX__STACK_SMALL);
 	if (!e)
 		running = true;
 	return e;

@@ -24,9 +24,10 @@
  * first one and freed at thread exit; after fork() the child makes a
  * fresh one.
  * One round of waiting submits, together: a poll on each descriptor, a
- * poll on the thread's wake-up eventfd (kept armed across rounds until it
- * fires), and an absolute CLOCK_MONOTONIC timeout for the earliest
- * deadline (kept armed across rounds until the time changes).  The poll on
+ * poll on the thread's wake-up eventfd (kept armed across the rounds of
+ * one transfer until it fires), and an absolute CLOCK_MONOTONIC timeout
+ * for the earliest deadline (kept armed across them until the time
+ * changes).  Both are removed when the transfer ends (quirk e).  The poll on
  * the caller's descriptor is removed and waited for before the round
  * returns, since a pending poll holds the file open.  Stale completions
  * carry an older round number in their user data and are ignored.
@@ -36,10 +37,9 @@
  *     wake-up eventfd is read empty whenever its poll fires.  The read is
  *     a ring request too, submitted with the removal of the round's polls
  *     in the one io_uring_enter that ends the round: a wake-up costs the
- *     woken thread no read(2) of its own.  The eventfd is non-blocking,
- *     so the read completes at once (or fails with EAGAIN); its
- *     completion is still waited for before the round returns, so that
- *     it can never be in flight to take a later wake-up's write.
+ *     woken thread no read(2) of its own.  Its completion is waited for
+ *     before the round returns, so that it can never be in flight to
+ *     take a later wake-up's write (and see quirk d).
  *  b. A transfer the context interrupts is cancelled with ASYNC_CANCEL and
  *     waited for: it may still complete, and then its byte count is the
  *     result, so no byte is lost.
@@ -47,6 +47,22 @@
  *     and timeout removal, cancel) are marked IOSQE_CQE_SKIP_SUCCESS: a
  *     completion of theirs would end the next round at once, whose own
  *     clean-up would end the one after, and the thread would spin.
+ *  d. The ring does not honour the eventfd's O_NONBLOCK: a read of an
+ *     empty one is parked on an internal poll until the next write
+ *     (6.18 here), where read(2) fails with EAGAIN.  So the read of
+ *     quirk a asks RWF_NOWAIT, which makes it fail at once instead: a
+ *     read that finds the eventfd empty can never hold the round.
+ *  e. Nothing of a transfer outlives it: its end removes the wake-up
+ *     poll and the timeout and consumes every completion, so the ring is
+ *     empty whenever the thread sleeps in poll(2) or starts the next
+ *     transfer.  (Issue 21: the wake-up poll, left armed by one transfer,
+ *     fired again while a later ctx_select slept in poll(2); the select
+ *     read the eventfd empty itself, and the next transfer, finding the
+ *     poll's completion, read the empty eventfd through the ring and
+ *     waited for that read, past its deadline, for ever.)  It costs one
+ *     io_uring_enter at the end of a transfer that had to wait; one the
+ *     kernel completed inside its submission arms nothing and pays
+ *     nothing.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -72,6 +88,7 @@ struct ring {
 	bool wake_armed;
 	bool wake_unread;         /* the wake-up poll fired; read it empty */
 	bool draining;            /* that read is submitted, not completed */
+	int timers;               /* timeouts submitted, not yet completed */
 	uint64_t wake_buf;        /* where that read puts the count */
 	uint32_t round;           /* numbers rounds and transfers */
 	struct ctx__xfer *op;     /* the transfer in flight, or NULL */
@@ -96,16 +113,23 @@ static bool usable(void)
 #endif
 }
 
-static void thread_exit(void)
+/* The ring and everything in it go; the next transfer makes a new one. */
+static void drop_ring(void)
 {
-	ctx__backend_epoll.thread_exit();
 	if (tr.ok)
 		io_uring_queue_exit(&tr.ring);
 	tr.ok = false;
 	tr.wake_armed = false;
 	tr.wake_unread = false;
 	tr.draining = false;
+	tr.timers = 0;
 	tr.op = NULL;
+}
+
+static void thread_exit(void)
+{
+	ctx__backend_epoll.thread_exit();
+	drop_ring();
 }
 
 static int get_ring(struct io_uring **out)
@@ -117,6 +141,7 @@ static int get_ring(struct io_uring **out)
 		tr.ok = true;
 		tr.wake_armed = false;
 		tr.timer_at = CTX__NEVER;
+		tr.timers = 0;
 	}
 	*out = &tr.ring;
 	return 0;
@@ -150,7 +175,8 @@ static void on_cqe(struct io_uring_cqe *cqe, struct round *rd)
 	int kind = d & 0xff;
 	if (kind == K_WAKE) {
 		tr.wake_armed = false;
-		tr.wake_unread = true; /* quirk a */
+		/* Fired, not removed: read it empty (quirk a). */
+		tr.wake_unread |= cqe->res > 0;
 	} else if (kind == K_DRAIN) {
 		tr.draining = false;
 	} else if (kind == K_RW && tr.op && UD_N(d) == tr.op->id) {
@@ -166,9 +192,10 @@ static void on_cqe(struct io_uring_cqe *cqe, struct round *rd)
 			p->revents = (short)(cqe->res & (p->events | POLLERR |
 							  POLLHUP | POLLNVAL));
 		rd->ready += p->revents != 0;
-	} else if (kind == K_TIMER && UD_N(d) == tr.timer_id &&
-		   cqe->res != -ECANCELED) {
-		tr.timer_at = CTX__NEVER;
+	} else if (kind == K_TIMER) {
+		tr.timers--;
+		if (UD_N(d) == tr.timer_id && cqe->res != -ECANCELED)
+			tr.timer_at = CTX__NEVER;
 	}
 }
 
@@ -229,6 +256,7 @@ static void arm_timer(struct io_uring *ring, int64_t limit,
 		io_uring_prep_timeout(s, ts, 0, IORING_TIMEOUT_ABS);
 		tr.timer_at = limit;
 		tr.timer_id = round;
+		tr.timers++;
 	}
 }
 
@@ -257,6 +285,7 @@ static void end_round(struct io_uring *ring, int wakefd, struct round *rd)
 	if (tr.wake_unread && (s = sqe_for(ring, UD(0, 0, K_DRAIN)))) {
 		io_uring_prep_read(s, wakefd, &tr.wake_buf,
 				   sizeof(tr.wake_buf), 0);
+		s->rw_flags = RWF_NOWAIT; /* quirk d */
 		tr.wake_unread = false;
 		tr.draining = queued = true;
 	}
@@ -302,13 +331,24 @@ static void settle(int wakefd)
 	ctx__backend_epoll.settle(wakefd);
 }
 
+/* Whether nothing of an earlier transfer is left on the ring: no request
+ * in flight, no completion unread, no eventfd read owed (quirk e). */
+static bool ring_quiet(void)
+{
+	return !tr.ok || (!tr.op && !tr.wake_armed && !tr.wake_unread &&
+			  !tr.draining && !tr.timers &&
+			  !io_uring_cq_ready(&tr.ring));
+}
+
 /* The ring while a transfer is in flight (its completion is one of the
  * things the round waits for); poll(2) otherwise (see the top). */
 static int sleep_any(int wakefd, struct pollfd *fds, nfds_t n, int64_t limit,
 		     int *ready)
 {
-	if (!tr.op)
+	if (!tr.op) {
+		CTX_ASSERT(ring_quiet());
 		return ctx__backend_epoll.sleep(wakefd, fds, n, limit, ready);
+	}
 	return sleep_ring(wakefd, fds, n, limit, ready);
 }
 
@@ -333,11 +373,14 @@ static void prep_xfer(struct io_uring_sqe *s, struct ctx__xfer *x)
 }
 
 /* The transfer's number is set only once it is really submitted, so a
- * failure here leaves nothing for xfer_finish to wait for. */
+ * failure here leaves nothing for xfer_finish to wait for.  A transfer
+ * the kernel completes inside the submission (most buffered writes) is
+ * seen at once, and the wait needs no round: nothing else is armed. */
 static int xfer_start(int wakefd, struct ctx__xfer *x)
 {
 	struct io_uring *ring;
 	struct io_uring_sqe *s;
+	(void)wakefd; /* its poll is armed by a round, if one is needed */
 	int e = get_ring(&ring);
 	if (e)
 		return e;
@@ -345,16 +388,57 @@ static int xfer_start(int wakefd, struct ctx__xfer *x)
 	if (!(s = sqe_for(ring, UD(id, 0, K_RW))))
 		return EAGAIN;
 	prep_xfer(s, x);
-	x->id = id;
 	x->done = false;
 	tr.op = x;
-	arm_wake(ring, wakefd);
 	e = io_uring_submit(ring);
 	if (e < 0) {
+		/* The SQE stays queued, and a later submission would send
+		 * it in: the ring goes with it (quirk e). */
 		tr.op = NULL;
+		drop_ring();
 		return -e;
 	}
+	x->id = id;
+	reap(ring, NULL);
 	return 0;
+}
+
+/* The end of a transfer leaves the ring empty (quirk e): the wake-up
+ * poll and the timeout, kept armed across its rounds, are removed, and
+ * their completions, the eventfd's read and any other are waited for
+ * and consumed. */
+/* Queue the removal of what stays armed across rounds; false if there
+ * was no SQE for it. */
+static bool queue_removals(struct io_uring *ring)
+{
+	struct io_uring_sqe *s;
+	if (tr.wake_armed) {
+		if (!(s = quiet_sqe(ring)))
+			return false;
+		io_uring_prep_poll_remove(s, UD(0, 0, K_WAKE));
+	}
+	if (tr.timer_at != CTX__NEVER) {
+		if (!(s = quiet_sqe(ring)))
+			return false;
+		io_uring_prep_timeout_remove(s, UD(tr.timer_id, 0, K_TIMER),
+					     0);
+		tr.timer_at = CTX__NEVER;
+	}
+	return true;
+}
+
+static void quiesce(struct io_uring *ring, int wakefd)
+{
+	/* Without removals sure to complete, waiting for them could last
+	 * for ever: the ring goes instead, and what it held with it. */
+	if (!queue_removals(ring) || io_uring_submit(ring) < 0) {
+		drop_ring();
+		return;
+	}
+	while (tr.wake_armed || tr.timers)
+		wait_one(ring, NULL);
+	end_round(ring, wakefd, NULL);
+	reap(ring, NULL);
 }
 
 /* Cancel x if it is still in flight, and wait until it is over: it may
@@ -371,7 +455,8 @@ static void xfer_finish(int wakefd, struct ctx__xfer *x)
 	while (!x->done)
 		wait_one(ring, NULL);
 	tr.op = NULL;
-	end_round(ring, wakefd, NULL);
+	quiesce(ring, wakefd);
+	CTX_ASSERT(ring_quiet());
 }
 
 const struct ctx__backend ctx__backend_uring = {

@@ -1709,6 +1709,107 @@ START_TEST(test_file_not_socket)
 }
 END_TEST
 
+/*
+ * Issue 21: on io_uring, a ctx_write to a regular file never returned
+ * once the thread had been woken out of a ctx_select with a timeout:
+ * the ring's poll on the thread's wake-up eventfd, left armed by the
+ * previous write, fired during the select's poll(2) too, and its
+ * completion made the next write read the (already emptied) eventfd
+ * through the ring and wait for that read.  Rounds of a select that a
+ * sender wakes, then a write under a deadline: each write must move
+ * its bytes, and end within its deadline plus STUCK_MS.
+ */
+#define SEAM_WRITE_MS 2000
+
+struct seam {
+	ctx_t *parent;          /* cancelled to unstick a failing worker */
+	ctx_chan_t *ch;
+	int fd;
+	int rounds;
+	_Atomic int64_t write_at; /* when the write in flight began, or 0 */
+	atomic_bool done;
+	int bad;                /* the first round that failed, or -1 */
+	ssize_t n;
+	int err;
+	double ms;
+};
+
+static void *seam_sender(void *arg)
+{
+	struct seam *sm = arg;
+	int v = 1;
+	do
+		tu_sleep_ns(CTX_MSEC);
+	while (ctx_chan_send(sm->parent, sm->ch, &v) == 0);
+	return NULL;
+}
+
+static void seam_round(struct seam *sm, int i)
+{
+	static const char block[4096];
+	int v;
+	struct ctx_case rc = { .kind = CTX_CASE_RECV, .ch = sm->ch,
+			       .elem = &v };
+	ctx_select(sm->parent, &rc, 1, 200 * CTX_MSEC);
+	ctx_t *c = ctx_with_timeout(sm->parent, SEAM_WRITE_MS * CTX_MSEC);
+	int64_t t0 = ctx_now();
+	atomic_store(&sm->write_at, t0);
+	ssize_t n = ctx_write(c, sm->fd, block, sizeof(block));
+	int e = errno;
+	atomic_store(&sm->write_at, 0);
+	double ms = tu_ms_since(t0);
+	ctx_release(c);
+	if (sm->bad < 0 && (n != (ssize_t)sizeof(block) ||
+			    ms > SEAM_WRITE_MS + STUCK_MS)) {
+		sm->bad = i;
+		sm->n = n;
+		sm->err = e;
+		sm->ms = ms;
+	}
+}
+
+static void *seam_worker(void *arg)
+{
+	struct seam *sm = arg;
+	for (int i = 0; i < sm->rounds && sm->bad < 0; i++)
+		seam_round(sm, i);
+	atomic_store(&sm->done, true);
+	return NULL;
+}
+
+START_TEST(test_write_after_select)
+{
+	struct seam sm = { .ch = ctx_chan_new(sizeof(int), 0),
+			   .parent = ctx_with_cancel(ctx_background()),
+			   .fd = temp_file("", false),
+			   .rounds = tu_quick() ? 50 : 300, .bad = -1 };
+	pthread_t worker, sender;
+	bool stuck = false;
+	atomic_init(&sm.write_at, 0);
+	atomic_init(&sm.done, false);
+	ck_assert_ptr_nonnull(sm.ch);
+	ck_assert_int_eq(pthread_create(&sender, NULL, seam_sender, &sm), 0);
+	ck_assert_int_eq(pthread_create(&worker, NULL, seam_worker, &sm), 0);
+	while (!atomic_load(&sm.done) && !stuck) {
+		tu_sleep_ns(5 * CTX_MSEC);
+		int64_t at = atomic_load(&sm.write_at);
+		stuck = at && tu_ms_since(at) > SEAM_WRITE_MS + STUCK_MS;
+	}
+	ctx_cancel(sm.parent); /* ends the sender, and a stuck write */
+	ck_assert_int_eq(pthread_join(worker, NULL), 0);
+	ck_assert_int_eq(pthread_join(sender, NULL), 0);
+	ck_assert_msg(!stuck, "a write was still in flight %d ms after its "
+		      "%d ms deadline", STUCK_MS, SEAM_WRITE_MS);
+	ck_assert_msg(sm.bad < 0, "round %d: ctx_write gave %zd (%s) in "
+		      "%.0f ms", sm.bad, sm.n, sm.n < 0 ? strerror(sm.err) :
+		      "-", sm.ms);
+	ck_assert_int_eq(lseek(sm.fd, 0, SEEK_CUR), sm.rounds * 4096);
+	close(sm.fd);
+	ctx_chan_free(sm.ch);
+	ctx_release(sm.parent);
+}
+END_TEST
+
 /* ---- bad input -------------------------------------------------------- */
 
 /* A descriptor number that is not open: a closed one, and -1. */
@@ -2104,6 +2205,9 @@ Suite *suite_io(void)
 	tcase_add_loop_test(tc, test_file_write, 0, 2);
 	tcase_add_loop_test(tc, test_file_done_first, 0, 2);
 	tcase_add_loop_test(tc, test_file_not_socket, 0, 2);
+
+	tc = tu_tcase(s, "seams", 60);
+	tcase_add_test(tc, test_write_after_select);
 
 	tc = tu_tcase(s, "bad_input", 30);
 	tcase_add_test(tc, test_ebadf);
