@@ -28,9 +28,14 @@
  * dropped, both under a grace of GRACE; if the grace runs out the
  * connection is broken off.  The cancel request must have finished too
  * before the connection counts as idle: a request still on its way could
- * cancel the next query instead.  With libpq 17 the request goes through
- * PQcancelCreate/PQcancelStart/PQcancelPoll on the caller's thread, its
- * waits under the grace.  Before that libpq has only PQcancel, which
+ * cancel the next query instead (the server signals the backend twice
+ * for one request, to the process and to its group, and a query sent
+ * between the two is cancelled by the second).  A request that reaches
+ * the backend before it has read the query is ignored, and the query
+ * then runs to its end, so another request follows every RETRY while the
+ * query runs on, each once the one before is over.  With libpq 17 a
+ * request goes through PQcancelCreate/PQcancelStart/PQcancelPoll on the
+ * caller's thread, its waits under the grace.  Before that libpq has only PQcancel, which
  * blocks for a connection to the server and its close (3.6-4.9 ms on a
  * local server); it runs on a thread of its own per request (with every
  * signal blocked), so that it delays neither the caller, who reads the
@@ -48,8 +53,10 @@
 #include "ctx/pq.h"
 
 /* How long a cancelled query may take to end before its connection is
- * closed instead. */
+ * closed instead, and how often a cancel request that the query outlives
+ * is sent again (see cancel_and_drain). */
 #define GRACE (500 * CTX_MSEC)
+#define RETRY (50 * CTX_MSEC)
 
 /* ---- connecting: the host list ---------------------------------------- */
 
@@ -368,18 +375,27 @@ static int drop_ready(ctx_t *grace, PGconn *conn)
 	return 0;
 }
 
-/* Drop results until the query is over: true, or false when the grace
- * ran out or the connection failed. */
-static bool drain(ctx_t *grace, PGconn *conn)
+/* Drop results until the query is over, or until ctx ends: drop_ready's
+ * result, 0 for the end of ctx. */
+static int drain(ctx_t *ctx, PGconn *conn)
 {
 	int r;
-	while ((r = drop_ready(grace, conn)) == 0)
-		if (pump(grace, conn) < 0)
-			return false;
-	return r > 0;
+	while ((r = drop_ready(ctx, conn)) == 0)
+		if (pump(ctx, conn) < 0)
+			return 0;
+	return r;
 }
 
 /* ---- queries: the cancel request -------------------------------------- */
+
+/* One cancel request in flight: started, then waited for (see the top). */
+struct request {
+#ifdef HAVE_PQCANCELCREATE
+	int unused;
+#else
+	ctx_thread_t *sender;
+#endif
+};
 
 #ifdef HAVE_PQCANCELCREATE
 /* libpq 17: the request on this thread, its waits under the grace. */
@@ -400,16 +416,22 @@ static bool cancel_sent(ctx_t *grace, PGcancelConn *cc)
 	return st == PGRES_POLLING_OK;
 }
 
-/* Cancel the query and drop its results: true once the connection is
- * idle, within the grace. */
-static bool cancel_and_drain(ctx_t *grace, PGconn *conn)
+/* The whole request, here: it is over when this returns. */
+static bool request_start(ctx_t *grace, PGconn *conn, struct request *rq)
 {
 	PGcancelConn *cc = PQcancelCreate(conn);
+	(void)rq;
 	if (!cc)
 		return false;
 	bool sent = cancel_sent(grace, cc);
 	PQcancelFinish(cc);
-	return sent && drain(grace, conn);
+	return sent;
+}
+
+static bool request_end(ctx_t *grace, struct request *rq)
+{
+	(void)grace, (void)rq;
+	return true;
 }
 #else
 /* Before libpq 17: PQcancel, which blocks, on a thread of its own. */
@@ -424,34 +446,58 @@ static void *send_cancel(ctx_t *ctx, void *arg)
 
 /* The sending thread, every signal blocked in it (it inherits the mask
  * it is created with), so that it takes none meant for the program. */
-static ctx_thread_t *start_sender(PGcancel *pc)
+static bool request_start(ctx_t *grace, PGconn *conn, struct request *rq)
 {
 	sigset_t all, old;
-	ctx_thread_t *t;
+	PGcancel *pc = PQgetCancel(conn);
+	(void)grace;
+	if (!pc)
+		return false;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int e = ctx_thread_create(&t, ctx_background(), send_cancel, pc);
+	int e = ctx_thread_create(&rq->sender, ctx_background(), send_cancel,
+				  pc);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return e ? NULL : t;
+	if (e)
+		PQfreeCancel(pc);
+	return e == 0;
 }
 
-/* Cancel the query and drop its results meanwhile: true once the
- * connection is idle and the request has finished, within the grace. */
-static bool cancel_and_drain(ctx_t *grace, PGconn *conn)
+/* Wait for the request to be over, within the grace; a request that
+ * outlives it is left to its thread, which frees it. */
+static bool request_end(ctx_t *grace, struct request *rq)
 {
-	PGcancel *pc = PQgetCancel(conn);
-	ctx_thread_t *t = pc ? start_sender(pc) : NULL;
-	if (!t) {
-		PQfreeCancel(pc);
-		return false;
-	}
-	bool idle = drain(grace, conn);
-	if (ctx_thread_join(grace, t, NULL) == 0)
-		return idle;
-	ctx_thread_detach(t); /* it frees the request when done */
+	if (ctx_thread_join(grace, rq->sender, NULL) == 0)
+		return true;
+	ctx_thread_detach(rq->sender);
 	return false;
 }
 #endif
+
+/* Cancel the query and drop its results: true once the connection is
+ * idle and no request is in flight, within the grace.  A request that
+ * reaches the backend before it has read the query is ignored by
+ * PostgreSQL, and the query then runs to its end; so while the query
+ * runs on, another request follows every RETRY, each after the one
+ * before it is over (never two at once, and none left behind). */
+static bool cancel_and_drain(ctx_t *grace, PGconn *conn)
+{
+	for (;;) {
+		struct request rq;
+		if (!request_start(grace, conn, &rq))
+			return false;
+		ctx_t *slice = ctx_with_timeout(grace, RETRY);
+		int r = slice ? drain(slice, conn) : -1;
+		if (slice)
+			ctx_release(slice);
+		if (!request_end(grace, &rq))
+			return false;
+		if (r == 0)
+			r = drop_ready(grace, conn);
+		if (r != 0 || ctx_err(grace))
+			return r > 0;
+	}
+}
 
 static bool in_pipeline(PGconn *conn)
 {

@@ -14,6 +14,7 @@
  * descriptors and threads back where they started after 100 cancels.
  */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -310,6 +311,73 @@ START_TEST(host_list)
 }
 END_TEST
 
+struct resume {
+	pthread_t t;
+	pid_t pid;
+	int64_t after;
+};
+
+static void *resume_main(void *arg)
+{
+	struct resume *r = arg;
+	tu_sleep_ns(r->after);
+	kill(r->pid, SIGCONT);
+	return NULL;
+}
+
+/* PostgreSQL ignores a cancel request that reaches the backend before it
+ * has read the query, which then runs to its end: the request must be
+ * sent again.  Forced here: the backend is stopped before the query is
+ * sent, so the first request's signal waits for it, and it is let go
+ * after the deadline with the query still unread.  Without a second
+ * request the grace runs out and the connection is closed. */
+START_TEST(cancel_sent_again)
+{
+	PGconn *conn = must_connect(ctx_background()), *m = monitor();
+	struct resume res = { .pid = PQbackendPID(conn),
+			      .after = 100 * CTX_MSEC };
+	ck_assert_int_eq(kill(res.pid, SIGSTOP), 0);
+	ck_assert_int_eq(pthread_create(&res.t, NULL, resume_main, &res), 0);
+	ctx_t *ctx = ctx_with_timeout(ctx_background(), 10 * CTX_MSEC);
+	int64_t t0 = ctx_now();
+	PGresult *r = ctx_pq_exec(ctx, conn, "SELECT pg_sleep(60)");
+	int e = errno;
+	double ms = tu_ms_since(t0);
+	pthread_join(res.t, NULL);
+	ck_assert_ptr_null(r);
+	ck_assert_int_eq(e, CTX_DEADLINE_EXCEEDED);
+	tu_assert_ms(ms, 95, 10 + GRACE_MS);
+	assert_usable(m, conn);
+	ctx_release(ctx);
+	PQfinish(conn);
+	PQfinish(m);
+}
+END_TEST
+
+/* A cancel request must not outlive its call: the next query, sent at
+ * once, runs to its end.  (PostgreSQL signals the backend twice for one
+ * request, to the process and to its group, so a call that returned on
+ * seeing the cancel's error, before the request was over, let the
+ * second signal cancel the next query.) */
+START_TEST(cancel_stays_with_its_query)
+{
+	PGconn *conn = must_connect(ctx_background());
+	for (int i = 0; i < 30; i++) {
+		ctx_t *ctx = ctx_with_timeout(ctx_background(), 2 * CTX_MSEC);
+		ck_assert_ptr_null(ctx_pq_exec(ctx, conn, "SELECT pg_sleep(60)"));
+		ck_assert_int_eq(errno, CTX_DEADLINE_EXCEEDED);
+		ctx_release(ctx);
+		PGresult *r = ctx_pq_exec(ctx_background(), conn,
+					  "SELECT pg_sleep(0.02)");
+		ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK,
+			      "the query after cancel %d: %s", i,
+			      PQresultErrorMessage(r));
+		PQclear(r);
+	}
+	PQfinish(conn);
+}
+END_TEST
+
 START_TEST(hundred_cancelled)
 {
 	PGconn *conn = must_connect(ctx_background()), *m = monitor();
@@ -350,6 +418,8 @@ static Suite *suite_pq(void)
 	tcase_add_test(tc, exec_cancel);
 	tcase_add_test(tc, get_result_deadline);
 	tcase_add_test(tc, grace_runs_out);
+	tcase_add_test(tc, cancel_stays_with_its_query);
+	tcase_add_test(tc, cancel_sent_again);
 	tcase_add_test(tc, hundred_cancelled);
 	tc = tu_tcase(s, "connect", 60);
 	tcase_add_test(tc, connect_deadline_by_name);

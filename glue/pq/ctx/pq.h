@@ -19,8 +19,10 @@
  * is a ctx_poll.  ctx_pq_get_result follows PQsendQuery and the other
  * PQsend calls: the next result, or NULL with errno 0 once the query is
  * done.  When ctx ends during a query, the server is sent a cancel
- * request, the query's results are read and dropped for at most half a
- * second, and if that grace runs out the connection is closed; the call
+ * request (again every 50 ms while the query runs on: PostgreSQL ignores
+ * one that arrives before the query has been read), the query's results
+ * are read and dropped, for at most half a second in all, and if that
+ * grace runs out the connection is closed; the call
  * returns NULL with errno = the context's error.  Afterwards the
  * connection is idle and usable for the next query, or PQstatus is
  * CONNECTION_BAD.  A context already done refuses at once (ctx_pq_exec
