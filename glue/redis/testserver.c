@@ -57,7 +57,7 @@ int tg_redis_start(struct tg_server *s)
 		return 0;
 	}
 	if (!tg_find_program("redis-server", NULL, server, sizeof server)) {
-		printf("redis: skipped: no redis-server in PATH\n");
+		fprintf(stderr, "redis: skipped: no redis-server in PATH\n");
 		return 77;
 	}
 	if (tg_dir_make(s->dir, sizeof s->dir))
