@@ -124,7 +124,7 @@ static void child(const char *dir, int logfd, char *const argv[],
 {
 	if (dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 || chdir(dir))
 		_exit(126);
-	int fd = open("/dev/null", O_RDONLY);
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || dup2(fd, 0) < 0)
 		_exit(126);
 	if (uid != (uid_t)-1 &&
