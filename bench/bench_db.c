@@ -40,10 +40,13 @@
 #include "ctx/redis.h"
 #endif
 
-static const char *const lp[] = { "libctx", "plain" };
+/* The helpers below serve either library's rows: a build with neither
+ * leaves them unused. */
+static const char *const lp[] BENCH_UNUSED = { "libctx", "plain" };
 
 #define DEADLINE (2 * CTX_MSEC)
 
+BENCH_UNUSED
 static void row(const char *name, void (*fn)(void *, int, int, uint64_t),
 		void *arg)
 {
@@ -53,6 +56,7 @@ static void row(const char *name, void (*fn)(void *, int, int, uint64_t),
 
 /* The CLOCK_REALTIME time (ns) of a CLOCK_MONOTONIC one, for comparing
  * with a server's wall-clock timestamps. */
+BENCH_UNUSED
 static double realtime_of(int64_t mono)
 {
 	struct timespec rt;
@@ -63,6 +67,7 @@ static double realtime_of(int64_t mono)
 }
 
 /* Samples of the deadline rows: fewer on a quick run. */
+BENCH_UNUSED
 static int deadline_samples(int full)
 {
 	return B.quick ? 10 : full;
@@ -103,7 +108,8 @@ static double pq_state_change(PGconn *m, PGconn *conn)
 				   1, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
 	    strcmp(PQgetvalue(r, 0, 0), "idle") != 0)
-		bench_fail("bench_db: the cancelled query's backend is not idle");
+		bench_fail("bench_db: the cancelled query's backend is not "
+			   "idle");
 	double us = atof(PQgetvalue(r, 0, 1));
 	PQclear(r);
 	return us * 1e3;
@@ -123,7 +129,8 @@ static void pq_deadlines(PGconn *conn, PGconn *m)
 		PGresult *r = ctx_pq_exec(ctx, conn, "SELECT pg_sleep(10)");
 		int64_t back = ctx_now();
 		if (r || errno != CTX_DEADLINE_EXCEEDED)
-			bench_fail("bench_db: pg_sleep did not end at the deadline");
+			bench_fail("bench_db: pg_sleep did not end at the "
+				   "deadline");
 		ret[i] = (double)(back - d);
 		srv[i] = pq_state_change(m, conn) - d_real;
 		ctx_release(ctx);
@@ -171,8 +178,10 @@ static void redis_get(void *arg, int impl, int tid, uint64_t n)
 	for (uint64_t i = 0; i < n; i++) {
 		redisReply *r = impl == 0 ? ctx_redis_command(ctx, c, "GET k")
 					  : redisCommand(c, "GET k");
-		if (!r || r->type != REDIS_REPLY_STRING || strcmp(r->str, VALUE))
-			bench_fail("bench_db: GET k: %s", r ? r->str : c->errstr);
+		if (!r || r->type != REDIS_REPLY_STRING ||
+		    strcmp(r->str, VALUE) != 0)
+			bench_fail("bench_db: GET k: %s",
+				   r ? r->str : c->errstr);
 		freeReplyObject(r);
 	}
 	ctx_release(ctx);
@@ -210,7 +219,8 @@ static void redis_deadlines(const char *addr, redisContext *m)
 		redisReply *r = ctx_redis_command(ctx, c, "BLPOP empty 0");
 		int64_t back = ctx_now();
 		if (r || errno != CTX_DEADLINE_EXCEEDED)
-			bench_fail("bench_db: BLPOP did not end at the deadline");
+			bench_fail("bench_db: BLPOP did not end at the "
+				   "deadline");
 		ret[i] = (double)(back - d);
 		srv[i] = (double)(redis_unblocked(m) - d);
 		ctx_release(ctx);

@@ -35,9 +35,10 @@
  * then runs to its end, so another request follows every RETRY while the
  * query runs on, each once the one before is over.  With libpq 17 a
  * request goes through PQcancelCreate/PQcancelStart/PQcancelPoll on the
- * caller's thread, its waits under the grace.  Before that libpq has only PQcancel, which
- * blocks for a connection to the server and its close (3.6-4.9 ms on a
- * local server); it runs on a thread of its own per request (with every
+ * caller's thread, its waits under the grace.  Before that libpq has
+ * only PQcancel, which blocks for a connection to the server and its
+ * close (3.6-4.9 ms on a local server); it runs on a thread of its own
+ * per request (with every
  * signal blocked), so that it delays neither the caller, who reads the
  * results meanwhile, nor the library's single after-func thread.  A
  * request that outlives the grace is left to finish on its thread.
@@ -211,8 +212,10 @@ static PGconn *start_params(const PQconninfoOption *opts,
 			keys[k] = "host", vals[k++] = l->host_s;
 			keys[k] = "hostaddr", vals[k++] = l->addr_s;
 		}
-		if (l && (l->port_s || port))
-			keys[k] = "port", vals[k++] = l->port_s ? l->port_s : port;
+		if (l && (l->port_s || port)) {
+			keys[k] = "port";
+			vals[k++] = l->port_s ? l->port_s : port;
+		}
 		conn = PQconnectStartParams(keys, vals, 0);
 	}
 	free(keys);
@@ -253,10 +256,8 @@ static int connect_poll(ctx_t *ctx, PGconn *conn)
 {
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	while (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
-		struct pollfd p = {
-			.fd = PQsocket(conn),
-			.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-		};
+		short ev = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+		struct pollfd p = { .fd = PQsocket(conn), .events = ev };
 		if (p.fd < 0)
 			return 0;
 		if (ctx_poll(ctx, &p, 1, -1) < 0)
@@ -368,7 +369,8 @@ static int drop_ready(ctx_t *grace, PGconn *conn)
 		ExecStatusType s = PQresultStatus(r);
 		PQclear(r);
 		if (s == PGRES_COPY_BOTH ||
-		    (s == PGRES_COPY_IN && PQputCopyEnd(conn, "canceled") != 1) ||
+		    (s == PGRES_COPY_IN &&
+		     PQputCopyEnd(conn, "canceled") != 1) ||
 		    (s == PGRES_COPY_OUT && skip_copy_out(grace, conn)))
 			return -1;
 	}
@@ -405,10 +407,8 @@ static bool cancel_sent(ctx_t *grace, PGcancelConn *cc)
 	if (!PQcancelStart(cc))
 		return false;
 	while (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
-		struct pollfd p = {
-			.fd = PQcancelSocket(cc),
-			.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-		};
+		short ev = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+		struct pollfd p = { .fd = PQcancelSocket(cc), .events = ev };
 		if (p.fd < 0 || ctx_poll(grace, &p, 1, -1) < 0)
 			return false;
 		st = PQcancelPoll(cc);

@@ -364,7 +364,8 @@ START_TEST(cancel_stays_with_its_query)
 	PGconn *conn = must_connect(ctx_background());
 	for (int i = 0; i < 30; i++) {
 		ctx_t *ctx = ctx_with_timeout(ctx_background(), 2 * CTX_MSEC);
-		ck_assert_ptr_null(ctx_pq_exec(ctx, conn, "SELECT pg_sleep(60)"));
+		ck_assert_ptr_null(ctx_pq_exec(ctx, conn,
+					       "SELECT pg_sleep(60)"));
 		ck_assert_int_eq(errno, CTX_DEADLINE_EXCEEDED);
 		ctx_release(ctx);
 		PGresult *r = ctx_pq_exec(ctx_background(), conn,
@@ -388,7 +389,8 @@ START_TEST(hundred_cancelled)
 			threads = tu_count_threads();
 		}
 		ctx_t *ctx = ctx_with_timeout(ctx_background(), 5 * CTX_MSEC);
-		ck_assert_ptr_null(ctx_pq_exec(ctx, conn, "SELECT pg_sleep(60)"));
+		ck_assert_ptr_null(ctx_pq_exec(ctx, conn,
+					       "SELECT pg_sleep(60)"));
 		ck_assert_int_eq(errno, CTX_DEADLINE_EXCEEDED);
 		ck_assert_int_eq(PQstatus(conn), CONNECTION_OK);
 		ctx_release(ctx);
@@ -446,8 +448,8 @@ int main(int argc, char **argv)
 	snprintf(conninfo, sizeof conninfo, "%s", s.address);
 	/* The socket directory, for the host list test. */
 	const char *h = strstr(conninfo, "host=");
-	snprintf(sockdir, sizeof sockdir, "%.*s", h ? (int)strcspn(h + 5, " ") : 0,
-		 h ? h + 5 : "");
+	h = h ? h + 5 : "";
+	snprintf(sockdir, sizeof sockdir, "%.*s", (int)strcspn(h, " "), h);
 	int rc = tg_run_backends(run, argv);
 	tg_pq_stop(&s);
 	return rc;

@@ -82,8 +82,9 @@ int tg_pq_start(struct tg_server *s)
 		return 0;
 	}
 	if (!find_server(initdb, postgres, sizeof initdb)) {
-		fprintf(stderr, "pq: skipped: no PostgreSQL server programs (initdb, "
-			"postgres) in PATH or /usr/lib/postgresql/*/bin\n");
+		fprintf(stderr, "pq: skipped: no PostgreSQL server programs "
+			"(initdb, postgres) in PATH or "
+			"/usr/lib/postgresql/*/bin\n");
 		return 77;
 	}
 	if (tg_dir_make(s->dir, sizeof s->dir))

@@ -245,7 +245,8 @@ START_TEST(hundred_cancelled)
 		}
 		ctx_t *ctx = ctx_with_timeout(ctx_background(), 2 * CTX_MSEC);
 		redisContext *c = must_connect(ctx_background());
-		ck_assert_ptr_null(ctx_redis_command(ctx, c, "BLPOP %s 0", key));
+		ck_assert_ptr_null(ctx_redis_command(ctx, c, "BLPOP %s 0",
+						     key));
 		ck_assert_int_eq(errno, CTX_DEADLINE_EXCEEDED);
 		redisFree(c);
 		ctx_release(ctx);

@@ -33,18 +33,21 @@ int main(int argc, char **argv)
 	long ms = argc == 4 ? atol(argv[3]) : 1000;
 	sqlite3 *db;
 	if (sqlite3_open(argv[1], &db) != SQLITE_OK) {
-		fprintf(stderr, "example: %s: %s\n", argv[1], sqlite3_errmsg(db));
+		fprintf(stderr, "example: %s: %s\n", argv[1],
+			sqlite3_errmsg(db));
 		return 1;
 	}
 	CTX_AUTO ctx_t *ctx = ctx_with_timeout(ctx_background(), ms * CTX_MSEC);
 	char *msg = NULL;
 	int rc = ctx_sqlite3_exec(ctx, db, argv[2], print_row, NULL, &msg);
+	const char *what = rc == SQLITE_BUSY ? "gave up waiting for a lock"
+					     : "interrupted";
 	if ((rc == SQLITE_INTERRUPT || rc == SQLITE_BUSY) && errno)
-		fprintf(stderr, "example: %s after %ld ms: %s\n",
-			rc == SQLITE_BUSY ? "gave up waiting for a lock"
-					  : "interrupted", ms, ctx_strerror(errno));
+		fprintf(stderr, "example: %s after %ld ms: %s\n", what, ms,
+			ctx_strerror(errno));
 	else if (rc != SQLITE_OK)
-		fprintf(stderr, "example: %s\n", msg ? msg : sqlite3_errstr(rc));
+		fprintf(stderr, "example: %s\n",
+			msg ? msg : sqlite3_errstr(rc));
 	sqlite3_free(msg);
 	sqlite3_close(db);
 	return rc == SQLITE_OK ? 0 : 1;
