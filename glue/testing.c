@@ -82,6 +82,34 @@ static void server_user(uid_t *uid, gid_t *gid)
 	*gid = pw ? pw->pw_gid : 65534;
 }
 
+/* A child that removes dir once this process is gone, however it went
+ * (a runner killed by a timeout leaves some 40 MB of database behind):
+ * it waits for the end of a pipe whose other end only this process and
+ * its forks hold (close-on-exec: the servers do not).  In a session of
+ * its own, so that a Ctrl-C meant for the runner does not stop it. */
+static void janitor(const char *dir)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC))
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		char c;
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		close(p[1]);
+		setsid();
+		if (null >= 0)
+			dup2(null, 0), dup2(null, 1), dup2(null, 2);
+		while (read(p[0], &c, 1) < 0 && errno == EINTR)
+			continue;
+		tg_dir_remove(dir);
+		_exit(0);
+	}
+	close(p[0]); /* p[1] stays open for the life of the process */
+	if (pid < 0)
+		close(p[1]);
+}
+
 int tg_dir_make(char *dir, size_t len)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -101,6 +129,7 @@ int tg_dir_make(char *dir, size_t len)
 		rmdir(dir);
 		return -1;
 	}
+	janitor(dir);
 	return 0;
 }
 

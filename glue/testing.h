@@ -21,7 +21,8 @@ bool tg_find_program(const char *name, const char *const *dirs, char *out,
 
 /* A new empty directory under $TMPDIR (else /tmp), owned by the user
  * that the servers run as; its path in dir.  0 or -1 with a message on
- * stderr. */
+ * stderr.  A child process removes it once this process is gone, if
+ * tg_dir_remove has not. */
 int tg_dir_make(char *dir, size_t len);
 
 /* Remove dir and everything in it. */
