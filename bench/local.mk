@@ -49,6 +49,27 @@ bench_bench_outgoing_CFLAGS += $(LIBCURL_CFLAGS)
 bench_bench_outgoing_LDADD += $(LIBCURL_LIBS)
 endif
 
+# bench_db (issue 25): libctx-pq and libctx-redis beside plain libpq and
+# hiredis, against throwaway servers (glue/testing.c); their sources are
+# compiled into the program, as above, when the libraries are built.
+noinst_PROGRAMS += bench/bench_db
+bench_bench_db_SOURCES = bench/bench_db.c bench/benchutil.h glue/testing.c
+bench_bench_db_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/glue
+bench_bench_db_LDADD = libctx-core.la
+bench_bench_db_CFLAGS = $(BENCH_CFLAGS)
+if HAVE_LIBPQ
+bench_bench_db_SOURCES += glue/pq/pq.c glue/pq/testserver.c
+bench_bench_db_CPPFLAGS += -I$(srcdir)/glue/pq
+bench_bench_db_CFLAGS += $(LIBPQ_CFLAGS)
+bench_bench_db_LDADD += $(LIBPQ_LIBS)
+endif
+if HAVE_HIREDIS
+bench_bench_db_SOURCES += glue/redis/redis.c glue/redis/testserver.c
+bench_bench_db_CPPFLAGS += -I$(srcdir)/glue/redis
+bench_bench_db_CFLAGS += $(HIREDIS_CFLAGS)
+bench_bench_db_LDADD += $(HIREDIS_LIBS)
+endif
+
 BENCH_RUN = CXX="$(CXX)" GNUPLOT="$(GNUPLOT)" PYTHON3="$(PYTHON3)" \
 	$(SHELL) $(srcdir)/bench/run.sh "$(abs_builddir)" "$(abs_srcdir)" "$(GO)"
 PYTHON3 = python3

@@ -19,6 +19,10 @@
 #  4. each of those functions is named in the index of the overview (the
 #     section "The pages" of man/ctx.3) and in the README's "Manual"
 #     table, so that a reader of either finds every function.
+#
+# The optional libraries of glue/ (glue/NAME: libctx-NAME) keep their
+# pages in glue/NAME/man/, listed in glue/NAME/local.mk; they are checked
+# as man/'s are, against their library's symbols when it is built.
 
 set -u
 LC_ALL=C
@@ -68,19 +72,44 @@ $(nm -D --defined-only .libs/libctx-$extra.so | awk 'NF >= 3 { print $3 }')"
 		optional="$optional ctx_$extra"
 	fi
 done
+# The glue libraries (glue/NAME/.libs/libctx-NAME.so) when they are
+# built; otherwise their pages are only checked for form.
+optional_pages=
+for dir in "$srcdir"/glue/*/; do
+	[ -d "$dir/man" ] || continue
+	name=$(basename "$dir")
+	so=glue/$name/.libs/libctx-$name.so
+	if [ -f "$so" ] && command -v nm >/dev/null 2>&1; then
+		raw="$raw
+$(nm -D --defined-only "$so" | awk 'NF >= 3 { print $3 }')"
+	else
+		optional_pages="$optional_pages $(cd "$dir/man" && ls -1 -- *.3 2>/dev/null | sed 's|\.3$||')"
+	fi
+done
 # Drop symbol versions (name@@LIBCTX_0); keep ctx_ names, not ctx__ ones.
 syms=$(printf '%s\n' "$raw" | sed 's/@.*//' | grep -E '^ctx_[A-Za-z0-9]' | sort -u)
 [ -n "$syms" ] || hard "no ctx_ symbols found in $lib"
 nsyms=$(printf '%s\n' "$syms" | wc -l)
 
 # ---- the pages ----------------------------------------------------------
-listed=$(grep -oE 'man/[A-Za-z0-9_.-]+\.3' "$mk" | sed 's|^man/||; s|\.3$||' | sort -u)
-present=$(cd "$mandir" && ls -1 -- *.3 2>/dev/null | sed 's|\.3$||' | sort -u)
+mks="$mk $(ls -1 "$srcdir"/glue/*/local.mk 2>/dev/null | tr '\n' ' ')"
+listed=$(grep -ohE '(^|[[:space:]])(glue/[A-Za-z0-9_-]+/)?man/[A-Za-z0-9_.-]+\.3' $mks |
+	sed 's|.*/||; s|\.3$||' | sort -u)
+present=$(for d in "$mandir" "$srcdir"/glue/*/man; do
+	[ -d "$d" ] && (cd "$d" && ls -1 -- *.3 2>/dev/null); done | sed 's|\.3$||' | sort -u)
+# page NAME: the file of page NAME (in man/ or a glue/*/man/), or fail.
+page() {
+	local d
+	for d in "$mandir" "$srcdir"/glue/*/man; do
+		[ -f "$d/$1.3" ] && { printf '%s\n' "$d/$1.3"; return 0; }
+	done
+	return 1
+}
 in_list() { printf '%s\n' "$2" | grep -qxF -- "$1"; }
 
 missing= unlisted_fn=
 for s in $syms; do
-	if [ ! -f "$mandir/$s.3" ]; then
+	if ! page "$s" >/dev/null; then
 		missing="$missing $s"
 	elif ! in_list "$s" "$listed"; then
 		unlisted_fn="$unlisted_fn $s"
@@ -89,7 +118,7 @@ done
 if [ -n "$missing" ]; then
 	fail "no manual page for these exported functions:"
 	for s in $missing; do say "    man/$s.3"; done
-	say "  write them (or a one-line '.so man3/FAMILY.3' alias) and list them in dist_man3_MANS in man/local.mk"
+	say "  write them (or a one-line '.so man3/FAMILY.3' alias) and list them in dist_man3_MANS in man/local.mk (glue/NAME/local.mk for glue/NAME/man)"
 fi
 if [ -n "$unlisted_fn" ]; then
 	fail "these pages exist but are not in dist_man3_MANS (man/local.mk), so make install skips them:"
@@ -101,22 +130,23 @@ for p in $present; do
 	in_list "$p" "$listed" || stray="$stray $p"
 done
 for p in $listed; do
-	[ -f "$mandir/$p.3" ] || gone="$gone $p"
+	page "$p" >/dev/null || gone="$gone $p"
 	case $p in
 	ctx_*)
 		skip=
 		for o in $optional; do
 			case $p in "${o}_"*) skip=1 ;; esac
 		done
+		in_list "$p" "$(printf '%s\n' $optional_pages)" && skip=1
 		[ -n "$skip" ] || in_list "$p" "$syms" || stale="$stale $p" ;;
 	esac
 done
 if [ -n "$stray" ]; then
-	fail "pages in man/ not listed in dist_man3_MANS (man/local.mk):"
+	fail "pages in man/ (or glue/*/man/) not listed in dist_man3_MANS (man/local.mk, glue/*/local.mk):"
 	for p in $stray; do say "    man/$p.3"; done
 fi
 if [ -n "$gone" ]; then
-	fail "pages listed in man/local.mk that do not exist:"
+	fail "pages listed in man/local.mk (or glue/*/local.mk) that do not exist:"
 	for p in $gone; do say "    man/$p.3"; done
 fi
 if [ -n "$stale" ]; then
@@ -157,8 +187,7 @@ fi
 npages=0
 if [ -n "$formatter" ]; then
 	for p in $listed; do
-		f=$mandir/$p.3
-		[ -f "$f" ] || continue
+		f=$(page "$p") || continue
 		npages=$((npages + 1))
 		first=$(head -n 1 "$f")
 		case $first in
@@ -167,9 +196,9 @@ if [ -n "$formatter" ]; then
 			target=${first#.so man3/}
 			if [ "$(wc -l < "$f")" -ne 1 ] || [ "$target" = "$first" ]; then
 				fail "man/$p.3: an alias page must be the single line '.so man3/FAMILY.3'"
-			elif [ ! -f "$mandir/$target" ]; then
+			elif ! page "${target%.3}" >/dev/null; then
 				fail "man/$p.3: sources man3/$target, which is not in man/"
-			elif head -n 1 "$mandir/$target" | grep -q '^\.so '; then
+			elif head -n 1 "$(page "${target%.3}")" | grep -q '^\.so '; then
 				fail "man/$p.3: sources man3/$target, itself an alias"
 			fi
 			continue ;;

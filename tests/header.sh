@@ -8,7 +8,8 @@
 #     includes a system header first, and one with _GNU_SOURCE.
 #  2. The EXAMPLES program of each full page in man/ (its last .EX/.EE
 #     block) compiles with -std=gnu11 -Wall -Werror (syntax and types;
-#     nothing is linked or run).
+#     nothing is linked or run); so does that of each page of the glue
+#     libraries (glue/*/man), with their dependencies' include flags.
 #
 # Run from the build directory with $srcdir set (automake's driver).
 # Exit status: 0 pass, 1 fail, 77 skip (no C compiler).
@@ -48,21 +49,45 @@ int main(void) { struct mmsghdr m[1]; struct flock l = { 0 };
 try c99-posix "-std=c99 -Wpedantic -Werror -D_POSIX_C_SOURCE=200809L" '#include <ctx.h>
 int main(void) { siginfo_t si; return ctx_waitid(ctx_background(), P_ALL, 0, &si, WEXITED); }'
 
-for page in "$srcdir"/man/*.3; do
-	head -n 1 "$page" | grep -q '^\.so ' && continue
+# example PAGE FLAGS...: compile the example of a full page.
+example() {
+	local page=$1 name
+	shift
+	head -n 1 "$page" | grep -q '^\.so ' && return 0
 	name=$(basename "$page" .3)
 	# The last .EX ... .EE block, with groff's escapes (\e, \-, \(aq) undone.
 	awk '/^\.EX/ { buf = ""; inex = 1; next }
 	     /^\.EE/ { inex = 0; last = buf; next }
 	     inex { buf = buf $0 "\n" }
 	     END { printf "%s", last }' "$page" | sed 's/\\-/-/g; s/\\(aq/'"'"'/g; s/\\e/\\/g' > "$tmp/ex.c"
-	grep -q 'main(' "$tmp/ex.c" || continue
-	if "$cc" -std=gnu11 -Wall -Werror -I"$inc" -c "$tmp/ex.c" -o "$tmp/ex.o" 2> "$tmp/ex.err"; then
-		echo "ok - example of man/$name.3"
+	grep -q 'main(' "$tmp/ex.c" || return 0
+	if "$cc" -std=gnu11 -Wall -Werror -I"$inc" "$@" -c "$tmp/ex.c" -o "$tmp/ex.o" 2> "$tmp/ex.err"; then
+		echo "ok - example of ${page#"$srcdir"/}"
 	else
-		echo "not ok - example of man/$name.3:"
+		echo "not ok - example of ${page#"$srcdir"/}:"
 		sed 's/^/    /' "$tmp/ex.err"
 		failed=1
 	fi
+}
+
+for page in "$srcdir"/man/*.3; do
+	example "$page"
+done
+
+# The pages of the glue libraries (glue/NAME/man), with their own header
+# and the include flags of what their .pc requires (libpq, ...), when
+# pkg-config finds it.
+for dir in "$srcdir"/glue/*/; do
+	dir=${dir%/}
+	name=$(basename "$dir")
+	[ -d "$dir/man" ] && [ -f "$dir/libctx-$name.pc.in" ] || continue
+	deps=$(sed -n 's/^Requires:[[:space:]]*libctx[[:space:]]*//p' "$dir/libctx-$name.pc.in")
+	if ! flags=$(pkg-config --cflags $deps 2>/dev/null); then
+		echo "ok - examples of glue/$name/man # SKIP pkg-config does not find: $deps"
+		continue
+	fi
+	for page in "$dir"/man/*.3; do
+		example "$page" -I"$dir" $flags
+	done
 done
 exit $failed
