@@ -189,6 +189,7 @@ struct action {
 	/* what happened: t0 when it began (0: never), t1 when it had done
 	 * what it is for (0: never) */
 	int64_t t0, t1;
+	int64_t t2;             /* A_FIFO_W: its write returned */
 	long rc;                /* the call's result, where it matters */
 };
 
@@ -256,6 +257,7 @@ struct worker {
 	char buf[MAX_XFER], back[MAX_XFER];
 	/* what the watchdog sees */
 	_Atomic int64_t must_end;
+	_Atomic bool in_call;   /* else after it, with the helpers */
 	pthread_mutex_t what_mu;
 	char hist[HIST][DESC];
 	/* counts */
@@ -508,6 +510,7 @@ static void h_fifo_writer(struct helper *h, struct action *a)
 	a->t1 = ctx_now();
 	fill(&w->fifo, h->buf, (size_t)a->n);
 	a->rc = ctx_write(h->pctx, fd, h->buf, (size_t)a->n);
+	a->t2 = ctx_now();
 	w->fifo.w += a->rc > 0 ? (uint64_t)a->rc : 0;
 	close(fd);
 }
@@ -802,12 +805,14 @@ static void go(struct worker *w, const char *call)
 		tu_sleep_ns(s->delay);
 	atomic_store(&w->must_end, ctx_now() + tol +
 			STUCK_MS * CTX_MSEC * scale());
+	atomic_store(&w->in_call, true);
 	s->t0 = ctx_now();
 }
 
 static void returned(struct worker *w)
 {
 	w->s.t1 = ctx_now();
+	atomic_store(&w->in_call, false);
 }
 
 /* Both helpers done: the peer's waits end now (with_peer_cancel) or
@@ -1153,9 +1158,10 @@ static int64_t ctx_end(struct worker *w)
 /*
  * What the FIFO's writer wrote, the worker read.  A reader's open that
  * fails loses what a writer wrote after its own open succeeded; that
- * is no fault when the writer came in as the reader's context ended (as
- * open(2) interrupted by a signal loses it), but a writer that was in
- * before the end was there for the reader to see.
+ * is no fault when the writer came in as the reader's context ended
+ * (open(2) interrupted by a signal has the same window, and a writer
+ * that opened an instant before the end may not be seen), but bytes
+ * that were in the FIFO before the end were there for the reader.
  */
 static void check_fifo_read(struct worker *w, int fd, struct action *a)
 {
@@ -1170,10 +1176,11 @@ static void check_fifo_read(struct worker *w, int fd, struct action *a)
 	}
 	if (!a || !a->t1 || a->rc <= 0)
 		return;
-	expect(w, a->t1 >= ctx_end(w), "a writer opened the FIFO at %.2f ms, "
-	       "before the context ended at %.2f ms, and wrote %ld bytes; "
-	       "the reader's ctx_open failed and the bytes are lost",
-	       rel_ms(w, a->t1), rel_ms(w, ctx_end(w)), a->rc);
+	expect(w, a->t2 >= ctx_end(w), "a writer opened the FIFO at %.2f ms "
+	       "and had written %ld bytes by %.2f ms, before the context "
+	       "ended at %.2f ms; the reader's ctx_open failed and the bytes "
+	       "are lost", rel_ms(w, a->t1), a->rc, rel_ms(w, a->t2),
+	       rel_ms(w, ctx_end(w)));
 }
 
 /* Everything until end of file, in the pattern, within a bound. */
@@ -2192,8 +2199,9 @@ static bool watchdog(struct worker *ws, int n)
 	for (int i = 0; i < n; i++) {
 		int64_t me = atomic_load(&ws[i].must_end);
 		if (me && now > me && atomic_load(&ws[i].must_end) == me) {
-			failf(&ws[i], "stuck: the call (or the helpers after "
-			      "it) did not return in %lld ms",
+			failf(&ws[i], "stuck: %s did not return in %lld ms",
+			      atomic_load(&ws[i].in_call) ? "the call"
+			      : "the work after the call (helpers, checks)",
 			      (long long)((tol + STUCK_MS * CTX_MSEC *
 					   scale()) / CTX_MSEC));
 			return true;
