@@ -96,7 +96,7 @@
 #define CHAN_CAP 3
 #define NEVER INT64_MAX
 
-/* ---- the run's settings and its first failure ------------------------- */
+/* ---- the run's settings and its first failure ---------------------------- */
 
 static uint32_t seed;
 static const char *case_name;
@@ -141,7 +141,7 @@ static bool verbose(void)
 	return v && *v && strcmp(v, "0") != 0;
 }
 
-/* ---- the model's state ------------------------------------------------- */
+/* ---- the model's state --------------------------------------------------- */
 
 /* Bytes one way: written at wr, read at rd, byte i being pat(i). */
 struct stream {
@@ -270,7 +270,7 @@ struct worker {
 	_Atomic bool exited;
 };
 
-/* ---- failures ----------------------------------------------------------- */
+/* ---- failures ------------------------------------------------------------ */
 
 static const char *what_now(struct worker *w)
 {
@@ -336,7 +336,7 @@ static void assert_no_failure(void)
 			failf(w, __VA_ARGS__);                              \
 	} while (0)
 
-/* ---- draws -------------------------------------------------------------- */
+/* ---- draws --------------------------------------------------------------- */
 
 /* Every step takes NRAND draws, used or not, so that a replay makes the
  * same choices although what the model holds (bytes left over, values
@@ -379,7 +379,7 @@ static double rel_ms(struct worker *w, int64_t t)
 	return t == NEVER ? -1 : (double)(t - w->s.base) / CTX_MSEC;
 }
 
-/* ---- byte streams ------------------------------------------------------- */
+/* ---- byte streams -------------------------------------------------------- */
 
 static uint8_t pat(const struct stream *st, uint64_t i)
 {
@@ -420,7 +420,7 @@ static void check_stream(struct worker *w, struct stream *st)
 	       (unsigned long long)st->w);
 }
 
-/* ---- the helpers ---------------------------------------------------------- */
+/* ---- the helpers --------------------------------------------------------- */
 
 static struct chanm *chan_of(struct worker *w, struct action *a)
 {
@@ -662,7 +662,7 @@ static void finish(struct helper *h, bool cancel)
 	h->pctx = NULL;
 }
 
-/* ---- a step: its context, its description, its checks ------------------ */
+/* ---- a step: its context, its description, its checks -------------------- */
 
 /* One action in words, at the end of buf. */
 static void describe_act(struct worker *w, struct action *a, char *buf,
@@ -931,7 +931,7 @@ static int64_t began_at(struct action *a)
 	return a && a->t0 ? a->t0 : NEVER;
 }
 
-/* ---- transfers on streams ---------------------------------------------- */
+/* ---- transfers on streams ------------------------------------------------ */
 
 static const char *const read_names[] = { "ctx_read", "ctx_readv",
 					  "ctx_recv" };
@@ -1044,7 +1044,7 @@ static void step_write(struct worker *w)
 	release_ctx(w);
 }
 
-/* ---- a regular file ------------------------------------------------------- */
+/* ---- a regular file ------------------------------------------------------ */
 
 enum { FO_PWRITE, FO_PREAD, FO_WRITE, FO_READ, FO_PWRITEV, FO_PREADV,
        FO_FSYNC, FO_FDATASYNC, FO_COUNT };
@@ -1148,7 +1148,7 @@ static void step_file(struct worker *w)
 	release_ctx(w);
 }
 
-/* ---- a FIFO, opened from either end ------------------------------------- */
+/* ---- a FIFO, opened from either end -------------------------------------- */
 
 static void fifo_fresh(struct worker *w)
 {
@@ -1299,7 +1299,7 @@ static void step_fifo(struct worker *w)
 		step_fifo_write(w);
 }
 
-/* ---- select and poll ------------------------------------------------------ */
+/* ---- select and poll ----------------------------------------------------- */
 
 enum { C_RECV, C_SEND, C_FD, C_DONE, C_KINDS };
 
@@ -1547,7 +1547,7 @@ static void step_poll(struct worker *w)
 	release_ctx(w);
 }
 
-/* ---- channels ---------------------------------------------------------------- */
+/* ---- channels ------------------------------------------------------------ */
 
 /* A closed channel gives what it holds, then EPIPE. */
 static void chan_drain(struct worker *w, struct chanm *m)
@@ -1650,7 +1650,7 @@ static void step_chan(struct worker *w)
 	release_ctx(w);
 }
 
-/* ---- a condition variable, a semaphore ------------------------------------ */
+/* ---- a condition variable, a semaphore ----------------------------------- */
 
 /* Waits for the peer's signal, in a loop on the predicate as every
  * caller must; with _until, its own deadline too. */
@@ -1723,7 +1723,7 @@ static void step_sem(struct worker *w)
 	release_ctx(w);
 }
 
-/* ---- sleep, join ------------------------------------------------------------- */
+/* ---- sleep, join --------------------------------------------------------- */
 
 static void step_sleep(struct worker *w)
 {
@@ -1802,7 +1802,7 @@ static void step_join(struct worker *w)
 	release_ctx(w);
 }
 
-/* ---- child processes ------------------------------------------------------- */
+/* ---- child processes ----------------------------------------------------- */
 
 /* A sleep that the context may kill: ctx_proc_wait says which. */
 static void step_proc_sleep(struct worker *w)
@@ -1918,7 +1918,7 @@ static void step_proc(struct worker *w)
 		step_proc_cat(w);
 }
 
-/* ---- the workers ---------------------------------------------------------------- */
+/* ---- the workers --------------------------------------------------------- */
 
 static void (*const steps[F_COUNT])(struct worker *w) = {
 	step_read, step_write, step_file, step_fifo, step_select, step_poll,
@@ -1983,7 +1983,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* ---- setting up, tearing down ------------------------------------------------ */
+/* ---- setting up, tearing down -------------------------------------------- */
 
 static void set_nonblock(int fd)
 {
@@ -2162,7 +2162,7 @@ static void worker_teardown(struct worker *w)
 	pthread_mutex_destroy(&w->what_mu);
 }
 
-/* ---- the tests ------------------------------------------------------------------- */
+/* ---- the tests ----------------------------------------------------------- */
 
 /* Whether ctx_proc_spawn works here: a library that needs pidfd_open
  * says ENOSYS without it (old kernels, valgrind before 3.20), and then
