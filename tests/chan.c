@@ -108,7 +108,7 @@ struct op {
 	ctx_chan_t *ch;
 	ctx_t *ctx;
 	struct elem e;
-	atomic_int finished;
+	atomic_int started, finished;
 	int err;
 	int64_t start, end;
 };
@@ -118,6 +118,7 @@ static void *send_main(void *p)
 	struct op *o = p;
 
 	o->start = ctx_now();
+	atomic_store(&o->started, 1);
 	o->err = ctx_chan_send(o->ctx, o->ch, &o->e);
 	o->end = ctx_now();
 	atomic_store(&o->finished, 1);
@@ -140,6 +141,14 @@ static void op_start(struct op *o, void *(*fn)(void *), ctx_chan_t *ch,
 {
 	*o = (struct op){ .ch = ch, .ctx = ctx, .e = e, .err = -1 };
 	ck_assert_int_eq(pthread_create(&o->tid, NULL, fn, o), 0);
+}
+
+/* Until o's thread is about to make its call: on a loaded machine a new
+ * thread may first run long after it was made. */
+static void op_await_start(struct op *o)
+{
+	while (!atomic_load(&o->started))
+		tu_sleep_ns(CTX_MSEC);
 }
 
 static void op_join(struct op *o)
@@ -258,7 +267,7 @@ START_TEST(test_chan_unbuffered_holds_nothing)
 END_TEST
 
 /* A rendezvous: the send returns only once a receiver took the element;
- * here the receiver comes 50 ms after the sender. */
+ * here the receiver comes 50 ms after the sender began its send. */
 START_TEST(test_chan_rendezvous)
 {
 	ctx_chan_t *ch = chan(0);
@@ -268,6 +277,7 @@ START_TEST(test_chan_rendezvous)
 	int64_t t_recv;
 
 	op_start(&s, send_main, ch, c, mk(3, 42));
+	op_await_start(&s);
 	tu_sleep_ns(50 * CTX_MSEC);
 	ck_assert_int_eq(atomic_load(&s.finished), 0);
 	t_recv = ctx_now();

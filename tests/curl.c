@@ -241,11 +241,11 @@ START_TEST(curl_deadline)
 	ctx_t *c = ctx_with_timeout(ctx_background(), 300 * CTX_MSEC);
 	int64_t t0 = ctx_now();
 	ck_assert_int_eq(ctx_curl_perform(c, e), CURLE_OPERATION_TIMEDOUT);
-	tu_assert_ms(tu_ms_since(t0), 299, 400);
+	tu_assert_ms(tu_ms_since(t0), 299, 300 + 1000);
 	/* Done: refused at once. */
 	t0 = ctx_now();
 	ck_assert_int_eq(ctx_curl_perform(c, e), CURLE_OPERATION_TIMEDOUT);
-	tu_assert_ms(tu_ms_since(t0), 0, 50);
+	tu_assert_ms(tu_ms_since(t0), 0, 500);
 	ctx_release(c);
 	assert_reusable(&s);
 	server_stop(&s);

@@ -152,10 +152,13 @@ START_TEST(read_cancel_and_pending)
 	ck_assert_int_eq(ctx_ssl_write(ctx_background(), s, buf, 100), 100);
 	ck_assert_int_eq(ctx_ssl_read(ctx_background(), s, buf, 10), 10);
 	ck_assert_int_eq(SSL_pending(s), 90);
-	ctx_t *c = ctx_with_timeout(ctx_background(), 10 * CTX_MSEC);
+	/* Pending bytes come without a wait: not at the deadline (2 s, so
+	 * that a thread descheduled on a loaded machine does not find its
+	 * context done before the call). */
+	ctx_t *c = ctx_with_timeout(ctx_background(), 2 * CTX_SEC);
 	int64_t t0 = ctx_now();
 	ck_assert_int_eq(ctx_ssl_read(c, s, buf, sizeof buf), 90);
-	tu_assert_ms(tu_ms_since(t0), 0, 5);
+	tu_assert_ms(tu_ms_since(t0), 0, 500);
 	ctx_release(c);
 
 	c = ctx_with_cancel(ctx_background());
@@ -186,7 +189,7 @@ START_TEST(silent_peer_deadline)
 	ctx_t *c = ctx_with_timeout(ctx_background(), 200 * CTX_MSEC);
 	int64_t t0 = ctx_now();
 	tu_assert_fail(ctx_ssl_connect(c, s), CTX_DEADLINE_EXCEEDED);
-	tu_assert_ms(tu_ms_since(t0), 199, 300);
+	tu_assert_ms(tu_ms_since(t0), 199, 200 + 1000);
 	ctx_release(c);
 	SSL_free(s);
 	SSL_CTX_free(cc);

@@ -72,7 +72,7 @@ START_TEST(test_sleep_until_past)
 	int64_t t0 = ctx_now();
 	ck_assert_int_eq(ctx_sleep_until(ctx_background(), t0 - CTX_SEC), 0);
 	ck_assert_int_eq(ctx_sleep_until(ctx_background(), t0), 0);
-	tu_assert_ms(tu_ms_since(t0), 0, 50);
+	tu_assert_ms(tu_ms_since(t0), 0, 500);
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	ctx_cancel(c);
 	ck_assert_int_eq(ctx_sleep_until(c, t0 - CTX_SEC), CTX_CANCELED);
@@ -770,7 +770,7 @@ START_TEST(test_open_plain)
 	int64_t t0 = ctx_now();
 	tu_assert_fail(ctx_open(ctx_background(), un.sun_path, O_WRONLY),
 		       ENXIO);
-	tu_assert_ms(tu_ms_since(t0), 0, 100);
+	tu_assert_ms(tu_ms_since(t0), 0, 500);
 	close(s);
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	ctx_cancel(c);
@@ -854,9 +854,10 @@ static void check_contended(int kind)
 	double ms = tu_ms_since(t0);
 	tu_canceller_join(&k);
 	ctx_release(c);
-	/* Within milliseconds of the end (5 ms sleeps; the bound is loose
-	 * for shared, sanitized machines). */
-	tu_assert_ms(ms, 45, 50 + 150);
+	/* Soon after the end (5 ms sleeps), and well before the holder lets
+	 * go at 400 ms; the bound is loose for loaded, sanitized machines,
+	 * where the canceller itself may wake late. */
+	tu_assert_ms(ms, 45, 50 + 300);
 	c = ctx_with_timeout(ctx_background(), 30 * CTX_MSEC);
 	tu_assert_fail(lock_here(c, fd, kind), CTX_DEADLINE_EXCEEDED);
 	ctx_release(c);
