@@ -1,5 +1,6 @@
 /*
- * libctx-curl against a tiny keep-alive HTTP server thread on loopback:
+ * libctx-curl against a tiny keep-alive HTTP server thread on loopback,
+ * on both backends (check_curl; see glue/testing.h):
  * a transfer that succeeds, one the context's deadline ends (CURLOPT_TIMEOUT
  * set longer), one a cancel ends, and the easy handle reused after each;
  * then the connection pool: reuse across threads (one connection for
@@ -18,7 +19,7 @@
 #include <unistd.h>
 
 #include "ctx/curl.h"
-#include "suites.h"
+#include "testing.h"
 #include "testutil.h"
 
 #define MAX_CONNS 64
@@ -473,7 +474,7 @@ START_TEST(curl_fork_own_pool)
 }
 END_TEST
 
-Suite *suite_curl(void)
+static Suite *suite_curl(void)
 {
 	Suite *s = suite_create("curl");
 	TCase *tc = tu_tcase(s, "curl", 30);
@@ -489,4 +490,19 @@ Suite *suite_curl(void)
 	tcase_add_test(tc, curl_close_idle);
 	tcase_add_test(tc, curl_fork_own_pool);
 	return s;
+}
+
+static int run(void)
+{
+	SRunner *sr = srunner_create(suite_curl());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed;
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	return tg_run_backends(run, argv);
 }

@@ -1,5 +1,6 @@
 /*
- * libctx-ssl over socket pairs (blocking sockets): 300 KB both ways, a
+ * libctx-ssl over socket pairs, on both backends (check_ssl; see
+ * glue/testing.h), blocking sockets: 300 KB both ways, a
  * read cancelled mid-wait, a handshake with a silent peer ended by the
  * deadline, a non-TLS peer (EPROTO), buffered plaintext (SSL_pending).
  * The certificate is made at test time: a self-signed P-256 key.
@@ -12,7 +13,7 @@
 #include <unistd.h>
 
 #include "ctx/ssl.h"
-#include "suites.h"
+#include "testing.h"
 #include "testutil.h"
 
 static SSL_CTX *server_ctx(void)
@@ -230,7 +231,7 @@ START_TEST(bad_input)
 }
 END_TEST
 
-Suite *suite_ssl(void)
+static Suite *suite_ssl(void)
 {
 	Suite *s = suite_create("ssl");
 	TCase *tc = tu_tcase(s, "ssl", 20);
@@ -240,4 +241,19 @@ Suite *suite_ssl(void)
 	tcase_add_test(tc, not_tls_peer);
 	tcase_add_test(tc, bad_input);
 	return s;
+}
+
+static int run(void)
+{
+	SRunner *sr = srunner_create(suite_ssl());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed;
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	return tg_run_backends(run, argv);
 }

@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 static _Atomic long fail_after = -1;
 

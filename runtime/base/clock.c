@@ -4,7 +4,7 @@
  */
 #include <time.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 int64_t ctx_now(void)
 {

@@ -13,7 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "assert.h"
+#include "base/assert.h"
 
 typedef struct {
 	_Atomic uint32_t v;

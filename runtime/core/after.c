@@ -25,7 +25,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 enum { ARMED, FIRED, STOPPED };
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 struct ctx__msg *ctx__msg_new(int signo, const char *fmt, va_list ap)
 {

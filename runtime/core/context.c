@@ -19,7 +19,7 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 #ifdef CTX_ASSERTS
 _Thread_local int ctx__node_locks_held;

@@ -16,9 +16,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "assert.h"
-#include "ctx.h"
-#include "lock.h"
+#include "base/assert.h"
+#include <ctx.h>
+#include "base/lock.h"
 
 #define CTX__NEVER INT64_MAX
 

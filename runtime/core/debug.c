@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 /* In front of every node while a mode is on; a multiple of 16 bytes so
  * the node keeps malloc's alignment. */

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 struct out {
 	char *buf;

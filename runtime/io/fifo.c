@@ -46,7 +46,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 static int open_eintr(const char *path, int flags, mode_t mode)
 {

@@ -42,7 +42,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "io-op.h"
+#include "io/io-op.h"
 
 /* ---- the socket hint ------------------------------------------------- */
 

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 /* Wait with no descriptor until the context ends or `deadline` passes. */
 static int wait_until(ctx_t *ctx, int64_t deadline)

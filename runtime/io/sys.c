@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "wait/backend.h"
 
 static int fail(int e)
 {

@@ -23,7 +23,7 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 
-#include "io-op.h"
+#include "io/io-op.h"
 
 #define STEP ((size_t)1 << 20) /* a plain call's most bytes at a time */
 

@@ -20,7 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "resolve.h"
+#include "net/resolve.h"
 
 #define ATTEMPT_DELAY (250 * CTX_MSEC)
 #define MAX_ADDRS 64 /* more than any real name has; the rest are ignored */

@@ -44,8 +44,8 @@
 #include <poll.h>
 #endif
 
-#include "ctx-internal.h"
-#include "resolve.h"
+#include "core/core.h"
+#include "net/resolve.h"
 
 /* ---- the result layout --------------------------------------------- */
 

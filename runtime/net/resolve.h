@@ -7,7 +7,7 @@
 #include <netdb.h>
 #include <stdbool.h>
 
-#include "ctx.h"
+#include <ctx.h>
 
 /* The two mechanisms behind ctx_getaddrinfo. */
 enum ctx__resolver {

@@ -59,7 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 extern char **environ;
 

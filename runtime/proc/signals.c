@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 struct sig_ctx {
 	ctx_t base; /* first: a sig_ctx is a ctx_t */

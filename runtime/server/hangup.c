@@ -36,7 +36,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 struct hang_ctx {
 	ctx_t base;             /* first: a hang_ctx is a ctx_t */

@@ -21,7 +21,7 @@
  */
 #include <stdlib.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 struct idle_ctx {
 	ctx_t base; /* first: an idle_ctx is a ctx_t */

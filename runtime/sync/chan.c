@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chan-internal.h"
+#include "sync/chan.h"
 
 
 ctx_chan_t *ctx_chan_new(size_t elem_size, size_t capacity)

@@ -12,8 +12,8 @@
 #ifndef CTX_CHAN_INTERNAL_H
 #define CTX_CHAN_INTERNAL_H
 
-#include "ctx-internal.h"
-#include "waitq.h"
+#include "core/core.h"
+#include "wait/waitq.h"
 
 struct ctx__sel {
 	_Atomic int chosen;  /* -1 until a case is decided */

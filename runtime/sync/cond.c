@@ -19,8 +19,8 @@
  */
 #include <stdlib.h>
 
-#include "ctx-internal.h"
-#include "waitq.h"
+#include "core/core.h"
+#include "wait/waitq.h"
 
 _Static_assert(sizeof(ctx__lock_t) == sizeof(unsigned int),
 	       "ctx_cond_t's lock field holds a ctx__lock_t");

@@ -15,8 +15,8 @@
 #include <sched.h>
 #include <stdlib.h>
 
-#include "ctx-internal.h"
-#include "waitq.h"
+#include "core/core.h"
+#include "wait/waitq.h"
 
 struct ctx_group {
 	ctx_t *ctx;

@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chan-internal.h"
+#include "sync/chan.h"
 
 struct done_link {
 	struct ctx__link link; /* first: fire() casts the link back */

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "ctx-internal.h"
-#include "waitq.h"
+#include "core/core.h"
+#include "wait/waitq.h"
 
 struct ctx_thread {
 	uint32_t magic;         /* CTX__MAGIC_THREAD; poisoned once freed */

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ctx-internal.h"
-#include "waitq.h"
+#include "core/core.h"
+#include "wait/waitq.h"
 
 struct ctx_wg {
 	ctx__lock_t lock;

@@ -14,7 +14,7 @@
 
 #include <poll.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 /* A read or write the kernel performs while the thread sleeps, so that a
  * context can end the wait for it (the io_uring backend, regular files).

@@ -30,7 +30,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "wait/backend.h"
 
 struct timer {
 	int fd;         /* -1 until the thread first waits with a deadline */

@@ -41,7 +41,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "wait/backend.h"
 
 enum { AWAKE, IN_FUTEX, IN_KERNEL };
 

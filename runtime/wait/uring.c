@@ -69,7 +69,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "wait/backend.h"
 
 #ifdef HAVE_LIBURING
 #include <liburing.h>

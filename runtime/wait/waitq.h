@@ -20,7 +20,7 @@
 #ifndef CTX_WAITQ_H
 #define CTX_WAITQ_H
 
-#include "ctx-internal.h"
+#include "core/core.h"
 
 struct ctx__waitq_node {
 	struct ctx__waitq_node *next, **pprev; /* pprev NULL: not queued */
