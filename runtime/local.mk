@@ -7,20 +7,26 @@
 # (they reach the internal test hooks); libctx.la adds the version script.
 noinst_LTLIBRARIES = libctx-core.la
 libctx_core_la_SOURCES = \
+	runtime/base/base.h \
 	runtime/base/assert.h \
 	runtime/base/lock.h \
+	runtime/base/lock.c \
 	runtime/base/alloc.c \
 	runtime/base/clock.c \
+	runtime/base/spawn.c \
 	runtime/core/core.h \
+	runtime/core/kind.h \
 	runtime/core/after.c \
 	runtime/core/cause.c \
 	runtime/core/context.c \
 	runtime/core/debug.c \
 	runtime/core/format.c \
 	runtime/core/timer.c \
+	runtime/wait/wait.h \
 	runtime/wait/backend.h \
 	runtime/wait/waitq.h \
 	runtime/wait/reactor.c \
+	runtime/wait/readiness.c \
 	runtime/wait/poll.c \
 	runtime/wait/uring.c \
 	runtime/io/io-op.h \

@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "core/core.h"
+#include "base/base.h"
 
 static _Atomic long fail_after = -1;
 

@@ -4,7 +4,7 @@
  */
 #include <time.h>
 
-#include "core/core.h"
+#include "base/base.h"
 
 int64_t ctx_now(void)
 {

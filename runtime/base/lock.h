@@ -82,9 +82,9 @@ static inline void ctx__unlock(ctx__lock_t *l)
 }
 
 /* Context node locks, which the lock order says are never nested (see
- * ctx-internal.h).  Debug builds count them per thread to check it. */
+ * core/core.h).  Debug builds count them per thread to check it. */
 #ifdef CTX_ASSERTS
-extern _Thread_local int ctx__node_locks_held; /* context.c */
+extern _Thread_local int ctx__node_locks_held; /* lock.c */
 #endif
 
 /* How many node locks this thread holds (0 without asserts): for checks

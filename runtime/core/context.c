@@ -21,9 +21,7 @@
 
 #include "core/core.h"
 
-#ifdef CTX_ASSERTS
-_Thread_local int ctx__node_locks_held;
-#endif
+const struct ctx__kind_hooks *ctx__kinds[CTX__KINDS];
 
 static ctx_t background = {
 	.kind = CTX__ROOT_BACKGROUND, .deadline = CTX__NEVER, .done_fd = -1,
@@ -105,10 +103,9 @@ static void free_chain(ctx_t *c)
 			detach(c);
 		CTX_ASSERT(!ctx__is_cancel(c) || !c->c.children);
 		CTX_ASSERT(!ctx__is_cancel(c) || !c->c.links);
-		if (c->kind == CTX__SIGNALS)
-			ctx__signals_free(c);
-		if (c->kind == CTX__HANGUP)
-			ctx__hangup_free(c);
+		const struct ctx__kind_hooks *k = ctx__kind_of(c);
+		if (k && k->free)
+			k->free(c);
 		if (ctx__is_cancel(c))
 			ctx__msg_put(c->c.msg);
 		if (c->done_fd >= 0)
@@ -271,8 +268,9 @@ void ctx_release(ctx_t *c)
 {
 	if (CTX__CHECKING() && c)
 		ctx__check_ctx(c, __func__, true);
-	if (c && c->kind == CTX__SIGNALS)
-		ctx__signals_free(c); /* handling is back before we return */
+	const struct ctx__kind_hooks *k = c ? ctx__kind_of(c) : NULL;
+	if (k && k->release)
+		k->release(c); /* a signal context's handling is back now */
 	if (!release_alone(c))
 		cancel_cause(c, CTX_CANCELED);
 	unref(c);
@@ -501,7 +499,7 @@ bool ctx_deadline(ctx_t *c, int64_t *deadline)
 {
 	CHECK(c);
 	ctx_t *n = c ? ctx__node(c) : NULL;
-	int64_t d = n ? ctx__deadline_of(n) : CTX__NEVER; /* idle.c */
+	int64_t d = n ? ctx__deadline_of(n) : CTX__NEVER;
 	if (d == CTX__NEVER)
 		return false;
 	if (deadline)
@@ -516,6 +514,19 @@ void *ctx_value(ctx_t *c, const void *key)
 		if (c->kind == CTX__VALUE && c->v.key == key)
 			return c->v.value;
 	return NULL;
+}
+
+/* The earliest of n's deadline and the moving deadlines of the kinds at
+ * or above it (kind.h).  The walk is short: cancel nodes only. */
+int64_t ctx__deadline_of(ctx_t *n)
+{
+	int64_t d = n->deadline;
+	for (ctx_t *a = n; a; a = a->anc) {
+		const struct ctx__kind_hooks *k = ctx__kind_of(a);
+		int64_t t = k && k->deadline ? k->deadline(a) : CTX__NEVER;
+		d = t < d ? t : d;
+	}
+	return d;
 }
 
 /* Have the timer thread end n at its deadline, for those who must learn

@@ -1,5 +1,9 @@
 /*
- * The context node and the internal interfaces between runtime files.
+ * The core layer: the context node and its tree (context.c), causes with
+ * words (cause.c), printing (format.c), the debug modes (debug.c), the
+ * timer thread (timer.c) and after-funcs (after.c).  The core names no
+ * feature: what it must do per kind of node (free a signal context, ask
+ * an idle one for its deadline) goes through the kinds' hooks (kind.h).
  *
  * Lock order: a node's lock is the only lock held while its state,
  * its children list or its links change; no code path holds two node
@@ -8,20 +12,20 @@
  * after unlocking.  The timer heap's lock (timer.c) is never taken while
  * a node lock is held.
  */
-#ifndef CTX_INTERNAL_H
-#define CTX_INTERNAL_H
+#ifndef CTX_CORE_H
+#define CTX_CORE_H
 
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/assert.h"
 #include <ctx.h>
-#include "base/lock.h"
 
-#define CTX__NEVER INT64_MAX
+#include "base/base.h"
 
+/* The kinds of node.  The core knows them by number only; what is done
+ * per kind lives with the feature, behind the hooks of kind.h. */
 enum ctx__kind {
 	CTX__ROOT_BACKGROUND,
 	CTX__ROOT_TODO,
@@ -29,14 +33,15 @@ enum ctx__kind {
 	CTX__VALUE,     /* WithValue */
 	CTX__WITHOUT,   /* WithoutCancel */
 	CTX__SIGNALS,   /* WithSignals: a cancel node with a signal hook */
-	CTX__IDLE,      /* WithIdle: a cancel node the timer ends (idle.c) */
+	CTX__IDLE,      /* WithIdle: a cancel node the timer ends */
 	CTX__HANGUP,    /* WithHangup: a cancel node the watcher ends */
+	CTX__KINDS
 };
 
 /* Flags of a cancel node, changed only under its own lock. */
 enum {
 	CTX__F_IN_HEAP = 1 << 0,      /* registered with the timer thread */
-	CTX__F_FUTEX = 1 << 1,        /* a thread sleeps on err (reactor.c) */
+	CTX__F_FUTEX = 1 << 1,        /* a thread sleeps on err (wait/) */
 };
 
 /*
@@ -111,7 +116,7 @@ static inline ctx_t *ctx__node(ctx_t *c)
 
 /* The words of a cause (ctx_cancel_msg), shared by every node the
  * cancellation ended; each holds a reference.  signo: the signal that
- * made it (signals.c), else 0. */
+ * made it (ctx_with_signals), else 0. */
 struct ctx__msg {
 	_Atomic int refs;
 	int signo;
@@ -120,14 +125,10 @@ struct ctx__msg {
 struct ctx__msg *ctx__msg_new(int signo, const char *fmt, va_list ap);
 void ctx__msg_put(struct ctx__msg *m);
 
-int64_t ctx__add_sat(int64_t a, int64_t b);
-bool ctx__surely_before(int64_t deadline); /* cheap, may say false */
-
 /* context.c */
 ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
 		       int64_t deadline, int cause);
 bool ctx__try_ref(ctx_t *c); /* false if c is already being freed */
-void ctx__signals_free(ctx_t *c); /* signals.c: give the signals back */
 void ctx__cancel(ctx_t *c, int err, int cause);
 /* As ctx__cancel, with words (m may be NULL; the call takes no
  * reference of the caller's). */
@@ -151,64 +152,16 @@ void ctx__link_del(ctx_t *n, struct ctx__link *l);
 
 int ctx__watch_deadline(ctx_t *n); /* have the timer thread end n */
 
-/* idle.c: when the timer thread should look at n next, and what it does
- * then.  ctx__timer_fire returns true if n is live and must be looked
- * at again at ctx__timer_due(n). */
-int64_t ctx__timer_due(ctx_t *n);
 /* n's current deadline: its own field, or sooner the moving deadline of
- * an idle node at or above it.  What a waiter should sleep until. */
+ * a node at or above it (an idle context's, kind.h).  What a waiter
+ * should sleep until. */
 int64_t ctx__deadline_of(ctx_t *n);
-bool ctx__timer_fire(ctx_t *n);
-
-/* hangup.c: take a hang-up context out of the watcher (on free). */
-void ctx__hangup_free(ctx_t *c);
 
 /* timer.c: the lazily started timer thread that ends contexts at their
  * deadlines when no waiting thread would see it (done fds, after-funcs).
  * The heap holds a reference to each node in it. */
 int ctx__timer_add(ctx_t *n);
 void ctx__timer_del(ctx_t *n);
-
-/* reactor.c: the per-thread reactor and the one wait of every blocking
- * call (ctx__wait_for).  Results besides a context error or an errno: */
-enum {
-	CTX__READY = 0,     /* what was wanted happened */
-	CTX__EXPIRED = -1,  /* the call's own deadline passed */
-	CTX__BLOCKING = -2, /* no transfer through this backend: do the call */
-};
-struct ctx__reactor;
-struct ctx__wait {
-	struct ctx__link link; /* first: fire() casts the link back */
-	struct ctx__reactor *r;
-	ctx_t *n;              /* the cancel node waited on, or NULL */
-	int64_t limit;         /* min(context deadline, call deadline) */
-};
-struct ctx__xfer;          /* backend.h */
-/* What a wait waits for.  fds[0..nfds) get revents; the array has room
- * for two more entries, which the backend may use. */
-struct ctx__want {
-	struct pollfd *fds;
-	nfds_t nfds;
-	struct ctx__xfer *xfer;  /* a transfer through the kernel, or NULL */
-	bool wakes;              /* a wake-up (ctx__reactor_wake) ends it */
-	int64_t deadline;        /* the call's own; CTX__NEVER: none */
-	int ready;               /* out: how many fds have revents */
-};
-int ctx__wait_for(ctx_t *ctx, struct ctx__want *want);
-/* One descriptor (POLLIN, POLLOUT), or fd < 0: until a wake-up. */
-int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline);
-struct ctx__reactor *ctx__reactor_self(void);
-void ctx__reactor_prepare(struct ctx__reactor *r); /* before publishing */
-void ctx__reactor_unprepare(struct ctx__reactor *r);
-void ctx__reactor_wake(struct ctx__reactor *r);
-void ctx__reactor_hold(struct ctx__reactor *r);    /* see waitq.h */
-void ctx__reactor_release(struct ctx__reactor *r);
-
-/* thread.c: start a detached library thread, all signals blocked, with
- * `stack` bytes of stack for its own use (0: as much as a thread of the
- * program gets by default) on top of the program's static TLS. */
-#define CTX__STACK_SMALL (64 * 1024) /* the service threads' need */
-int ctx__spawn(void *(*fn)(void *), void *arg, size_t stack);
 
 /* debug.c: context nodes, with a header (site, magic) when CTX_DEBUG
  * names a mode.  The site is where the program called the constructor
@@ -253,8 +206,6 @@ struct ctx__track {
 void ctx__track_add(struct ctx__track *t);
 void ctx__track_del(struct ctx__track *t);
 
-/* Allocation, with a hook for fault injection in tests. */
-void *ctx__malloc(size_t size);
-void ctx__fail_malloc_after(long n); /* test hook; -1 turns it off */
+#include "core/kind.h"
 
 #endif

@@ -42,15 +42,6 @@ static void emit_node(struct out *o, ctx_t *c)
 	case CTX__WITHOUT:
 		emit(o, ".WithoutCancel");
 		break;
-	case CTX__SIGNALS:
-		emit(o, ".WithSignals");
-		break;
-	case CTX__IDLE:
-		emit(o, ".WithIdle");
-		break;
-	case CTX__HANGUP:
-		emit(o, ".WithHangup");
-		break;
 	case CTX__CANCEL:
 		if (!c->own_deadline) {
 			emit(o, ".WithCancel");
@@ -60,6 +51,10 @@ static void emit_node(struct out *o, ctx_t *c)
 		     (long long)(c->deadline / CTX_SEC),
 		     (long long)(c->deadline % CTX_SEC),
 		     (double)(c->deadline - ctx_now()) / CTX_SEC);
+		break;
+	default: /* a feature's kind: the name its hooks give */
+		emit(o, "%s", ctx__kind_of(c) && ctx__kind_of(c)->name ?
+				      ctx__kind_of(c)->name : ".WithCancel");
 		break;
 	}
 }

@@ -79,6 +79,27 @@ static void heap_remove(int i)
 
 static int grow(void);
 
+/* When to look at n next: its deadline, or sooner the moving deadline of
+ * its kind (an idle context's). */
+static int64_t due(ctx_t *n)
+{
+	const struct ctx__kind_hooks *k = ctx__kind_of(n);
+	int64_t t = k && k->deadline ? k->deadline(n) : CTX__NEVER;
+	return t < n->deadline ? t : n->deadline;
+}
+
+/* n is due: end it if its deadline passed, else ask its kind.  True if
+ * n is live and must be looked at again at due(n). */
+static bool fire(ctx_t *n)
+{
+	ctx__check(n); /* its own deadline, if that is what passed */
+	const struct ctx__kind_hooks *k = ctx__kind_of(n);
+	if (!k || !k->fire ||
+	    atomic_load_explicit(&n->err, memory_order_acquire))
+		return false;
+	return k->fire(n);
+}
+
 /* Under mu: put n back for its next due time, unless a cancel ran since
  * it left the heap (that cancel's ctx__timer_del found nothing to drop,
  * so the reference is still ours to drop).  False: not put back. */
@@ -92,7 +113,7 @@ static bool rearm(ctx_t *n)
 		pthread_mutex_lock(&mu);
 		return false;
 	}
-	n->c.timer_at = ctx__timer_due(n);
+	n->c.timer_at = due(n);
 	put(heap_len++, n);
 	sift_up(n->c.heap_idx);
 	return true;
@@ -120,7 +141,7 @@ static void *timer_main(void *arg)
 		pthread_mutex_unlock(&mu);
 		/* Past its deadline: this cancels it, unless the deadline
 		 * moved (an idle node that was touched). */
-		bool again = ctx__timer_fire(n);
+		bool again = fire(n);
 		pthread_mutex_lock(&mu);
 		if (again && rearm(n))
 			continue; /* the heap keeps the reference */
@@ -189,7 +210,7 @@ int ctx__timer_add(ctx_t *n)
 	if ((e = grow()))
 		goto out;
 	ctx_ref(n);
-	n->c.timer_at = ctx__timer_due(n);
+	n->c.timer_at = due(n);
 	put(heap_len++, n);
 	sift_up(n->c.heap_idx);
 	if (n->c.heap_idx == 0)

@@ -46,7 +46,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/core.h"
+#include "wait/wait.h"
 
 static int open_eintr(const char *path, int flags, mode_t mode)
 {

@@ -26,7 +26,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 
-#include "core/core.h"
+#include "wait/wait.h"
 
 #define STEP_FIRST (50 * CTX_USEC)
 #define STEP_MAX (5 * CTX_MSEC)

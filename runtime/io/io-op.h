@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "wait/backend.h"
+#include "wait/wait.h"
 
 enum strategy {
 	S_UNKNOWN, S_SOCKET, S_NOWAIT, S_NONBLOCK, S_REOPEN, S_POLL_FIRST,

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/core.h"
+#include "wait/wait.h"
 
 /* Wait with no descriptor until the context ends or `deadline` passes. */
 static int wait_until(ctx_t *ctx, int64_t deadline)

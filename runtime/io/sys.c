@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wait/backend.h"
+#include "wait/wait.h"
 
 static int fail(int e)
 {

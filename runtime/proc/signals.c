@@ -167,7 +167,7 @@ static void unhook(struct sig_ctx *s)
  * handling is back when it returns even if the dispatcher still holds a
  * reference for a moment, and from the free, for those who cancel and
  * unref separately.  Whichever comes first does it. */
-void ctx__signals_free(ctx_t *c)
+static void signals_free(ctx_t *c)
 {
 	struct sig_ctx *s = (struct sig_ctx *)c;
 	pthread_mutex_lock(&mu);
@@ -181,6 +181,19 @@ void ctx__signals_free(ctx_t *c)
 		s->registered = false;
 	}
 	pthread_mutex_unlock(&mu);
+}
+
+/* The hooks of the kind (core/kind.h): the signals go back at the
+ * release and at the free, whichever comes first. */
+static const struct ctx__kind_hooks signals_kind = {
+	.name = ".WithSignals",
+	.release = signals_free,
+	.free = signals_free,
+};
+
+__attribute__((constructor)) static void signals_hooks(void)
+{
+	ctx__kinds[CTX__SIGNALS] = &signals_kind;
 }
 
 static int start(struct sig_ctx *s)

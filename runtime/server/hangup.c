@@ -228,11 +228,22 @@ static void ended_fire(struct ctx__link *l)
 	ctx__link_done(l);
 }
 
-void ctx__hangup_free(ctx_t *c)
+/* The free hook (core/kind.h): a context freed before it ended. */
+static void hangup_free(ctx_t *c)
 {
 	pthread_mutex_lock(&mu);
 	unlist((struct hang_ctx *)c);
 	pthread_mutex_unlock(&mu);
+}
+
+static const struct ctx__kind_hooks hangup_kind = {
+	.name = ".WithHangup",
+	.free = hangup_free,
+};
+
+__attribute__((constructor)) static void hangup_hooks(void)
+{
+	ctx__kinds[CTX__HANGUP] = &hangup_kind;
 }
 
 static int watch(struct hang_ctx *h)

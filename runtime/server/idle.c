@@ -41,23 +41,10 @@ static int64_t idle_due(struct idle_ctx *i)
 	return ctx__add_sat(last_touch(i), i->idle);
 }
 
-int64_t ctx__deadline_of(ctx_t *n)
+/* The deadline hook (core/kind.h): the one that moves with each touch. */
+static int64_t idle_deadline(ctx_t *n)
 {
-	int64_t d = n->deadline;
-	for (ctx_t *a = n; a; a = a->anc)
-		if (a->kind == CTX__IDLE) {
-			int64_t t = idle_due((struct idle_ctx *)a);
-			d = t < d ? t : d;
-		}
-	return d;
-}
-
-int64_t ctx__timer_due(ctx_t *n)
-{
-	if (n->kind != CTX__IDLE)
-		return n->deadline;
-	int64_t t = idle_due((struct idle_ctx *)n);
-	return t < n->deadline ? t : n->deadline;
+	return idle_due((struct idle_ctx *)n);
 }
 
 /* Freeze the last touch at v: false if a touch came after v was read. */
@@ -66,12 +53,11 @@ static bool freeze(struct idle_ctx *i, int64_t v)
 	return v < 0 || atomic_compare_exchange_strong(&i->last, &v, -1 - v);
 }
 
-bool ctx__timer_fire(ctx_t *n)
+/* The fire hook: the timer thread found the live node n at its idle
+ * deadline, as last computed.  End it, unless a touch moved the
+ * deadline since: then true, to be looked at again. */
+static bool idle_fire(ctx_t *n)
 {
-	ctx__check(n); /* its inherited deadline, if that is what passed */
-	if (n->kind != CTX__IDLE ||
-	    atomic_load_explicit(&n->err, memory_order_acquire))
-		return false;
 	struct idle_ctx *i = (struct idle_ctx *)n;
 	int64_t v = atomic_load(&i->last);
 	if (v < 0 || ctx_now() < ctx__add_sat(v, i->idle) || !freeze(i, v))
@@ -89,6 +75,17 @@ static void ended_fire(struct ctx__link *l)
 	while (!freeze(i, v))
 		;
 	ctx__link_done(l);
+}
+
+static const struct ctx__kind_hooks idle_kind = {
+	.name = ".WithIdle",
+	.deadline = idle_deadline,
+	.fire = idle_fire,
+};
+
+__attribute__((constructor)) static void idle_hooks(void)
+{
+	ctx__kinds[CTX__IDLE] = &idle_kind;
 }
 
 ctx_t *ctx_with_idle(ctx_t *parent, int64_t idle_ns)

@@ -12,8 +12,7 @@
 #ifndef CTX_CHAN_INTERNAL_H
 #define CTX_CHAN_INTERNAL_H
 
-#include "core/core.h"
-#include "wait/waitq.h"
+#include "wait/wait.h"
 
 struct ctx__sel {
 	_Atomic int chosen;  /* -1 until a case is decided */

@@ -19,8 +19,7 @@
  */
 #include <stdlib.h>
 
-#include "core/core.h"
-#include "wait/waitq.h"
+#include "wait/wait.h"
 
 _Static_assert(sizeof(ctx__lock_t) == sizeof(unsigned int),
 	       "ctx_cond_t's lock field holds a ctx__lock_t");

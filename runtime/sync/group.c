@@ -15,8 +15,7 @@
 #include <sched.h>
 #include <stdlib.h>
 
-#include "core/core.h"
-#include "wait/waitq.h"
+#include "wait/wait.h"
 
 struct ctx_group {
 	ctx_t *ctx;

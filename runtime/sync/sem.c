@@ -19,8 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/core.h"
-#include "wait/waitq.h"
+#include "wait/wait.h"
 
 struct ctx_sem {
 	int64_t size;

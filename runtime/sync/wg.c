@@ -10,8 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/core.h"
-#include "wait/waitq.h"
+#include "wait/wait.h"
 
 struct ctx_wg {
 	ctx__lock_t lock;

@@ -1,8 +1,9 @@
 /*
  * The interface between the one wait loop (reactor.c) and the kernel
- * mechanism a thread sleeps in: one file per mechanism (epoll.c, the
+ * mechanism a thread sleeps in: one file per mechanism (poll.c, the
  * readiness backend; uring.c, io_uring), chosen once per process in
- * reactor.c, the only file that asks which one runs.
+ * reactor.c, the only file that asks which one runs.  Private to the
+ * wait layer: the layers above see wait.h.
  *
  * A backend sleeps until one of three things: a descriptor in the set is
  * ready, the thread's wake-up eventfd is written (ctx__reactor_wake), or
@@ -12,24 +13,7 @@
 #ifndef CTX_BACKEND_H
 #define CTX_BACKEND_H
 
-#include <poll.h>
-
-#include "core/core.h"
-
-/* A read or write the kernel performs while the thread sleeps, so that a
- * context can end the wait for it (the io_uring backend, regular files).
- * off is the file offset, or -1 for the descriptor's own position. */
-struct ctx__xfer {
-	int fd;
-	const struct iovec *iov;
-	int iovcnt;
-	int64_t off;
-	enum { CTX__XFER_READ, CTX__XFER_WRITE, CTX__XFER_FSYNC,
-	       CTX__XFER_FDATASYNC } op;
-	bool done;   /* completed: res is the call's result, or -errno */
-	int res;
-	uint32_t id;
-};
+#include "wait/wait.h"
 
 struct ctx__backend {
 	const char *name;
@@ -54,7 +38,14 @@ struct ctx__backend {
 	void (*thread_exit)(void);
 };
 
-extern const struct ctx__backend ctx__backend_epoll;
-extern const struct ctx__backend ctx__backend_uring;
+extern const struct ctx__backend ctx__backend_poll;  /* poll.c */
+extern const struct ctx__backend ctx__backend_uring; /* uring.c */
+
+/* readiness.c: the sleep in poll(2) that both backends use for
+ * readiness, as the table's sleep, settle and thread_exit. */
+int ctx__readiness_sleep(int wakefd, struct pollfd *fds, nfds_t n,
+			 int64_t limit, int *ready);
+void ctx__readiness_settle(int wakefd);
+void ctx__readiness_exit(void);
 
 #endif

@@ -4,7 +4,7 @@
  * Each thread that blocks has a reactor: a wake-up counter, and -- made
  * the first time the thread waits for a descriptor or a deadline -- an
  * eventfd that wakes it.  How the thread sleeps on descriptors is the
- * backend's business (backend.h: epoll.c or uring.c), chosen once per
+ * backend's business (backend.h: poll.c or uring.c), chosen once per
  * process in this file, the only one that asks which backend runs.  Each
  * backend keeps at most one more descriptor per thread (a timerfd, or the
  * ring); all are closed by a thread-exit destructor.
@@ -45,6 +45,14 @@
 
 enum { AWAKE, IN_FUTEX, IN_KERNEL };
 
+/* One wait's hold on its context: the link that wakes the thread. */
+struct ctx__wait {
+	struct ctx__link link; /* first: fire() casts the link back */
+	struct ctx__reactor *r;
+	ctx_t *n;              /* the cancel node waited on, or NULL */
+	int64_t limit;         /* min(context deadline, call deadline) */
+};
+
 struct ctx__reactor {
 	_Atomic uint32_t seq;  /* bumped by every wake-up */
 	_Atomic int sleeping;  /* AWAKE, IN_FUTEX or IN_KERNEL */
@@ -61,12 +69,13 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* ---- the backend, chosen once --------------------------------------- */
 
-static const struct ctx__backend *be = &ctx__backend_epoll;
+static const struct ctx__backend *be = &ctx__backend_poll;
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 
 /* CTX_BACKEND=io_uring asks for the ring; it is used where the kernel
  * and liburing can give it (uring.c's usable() says what it needs), and
- * otherwise the process falls back to epoll, which ctx_backend() shows. */
+ * otherwise the process falls back to the readiness backend ("epoll"),
+ * which ctx_backend() shows. */
 static void choose(void)
 {
 	const char *b = getenv("CTX_BACKEND");

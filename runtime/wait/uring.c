@@ -1,19 +1,21 @@
 /*
- * The io_uring backend: the same waits as the epoll one, and transfers on
- * regular files that a context can interrupt (io.c sends them here).
+ * The io_uring backend: the same waits as the readiness one, and
+ * transfers on regular files that a context can interrupt (io/ sends
+ * them here).
  *
  * Chosen once per process (reactor.c): CTX_BACKEND=io_uring asks for it,
  * and it is used if a ring can be made and the kernel has what this file
  * relies on (IORING_FEAT_CQE_SKIP, 5.17; IORING_FEAT_RW_CUR_POS, 5.6).
  * A kernel without io_uring, one too old, or a seccomp filter or container
- * that forbids it (ENOSYS, EPERM) falls back to epoll silently, and
- * ctx_backend() says "epoll".  The default is epoll, which measured
- * faster here for wake-ups (see README, Performance).
+ * that forbids it (ENOSYS, EPERM) falls back to the readiness backend
+ * silently, and ctx_backend() says "epoll".  The default is the
+ * readiness backend, which measured faster here for wake-ups (see
+ * README, Performance).
  *
  * Only a transfer waits in the ring.  A wait for readiness or a deadline
- * alone sleeps in poll(2), as the epoll backend does (its sleep, its
- * timerfd): the ring has nothing to add there and costs more per wake-up.
- * A round on the ring submits the polls, waits, and must then remove the
+ * alone sleeps in poll(2), the sleep both backends share (readiness.c,
+ * its timerfd too): the ring has nothing to add there and costs more per
+ * wake-up.  A round on the ring submits the polls, waits, and must then remove the
  * polls still pending (each holds its file open) before it returns: the
  * woken thread made two io_uring_enter calls where poll(2) makes one, and
  * a same-CPU wake-up from ctx_read measured 1.21-1.30x epoll's (three
@@ -128,7 +130,7 @@ static void drop_ring(void)
 
 static void thread_exit(void)
 {
-	ctx__backend_epoll.thread_exit();
+	ctx__readiness_exit();
 	drop_ring();
 }
 
@@ -239,7 +241,7 @@ static struct io_uring_sqe *quiet_sqe(struct io_uring *ring)
 	return s;
 }
 
-/* One timeout stays armed across rounds, as the epoll backend's timerfd
+/* One timeout stays armed across rounds, as readiness.c's timerfd
  * does; it is replaced only when the time changes. */
 static void arm_timer(struct io_uring *ring, int64_t limit,
 		      struct __kernel_timespec *ts, uint32_t round)
@@ -325,10 +327,12 @@ static int sleep_ring(int wakefd, struct pollfd *fds, nfds_t n,
 	return -e;
 }
 
-/* The poll(2) sleeps leave the eventfd as the epoll backend does. */
+/* The poll(2) sleeps leave the eventfd as the readiness backend's do:
+ * they are the same sleep (readiness.c).  The ring's own rounds read it
+ * empty themselves (quirk a). */
 static void settle(int wakefd)
 {
-	ctx__backend_epoll.settle(wakefd);
+	ctx__readiness_settle(wakefd);
 }
 
 /* Whether nothing of an earlier transfer is left on the ring: no request
@@ -347,7 +351,7 @@ static int sleep_any(int wakefd, struct pollfd *fds, nfds_t n, int64_t limit,
 {
 	if (!tr.op) {
 		CTX_ASSERT(ring_quiet());
-		return ctx__backend_epoll.sleep(wakefd, fds, n, limit, ready);
+		return ctx__readiness_sleep(wakefd, fds, n, limit, ready);
 	}
 	return sleep_ring(wakefd, fds, n, limit, ready);
 }

@@ -20,7 +20,8 @@
 #ifndef CTX_WAITQ_H
 #define CTX_WAITQ_H
 
-#include "core/core.h"
+/* Included by wait/wait.h, after the reactor's declarations. */
+#include "wait/wait.h"
 
 struct ctx__waitq_node {
 	struct ctx__waitq_node *next, **pprev; /* pprev NULL: not queued */
