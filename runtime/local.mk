@@ -29,6 +29,8 @@ libctx_core_la_SOURCES = \
 	runtime/wait/readiness.c \
 	runtime/wait/poll.c \
 	runtime/wait/uring.c \
+	runtime/wait/call.h \
+	runtime/wait/call.c \
 	runtime/io/io-op.h \
 	runtime/io/io.c \
 	runtime/io/xfer.c \
@@ -36,6 +38,7 @@ libctx_core_la_SOURCES = \
 	runtime/io/fifo.c \
 	runtime/io/flock.c \
 	runtime/io/sleep.c \
+	runtime/io/poll.c \
 	runtime/sync/chan.h \
 	runtime/sync/chan.c \
 	runtime/sync/cond.c \
@@ -46,6 +49,7 @@ libctx_core_la_SOURCES = \
 	runtime/sync/wg.c \
 	runtime/proc/proc.c \
 	runtime/proc/signals.c \
+	runtime/proc/wait.c \
 	runtime/net/resolve.h \
 	runtime/net/resolve.c \
 	runtime/net/dial.c \
@@ -62,4 +66,7 @@ libctx_la_LIBADD = libctx-core.la
 libctx_la_LDFLAGS = -version-info 0:0:0 -pthread \
 	-Wl,--version-script=$(srcdir)/runtime/libctx.sym
 EXTRA_libctx_la_DEPENDENCIES = runtime/libctx.sym
-EXTRA_DIST = runtime/libctx.sym
+EXTRA_DIST = runtime/libctx.sym runtime/README.md runtime/check-tree.sh
+
+# The layers and the length of functions, in runtime/ and glue/.
+TESTS += runtime/check-tree.sh

@@ -8,7 +8,8 @@
  *     reader has the FIFO open, and succeeds once one has, even one that
  *     is itself still blocked in open(2) (the kernel counts it at once).
  *     So the writer tries again after growing sleeps on the context
- *     (100 us growing by half up to 10 ms): nothing is disturbed.
+ *     (the schedule ctx__backoff_fifo, 100 us growing by half up to
+ *     10 ms): nothing is disturbed.
  *  b. A reader: open(O_RDONLY | O_NONBLOCK) succeeds at once with or
  *     without a writer.  That descriptor already counts as a reader: a
  *     writer waiting in its own open(2) is let in by it at once, and may
@@ -26,12 +27,16 @@
  *         none has.  tee copies without consuming, so it looks without
  *         taking a byte.
  *     The reader waits for POLLIN or POLLHUP on the context, and looks
- *     with tee after growing sleeps as the writer does (100 us growing
- *     by half up to 10 ms), so a silent writer is seen within 10 ms of
+ *     with tee after growing sleeps as the writer does (the same
+ *     schedule), so a silent writer is seen within 10 ms of
  *     its arrival, and one that writes or leaves at once.  No other
  *     thread is involved and nothing is disturbed.  When the context
  *     ends first the call fails, unless bytes are waiting (a writer's
  *     bytes are never dropped with the descriptor).
+ *
+ * Both waits are the skeleton of every blocking call (wait/call.h): the
+ * first open is its first try, and the try then looks for the other end
+ * in the way its direction needs.
  *
  * The descriptor returned has exactly the flags asked for: the
  * non-blocking tries have O_NONBLOCK cleared (F_SETFL) when it was not
@@ -71,27 +76,6 @@ static int as_asked(int fd, int flags)
 	return fd;
 }
 
-/* ---- a writer waits for a reader ------------------------------------ */
-
-static int fifo_writer_wait(ctx_t *ctx, const char *path, int flags)
-{
-	int64_t step = 100 * CTX_USEC;
-	for (;;) {
-		int e = ctx_sleep(ctx, step);
-		if (e) {
-			errno = e;
-			return -1;
-		}
-		int fd = open_eintr(path, flags | O_NONBLOCK, 0);
-		if (fd >= 0)
-			return as_asked(fd, flags);
-		if (errno != ENXIO)
-			return -1;
-		step += step / 2;
-		step = step < 10 * CTX_MSEC ? step : 10 * CTX_MSEC;
-	}
-}
-
 /* ENXIO from a non-blocking write open: a FIFO without a reader, or a
  * socket or device, for which ENXIO is the answer. */
 static bool is_fifo_path(const char *path, int flags)
@@ -100,8 +84,6 @@ static bool is_fifo_path(const char *path, int flags)
 	int at = flags & O_NOFOLLOW ? AT_SYMLINK_NOFOLLOW : 0;
 	return fstatat(AT_FDCWD, path, &st, at) == 0 && S_ISFIFO(st.st_mode);
 }
-
-/* ---- a reader waits for a writer ------------------------------------ */
 
 static short revents(int rfd)
 {
@@ -120,68 +102,105 @@ static bool writer_seen(int rfd, int probe)
 	return n > 0 || (n < 0 && errno == EAGAIN);
 }
 
-/* Wait on the context until writer_seen; 0 or the context's error. */
-static int await_writer(ctx_t *ctx, int rfd, int probe)
+/* ---- the call ----------------------------------------------------- */
+
+struct open_call {
+	struct ctx__call c; /* first: the tries cast it back */
+	const char *path;
+	int flags;
+	mode_t mode;
+	int fd;             /* the result; a reader's descriptor meanwhile */
+	bool reader;        /* a FIFO's read end, waiting for a writer */
+	int probe[2];       /* the reader's tee target (see the top) */
+};
+
+/* A writer waits for a reader: another non-blocking open after each
+ * pause. */
+static int writer_try(struct ctx__call *c)
 {
-	int64_t step = 100 * CTX_USEC;
-	while (!writer_seen(rfd, probe)) {
-		int e = ctx__wait_fd(ctx, rfd, POLLIN, ctx_now() + step);
-		if (e != CTX__READY && e != CTX__EXPIRED)
-			return e;
-		step += step / 2;
-		step = step < 10 * CTX_MSEC ? step : 10 * CTX_MSEC;
-	}
-	return 0;
+	struct open_call *o = (struct open_call *)c;
+	o->fd = open_eintr(o->path, o->flags | O_NONBLOCK, 0);
+	if (o->fd >= 0)
+		return (o->fd = as_asked(o->fd, o->flags)) < 0 ? errno :
+								  CTX__DONE;
+	return errno == ENXIO ? CTX__AGAIN : errno;
 }
 
-/* rfd, a non-blocking read end of the FIFO, once a writer has had it
- * open since the call began; rfd is closed on failure. */
-static int fifo_reader_wait(ctx_t *ctx, int rfd, int flags)
+/* A reader waits for a writer: its descriptor's POLLIN, or a look with
+ * tee after each pause. */
+static int reader_try(struct ctx__call *c)
 {
-	int probe[2], e;
-	if (pipe2(probe, O_CLOEXEC | O_NONBLOCK) < 0) {
-		e = errno;
-	} else {
-		e = await_writer(ctx, rfd, probe[1]);
-		close(probe[0]);
-		close(probe[1]);
+	struct open_call *o = (struct open_call *)c;
+	return writer_seen(o->fd, o->probe[1]) ? CTX__DONE : CTX__AGAIN;
+}
+
+/* The first try: the open itself, without waiting; then the wait that
+ * the file and the direction need, if any. */
+static int open_try(struct ctx__call *c)
+{
+	struct open_call *o = (struct open_call *)c;
+	int acc = o->flags & O_ACCMODE;
+	struct stat st;
+	if (!o->path)
+		return EINVAL;
+	if ((o->flags & (O_NONBLOCK | O_PATH)) || acc == O_RDWR)
+		return (o->fd = open_eintr(o->path, o->flags, o->mode)) < 0 ?
+			       errno : CTX__DONE;
+	o->fd = open_eintr(o->path, o->flags | O_NONBLOCK, o->mode);
+	if (o->fd < 0 && errno == EWOULDBLOCK) /* a lease: open(2) waits */
+		return (o->fd = open_eintr(o->path, o->flags, o->mode)) < 0 ?
+			       errno : CTX__DONE;
+	if (o->fd < 0 && errno == ENXIO && acc == O_WRONLY &&
+	    is_fifo_path(o->path, o->flags)) {
+		c->try = writer_try;
+		c->backoff = &ctx__backoff_fifo;
+		return CTX__AGAIN;
 	}
-	if (e && !(revents(rfd) & POLLIN)) {
-		close(rfd);
-		errno = e;
-		return -1;
+	if (o->fd < 0)
+		return errno;
+	if (acc != O_RDONLY || fstat(o->fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return (o->fd = as_asked(o->fd, o->flags)) < 0 ? errno :
+								  CTX__DONE;
+	o->reader = true;
+	if (pipe2(o->probe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return errno;
+	c->try = reader_try;
+	c->fd = o->fd;
+	c->events = POLLIN;
+	c->backoff = &ctx__backoff_fifo;
+	return reader_try(c);
+}
+
+/* The reader's end: its descriptor once a writer was seen, or when the
+ * context ended first but bytes are waiting (a writer's bytes are never
+ * dropped with the descriptor); else it is closed. */
+static int reader_end(struct open_call *o, int e)
+{
+	if (o->probe[0] >= 0) {
+		close(o->probe[0]);
+		close(o->probe[1]);
 	}
-	return as_asked(rfd, flags);
+	if (e && !(revents(o->fd) & POLLIN)) {
+		close(o->fd);
+		return ctx__fail(e);
+	}
+	return as_asked(o->fd, o->flags);
 }
 
 int ctx_open(ctx_t *ctx, const char *path, int flags, ...)
 {
-	mode_t mode = 0;
+	struct open_call o = {
+		.c = { .try = open_try, .fd = -1, .deadline = CTX__NEVER },
+		.path = path, .flags = flags, .fd = -1, .probe = { -1, -1 },
+	};
 	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
 		va_list ap;
 		va_start(ap, flags);
-		mode = (mode_t)va_arg(ap, int);
+		o.mode = (mode_t)va_arg(ap, int);
 		va_end(ap);
 	}
-	int e = ctx_err(ctx);
-	if (e || !path) {
-		errno = e ? e : EINVAL;
-		return -1;
-	}
-	int acc = flags & O_ACCMODE;
-	if ((flags & (O_NONBLOCK | O_PATH)) || acc == O_RDWR)
-		return open_eintr(path, flags, mode);
-	int fd = open_eintr(path, flags | O_NONBLOCK, mode);
-	if (fd < 0) {
-		if (errno == EWOULDBLOCK) /* a lease: only open(2) waits */
-			return open_eintr(path, flags, mode);
-		if (errno == ENXIO && acc == O_WRONLY &&
-		    is_fifo_path(path, flags))
-			return fifo_writer_wait(ctx, path, flags);
-		return -1;
-	}
-	struct stat st;
-	if (acc == O_RDONLY && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
-		return fifo_reader_wait(ctx, fd, flags);
-	return as_asked(fd, flags);
+	int e = ctx__call_run(ctx, &o.c);
+	if (o.reader)
+		return reader_end(&o, e);
+	return e ? ctx__fail(e) : o.fd;
 }

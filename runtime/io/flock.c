@@ -20,37 +20,48 @@
  *     caller's own successful try.  The cost is the delay between the
  *     holder's release and the next try, and fairness: a waiter blocked
  *     in the kernel is woken at the release and may win every time.
- * The sleeps grow from 50 us by half up to 5 ms (about 200 tries a
- * second, idle), so a contended lock is taken within 5 ms of its release.
+ * The tries are the skeleton of every blocking call (wait/call.h) with
+ * nothing to wait on: paced by the schedule ctx__backoff_lock, 50 us
+ * growing by half up to 5 ms (about 200 tries a second, idle), so a
+ * contended lock is taken within 5 ms of its release.
  */
 #include <fcntl.h>
 #include <sys/file.h>
 
 #include "wait/wait.h"
 
-#define STEP_FIRST (50 * CTX_USEC)
-#define STEP_MAX (5 * CTX_MSEC)
+/* One lock call: try(fd, arg), without waiting, until it succeeds,
+ * fails otherwise than with a conflict (busy() says which errors are),
+ * or -- unless once -- the context ends. */
+struct lock_call {
+	struct ctx__call c; /* first: the try casts it back */
+	int fd;
+	int (*lock)(int fd, void *arg);
+	void *arg;
+	bool (*busy)(int err);
+	bool once;
+};
 
-/* Call try(fd, arg) until it succeeds, fails otherwise than with a
- * conflict (busy() says which errors are), or the context ends. */
-static int lock_retry(ctx_t *ctx, int fd, int (*try)(int fd, void *arg),
-		      void *arg, bool (*busy)(int err), bool once)
+static int lock_try(struct ctx__call *c)
 {
-	int64_t step = STEP_FIRST;
-	for (;;) {
-		int r, e;
-		while ((r = try(fd, arg)) < 0 && errno == EINTR)
-			;
-		if (r == 0 || !busy(errno) || once)
-			return r;
-		if ((e = ctx_sleep(ctx, step))) {
-			errno = e;
-			return -1;
-		}
-		step += step / 2;
-		if (step > STEP_MAX)
-			step = STEP_MAX;
-	}
+	struct lock_call *l = (struct lock_call *)c;
+	int r;
+	if (!l->arg) /* a bad operation or lock: refused after the context */
+		return EINVAL;
+	while ((r = l->lock(l->fd, l->arg)) < 0 && errno == EINTR)
+		;
+	if (r == 0)
+		return CTX__DONE;
+	return l->busy(errno) && !l->once ? CTX__AGAIN : errno;
+}
+
+static int lock_run(ctx_t *ctx, struct lock_call *l)
+{
+	l->c = (struct ctx__call){ .try = lock_try, .fd = -1,
+				   .backoff = &ctx__backoff_lock,
+				   .deadline = CTX__NEVER };
+	int e = ctx__call_run(ctx, &l->c);
+	return e ? ctx__fail(e) : 0;
 }
 
 static int flock_try(int fd, void *arg)
@@ -63,18 +74,16 @@ static bool flock_busy(int e)
 	return e == EWOULDBLOCK;
 }
 
+/* LOCK_NB is the caller's: one try; an unlock never conflicts. */
 int ctx_flock(ctx_t *ctx, int fd, int operation)
 {
-	int e = ctx_err(ctx);
 	int kind = operation & ~LOCK_NB;
-	if (!e && kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN)
-		e = EINVAL;
-	if (e) {
-		errno = e;
-		return -1;
-	}
-	return lock_retry(ctx, fd, flock_try, &kind, flock_busy,
-			  (operation & LOCK_NB) || kind == LOCK_UN);
+	bool bad = kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN;
+	struct lock_call l = { .fd = fd, .lock = flock_try,
+			       .arg = bad ? NULL : &kind, .busy = flock_busy,
+			       .once = (operation & LOCK_NB) ||
+				       kind == LOCK_UN };
+	return lock_run(ctx, &l);
 }
 
 static int ofd_try(int fd, void *arg)
@@ -89,13 +98,8 @@ static bool ofd_busy(int e)
 
 int ctx_lock_range(ctx_t *ctx, int fd, struct flock *lock)
 {
-	int e = ctx_err(ctx);
-	if (!e && !lock)
-		e = EINVAL;
-	if (e) {
-		errno = e;
-		return -1;
-	}
-	return lock_retry(ctx, fd, ofd_try, lock, ofd_busy,
-			  lock->l_type == F_UNLCK);
+	struct lock_call l = { .fd = fd, .lock = ofd_try, .arg = lock,
+			       .busy = ofd_busy,
+			       .once = lock && lock->l_type == F_UNLCK };
+	return lock_run(ctx, &l);
 }

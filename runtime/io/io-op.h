@@ -1,7 +1,9 @@
 /*
- * io.c's skeleton for the files that add calls to it (xfer.c): one
- * operation in flight, run by ctx__io_run (refuse when done, try without
- * blocking, wait, retry).  Only io.c changes a strategy (classify()).
+ * The io layer's internal header: one operation in flight, for the files
+ * that add calls to io.c's (xfer.c).  ctx__io_run runs it on the
+ * skeleton of every blocking call (wait/call.h): refuse when done, try
+ * without blocking in the form the descriptor's strategy says, wait for
+ * it, retry.  Only io.c changes a strategy (classify()).
  */
 #ifndef CTX_IO_OP_H
 #define CTX_IO_OP_H
@@ -17,6 +19,10 @@ enum strategy {
 };
 
 struct op {
+	struct ctx__call c;   /* first: the tries cast it back */
+	ctx_t *ctx;           /* the call's, for a transfer in the backend */
+	ssize_t n;            /* what the last try returned */
+	bool waited;          /* a wait came before this try */
 	int fd;               /* the caller's descriptor */
 	int call_fd;          /* where calls go: fd, or a private reopening */
 	short events;         /* POLLIN or POLLOUT */
@@ -38,5 +44,8 @@ struct op {
 
 /* One operation; -1 with errno (a context error or the call's). */
 ssize_t ctx__io_run(ctx_t *ctx, struct op *o);
+/* The caller asked not to wait (MSG_DONTWAIT, SPLICE_F_NONBLOCK): the
+ * refusal and one call. */
+ssize_t ctx__io_once(ctx_t *ctx, struct op *o);
 
 #endif

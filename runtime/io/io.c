@@ -1,10 +1,11 @@
 /*
  * Cancellable I/O: read, write, recv, send, accept, connect.
  *
- * Every call follows one skeleton (run): refuse if the context is done;
- * try the call without blocking; on EAGAIN wait for the descriptor, the
- * context and its deadline together; try again.  With data ready the cost
- * is the system call plus the done check.
+ * Every call runs on the skeleton of every blocking call (wait/call.h):
+ * refuse if the context is done; try the call without blocking; on
+ * EAGAIN wait for the descriptor, the context and its deadline together;
+ * try again.  With data ready the cost is the system call plus the done
+ * check.
  *
  * Trying "without blocking" must not change the descriptor's own flags,
  * which other threads share.  So a descriptor is classified, once per
@@ -265,71 +266,76 @@ static ssize_t call_send(struct op *o)
 	return send(o->fd, o->buf, o->len, o->flags | MSG_DONTWAIT);
 }
 
-static ssize_t call_accept(struct op *o)
-{
-	return accept4(o->fd, o->addr, o->addrlen, o->flags);
-}
-
-/* ---- the skeleton ---------------------------------------------------- */
-
-static ssize_t fail(int e)
-{
-	errno = e;
-	return -1;
-}
+/* ---- the try --------------------------------------------------------- */
 
 static bool would_block(int e)
 {
 	return e == EAGAIN || e == EWOULDBLOCK;
 }
 
-static ssize_t attempt_and_wait(ctx_t *ctx, struct op *o)
+/* Wait for the descriptor the calls go to, then try again. */
+static int wait_ready(struct op *o)
 {
-	bool ready = false;
+	o->c.fd = o->call_fd;
+	o->c.events = o->events;
+	o->waited = true;
+	return CTX__AGAIN;
+}
+
+/* One try in the form the strategy says, classifying the descriptor
+ * again where the answer says the strategy was wrong. */
+static int io_try(struct ctx__call *c)
+{
+	struct op *o = (struct op *)c;
 	for (;;) {
-		ssize_t n;
 		int e = 0;
 		if (o->how == S_RING) {
-			n = ring_rw(ctx, o, &e);
-			if (n >= 0 || e != CTX__BLOCKING)
-				return n < 0 ? fail(e) : n;
+			if ((o->n = ring_rw(o->ctx, o, &e)) >= 0)
+				return CTX__DONE;
+			if (e != CTX__BLOCKING)
+				return e;
 			classify(o, 0);
 			continue;
 		}
-		if (o->how != S_POLL_FIRST || ready) {
-			if ((n = o->call(o)) >= 0)
-				return n;
-			if (errno == EINTR)
-				continue;
-			if (o->rw && classify(o, errno))
-				continue;
-			if (!would_block(errno))
-				return -1;
-		}
-		e = ctx__wait_fd(ctx, o->call_fd, (uint32_t)o->events,
-				 CTX__NEVER);
-		if (e != CTX__READY)
-			return fail(e);
-		ready = true;
+		if (o->how == S_POLL_FIRST && !o->waited)
+			return wait_ready(o);
+		if ((o->n = o->call(o)) >= 0)
+			return CTX__DONE;
+		if (errno == EINTR || (o->rw && classify(o, errno)))
+			continue;
+		return would_block(errno) ? wait_ready(o) : errno;
 	}
 }
 
 ssize_t ctx__io_run(ctx_t *ctx, struct op *o)
 {
-	int e = ctx_err(ctx);
-	if (e)
-		return fail(e);
+	o->c = (struct ctx__call){ .try = io_try, .fd = -1,
+				   .deadline = CTX__NEVER };
+	o->ctx = ctx;
 	o->call_fd = o->fd;
-	ssize_t n = attempt_and_wait(ctx, o);
+	o->waited = false;
+	int e = ctx__call_run(ctx, &o->c);
 	if (o->how == S_REOPEN) {
 		/* run_all's next round starts over from the caller's fd */
-		e = errno;
 		close(o->call_fd);
 		o->call_fd = o->fd;
 		o->how = S_NOWAIT;
-		errno = e;
 	}
-	return n;
+	return e ? ctx__fail(e) : o->n;
+}
+
+static int once_try(struct ctx__call *c)
+{
+	struct op *o = (struct op *)c;
+	o->n = o->call(o);
+	return o->n < 0 ? errno : CTX__DONE;
+}
+
+ssize_t ctx__io_once(ctx_t *ctx, struct op *o)
+{
+	o->c = (struct ctx__call){ .try = once_try };
+	int e = ctx__call_run(ctx, &o->c);
+	return e ? ctx__fail(e) : o->n;
 }
 
 /* Writes go on until all bytes are out, as write(2) on a blocking
@@ -370,21 +376,36 @@ static bool is_stream(int fd)
  * bytes again into the rest of the buffer.  Instead the whole peek is
  * made again until it sees len bytes or the end of the stream.  While
  * part of them is there the socket stays readable, so between tries the
- * thread sleeps on the context, 50 us doubling to 5 ms; a context that
- * ends meanwhile returns what the last peek saw (-1 if it saw nothing).
+ * thread pauses on the context (the schedule ctx__backoff_peek); a
+ * context that ends meanwhile returns what the last peek saw (-1 if it
+ * saw nothing).
  */
+static int peek_try(struct ctx__call *c)
+{
+	struct op *o = (struct op *)c;
+	while ((o->n = o->call(o)) < 0 && errno == EINTR)
+		;
+	if (o->n < 0 && would_block(errno)) {
+		c->backoff = NULL; /* nothing there: wait for it */
+		return wait_ready(o);
+	}
+	if (o->n < 0)
+		return errno;
+	if (o->n == 0 || (size_t)o->n >= o->len)
+		return CTX__DONE;
+	c->fd = -1; /* part of it: pause, and look again */
+	c->backoff = &ctx__backoff_peek;
+	return CTX__AGAIN;
+}
+
 static ssize_t peek_all(ctx_t *ctx, struct op *o)
 {
-	int64_t nap = 50 * CTX_USEC;
-	for (;;) {
-		ssize_t n = ctx__io_run(ctx, o);
-		if (n <= 0 || (size_t)n >= o->len)
-			return n;
-		if (ctx_sleep(ctx, nap))
-			return n;
-		if (nap < 5 * CTX_MSEC)
-			nap *= 2;
-	}
+	o->c = (struct ctx__call){ .try = peek_try, .fd = -1,
+				   .deadline = CTX__NEVER };
+	o->call_fd = o->fd;
+	o->n = -1;
+	int e = ctx__call_run(ctx, &o->c);
+	return e && o->n <= 0 ? ctx__fail(e) : o->n;
 }
 
 ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
@@ -402,20 +423,13 @@ ssize_t ctx_write(ctx_t *ctx, int fd, const void *buf, size_t len)
 	return run_all(ctx, &o);
 }
 
-/* The caller said MSG_DONTWAIT: one try, after the done check. */
-static ssize_t dontwait(ctx_t *ctx, struct op *o)
-{
-	int e = ctx_err(ctx);
-	return e ? fail(e) : o->call(o);
-}
-
 ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len, int flags)
 {
 	struct op o = { .fd = fd, .events = POLLIN, .how = S_SOCKET,
 			.call = call_recv, .buf = buf, .len = len,
 			.flags = flags };
 	if (flags & MSG_DONTWAIT) /* the caller asked not to wait */
-		return dontwait(ctx, &o);
+		return ctx__io_once(ctx, &o);
 	if ((flags & MSG_WAITALL) && is_stream(fd)) { /* ours: loop for all */
 		o.flags &= ~MSG_WAITALL;
 		return flags & MSG_PEEK ? peek_all(ctx, &o) : run_all(ctx, &o);
@@ -429,93 +443,118 @@ ssize_t ctx_send(ctx_t *ctx, int fd, const void *buf, size_t len, int flags)
 			.call = call_send, .buf = (void *)buf, .len = len,
 			.flags = flags };
 	if (flags & MSG_DONTWAIT)
-		return dontwait(ctx, &o);
+		return ctx__io_once(ctx, &o);
 	return run_all(ctx, &o);
 }
 
 /* accept4 has no per-call non-blocking form: a blocking listener is
- * waited on first (see the note at the top of this file). */
+ * waited on first (see the note at the top of this file).  The first try
+ * says which; waiting before the call must not wait on what accept4
+ * would refuse at once: a non-socket, or a socket that does not listen. */
+static int accept_kind(struct op *o)
+{
+	int fl = fcntl(o->fd, F_GETFL), listening = 0;
+	socklen_t sl = sizeof(listening);
+	if (fl < 0)
+		return -1;
+	o->how = fl & O_NONBLOCK ? S_NONBLOCK : S_POLL_FIRST;
+	if (o->how == S_NONBLOCK)
+		return 0;
+	if (getsockopt(o->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening,
+		       &sl) < 0)
+		return -1;
+	errno = listening ? EAGAIN : EINVAL; /* EAGAIN: wait, then accept */
+	return -1;
+}
+
+static ssize_t call_accept(struct op *o)
+{
+	if (o->how == S_UNKNOWN && accept_kind(o) < 0)
+		return -1;
+	return accept4(o->fd, o->addr, o->addrlen, o->flags);
+}
+
 int ctx_accept(ctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen,
 	       int flags)
 {
-	int e = ctx_err(ctx);
-	if (e)
-		return (int)fail(e);
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0)
-		return -1;
-	/* Waiting before the call must not wait on what accept4 would
-	 * refuse at once: a non-socket, or a socket that does not listen. */
-	int listening = 0;
-	socklen_t sl = sizeof(listening);
-	if (!(fl & O_NONBLOCK) &&
-	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &sl) < 0)
-		return -1;
-	if (!(fl & O_NONBLOCK) && !listening)
-		return (int)fail(EINVAL);
 	struct op o = { .fd = fd, .events = POLLIN, .call = call_accept,
-			.how = fl & O_NONBLOCK ? S_NONBLOCK : S_POLL_FIRST,
-			.addr = addr,
-			.addrlen = addrlen, .flags = flags };
+			.how = S_UNKNOWN, .addr = addr, .addrlen = addrlen,
+			.flags = flags };
 	return (int)ctx__io_run(ctx, &o);
-}
-
-/* Wait for a non-blocking connect to finish; the socket's own error
- * (ECONNREFUSED, ...) is the result. */
-static int connect_wait(ctx_t *ctx, int fd)
-{
-	for (;;) {
-		int e = ctx__wait_fd(ctx, fd, POLLOUT, CTX__NEVER);
-		if (e != CTX__READY)
-			return e;
-		socklen_t sl = sizeof(e);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) < 0)
-			return errno;
-		if (e != EINPROGRESS && e != EALREADY)
-			return e;
-	}
-}
-
-/* One connect, waited out.  A UNIX socket whose listener's backlog is
- * full says EAGAIN instead of EINPROGRESS, and there is nothing to poll
- * for: a caller that asked to block is made to wait by trying again at
- * growing intervals (1 ms up to 50 ms) until the context ends. */
-static int connect_try(ctx_t *ctx, int fd, const struct sockaddr *addr,
-		       socklen_t addrlen, bool blocking)
-{
-	int64_t step = CTX_MSEC;
-	for (;;) {
-		if (connect(fd, addr, addrlen) == 0)
-			return 0;
-		if (errno == EINPROGRESS || errno == EINTR)
-			return connect_wait(ctx, fd);
-		if (errno != EAGAIN || !blocking)
-			return errno;
-		int e = ctx_sleep(ctx, step);
-		if (e)
-			return e;
-		step = step < 50 * CTX_MSEC ? 2 * step : step;
-	}
 }
 
 /* connect(2) has no per-call non-blocking form either.  A blocking socket
  * is made non-blocking for the duration of the call and restored after:
- * a socket that is still connecting is of no use to another thread. */
+ * a socket that is still connecting is of no use to another thread.  The
+ * socket's own error (ECONNREFUSED, ...) is the result.  A UNIX socket
+ * whose listener's backlog is full says EAGAIN instead of EINPROGRESS,
+ * and there is nothing to poll for: a caller that asked to block is made
+ * to wait by trying again after the pauses of ctx__backoff_child until
+ * the context ends. */
+struct connect_call {
+	struct ctx__call c; /* first: the tries cast it back */
+	int fd;
+	const struct sockaddr *addr;
+	socklen_t addrlen;
+	int fl;             /* the socket's flags */
+	bool restore;       /* made non-blocking here: blocking again after */
+};
+
+/* Started: wait until writable, then the socket's own error. */
+static int connect_finished(struct ctx__call *c)
+{
+	struct connect_call *k = (struct connect_call *)c;
+	int e;
+	socklen_t sl = sizeof(e);
+	if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &e, &sl) < 0)
+		return errno;
+	return e == EINPROGRESS || e == EALREADY ? CTX__AGAIN : e;
+}
+
+static int connect_try(struct ctx__call *c)
+{
+	struct connect_call *k = (struct connect_call *)c;
+	if (connect(k->fd, k->addr, k->addrlen) == 0)
+		return CTX__DONE;
+	if (errno == EINPROGRESS || errno == EINTR) {
+		c->try = connect_finished;
+		c->fd = k->fd;
+		c->events = POLLOUT;
+		c->backoff = NULL;
+		return CTX__AGAIN;
+	}
+	if (errno != EAGAIN || !k->restore)
+		return errno;
+	c->fd = -1;
+	c->backoff = &ctx__backoff_child;
+	return CTX__AGAIN;
+}
+
+static int connect_first(struct ctx__call *c)
+{
+	struct connect_call *k = (struct connect_call *)c;
+	if ((k->fl = fcntl(k->fd, F_GETFL)) < 0)
+		return errno;
+	if (!(k->fl & O_NONBLOCK)) {
+		if (fcntl(k->fd, F_SETFL, k->fl | O_NONBLOCK) < 0)
+			return errno;
+		k->restore = true;
+	}
+	c->try = connect_try;
+	return connect_try(c);
+}
+
 int ctx_connect(ctx_t *ctx, int fd, const struct sockaddr *addr,
 		socklen_t addrlen)
 {
-	int e = ctx_err(ctx);
-	if (e)
-		return (int)fail(e);
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0)
-		return -1;
-	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -1;
-	e = connect_try(ctx, fd, addr, addrlen, !(fl & O_NONBLOCK));
-	if (!(fl & O_NONBLOCK))
-		fcntl(fd, F_SETFL, fl);
-	return e ? (int)fail(e) : 0;
+	struct connect_call k = {
+		.c = { .try = connect_first, .fd = -1, .deadline = CTX__NEVER },
+		.fd = fd, .addr = addr, .addrlen = addrlen,
+	};
+	int e = ctx__call_run(ctx, &k.c);
+	if (k.restore)
+		fcntl(fd, F_SETFL, k.fl);
+	return e ? ctx__fail(e) : 0;
 }
 
 /* ---- vectored and positional reads and writes ------------------------ */
@@ -566,11 +605,11 @@ static ssize_t call_rwv(struct op *o)
 static ssize_t iov_total(const struct iovec *iov, int iovcnt)
 {
 	if (iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt > 0 && !iov))
-		return fail(EINVAL);
+		return ctx__fail(EINVAL);
 	size_t t = 0;
 	for (int i = 0; i < iovcnt; i++) {
 		if (iov[i].iov_len > (size_t)SSIZE_MAX - t)
-			return fail(EINVAL);
+			return ctx__fail(EINVAL);
 		t += iov[i].iov_len;
 	}
 	return (ssize_t)t;
@@ -635,7 +674,7 @@ static ssize_t rwv(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt,
 	if (t < 0)
 		return -1;
 	if (at && off < 0)
-		return fail(EINVAL);
+		return ctx__fail(EINVAL);
 	struct op o = { .fd = fd, .events = events,
 			.how = at ? hint_at(fd, events == POLLOUT) : hint(fd),
 			.call = call_rwv,
@@ -746,7 +785,7 @@ ssize_t ctx_recvfrom(ctx_t *ctx, int fd, void *buf, size_t len, int flags,
 			.call = call_recvfrom, .buf = buf, .len = len,
 			.flags = flags, .addr = src, .addrlen = srclen };
 	if (flags & MSG_DONTWAIT)
-		return dontwait(ctx, &o);
+		return ctx__io_once(ctx, &o);
 	if ((flags & MSG_WAITALL) && is_stream(fd)) {
 		o.flags &= ~MSG_WAITALL;
 		return flags & MSG_PEEK ? peek_all(ctx, &o) : run_all(ctx, &o);
@@ -762,7 +801,7 @@ ssize_t ctx_sendto(ctx_t *ctx, int fd, const void *buf, size_t len,
 			.flags = flags, .addr = (struct sockaddr *)dst,
 			.addrlen = &dstlen };
 	if (flags & MSG_DONTWAIT)
-		return dontwait(ctx, &o);
+		return ctx__io_once(ctx, &o);
 	return run_all(ctx, &o);
 }
 
@@ -772,9 +811,9 @@ static ssize_t msg_op(ctx_t *ctx, int fd, struct msghdr *msg, int flags,
 		      short events, ssize_t (*call)(struct op *o))
 {
 	if (!msg)
-		return fail(EINVAL);
+		return ctx__fail(EINVAL);
 	if (msg->msg_iovlen > IOV_MAX) /* as sendmsg(2) says it */
-		return fail(EMSGSIZE);
+		return ctx__fail(EMSGSIZE);
 	ssize_t t = iov_total(msg->msg_iov, (int)msg->msg_iovlen);
 	if (t < 0)
 		return -1;
@@ -783,7 +822,7 @@ static ssize_t msg_op(ctx_t *ctx, int fd, struct msghdr *msg, int flags,
 			.iov = msg->msg_iov, .iovcnt = (int)msg->msg_iovlen,
 			.flags = flags };
 	if (flags & MSG_DONTWAIT)
-		return dontwait(ctx, &o);
+		return ctx__io_once(ctx, &o);
 	if (events == POLLOUT)
 		return run_allv(ctx, &o);
 	if ((flags & MSG_WAITALL) && is_stream(fd)) {
@@ -812,7 +851,7 @@ int ctx_recvmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs, unsigned int n,
 			.call = call_recvmmsg, .buf = msgs, .len = n,
 			.flags = flags & ~MSG_WAITFORONE };
 	if (flags & MSG_DONTWAIT)
-		return (int)dontwait(ctx, &o);
+		return (int)ctx__io_once(ctx, &o);
 	return (int)ctx__io_run(ctx, &o);
 }
 
@@ -826,7 +865,7 @@ int ctx_sendmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs, unsigned int n,
 	if (flags & MSG_DONTWAIT) {
 		o.buf = msgs;
 		o.len = n;
-		return (int)dontwait(ctx, &o);
+		return (int)ctx__io_once(ctx, &o);
 	}
 	unsigned sent = 0;
 	do {

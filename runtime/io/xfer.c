@@ -1,6 +1,6 @@
 /*
  * Cancellable kernel-side copies: sendfile, splice, copy_file_range, on
- * io.c's skeleton (ctx__io_run).  Each moves data until the count, the
+ * io.c's operations (ctx__io_run: the skeleton of every blocking call).  Each moves data until the count, the
  * end of the input, an error or the context, and returns the bytes moved.
  *
  * The non-blocking try:
@@ -26,12 +26,6 @@
 #include "io/io-op.h"
 
 #define STEP ((size_t)1 << 20) /* a plain call's most bytes at a time */
-
-static ssize_t fail(int e)
-{
-	errno = e;
-	return -1;
-}
 
 /* What a descriptor is, for the try. */
 struct side {
@@ -70,6 +64,7 @@ struct copy {
 	off_t *off_in, *off_out;
 	unsigned flags;
 	int kind; /* K_SENDFILE, K_SPLICE, K_COPY */
+	bool known; /* the sides were looked at (the first try) */
 };
 enum { K_SENDFILE, K_SPLICE, K_COPY };
 
@@ -101,10 +96,26 @@ static ssize_t wait_on(struct op *o, int fd, short ev)
 	return -1;
 }
 
+/* The sides, looked at once, by the first try: after the refusal. */
+static int know_sides(struct copy *c)
+{
+	if (c->known)
+		return 0;
+	if (side_of(c->in.fd, &c->in, c->kind == K_SPLICE) < 0 ||
+	    side_of(c->out.fd, &c->out, c->kind != K_COPY) < 0)
+		return -1;
+	c->known = true;
+	return 0;
+}
+
 static ssize_t call_copy(struct op *o)
 {
 	struct copy *c = o->buf;
 	size_t len = o->len;
+	if (know_sides(c) < 0)
+		return -1;
+	if (len == 0) /* a copy of nothing: the sides looked at, no call */
+		return 0;
 	if (c->in.block_sock && !ready_now(c->in.fd, POLLIN))
 		return wait_on(o, c->in.fd, POLLIN);
 	if (c->out.block_sock) {
@@ -141,26 +152,20 @@ static ssize_t call_copy(struct op *o)
 /* Until count, the end of input (0), an error or the context. */
 static ssize_t move(ctx_t *ctx, struct copy *c, size_t count, bool once)
 {
-	int e = ctx_err(ctx);
-	if (e)
-		return fail(e);
-	if (side_of(c->in.fd, &c->in, c->kind == K_SPLICE) < 0 ||
-	    side_of(c->out.fd, &c->out, c->kind != K_COPY) < 0)
-		return -1;
 	struct op o = { .fd = c->out.fd, .events = POLLOUT, .how = S_NONBLOCK,
 			.call = call_copy, .buf = c };
 	size_t done = 0;
-	while (done < count) {
+	do {
 		o.len = count - done;
 		o.fd = c->out.fd;
 		o.events = POLLOUT;
-		ssize_t n = once ? call_copy(&o) : ctx__io_run(ctx, &o);
+		ssize_t n = once ? ctx__io_once(ctx, &o) : ctx__io_run(ctx, &o);
 		if (n < 0)
 			return done ? (ssize_t)done : -1;
 		if (n == 0 || once)
 			return (ssize_t)(done + (size_t)n);
 		done += (size_t)n;
-	}
+	} while (done < count);
 	return (ssize_t)done;
 }
 

@@ -257,19 +257,15 @@ CTX_API int ctx_dial(ctx_t *ctx, const char *address, int type)
 		errno = EINVAL;
 		return -1;
 	}
-	int e = ctx_err(ctx);
-	if (e) {
-		errno = e;
-		return -1;
-	}
+	/* A done context is refused by the lookup: EAI_SYSTEM, its error
+	 * in errno. */
 	struct addrinfo hints = { .ai_socktype = type }, *res;
 	int rc = ctx_getaddrinfo(ctx, host, port, &hints, &res);
 	if (rc) {
 		errno = eai_errno(rc);
 		return -1;
 	}
-	int fd = ctx__dial_addrs(ctx, res, type);
-	e = errno;
+	int fd = ctx__dial_addrs(ctx, res, type), e = errno;
 	ctx_freeaddrinfo(res);
 	errno = e;
 	return fd;

@@ -59,7 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/core.h"
+#include "wait/wait.h"
 
 extern char **environ;
 
@@ -288,18 +288,20 @@ static int group_runs(pid_t pgid)
 	return found;
 }
 
-/* Block until no member of p's group runs, looking at growing intervals
- * (1 ms up to 50 ms): nothing turns readable when a group empties, and
- * no context is to end the pause, so it is a plain nanosleep.  Without
- * /proc it returns at once; the signals were sent all the same. */
+/* Block until no member of p's group runs, looking again after the
+ * pauses of ctx__backoff_child (1 ms doubling up to 50 ms): nothing turns
+ * readable when a group empties, and no context is to end the pause, so
+ * it is a plain nanosleep, which needs no descriptor.  Without /proc it
+ * returns at once; the signals were sent all the same. */
 static void wait_group(ctx_proc_t *p)
 {
-	long step = 1000000;
+	int64_t step = 0;
 	while (group_runs(p->pid) > 0) {
-		struct timespec ts = { .tv_nsec = step };
+		int64_t pause = ctx__backoff_next(&ctx__backoff_child, &step);
+		struct timespec ts = { .tv_sec = pause / CTX_SEC,
+				       .tv_nsec = pause % CTX_SEC };
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
-		step = step < 50000000 ? step * 2 : step;
 	}
 }
 

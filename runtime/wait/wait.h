@@ -66,5 +66,6 @@ void ctx__reactor_hold(struct ctx__reactor *r);    /* see waitq.h */
 void ctx__reactor_release(struct ctx__reactor *r);
 
 #include "wait/waitq.h"
+#include "wait/call.h"
 
 #endif
