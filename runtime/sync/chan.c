@@ -45,21 +45,6 @@ static void *slot(ctx_chan_t *ch, size_t i)
 	return ch->buf + ((ch->head + i) % ch->cap) * ch->esz;
 }
 
-/* Park on q until a peer completes us or the context ends.  Returns the
- * completed operation's result, or the context's error when nothing
- * happened. */
-static int park(ctx_t *ctx, ctx_chan_t *ch, struct ctx__waitq *q,
-		void *elem)
-{
-	struct ctx__chan_waiter me = { .q.elem = elem };
-	int e = 0;
-	ctx__waitq_push(q, &me.q);
-	while (!e && !me.q.done)
-		e = ctx__park(ctx, &ch->lock);
-	ctx__waitq_del(q, &me.q);
-	return me.q.done ? me.q.result : e;
-}
-
 /* The next waiter of q that may be completed: a plain one, or a select's
  * that this call wins.  A select's node that lost is dropped. */
 static struct ctx__waitq_node *pop_claim(struct ctx__waitq *q)
@@ -126,38 +111,70 @@ int ctx__chan_try_recv(ctx_chan_t *ch, void *elem, struct ctx__wakeups *w)
 	return ch->closed ? EPIPE : EAGAIN;
 }
 
-int ctx_chan_send(ctx_t *ctx, ctx_chan_t *ch, const void *elem)
+/*
+ * A send or a receive, on the skeleton of every blocking call
+ * (wait/call.h): refuse if the context is done; try under the channel's
+ * lock; if nothing moved, queue a node and park, until a peer completes
+ * it or the context ends.  A node completed as the context ended counts:
+ * the element was delivered or taken.
+ */
+struct chan_call {
+	struct ctx__call c;     /* first: the try casts it back */
+	ctx_chan_t *ch;
+	void *elem;
+	bool send;
+	bool locked;            /* the try took ch->lock */
+	bool queued;
+	struct ctx__chan_waiter me;
+	struct ctx__wakeups w;
+};
+
+static int chan_try(struct ctx__call *c)
+{
+	struct chan_call *k = (struct chan_call *)c;
+	if (k->queued) /* a wake-up: did a peer complete us? */
+		return k->me.q.done ? k->me.q.result : CTX__AGAIN;
+	ctx__lock(&k->ch->lock);
+	k->locked = true;
+	int e = k->send ? ctx__chan_try_send(k->ch, k->elem, &k->w) :
+			  ctx__chan_try_recv(k->ch, k->elem, &k->w);
+	if (e != EAGAIN)
+		return e;
+	k->me.q.elem = k->elem;
+	ctx__waitq_push(k->send ? &k->ch->sendq : &k->ch->recvq, &k->me.q);
+	k->queued = true;
+	return CTX__AGAIN;
+}
+
+static int chan_op(ctx_t *ctx, ctx_chan_t *ch, void *elem, bool send)
 {
 	if (!ctx || !ch || !elem)
 		return EINVAL;
-	int e = ctx_err(ctx);
-	if (e)
-		return e;
-	struct ctx__wakeups w = { 0 };
-	ctx__lock(&ch->lock);
-	e = ctx__chan_try_send(ch, elem, &w);
-	if (e == EAGAIN)
-		e = park(ctx, ch, &ch->sendq, (void *)elem);
+	struct chan_call k = {
+		.c = { .try = chan_try, .fd = -1, .lock = &ch->lock,
+		       .deadline = CTX__NEVER },
+		.ch = ch, .elem = elem, .send = send,
+	};
+	int e = ctx__call_run(ctx, &k.c);
+	if (!k.locked)
+		return e; /* refused: nothing tried */
+	if (k.queued) {
+		ctx__waitq_del(send ? &ch->sendq : &ch->recvq, &k.me.q);
+		e = k.me.q.done ? k.me.q.result : e;
+	}
 	ctx__unlock(&ch->lock);
-	ctx__wakeups_flush(&w);
+	ctx__wakeups_flush(&k.w);
 	return e;
+}
+
+int ctx_chan_send(ctx_t *ctx, ctx_chan_t *ch, const void *elem)
+{
+	return chan_op(ctx, ch, (void *)elem, true);
 }
 
 int ctx_chan_recv(ctx_t *ctx, ctx_chan_t *ch, void *elem)
 {
-	if (!ctx || !ch || !elem)
-		return EINVAL;
-	int e = ctx_err(ctx);
-	if (e)
-		return e;
-	struct ctx__wakeups w = { 0 };
-	ctx__lock(&ch->lock);
-	e = ctx__chan_try_recv(ch, elem, &w);
-	if (e == EAGAIN)
-		e = park(ctx, ch, &ch->recvq, elem);
-	ctx__unlock(&ch->lock);
-	ctx__wakeups_flush(&w);
-	return e;
+	return chan_op(ctx, ch, elem, false);
 }
 
 /* Parked receivers get EPIPE (a parked receiver means nothing is

@@ -73,24 +73,62 @@ bool ctx_sem_try_acquire(ctx_sem_t *s, int64_t n)
 	return take(s, n);
 }
 
-/* Queue for n tokens (under the lock) and wait.  0 once granted, else
- * the context's error with nothing taken. */
-static int wait_grant(ctx_t *ctx, ctx_sem_t *s, int64_t n,
-		      struct ctx__wakeups *w)
+/*
+ * An acquire, on the skeleton of every blocking call (wait/call.h).  The
+ * first try takes the tokens at once when they are free, with a short
+ * spin while nobody queues: a holder that releases within a few hundred
+ * nanoseconds costs no sleep and wake-up, which with FIFO hand-off would
+ * otherwise come on every acquire once one thread queued (a convoy).
+ * Else, under the lock, it counts itself in `waiting` and queues for n
+ * tokens (granted by grant(), in order), and the thread parks.  Ended by
+ * the context, it takes nothing: a grant that came as the context ended
+ * is given back, as x/sync/semaphore does, and if it stood at the head,
+ * those behind it that fit now are let go.
+ */
+struct sem_call {
+	struct ctx__call c;     /* first: the try casts it back */
+	ctx_sem_t *s;
+	int64_t n;
+	bool locked;            /* the try took s->lock */
+	bool queued;
+	struct ctx__waitq_node me; /* elem points at n */
+};
+
+static int sem_try(struct ctx__call *c)
 {
-	struct ctx__waitq_node me = { 0 };
-	int e = 0;
-	ctx__waitq_push(&s->q, &me); /* counted in waiting by the caller */
-	me.elem = &n;
-	while (!e && !me.done)
-		e = ctx__park(ctx, &s->lock);
-	if (me.done && (e = ctx_err(ctx))) {
-		/* Granted as the context ended: give it back, as
-		 * x/sync/semaphore does, so the ended acquire took nothing. */
-		atomic_fetch_sub(&s->cur, n);
+	struct sem_call *k = (struct sem_call *)c;
+	ctx_sem_t *s = k->s;
+	if (k->queued) /* a wake-up: were we granted? */
+		return k->me.done ? CTX__DONE : CTX__AGAIN;
+	for (int i = 0; i < 64 && !atomic_load(&s->waiting); i++) {
+		if (take(s, k->n))
+			return CTX__DONE;
+		ctx__cpu_relax();
+	}
+	ctx__lock(&s->lock);
+	k->locked = true;
+	atomic_fetch_add(&s->waiting, 1);
+	if (ctx__waitq_empty(&s->q) && take(s, k->n)) {
+		atomic_fetch_sub(&s->waiting, 1);
+		return CTX__DONE;
+	}
+	ctx__waitq_push(&s->q, &k->me);
+	k->me.elem = &k->n;
+	k->queued = true;
+	return CTX__AGAIN;
+}
+
+/* Under the lock, after the wait of a queued acquire: 0 once granted,
+ * else the context's error with nothing taken. */
+static int sem_end(ctx_t *ctx, struct sem_call *k, int e,
+		   struct ctx__wakeups *w)
+{
+	ctx_sem_t *s = k->s;
+	if (k->queued && k->me.done && (e = ctx_err(ctx))) {
+		atomic_fetch_sub(&s->cur, k->n); /* granted as ctx ended */
 		grant(s, w);
-	} else if (!me.done) {
-		ctx__waitq_del(&s->q, &me);
+	} else if (k->queued && !k->me.done) { /* never granted */
+		ctx__waitq_del(&s->q, &k->me);
 		atomic_fetch_sub(&s->waiting, 1);
 		grant(s, w); /* those behind us may fit now */
 	}
@@ -101,27 +139,16 @@ int ctx_sem_acquire(ctx_t *ctx, ctx_sem_t *s, int64_t n)
 {
 	if (!ctx || !s || n < 0 || n > s->size)
 		return EINVAL;
-	int e = ctx_err(ctx);
-	if (e)
-		return e;
-	/* A short spin while nobody queues: a holder that releases within
-	 * a few hundred nanoseconds costs no sleep and wake-up, which with
-	 * FIFO hand-off would otherwise come on every acquire once one
-	 * thread queued (a convoy). */
-	for (int i = 0; i < 64 && !atomic_load(&s->waiting); i++) {
-		if (take(s, n))
-			return 0;
-		ctx__cpu_relax();
-	}
+	struct sem_call k = {
+		.c = { .try = sem_try, .fd = -1, .lock = &s->lock,
+		       .deadline = CTX__NEVER },
+		.s = s, .n = n,
+	};
 	struct ctx__wakeups w = { 0 };
-	ctx__lock(&s->lock);
-	atomic_fetch_add(&s->waiting, 1);
-	if (ctx__waitq_empty(&s->q) && take(s, n)) {
-		atomic_fetch_sub(&s->waiting, 1);
-		e = 0;
-	} else {
-		e = wait_grant(ctx, s, n, &w);
-	}
+	int e = ctx__call_run(ctx, &k.c);
+	if (!k.locked)
+		return e; /* refused, or taken in the spin */
+	e = sem_end(ctx, &k, e, &w);
 	ctx__unlock(&s->lock);
 	ctx__wakeups_flush(&w);
 	return e;

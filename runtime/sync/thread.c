@@ -112,17 +112,42 @@ int ctx_thread_create(ctx_thread_t **out, ctx_t *ctx,
 	return ctx_thread_create_attr(out, NULL, ctx, fn, arg);
 }
 
-/* Wait, cancellably, until fn has returned. */
+/* Wait, cancellably, until fn has returned: the skeleton of every
+ * blocking call (wait/call.h), the try looking at the handle under its
+ * lock and queueing the thread to park until thread_main finishes. */
+struct join_call {
+	struct ctx__call c;     /* first: the try casts it back */
+	ctx_thread_t *t;
+	bool locked;            /* the try took t->lock */
+	struct ctx__waitq_node me;
+};
+
+static int join_try(struct ctx__call *c)
+{
+	struct join_call *k = (struct join_call *)c;
+	if (!k->locked) {
+		ctx__lock(&k->t->lock);
+		k->locked = true;
+	} else { /* after a wake-up: out of the queue, if still in it */
+		ctx__waitq_del(&k->t->joiners, &k->me);
+	}
+	if (k->t->finished)
+		return CTX__DONE;
+	ctx__waitq_push(&k->t->joiners, &k->me);
+	return CTX__AGAIN;
+}
+
 static int wait_finished(ctx_t *ctx, ctx_thread_t *t)
 {
-	struct ctx__waitq_node me;
-	int e = 0;
-	ctx__lock(&t->lock);
-	while (!t->finished && !e) {
-		ctx__waitq_push(&t->joiners, &me);
-		e = ctx__park(ctx, &t->lock);
-		ctx__waitq_del(&t->joiners, &me);
-	}
+	struct join_call k = {
+		.c = { .try = join_try, .fd = -1, .lock = &t->lock,
+		       .deadline = CTX__NEVER },
+		.t = t,
+	};
+	int e = ctx__call_run(ctx, &k.c);
+	if (!k.locked)
+		return e; /* refused: nothing tried */
+	ctx__waitq_del(&t->joiners, &k.me);
 	if (t->finished)
 		e = 0; /* it finished as the context ended: the join wins */
 	ctx__unlock(&t->lock);
@@ -159,9 +184,6 @@ int ctx_thread_join(ctx_t *ctx, ctx_thread_t *t, void **result)
 	if (CTX__CHECKING())
 		check_handle(t, __func__);
 	int e = joinable_by_me(t);
-	if (e)
-		return e;
-	e = ctx_err(ctx);
 	if (e)
 		return e;
 	/* A context that can never end needs no parking: join directly. */

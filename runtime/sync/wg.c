@@ -51,18 +51,45 @@ void ctx_wg_add(ctx_wg_t *wg, int delta)
 
 void ctx_wg_done(ctx_wg_t *wg) { ctx_wg_add(wg, -1); }
 
+/* The wait, on the skeleton of every blocking call (wait/call.h): the
+ * try looks at the counter under the lock and, above zero, queues the
+ * thread to park until a ctx_wg_add brings it down. */
+struct wg_call {
+	struct ctx__call c;     /* first: the try casts it back */
+	ctx_wg_t *wg;
+	bool locked;            /* the try took wg->lock */
+	struct ctx__waitq_node me;
+};
+
+static int wg_try(struct ctx__call *c)
+{
+	struct wg_call *k = (struct wg_call *)c;
+	if (!k->locked) {
+		ctx__lock(&k->wg->lock);
+		k->locked = true;
+	} else { /* after a wake-up: out of the queue, if still in it */
+		ctx__waitq_del(&k->wg->waiters, &k->me);
+	}
+	if (k->wg->count <= 0)
+		return CTX__DONE;
+	ctx__waitq_push(&k->wg->waiters, &k->me);
+	return CTX__AGAIN;
+}
+
+/* A broken group (a negative count) answers EINVAL, done context or not. */
 int ctx_wg_wait(ctx_t *ctx, ctx_wg_t *wg)
 {
 	if (!ctx || !wg)
 		return EINVAL;
-	int e = ctx_err(ctx);
-	struct ctx__waitq_node me;
-	ctx__lock(&wg->lock);
-	while (!e && wg->count > 0) {
-		ctx__waitq_push(&wg->waiters, &me);
-		e = ctx__park(ctx, &wg->lock);
-		ctx__waitq_del(&wg->waiters, &me);
-	}
+	struct wg_call k = {
+		.c = { .try = wg_try, .fd = -1, .lock = &wg->lock,
+		       .deadline = CTX__NEVER },
+		.wg = wg,
+	};
+	int e = ctx__call_run(ctx, &k.c);
+	if (!k.locked)
+		ctx__lock(&wg->lock);
+	ctx__waitq_del(&wg->waiters, &k.me);
 	if (wg->broken)
 		e = EINVAL;
 	ctx__unlock(&wg->lock);
