@@ -137,6 +137,34 @@ void ctx_unref(ctx_t *c)
  * zero is being freed and has no descendants (they would hold it), so it
  * is only unhooked.  Returns false if n was done already.
  */
+/* Under n's lock: take its links off, marked FIRING, to be fired once
+ * the lock is dropped. */
+static struct ctx__link *take_links(ctx_t *n)
+{
+	struct ctx__link *fired = n->c.links;
+	for (struct ctx__link *l = fired; l; l = l->next) {
+		l->pprev = NULL;
+		atomic_store_explicit(&l->state, CTX__LINK_FIRING,
+				      memory_order_relaxed);
+	}
+	n->c.links = NULL;
+	return fired;
+}
+
+/* Under n's lock: move its children to *work (see mark). */
+static void take_children(ctx_t *n, ctx_t **work)
+{
+	for (ctx_t *ch = n->c.children, *next; ch; ch = next) {
+		next = ch->c.sib_next;
+		ch->attached = 0;
+		if (ctx__try_ref(ch)) {
+			ch->c.sib_next = *work;
+			*work = ch;
+		}
+	}
+	n->c.children = NULL;
+}
+
 static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
 		 ctx_t **work)
 {
@@ -151,22 +179,8 @@ static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
 	atomic_store_explicit(&n->err, err, memory_order_release);
 	if (n->done_fd >= 0)
 		eventfd_write(n->done_fd, 1);
-	struct ctx__link *fired = n->c.links;
-	for (struct ctx__link *l = fired; l; l = l->next) {
-		l->pprev = NULL;
-		atomic_store_explicit(&l->state, CTX__LINK_FIRING,
-				      memory_order_relaxed);
-	}
-	n->c.links = NULL;
-	for (ctx_t *ch = n->c.children, *next; ch; ch = next) {
-		next = ch->c.sib_next;
-		ch->attached = 0;
-		if (ctx__try_ref(ch)) {
-			ch->c.sib_next = *work;
-			*work = ch;
-		}
-	}
-	n->c.children = NULL;
+	struct ctx__link *fired = take_links(n);
+	take_children(n, work);
 	bool timed = n->flags & CTX__F_IN_HEAP;
 	bool sleepers = n->flags & CTX__F_FUTEX;
 	ctx__node_unlock(&n->lock);

@@ -174,6 +174,52 @@ static int race_reap(struct race *r, bool *failed)
 	return -1;
 }
 
+/* What race_start and race_wait say besides a socket. */
+enum { RACE_PENDING = -2, RACE_FAILED = -3 };
+
+/* Start an attempt on a: the socket if it connected at once, else
+ * RACE_PENDING (it joins the race; the next may start after the delay)
+ * or RACE_FAILED (the next may start at once). */
+static int race_start(struct race *r, const struct addrinfo *a, int64_t now,
+		      int64_t *start_at)
+{
+	bool done;
+	int fd = attempt(a, SOCK_STREAM, &done);
+	if (fd >= 0 && done)
+		return fd;
+	if (fd < 0) {
+		r->last_err = errno;
+		*start_at = now;
+		return RACE_FAILED;
+	}
+	r->pf[r->n++] = (struct pollfd){ fd, POLLOUT, 0 };
+	*start_at = now + ATTEMPT_DELAY;
+	return RACE_PENDING;
+}
+
+/* Wait for the pending attempts, t ns at most (-1: no limit): the
+ * winner, made blocking, the others closed; RACE_PENDING if none won
+ * yet (after a failure the next may start at once); -1 with errno when
+ * the context ended the race (every socket closed). */
+static int race_wait(ctx_t *ctx, struct race *r, int64_t t, int64_t *start_at)
+{
+	if (ctx_poll(ctx, r->pf, r->n, t) < 0) {
+		int e = errno;
+		race_close(r, -1);
+		errno = e;
+		return -1;
+	}
+	bool failed = false;
+	int won = race_reap(r, &failed);
+	if (won >= 0) {
+		race_close(r, won);
+		return finish(won);
+	}
+	if (failed)
+		*start_at = ctx_now();
+	return RACE_PENDING;
+}
+
 static int dial_stream(ctx_t *ctx, struct addrinfo **addrs, size_t n)
 {
 	struct race r = { .n = 0, .last_err = EADDRNOTAVAIL };
@@ -182,39 +228,22 @@ static int dial_stream(ctx_t *ctx, struct addrinfo **addrs, size_t n)
 	for (;;) {
 		int64_t now = ctx_now();
 		if (next < n && (now >= start_at || r.n == 0)) {
-			bool done;
-			int fd = attempt(addrs[next++], SOCK_STREAM, &done);
-			if (fd >= 0 && done) {
+			int fd = race_start(&r, addrs[next++], now, &start_at);
+			if (fd >= 0) {
 				race_close(&r, -1);
 				return finish(fd);
 			}
-			if (fd < 0) {
-				r.last_err = errno;
-				start_at = now; /* a failure: the next at once */
+			if (fd == RACE_FAILED)
 				continue;
-			}
-			r.pf[r.n++] = (struct pollfd){ fd, POLLOUT, 0 };
-			start_at = now + ATTEMPT_DELAY;
 		}
 		if (r.n == 0) { /* nothing pending, nothing left to try */
 			errno = r.last_err;
 			return -1;
 		}
-		int64_t t = next < n ? start_at - now : -1;
-		if (ctx_poll(ctx, r.pf, r.n, t) < 0) {
-			int e = errno;
-			race_close(&r, -1);
-			errno = e;
-			return -1;
-		}
-		bool failed = false;
-		int won = race_reap(&r, &failed);
-		if (won >= 0) {
-			race_close(&r, won);
-			return finish(won);
-		}
-		if (failed)
-			start_at = ctx_now();
+		int won = race_wait(ctx, &r, next < n ? start_at - now : -1,
+				    &start_at);
+		if (won != RACE_PENDING)
+			return won;
 	}
 }
 
