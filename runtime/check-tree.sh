@@ -80,7 +80,7 @@ for f in "$top"/runtime/*/*.[ch]; do
 		elif [ ! -f "$top/runtime/$hdr" ]; then
 			fail "$rel:$line: #include \"$hdr\": no such file in runtime/"
 		elif [ "$theirs" -gt "$mine" ]; then
-			fail "$rel:$line: #include \"$hdr\" goes up a layer ($own may include $dir's headers only from above it)"
+			fail "$rel:$line: #include \"$hdr\" goes up a layer: $own/ may include its own and lower layers' headers only ($layers, lowest first)"
 		fi
 	done < "${TMPDIR:-/tmp}/check-tree.$$"
 done
