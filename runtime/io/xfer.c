@@ -1,7 +1,8 @@
 /*
- * Cancellable kernel-side copies: sendfile, splice, copy_file_range, on
- * io.c's operations (ctx__io_run: the skeleton of every blocking call).  Each moves data until the count, the
- * end of the input, an error or the context, and returns the bytes moved.
+ * Cancellable kernel-side copies: sendfile, splice, copy_file_range, as
+ * io.c's operations (ctx__io_run, on the skeleton of every blocking
+ * call).  Each moves data until the count, the end of the input, an
+ * error or the context, and returns the bytes moved.
  *
  * The non-blocking try:
  *   - splice has SPLICE_F_NONBLOCK, which makes the pipe side never

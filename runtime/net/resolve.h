@@ -1,5 +1,6 @@
 /*
- * Internal interface of the resolver (resolve.c) for dial.c and the tests.
+ * The net layer's internal header: the resolver's interface (resolve.c)
+ * for dial.c and the tests.
  */
 #ifndef CTX_RESOLVE_H
 #define CTX_RESOLVE_H

@@ -12,7 +12,7 @@
  * anyone touched it (and reports the context's error: nothing moved).
  * With capacity 0 a send therefore returns only once a receiver has the
  * element.  Waiters of ctx_select are claimed before they are completed
- * (chan-internal.h).
+ * (sync/chan.h).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,7 @@
 /*
- * What select.c needs of chan.c: the channel itself, its waiters, and
- * the non-blocking halves of send and receive.
+ * The sync layer's internal header: what select.c needs of chan.c, the
+ * channel itself, its waiters, and the non-blocking halves of send and
+ * receive.
  *
  * A waiter parked by ctx_select sits on several channels at once; all
  * its nodes point at one struct ctx__sel.  A peer that pops such a node
@@ -9,8 +10,8 @@
  * is dropped and the peer looks at the next one.  A plain send or
  * receive parks a node with sel NULL, which is always taken.
  */
-#ifndef CTX_CHAN_INTERNAL_H
-#define CTX_CHAN_INTERNAL_H
+#ifndef CTX_CHAN_H
+#define CTX_CHAN_H
 
 #include "wait/wait.h"
 

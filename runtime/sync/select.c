@@ -12,7 +12,7 @@
  *    order (the only place two channel locks are held), the channel cases
  *    are tried again, and then a node per case joins its channel's queue,
  *    all pointing at one struct ctx__sel.  A peer completes a node only if
- *    it wins the compare-and-swap of `chosen` (chan-internal.h), so at
+ *    it wins the compare-and-swap of `chosen` (sync/chan.h), so at
  *    most one channel case ever completes.  Context cases hang a link on
  *    their context that wakes this thread.
  * 3. Wait in the reactor's one loop for a wake-up, a ready descriptor
