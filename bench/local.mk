@@ -36,15 +36,17 @@ bench_bench_calls_CFLAGS = $(BENCH_CFLAGS)
 # built (their sources are compiled into the program, which links the
 # core statically).
 bench_bench_outgoing_SOURCES = bench/bench_outgoing.c bench/benchutil.h
+bench_bench_outgoing_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/glue/ssl \
+	-I$(srcdir)/glue/curl
 bench_bench_outgoing_LDADD = libctx-core.la
 bench_bench_outgoing_CFLAGS = $(BENCH_CFLAGS)
 if HAVE_OPENSSL
-bench_bench_outgoing_SOURCES += runtime/ssl.c
+bench_bench_outgoing_SOURCES += glue/ssl/ssl.c
 bench_bench_outgoing_CFLAGS += $(OPENSSL_CFLAGS)
 bench_bench_outgoing_LDADD += $(OPENSSL_LIBS)
 endif
 if HAVE_LIBCURL
-bench_bench_outgoing_SOURCES += runtime/curl.c
+bench_bench_outgoing_SOURCES += glue/curl/curl.c
 bench_bench_outgoing_CFLAGS += $(LIBCURL_CFLAGS)
 bench_bench_outgoing_LDADD += $(LIBCURL_LIBS)
 endif

@@ -52,8 +52,8 @@ examples_httpd_CFLAGS = $(AM_CFLAGS) $(HTTPD_TLS_CFLAGS)
 endif
 # httpd --tls CERT KEY: through libctx-ssl, when OpenSSL is there.
 if HAVE_OPENSSL
-HTTPD_TLS_LIBS = libctx-ssl.la $(OPENSSL_LIBS)
-HTTPD_TLS_CFLAGS = $(OPENSSL_CFLAGS)
+HTTPD_TLS_LIBS = glue/ssl/libctx-ssl.la $(OPENSSL_LIBS)
+HTTPD_TLS_CFLAGS = -I$(srcdir)/glue/ssl $(OPENSSL_CFLAGS)
 else
 HTTPD_TLS_LIBS =
 HTTPD_TLS_CFLAGS =
@@ -81,6 +81,6 @@ endif
 if HAVE_LIBCURL
 noinst_PROGRAMS += examples/fetch
 examples_fetch_SOURCES = examples/fetch.c
-examples_fetch_CFLAGS = $(AM_CFLAGS) $(LIBCURL_CFLAGS)
-examples_fetch_LDADD = libctx-curl.la libctx.la $(LIBCURL_LIBS)
+examples_fetch_CFLAGS = $(AM_CFLAGS) -I$(srcdir)/glue/curl $(LIBCURL_CFLAGS)
+examples_fetch_LDADD = glue/curl/libctx-curl.la libctx.la $(LIBCURL_LIBS)
 endif

@@ -33,12 +33,6 @@ int main(void)
 	srunner_add_suite(sr, suite_kill()); \
 	srunner_add_suite(sr, suite_resolve());
 	srunner_add_suite(sr, suite_dial());
-#ifdef HAVE_OPENSSL
-	srunner_add_suite(sr, suite_ssl());
-#endif
-#ifdef HAVE_LIBCURL
-	srunner_add_suite(sr, suite_curl());
-#endif
 	srunner_add_suite(sr, suite_asserts());
 	srunner_add_suite(sr, suite_sequence());
 	srunner_add_suite(sr, suite_fdcount());

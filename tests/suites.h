@@ -28,8 +28,6 @@ Suite *suite_checks(void);
 Suite *suite_kill(void);
 Suite *suite_resolve(void);
 Suite *suite_dial(void);
-Suite *suite_ssl(void); /* only when libctx-ssl is built */
-Suite *suite_curl(void); /* only when libctx-curl is built */
 Suite *suite_asserts(void);
 Suite *suite_sequence(void);
 Suite *suite_fdcount(void); /* not run yet: see tests/fdcount.c */
