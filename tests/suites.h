@@ -33,5 +33,6 @@ Suite *suite_curl(void); /* only when libctx-curl is built */
 Suite *suite_asserts(void);
 Suite *suite_sequence(void);
 Suite *suite_fdcount(void); /* not run yet: see tests/fdcount.c */
+Suite *suite_listen(void);
 
 #endif
