@@ -34,5 +34,7 @@ Suite *suite_asserts(void);
 Suite *suite_sequence(void);
 Suite *suite_fdcount(void); /* not run yet: see tests/fdcount.c */
 Suite *suite_listen(void);
+Suite *suite_copy(void);
+Suite *suite_proxy(void);
 
 #endif
