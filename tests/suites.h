@@ -36,5 +36,6 @@ Suite *suite_fdcount(void); /* not run yet: see tests/fdcount.c */
 Suite *suite_listen(void);
 Suite *suite_copy(void);
 Suite *suite_proxy(void);
+Suite *suite_conn(void);
 
 #endif
