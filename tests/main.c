@@ -46,6 +46,9 @@ int main(void)
 	srunner_add_suite(sr, suite_copy());
 	srunner_add_suite(sr, suite_proxy());
 	srunner_add_suite(sr, suite_conn());
+#ifdef HAVE_OPENSSL
+	srunner_add_suite(sr, suite_ssl_conn());
+#endif
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -37,5 +37,6 @@ Suite *suite_listen(void);
 Suite *suite_copy(void);
 Suite *suite_proxy(void);
 Suite *suite_conn(void);
+Suite *suite_ssl_conn(void); /* only when libctx-ssl is built */
 
 #endif
