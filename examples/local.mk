@@ -87,4 +87,9 @@ noinst_PROGRAMS += examples/fetch
 examples_fetch_SOURCES = examples/fetch.c
 examples_fetch_CFLAGS = $(AM_CFLAGS) $(LIBCURL_CFLAGS)
 examples_fetch_LDADD = libctx-curl.la libctx.la $(LIBCURL_LIBS)
+# fetch -r over https: ctx_ssl_dial (issue 24).
+if HAVE_OPENSSL
+examples_fetch_CFLAGS += $(OPENSSL_CFLAGS)
+examples_fetch_LDADD += libctx-ssl.la $(OPENSSL_LIBS)
+endif
 endif
