@@ -29,6 +29,7 @@ cleanup() {
 	local p
 	for p in "${pids[@]}"; do
 		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
 	done
 	[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
