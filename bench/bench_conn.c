@@ -176,10 +176,10 @@ static void copy_splice(int src, int dst)
 		die("pipe2");
 	ssize_t n;
 	while ((n = splice(src, NULL, p[1], NULL, 1 << 20,
-			   SPLICE_F_MOVE | SPLICE_F_MORE)) > 0)
+			   SPLICE_F_MOVE)) > 0)
 		for (ssize_t w; n > 0; n -= w)
 			if ((w = splice(p[0], NULL, dst, NULL, (size_t)n,
-					SPLICE_F_MOVE | SPLICE_F_MORE)) <= 0)
+					SPLICE_F_MOVE)) <= 0)
 				goto out;
 out:
 	close(p[0]);
@@ -358,14 +358,16 @@ static void unhold(struct holder *h, int clients[NCOST])
 	}
 }
 
-/* Threads of pid, once that many are left (the dials' threads of
- * tcpproxy end after they hand over): within 2 s. */
-static int settled_threads(pid_t pid, int want)
+/* Threads of pid once the count holds still for 50 ms (tcpproxy's
+ * dialling threads end just after they hand over); within 2 s. */
+static int settled_threads(pid_t pid)
 {
-	int n = count_dir(pid, "task");
-	for (int i = 0; i < 200 && n != want; i++) {
+	int n = count_dir(pid, "task"), same = 0;
+	for (int i = 0; i < 200 && same < 5; i++) {
 		bench_nap_ns(10 * 1000000);
-		n = count_dir(pid, "task");
+		int m = count_dir(pid, "task");
+		same = m == n ? same + 1 : 0;
+		n = m;
 	}
 	return n;
 }
@@ -379,7 +381,7 @@ static void cost_row(const char *impl, pid_t pid, int port,
 	int clients[NCOST];
 	int fds0 = count_dir(pid, "fd"), th0 = count_dir(pid, "task");
 	hold(h, port, clients);
-	int th = settled_threads(pid, th0 + NCOST);
+	int th = settled_threads(pid);
 	int fds = count_dir(pid, "fd");
 	unhold(h, clients);
 	bench_row("conn/cost", "fds", impl, rep,
