@@ -479,7 +479,8 @@ static void line_rows(void)
 	for (int i = 0; i < 1024; i++)
 		snprintf(block + i * LINE, LINE + 1, "%-*d\n", LINE - 1, i);
 	for (int i = 0; i < 2; i++) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, l[i].sv) ||
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+			       l[i].sv) ||
 		    pthread_create(&l[i].t, NULL, feed_main, &l[i]))
 			die("socketpair");
 	}

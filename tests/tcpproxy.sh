@@ -167,7 +167,11 @@ start_proxy() {
 	pids+=("$tp")
 	wait_line "$tmp/$name.out" '^listening on [0-9]+$' || true
 	pp=$(port_of "$tmp/$name.out")
-	[ -n "$pp" ] || { echo "Bail out! tcpproxy did not start"; cat "$log"; exit 1; }
+	if [ -z "$pp" ]; then
+		echo "Bail out! tcpproxy did not start"
+		cat "$log"
+		exit 1
+	fi
 }
 # stop_proxy: SIGTERM, and a second one if it is still there after
 # 2 s (slackened; with nothing in flight one is enough); the exit status
@@ -228,8 +232,9 @@ cut=$(now_ms)
 echo "# silent reader: $(grep 'conn 2:' "$log" || echo 'no line')"
 check "silent reader: the proxy cuts it as idle" \
 	grep -q 'conn 2: closed: .*idle' "$log"
-check "... about the idle time after it went silent ($((cut - ${silent:-0})) ms)" \
-	eval 'between $((cut - ${silent:-0})) 500 $((2500 * slack))'
+after=$((cut - ${silent:-0}))
+check "... about the idle time after it went silent ($after ms)" \
+	between "$after" 500 $((2500 * slack))
 kill "$reader" 2>/dev/null || true
 stop_proxy
 
@@ -288,8 +293,11 @@ check "... the transfer in flight finishes: all 8 MB ($out)" \
 check "... then tcpproxy exits 0 (rc $rc, $took ms after the signal)" \
 	eval '[ "$rc" = 0 ] && between "$took" 1000 $((5000 * slack))'
 
+cut_by='by a second signal|at the end of the grace'
 for how in second grace; do
-	if [ "$how" = second ]; then start_proxy cut -g 10; else start_proxy cut -g 0.5; fi
+	grace=10
+	[ "$how" = second ] || grace=0.5
+	start_proxy cut -g "$grace"
 	"$PY" "$tmp/helper.py" slow "$pp" 8000000 4000000 0 >"$tmp/cut.rd" &
 	reader=$!
 	pids+=("$reader")
@@ -312,15 +320,17 @@ for how in second grace; do
 	check "... and tcpproxy exits 0 promptly (rc $rc, $took ms)" \
 		eval '[ "$rc" = 0 ] && between "$took" $lo $((hi * slack))'
 	check "... the connection's line says why" \
-		grep -qE 'conn 1: closed: .*cut (by a second signal|at the end of the grace)' "$log"
+		grep -qE "conn 1: closed: .*cut ($cut_by)" "$log"
 done
 
 # ---- bad arguments ---------------------------------------------------------
-for args in "" "127.0.0.1:0" "-i 0 127.0.0.1:0 127.0.0.1:1" "-c x 127.0.0.1:0 127.0.0.1:1"; do
+for args in "" "127.0.0.1:0" "-i 0 127.0.0.1:0 127.0.0.1:1" \
+	"-c x 127.0.0.1:0 127.0.0.1:1"; do
 	rc=0
 	"$proxy" $args >"$tmp/usage.out" 2>&1 || rc=$?
 	check "tcpproxy $args: exit 2 with the usage (got $rc)" \
-		eval '[ "$rc" = 2 ] && grep -q "^usage: tcpproxy" "$tmp/usage.out"'
+		eval '[ "$rc" = 2 ] &&
+		      grep -q "^usage: tcpproxy" "$tmp/usage.out"'
 done
 rc=0
 "$proxy" 127.0.0.1:nope 127.0.0.1:1 >"$tmp/bad.out" 2>&1 || rc=$?

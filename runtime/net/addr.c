@@ -106,7 +106,8 @@ int ctx__eai_errno(int rc)
 static bool any6(const struct addrinfo *a)
 {
 	const struct sockaddr_in6 *s = (const void *)a->ai_addr;
-	return a->ai_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&s->sin6_addr);
+	return a->ai_family == AF_INET6 &&
+	       IN6_IS_ADDR_UNSPECIFIED(&s->sin6_addr);
 }
 
 /* A socket bound to a (listening, for a stream), or -1 with errno. */

@@ -163,8 +163,8 @@ static int step_buffer(struct ctx__flow *f)
 	uint64_t budget = STEP_BUDGET;
 	while (budget > 0 && !ctx__flow_done(f)) {
 		bool out = f->head < f->tail;
-		size_t len = out ? f->tail - f->head
-				 : (size_t)(f->left < f->cap ? f->left : f->cap);
+		uint64_t most = f->left < f->cap ? f->left : f->cap;
+		size_t len = out ? f->tail - f->head : (size_t)most;
 		ssize_t n = transfer(out ? &f->dst : &f->src,
 				     f->buf + (out ? f->head : 0), len, out);
 		if (n < 0 && would_block(errno)) {
@@ -210,7 +210,8 @@ static int step_splice(struct ctx__flow *f)
 {
 	uint64_t budget = STEP_BUDGET;
 	while (budget > 0 && !f->eof) {
-		size_t len = f->left < SPLICE_LEN ? (size_t)f->left : SPLICE_LEN;
+		size_t len = f->left < SPLICE_LEN ? (size_t)f->left
+						  : SPLICE_LEN;
 		ssize_t n = ctx_splice(f->ctx, f->src.fd, NULL, f->dst.fd, NULL,
 				       len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 		if (n < 0 && would_block(errno)) {

@@ -98,7 +98,8 @@ START_TEST(long_lines)
 	size_t got = 0;
 	while (got < 10000) {
 		ssize_t n = ctx_conn_read_line(ctx_background(), c, buf, 100);
-		ck_assert_int_eq(n, got + 99 < 10000 ? 99 : (ssize_t)(10000 - got));
+		ssize_t want = got + 99 < 10000 ? 99 : (ssize_t)(10000 - got);
+		ck_assert_int_eq(n, want);
 		ck_assert_int_eq(memcmp(buf, text + got, (size_t)n), 0);
 		ck_assert_int_eq(buf[n], '\0');
 		got += (size_t)n;

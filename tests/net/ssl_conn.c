@@ -105,8 +105,8 @@ static void *server_main(void *arg)
 	int fd = ctx_accept(c, s->listener, NULL, NULL, SOCK_CLOEXEC);
 	SSL *ssl = fd >= 0 ? SSL_new(s->sctx) : NULL;
 	if (ssl && SSL_set_fd(ssl, fd) == 1 && ctx_ssl_accept(c, ssl) == 0) {
-		const char *name = SSL_get_servername(ssl,
-						      TLSEXT_NAMETYPE_host_name);
+		const char *name =
+			SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 		snprintf(s->sni, sizeof s->sni, "%s", name ? name : "");
 		s->handshaken = true;
 		echo(s, ssl, c);
