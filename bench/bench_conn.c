@@ -34,6 +34,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include <ctx.h>
@@ -249,6 +250,8 @@ static void proxy_exec(int out, const char *path, int upstream)
 	char up[32];
 	snprintf(up, sizeof up, "127.0.0.1:%d", upstream);
 	int null = open("/dev/null", O_WRONLY);
+	/* It goes with this program, however this one ends. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	dup2(out, 1);
 	dup2(null, 2);
 	execl(path, path, "-i", "300", "127.0.0.1:0", up, (char *)NULL);
