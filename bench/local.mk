@@ -72,6 +72,14 @@ bench_bench_db_CFLAGS += $(HIREDIS_CFLAGS)
 bench_bench_db_LDADD += $(HIREDIS_LIBS)
 endif
 
+# bench_conn (issue 24): examples/tcpproxy beside relays written there,
+# ctx_conn_read_line beside read(2) and memchr.
+noinst_PROGRAMS += bench/bench_conn
+bench_bench_conn_SOURCES = bench/bench_conn.c bench/benchutil.h
+bench_bench_conn_LDADD = libctx-core.la
+bench_bench_conn_CFLAGS = $(BENCH_CFLAGS)
+EXTRA_bench_bench_conn_DEPENDENCIES = examples/tcpproxy$(EXEEXT)
+
 BENCH_RUN = CXX="$(CXX)" GNUPLOT="$(GNUPLOT)" PYTHON3="$(PYTHON3)" \
 	$(SHELL) $(srcdir)/bench/run.sh "$(abs_builddir)" "$(abs_srcdir)" "$(GO)"
 PYTHON3 = python3

@@ -388,6 +388,77 @@ CTX_API void ctx_freeaddrinfo(struct addrinfo *res);
 CTX_API int ctx_dial(ctx_t *ctx, const char *address, int type);
 
 /* ---------------------------------------------------------------------
+ * Connections: listening, copying, proxying, buffered connections
+ *
+ * Addresses are Go's: "host:port", "[v6]:port", ":port" (no host: every
+ * address of this machine for ctx_listen, this host for ctx_dial).
+ * ctx_copy and ctx_proxy touch the nearest idle context (ctx_with_idle)
+ * whenever the kernel takes or gives bytes either way, so a slow but
+ * steady peer is never idle; a silent one is.  A ctx_conn_t is a
+ * connection with a read buffer, over a plain descriptor (ctx_conn_new)
+ * or TLS (ctx_ssl_dial, ctx_ssl_conn_new in <ctx/ssl.h>); one thread at
+ * a time uses it.
+ * ------------------------------------------------------------------- */
+
+/* Go's net.SplitHostPort: host and port of address into the two buffers
+ * (NUL-terminated; either may be NULL when not wanted).  0, EINVAL for a
+ * malformed address (no port, an IPv6 address without brackets, a stray
+ * bracket), ERANGE when a part does not fit.  Either part may be empty. */
+CTX_API int ctx_split_host_port(const char *address, char *host,
+				size_t hostlen, char *port, size_t portlen);
+/* Resolves address under ctx, sets SO_REUSEADDR, binds and, for
+ * SOCK_STREAM, listens (backlog < 0: SOMAXCONN).  An empty port is port
+ * 0 (any).  A blocking, close-on-exec socket, or -1 with errno: the
+ * context's error, the last bind error (EADDRINUSE, ...), EADDRNOTAVAIL,
+ * EINVAL for a malformed address or type. */
+CTX_API int ctx_listen(ctx_t *ctx, const char *address, int type,
+		       int backlog);
+/* Moves bytes from src to dst until the end of src, max bytes (SIZE_MAX:
+ * no limit), an error or the end of ctx; splice(2) where one end is a
+ * pipe.  The bytes written to dst; errno is then 0 if it stopped at the
+ * end of src or at max, else why it stopped.  -1 with errno when it
+ * moved nothing before an error or the context's end. */
+CTX_API ssize_t ctx_copy(ctx_t *ctx, int dst, int src, size_t max);
+/* Both directions between a and b on the calling thread: what a sends
+ * goes to b and back, and when one end reaches the end of its input the
+ * other's write side is shut down (half-close).  0 once both directions
+ * have ended, else the context's error or the first I/O error (EINVAL
+ * for bad arguments, ENOMEM).  moved (may be NULL) is filled on every
+ * return: moved[0] bytes a to b, moved[1] b to a.  Closes neither. */
+CTX_API int ctx_proxy(ctx_t *ctx, int a, int b, uint64_t moved[2]);
+
+typedef struct ctx_conn ctx_conn_t;
+/* A connection over fd, which it takes (also on failure: NULL + errno,
+ * fd closed; EBADF for a negative fd). */
+CTX_API ctx_conn_t *ctx_conn_new(int fd);
+/* One read: buffered bytes first, else one read from the connection;
+ * 0 at the end of input, -1 with errno.  A done ctx refuses at once,
+ * even with bytes buffered. */
+CTX_API ssize_t ctx_conn_read(ctx_t *ctx, ctx_conn_t *c, void *buf,
+			      size_t len);
+/* Go's io.ReadFull: len bytes, or fewer at the end of input (0 if none
+ * came).  An error or the context's end after some bytes returns their
+ * count; errno is 0 for a full count or the end of input, else why. */
+CTX_API ssize_t ctx_conn_read_full(ctx_t *ctx, ctx_conn_t *c, void *buf,
+				   size_t len);
+/* The next line through its '\n', NUL-terminated in buf: its length
+ * including the '\n'; a line longer than len - 1 gives its first len - 1
+ * bytes (no '\n'; the rest comes next); a last line without '\n' comes
+ * without one; 0 at the end of input.  -1 with errno (EINVAL when len <
+ * 2): then nothing of the line is lost, the next call starts it again. */
+CTX_API ssize_t ctx_conn_read_line(ctx_t *ctx, ctx_conn_t *c, char *buf,
+				   size_t len);
+/* All len bytes (a short count if an error or ctx ended it part-way),
+ * or -1 with errno; never raises SIGPIPE. */
+CTX_API ssize_t ctx_conn_write(ctx_t *ctx, ctx_conn_t *c, const void *buf,
+			       size_t len);
+/* The descriptor (the connection still owns it), -1 for NULL. */
+CTX_API int ctx_conn_fd(const ctx_conn_t *c);
+/* Closes the descriptor and frees c (a TLS connection sends close_notify
+ * first if the socket takes it within 50 ms).  NULL is fine. */
+CTX_API void ctx_conn_close(ctx_conn_t *c);
+
+/* ---------------------------------------------------------------------
  * Child processes (Go's exec.CommandContext with Cancel and WaitDelay)
  *
  * A process the context kills: when ctx ends before the process exits,

@@ -180,3 +180,18 @@ dist_man3_MANS += \
 dist_man3_MANS += \
 	man/ctx_splice.3 \
 	man/ctx_copy_file_range.3
+# Connections: listening, copying, proxying, buffered connections.
+dist_man3_MANS += \
+	man/ctx_listen.3 \
+	man/ctx_copy.3 \
+	man/ctx_conn_new.3
+# aliases of man/ctx_listen.3, man/ctx_copy.3 and man/ctx_conn_new.3
+dist_man3_MANS += \
+	man/ctx_split_host_port.3 \
+	man/ctx_proxy.3 \
+	man/ctx_conn_read.3 \
+	man/ctx_conn_read_full.3 \
+	man/ctx_conn_read_line.3 \
+	man/ctx_conn_write.3 \
+	man/ctx_conn_fd.3 \
+	man/ctx_conn_close.3

@@ -53,6 +53,14 @@ libctx_core_la_SOURCES = \
 	runtime/net/resolve.h \
 	runtime/net/resolve.c \
 	runtime/net/dial.c \
+	runtime/net/addr.c \
+	runtime/net/addr.h \
+	runtime/net/flow.c \
+	runtime/net/flow.h \
+	runtime/net/copy.c \
+	runtime/net/proxy.c \
+	runtime/net/conn.c \
+	runtime/net/conn.h \
 	runtime/server/hangup.c \
 	runtime/server/idle.c
 libctx_core_la_CPPFLAGS = $(AM_CPPFLAGS) -DCTX_BUILDING_LIBRARY

@@ -36,6 +36,10 @@ int main(void)
 	srunner_add_suite(sr, suite_asserts());
 	srunner_add_suite(sr, suite_sequence());
 	srunner_add_suite(sr, suite_fdcount());
+	srunner_add_suite(sr, suite_listen());
+	srunner_add_suite(sr, suite_copy());
+	srunner_add_suite(sr, suite_proxy());
+	srunner_add_suite(sr, suite_conn());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -31,5 +31,9 @@ Suite *suite_dial(void);
 Suite *suite_asserts(void);
 Suite *suite_sequence(void);
 Suite *suite_fdcount(void); /* not run yet: see tests/fdcount.c */
+Suite *suite_listen(void);
+Suite *suite_copy(void);
+Suite *suite_proxy(void);
+Suite *suite_conn(void);
 
 #endif

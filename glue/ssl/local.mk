@@ -9,12 +9,15 @@ dist_man3_MANS += \
 	glue/ssl/man/ctx_ssl_accept.3 \
 	glue/ssl/man/ctx_ssl_read.3 \
 	glue/ssl/man/ctx_ssl_write.3 \
-	glue/ssl/man/ctx_ssl_shutdown.3
+	glue/ssl/man/ctx_ssl_shutdown.3 \
+	glue/ssl/man/ctx_ssl_dial.3 \
+	glue/ssl/man/ctx_ssl_conn_new.3
 if HAVE_OPENSSL
 lib_LTLIBRARIES += glue/ssl/libctx-ssl.la
 ctxinclude_HEADERS += glue/ssl/ctx/ssl.h
 pkgconfig_DATA += glue/ssl/libctx-ssl.pc
-glue_ssl_libctx_ssl_la_SOURCES = glue/ssl/ssl.c glue/ssl/ctx/ssl.h
+glue_ssl_libctx_ssl_la_SOURCES = glue/ssl/ssl.c glue/ssl/conn.c \
+	glue/ssl/ctx/ssl.h
 glue_ssl_libctx_ssl_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/glue/ssl \
 	-DCTX_BUILDING_LIBRARY
 glue_ssl_libctx_ssl_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden \
@@ -25,7 +28,8 @@ glue_ssl_libctx_ssl_la_LDFLAGS = -version-info 0:0:0
 if HAVE_CHECK
 check_PROGRAMS += glue/ssl/check_ssl
 TESTS += glue/ssl/check_ssl
-glue_ssl_check_ssl_SOURCES = glue/ssl/tests.c glue/testing.c \
+glue_ssl_check_ssl_SOURCES = glue/ssl/tests.c glue/ssl/conn_tests.c \
+	glue/testing.c \
 	glue/testing.h
 glue_ssl_check_ssl_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/glue/ssl \
 	-I$(srcdir)/glue -I$(srcdir)/tests

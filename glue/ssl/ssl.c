@@ -54,9 +54,17 @@ static int cbio_read(BIO *b, char *buf, int len)
 	return (int)n;
 }
 
+/* A descriptor BIO to OpenSSL, so that SSL_get_fd still names the
+ * socket after the swap (ctx_ssl_conn_new relies on it). */
 static long cbio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-	(void)b, (void)num, (void)ptr;
+	(void)num;
+	if (cmd == BIO_C_GET_FD) {
+		struct cbio *c = BIO_get_data(b);
+		if (ptr)
+			*(int *)ptr = c->fd;
+		return c->fd;
+	}
 	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
@@ -72,14 +80,15 @@ static void method_init(void)
 	int t = BIO_get_new_index();
 	if (t == -1)
 		return;
-	BIO_METHOD *m = BIO_meth_new(t | BIO_TYPE_SOURCE_SINK, "libctx socket");
+	t |= BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR;
+	BIO_METHOD *m = BIO_meth_new(t, "libctx socket");
 	if (!m)
 		return;
 	BIO_meth_set_write(m, cbio_write);
 	BIO_meth_set_read(m, cbio_read);
 	BIO_meth_set_ctrl(m, cbio_ctrl);
 	BIO_meth_set_destroy(m, cbio_destroy);
-	method_type = t | BIO_TYPE_SOURCE_SINK;
+	method_type = t;
 	method = m;
 }
 

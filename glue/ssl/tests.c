@@ -243,9 +243,12 @@ static Suite *suite_ssl(void)
 	return s;
 }
 
+Suite *suite_ssl_conn(void); /* conn_tests.c */
+
 static int run(void)
 {
 	SRunner *sr = srunner_create(suite_ssl());
+	srunner_add_suite(sr, suite_ssl_conn()); /* conn_tests.c */
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -20,62 +20,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "net/addr.h"
 #include "net/resolve.h"
 
 #define ATTEMPT_DELAY (250 * CTX_MSEC)
 #define MAX_ADDRS 64 /* more than any real name has; the rest are ignored */
-
-/* Split "host:port" / "[v6]:port" into host (NULL: empty) and port:
- * 0 or EINVAL.  The copy in buf holds both. */
-static int split(const char *address, char *buf, size_t len, char **host,
-		 char **port)
-{
-	size_t n = strlen(address);
-	if (n >= len)
-		return EINVAL;
-	memcpy(buf, address, n + 1);
-	char *colon;
-	if (buf[0] == '[') {
-		char *close = strchr(buf, ']');
-		if (!close || close[1] != ':')
-			return EINVAL;
-		*close = '\0';
-		*host = buf + 1;
-		colon = close + 1;
-	} else {
-		colon = strrchr(buf, ':');
-		if (!colon || memchr(buf, ':', (size_t)(colon - buf)) ||
-		    strpbrk(buf, "[]"))
-			return EINVAL; /* no port, or a bare IPv6 address */
-		*colon = '\0';
-		*host = buf;
-	}
-	*port = colon + 1;
-	if (!**port)
-		return EINVAL;
-	if (!**host)
-		*host = NULL; /* ":80": this host, as Go's net.Dial */
-	return 0;
-}
-
-/* errno for a failed lookup. */
-static int eai_errno(int rc)
-{
-	switch (rc) {
-	case EAI_SYSTEM:
-		return errno;
-	case EAI_MEMORY:
-		return ENOMEM;
-	case EAI_SERVICE:
-	case EAI_BADFLAGS:
-	case EAI_SOCKTYPE:
-		return EINVAL;
-	case EAI_AGAIN:
-		return EAGAIN;
-	default: /* EAI_NONAME, EAI_NODATA, EAI_FAIL, EAI_FAMILY, ... */
-		return EADDRNOTAVAIL;
-	}
-}
 
 /* The addresses of list, IPv6 first, alternating families: how many. */
 static size_t interleave(struct addrinfo *list, struct addrinfo **out)
@@ -280,18 +229,22 @@ int ctx__dial_addrs(ctx_t *ctx, struct addrinfo *list, int type)
 
 CTX_API int ctx_dial(ctx_t *ctx, const char *address, int type)
 {
-	char buf[1024], *host, *port;
-	if (!ctx || !address || (type != SOCK_STREAM && type != SOCK_DGRAM) ||
-	    split(address, buf, sizeof buf, &host, &port)) {
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	if (!ctx || (type != SOCK_STREAM && type != SOCK_DGRAM) ||
+	    ctx_split_host_port(address, host, sizeof host, port,
+				sizeof port) ||
+	    !port[0]) {
 		errno = EINVAL;
 		return -1;
 	}
 	/* A done context is refused by the lookup: EAI_SYSTEM, its error
 	 * in errno. */
 	struct addrinfo hints = { .ai_socktype = type }, *res;
-	int rc = ctx_getaddrinfo(ctx, host, port, &hints, &res);
+	/* ":80": this host, as Go's net.Dial */
+	int rc = ctx_getaddrinfo(ctx, host[0] ? host : NULL, port, &hints,
+				 &res);
 	if (rc) {
-		errno = eai_errno(rc);
+		errno = ctx__eai_errno(rc);
 		return -1;
 	}
 	int fd = ctx__dial_addrs(ctx, res, type), e = errno;

@@ -33,6 +33,22 @@ CTX_API ssize_t ctx_ssl_write(ctx_t *ctx, SSL *ssl, const void *buf,
 			      size_t len); /* all bytes */
 CTX_API int ctx_ssl_shutdown(ctx_t *ctx, SSL *ssl); /* sends close_notify */
 
+/* Connections (ctx_conn_t, <ctx.h>) over TLS.  ctx_ssl_dial dials
+ * address as ctx_dial does, sends the host as SNI (not an address
+ * literal), and with a verifying sslctx (SSL_VERIFY_PEER) checks the
+ * peer's certificate against the host's name or address, then shakes
+ * hands, all under ctx.  sslctx NULL: one of the library's that verifies
+ * the chain against the system's store.  NULL with errno as ctx_dial's,
+ * EINVAL (malformed address; no host to check), or EPROTO for a TLS
+ * failure, a refused certificate included (OpenSSL's queue says more). */
+CTX_API ctx_conn_t *ctx_ssl_dial(ctx_t *ctx, const char *address,
+				 SSL_CTX *sslctx);
+/* A connection over a handshaken ssl and its socket (SSL_set_fd), taking
+ * both: ctx_conn_close sends close_notify, frees ssl, closes the socket.
+ * On failure both are let go too: NULL, errno EINVAL (NULL ssl, no
+ * socket) or ENOMEM. */
+CTX_API ctx_conn_t *ctx_ssl_conn_new(SSL *ssl);
+
 #ifdef __cplusplus
 }
 #endif
