@@ -37,6 +37,7 @@ struct ctx_after {
 	_Atomic int state;
 	_Atomic int shares;    /* caller's and runner's */
 	struct ctx_after *next_queued;
+	bool at_work;          /* queued under the manual clock, counted */
 	uint32_t magic;        /* CTX__MAGIC_AFTER; poisoned once freed */
 	bool stop_called;      /* the caller's share is gone; caller's own */
 };
@@ -68,8 +69,11 @@ static void *runner_main(void *arg)
 		if (!(head = a->next_queued))
 			tail = &head;
 		pthread_mutex_unlock(&mu);
+		bool at_work = a->at_work;
 		a->fn(a->arg);
 		put_share(a);
+		if (at_work)
+			ctx__clock_work_end();
 		pthread_mutex_lock(&mu);
 	}
 	return NULL;
@@ -86,6 +90,10 @@ static void after_fire(struct ctx__link *l)
 	ctx__link_done(l);
 	if (!won)
 		return;
+	/* Under the manual clock a function queued is work in progress
+	 * until it returns, as a thread of the program at work would be:
+	 * ctx_clock_wait_idle waits for it, no automatic jump skips it. */
+	a->at_work = ctx__clock_work_begin();
 	pthread_mutex_lock(&mu);
 	a->next_queued = NULL;
 	*tail = a;

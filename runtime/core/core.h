@@ -162,6 +162,10 @@ int64_t ctx__deadline_of(ctx_t *n);
  * The heap holds a reference to each node in it. */
 int ctx__timer_add(ctx_t *n);
 void ctx__timer_del(ctx_t *n);
+/* The manual clock moved: fire, in the calling thread, every node due
+ * by now.  And the earliest time a node is due, or CTX__NEVER. */
+void ctx__timer_run_due(void);
+int64_t ctx__timer_next(void);
 
 /* debug.c: context nodes, with a header (site, magic) when CTX_DEBUG
  * names a mode.  The site is where the program called the constructor

@@ -12,6 +12,10 @@
  *
  * The heap holds a reference to each node in it; cancelling a node takes
  * it out (ctx__timer_del).
+ *
+ * Under the manual clock (wait/clock.c) the thread sleeps until it is
+ * signalled, never until a time, and each advance of the clock fires
+ * what is due in the advancing thread, before the advance returns.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -78,6 +82,7 @@ static void heap_remove(int i)
 }
 
 static int grow(void);
+static void init(void);
 
 /* When to look at n next: its deadline, or sooner the moving deadline of
  * its kind (an idle context's). */
@@ -119,37 +124,69 @@ static bool rearm(ctx_t *n)
 	return true;
 }
 
+/* Under mu, which it drops while it works: take the earliest node out
+ * of the heap and fire it.  Past its deadline: this cancels it, unless
+ * the deadline moved (an idle node that was touched). */
+static void fire_first(void)
+{
+	ctx_t *n = heap[0];
+	heap_remove(0);
+	pthread_mutex_unlock(&mu);
+	bool again = fire(n);
+	pthread_mutex_lock(&mu);
+	if (again && rearm(n))
+		return; /* the heap keeps the reference */
+	pthread_mutex_unlock(&mu);
+	ctx_unref(n);
+	pthread_mutex_lock(&mu);
+}
+
+/* Under mu: sleep until `at`.  The manual clock's time is no time the
+ * kernel knows: its advances fire what is due themselves
+ * (ctx__timer_run_due), and this thread only waits to be signalled. */
+static void sleep_until(int64_t at)
+{
+	if (ctx__clock_is_manual()) {
+		pthread_cond_wait(&cv, &mu);
+		return;
+	}
+	struct timespec ts = { .tv_sec = at / CTX_SEC,
+			       .tv_nsec = at % CTX_SEC };
+	pthread_cond_timedwait(&cv, &mu, &ts);
+}
+
 static void *timer_main(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&mu);
 	for (;;) {
-		if (heap_len == 0) {
+		if (heap_len == 0)
 			pthread_cond_wait(&cv, &mu);
-			continue;
-		}
-		ctx_t *n = heap[0];
-		if (ctx_now() < n->c.timer_at) {
-			struct timespec ts = {
-				.tv_sec = n->c.timer_at / CTX_SEC,
-				.tv_nsec = n->c.timer_at % CTX_SEC,
-			};
-			pthread_cond_timedwait(&cv, &mu, &ts);
-			continue;
-		}
-		heap_remove(0);
-		pthread_mutex_unlock(&mu);
-		/* Past its deadline: this cancels it, unless the deadline
-		 * moved (an idle node that was touched). */
-		bool again = fire(n);
-		pthread_mutex_lock(&mu);
-		if (again && rearm(n))
-			continue; /* the heap keeps the reference */
-		pthread_mutex_unlock(&mu);
-		ctx_unref(n);
-		pthread_mutex_lock(&mu);
+		else if (ctx_now() < heap[0]->c.timer_at)
+			sleep_until(heap[0]->c.timer_at);
+		else
+			fire_first();
 	}
 	return NULL;
+}
+
+void ctx__timer_run_due(void)
+{
+	pthread_once(&once, init);
+	CTX_ASSERT(ctx__node_locks() == 0);
+	pthread_mutex_lock(&mu);
+	while (heap_len > 0 && heap[0]->c.timer_at <= ctx_now())
+		fire_first();
+	pthread_mutex_unlock(&mu);
+}
+
+int64_t ctx__timer_next(void)
+{
+	pthread_once(&once, init);
+	pthread_mutex_lock(&mu);
+	int64_t at = heap_len > 0 ? heap[0]->c.timer_at : CTX__NEVER;
+	pthread_mutex_unlock(&mu);
+	return at;
 }
 
 /* Called with mu held. */
