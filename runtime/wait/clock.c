@@ -52,18 +52,18 @@ static struct ctx__waitq idle_q = { NULL, &idle_q.head };
 static void wake_due(struct ctx__record *rec, void *arg)
 {
 	int64_t now = *(int64_t *)arg;
-	if ((atomic_load_explicit(&rec->gen, memory_order_acquire) & 1) &&
-	    atomic_load_explicit(&rec->limit, memory_order_relaxed) <= now)
+	if ((atomic_load(&rec->gen) & 1) &&
+	    atomic_load_explicit(&rec->limit, memory_order_acquire) <= now)
 		ctx__reactor_wake(rec->r);
 }
 
-/* With step_mu held.  The time is stored before any limit is read: a
- * waiter stores its limit before it reads the time (reactor.c), so
- * either it sees the new time or this sees its limit. */
+/* With step_mu held.  The time is stored before any wait is looked at:
+ * a waiter publishes its wait before it reads the time (reactor.c), all
+ * four sequentially consistent, so either it sees the new time or this
+ * sees its limit. */
 static int64_t advance_to(int64_t t)
 {
 	int64_t now = ctx__clock_move(t);
-	atomic_thread_fence(memory_order_seq_cst);
 	ctx__timer_run_due();
 	ctx__registry_each(wake_due, &now);
 	return now;
@@ -81,9 +81,9 @@ void ctx_clock_advance(int64_t ns)
 static void min_limit(struct ctx__record *rec, void *arg)
 {
 	int64_t *at = arg;
-	if (!(atomic_load_explicit(&rec->gen, memory_order_acquire) & 1))
+	if (!(atomic_load(&rec->gen) & 1))
 		return;
-	int64_t l = atomic_load_explicit(&rec->limit, memory_order_relaxed);
+	int64_t l = atomic_load_explicit(&rec->limit, memory_order_acquire);
 	if (l < *at)
 		*at = l;
 }

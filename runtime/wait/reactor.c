@@ -341,38 +341,40 @@ static void waiter_fire(struct ctx__link *l)
 	ctx__reactor_release(r);
 }
 
-/* What the wait is, in the thread's record (wait.h): relaxed stores,
- * then gen turns odd.  Under the manual clock the limit must be seen
+/* What the wait is, in the thread's record (wait.h), then gen turns odd.
+ * Release stores, plain moves on x86: each is ordered after the last
+ * wait's end, so a reader that finds gen unchanged around its reads has
+ * read one wait's fields.  Under the manual clock the limit must be seen
  * by an advance that moves the time past it, or the thread must see the
- * new time (wait/clock.c): a full fence between this store and the
- * loop's reading of the clock. */
+ * new time (wait/clock.c): gen's store is then sequentially consistent,
+ * as are the loop's reading of the clock and the advance's. */
 static void record_begin(struct ctx__wait *w, ctx_t *ctx,
 			 const struct ctx__want *want)
 {
 	struct ctx__record *rec = &w->r->rec;
+	const memory_order rel = memory_order_release;
 	int what = want->xfer ? CTX__WAIT_XFER : want->nfds ? CTX__WAIT_FD :
 		   want->pace ? CTX__WAIT_PAUSE : want->parked ? CTX__WAIT_WAKE :
 		   CTX__WAIT_TIME;
 	int fd = want->xfer ? want->xfer->fd : want->nfds ? want->fds[0].fd : -1;
-	atomic_store_explicit(&rec->call, want->call, memory_order_relaxed);
-	atomic_store_explicit(&rec->fd, fd, memory_order_relaxed);
-	atomic_store_explicit(&rec->what, what, memory_order_relaxed);
-	atomic_store_explicit(&rec->durable, w->durable, memory_order_relaxed);
-	atomic_store_explicit(&rec->since, ctx__now_coarse(),
-			      memory_order_relaxed);
-	atomic_store_explicit(&rec->limit, w->limit, memory_order_relaxed);
-	atomic_store_explicit(&rec->ctx, ctx, memory_order_relaxed);
-	uint32_t g = atomic_load_explicit(&rec->gen, memory_order_relaxed);
-	atomic_store_explicit(&rec->gen, g | 1, memory_order_release);
+	atomic_store_explicit(&rec->call, want->call, rel);
+	atomic_store_explicit(&rec->fd, fd, rel);
+	atomic_store_explicit(&rec->what, what, rel);
+	atomic_store_explicit(&rec->durable, w->durable, rel);
+	atomic_store_explicit(&rec->since, ctx__now_coarse(), rel);
+	atomic_store_explicit(&rec->limit, w->limit, rel);
+	atomic_store_explicit(&rec->ctx, ctx, rel);
+	uint32_t g = atomic_load_explicit(&rec->gen, memory_order_relaxed) | 1;
 	if (ctx__clock_is_manual())
-		atomic_thread_fence(memory_order_seq_cst);
+		atomic_store(&rec->gen, g);
+	else
+		atomic_store_explicit(&rec->gen, g, rel);
 }
 
 static void record_end(struct ctx__record *rec)
 {
 	uint32_t g = atomic_load_explicit(&rec->gen, memory_order_relaxed);
-	atomic_store_explicit(&rec->gen, g + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&rec->gen, g + 1, memory_order_release);
 }
 
 /* Refuse if the context is done; else hang a link on it that wakes this

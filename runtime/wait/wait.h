@@ -78,9 +78,10 @@ int ctx__wait_one(ctx_t *ctx, int fd, uint32_t events,
  * for) walk the registry under its lock, which keeps every record, and
  * its reactor, alive; the fields they read may change as they read them:
  * gen is odd while a wait is in progress and moves at its start and end,
- * so a reader that reads gen before and after the fields knows whether
- * they belong to one wait.  The context is the caller's, alive while the
- * wait lasts and no longer: a reader must not keep it.
+ * so a reader that reads gen, then the fields, then gen again (acquire
+ * loads) knows whether they belong to one wait.  The context is the
+ * caller's, alive while the wait lasts and no longer: a reader must not
+ * keep it.
  */
 enum ctx__wait_what {
 	CTX__WAIT_TIME,  /* nothing but the context and the time: a sleep */
