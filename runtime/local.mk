@@ -14,6 +14,7 @@ libctx_core_la_SOURCES = \
 	runtime/base/alloc.c \
 	runtime/base/clock.c \
 	runtime/base/spawn.c \
+	runtime/base/probe.h \
 	runtime/core/core.h \
 	runtime/core/kind.h \
 	runtime/core/after.c \
@@ -21,6 +22,7 @@ libctx_core_la_SOURCES = \
 	runtime/core/context.c \
 	runtime/core/debug.c \
 	runtime/core/format.c \
+	runtime/core/inspect.c \
 	runtime/core/timer.c \
 	runtime/wait/wait.h \
 	runtime/wait/backend.h \

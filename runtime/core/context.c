@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include "base/probe.h"
 #include "core/core.h"
 
 const struct ctx__kind_hooks *ctx__kinds[CTX__KINDS];
@@ -166,7 +167,7 @@ static void take_children(ctx_t *n, ctx_t **work)
 }
 
 static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
-		 ctx_t **work)
+		 ctx_t **work, ctx_t *top)
 {
 	ctx__node_lock(&n->lock);
 	if (atomic_load_explicit(&n->err, memory_order_relaxed)) {
@@ -179,6 +180,9 @@ static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
 	atomic_store_explicit(&n->err, err, memory_order_release);
 	if (n->done_fd >= 0)
 		eventfd_write(n->done_fd, 1);
+	/* Before any waiter is woken, so that a tracer sees the end come
+	 * before the returns it causes. */
+	CTX__PROBE5(cancel, n, err, cause, m ? m->text : NULL, top);
 	struct ctx__link *fired = take_links(n);
 	take_children(n, work);
 	bool timed = n->flags & CTX__F_IN_HEAP;
@@ -199,13 +203,13 @@ void ctx__cancel_msg(ctx_t *c, int err, int cause, struct ctx__msg *m)
 {
 	ctx_t *work = NULL;
 	if (atomic_load_explicit(&c->err, memory_order_relaxed) ||
-	    !mark(c, err, cause, m, &work))
+	    !mark(c, err, cause, m, &work, c))
 		return;
 	detach(c);
 	while (work) {
 		ctx_t *ch = work;
 		work = ch->c.sib_next;
-		mark(ch, err, cause, m, &work);
+		mark(ch, err, cause, m, &work, c);
 		unref(ch);
 	}
 }
@@ -412,6 +416,14 @@ static void attach(ctx_t *c)
 	ctx__node_unlock(&a->lock);
 }
 
+/* The create probe (base/probe.h), once the node is what it will be. */
+static ctx_t *created(ctx_t *c)
+{
+	if (c)
+		CTX__PROBE3(create, c, c->parent, ctx__kind_name(c));
+	return c;
+}
+
 ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
 		       int64_t deadline, int cause)
 {
@@ -427,6 +439,7 @@ ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
 	/* As Go does: join the parent first, so a done parent's error and
 	 * cause win over a deadline that is already past. */
 	attach(c);
+	created(c);
 	if (c->own_deadline && deadline <= ctx_now())
 		ctx__cancel(c, CTX_DEADLINE_EXCEEDED, c->c.deadline_cause);
 	return c;
@@ -478,7 +491,7 @@ ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *value)
 		c->v.key = key;
 		c->v.value = value;
 	}
-	return c;
+	return created(c);
 }
 
 ctx_t *ctx_without_cancel(ctx_t *parent)
@@ -488,7 +501,7 @@ ctx_t *ctx_without_cancel(ctx_t *parent)
 		c->anc = NULL;
 		c->deadline = CTX__NEVER;
 	}
-	return c;
+	return created(c);
 }
 
 /* ---- queries --------------------------------------------------------- */

@@ -97,6 +97,16 @@ struct ctx {
 	};
 };
 
+/* The name of c's kind, as the create probe and ctx_dump give it:
+ * "WithCancel", "WithDeadline" (and the timeout forms), "WithValue"...
+ * (inspect.c). */
+extern const char *const ctx__kind_names[CTX__KINDS];
+static inline const char *ctx__kind_name(const ctx_t *c)
+{
+	return c->kind == CTX__CANCEL && c->own_deadline ?
+		       "WithDeadline" : ctx__kind_names[c->kind];
+}
+
 static inline bool ctx__is_root(const ctx_t *c)
 {
 	return c->kind <= CTX__ROOT_TODO;

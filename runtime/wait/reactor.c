@@ -42,6 +42,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/probe.h"
 #include "wait/backend.h"
 
 enum { AWAKE, IN_FUTEX, IN_KERNEL };
@@ -301,6 +302,7 @@ static void unblock(struct ctx__reactor *r)
 
 void ctx__reactor_wake(struct ctx__reactor *r)
 {
+	CTX__PROBE1(wake, r->rec.tid);
 	atomic_fetch_add(&r->seq, 1);
 	if (ctx__clock_is_manual())
 		unblock(r);
@@ -402,6 +404,8 @@ static int wait_begin(struct ctx__wait *w, ctx_t *ctx,
 			     ctx__add_sat(ctx__clock_real(), want->pace) :
 			     CTX__NEVER;
 	record_begin(w, ctx, want);
+	CTX__PROBE5(wait_begin, ctx, w->n, want->call, atomic_load_explicit(
+			    &w->r->rec.fd, memory_order_relaxed), w->limit);
 	return 0;
 }
 
@@ -550,8 +554,10 @@ static int node_wait(ctx_t *ctx, ctx_t *n, const struct ctx__want *want)
 	struct ctx__wait w = { .r = ctx__reactor_self(), .limit = CTX__NEVER,
 			       .pace_at = CTX__NEVER, .durable = true };
 	record_begin(&w, ctx, want);
+	CTX__PROBE5(wait_begin, ctx, n, want->call, -1, CTX__NEVER);
 	int e = node_sleep(n);
 	record_end(&w.r->rec);
+	CTX__PROBE4(wait_end, ctx, n, want->call, e);
 	return e;
 }
 
@@ -575,10 +581,8 @@ int ctx__wait_for(ctx_t *ctx, struct ctx__want *want)
 	if (e)
 		return e;
 	want->ready = 0;
-	if (want->xfer && (e = xfer_start(&w, want->xfer))) {
-		wait_end(&w);
-		return e;
-	}
+	if (want->xfer && (e = xfer_start(&w, want->xfer)))
+		goto out;
 	for (;;) {
 		if (!want->wakes && woken(w.r))
 			forget_stale_wake(w.r); /* the stale-wake rule */
@@ -597,7 +601,9 @@ int ctx__wait_for(ctx_t *ctx, struct ctx__want *want)
 	}
 	if (want->xfer)
 		backend()->xfer_finish(w.r->wakefd, want->xfer);
+out:
 	wait_end(&w);
+	CTX__PROBE4(wait_end, ctx, w.n, want->call, e);
 	return e;
 }
 
