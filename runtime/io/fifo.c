@@ -190,7 +190,8 @@ static int reader_end(struct open_call *o, int e)
 int ctx_open(ctx_t *ctx, const char *path, int flags, ...)
 {
 	struct open_call o = {
-		.c = { .try = open_try, .fd = -1, .deadline = CTX__NEVER },
+		.c = { .try = open_try, .fd = -1, .deadline = CTX__NEVER,
+		       .call = __func__ },
 		.path = path, .flags = flags, .fd = -1, .probe = { -1, -1 },
 	};
 	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {

@@ -55,11 +55,11 @@ static int lock_try(struct ctx__call *c)
 	return l->busy(errno) && !l->once ? CTX__AGAIN : errno;
 }
 
-static int lock_run(ctx_t *ctx, struct lock_call *l)
+static int lock_run(ctx_t *ctx, struct lock_call *l, const char *name)
 {
 	l->c = (struct ctx__call){ .try = lock_try, .fd = -1,
 				   .backoff = &ctx__backoff_lock,
-				   .deadline = CTX__NEVER };
+				   .deadline = CTX__NEVER, .call = name };
 	int e = ctx__call_run(ctx, &l->c);
 	return e ? ctx__fail(e) : 0;
 }
@@ -83,7 +83,7 @@ int ctx_flock(ctx_t *ctx, int fd, int operation)
 			       .arg = bad ? NULL : &kind, .busy = flock_busy,
 			       .once = (operation & LOCK_NB) ||
 				       kind == LOCK_UN };
-	return lock_run(ctx, &l);
+	return lock_run(ctx, &l, __func__);
 }
 
 static int ofd_try(int fd, void *arg)
@@ -101,5 +101,5 @@ int ctx_lock_range(ctx_t *ctx, int fd, struct flock *lock)
 	struct lock_call l = { .fd = fd, .lock = ofd_try, .arg = lock,
 			       .busy = ofd_busy,
 			       .once = lock && lock->l_type == F_UNLCK };
-	return lock_run(ctx, &l);
+	return lock_run(ctx, &l, __func__);
 }

@@ -40,6 +40,7 @@ struct op {
 	bool at;              /* positional: at off, the offset unmoved */
 	off_t off;
 	bool moved;           /* a message call moved bytes already */
+	const char *name;     /* the public call, for the thread's record */
 };
 
 /* One operation; -1 with errno (a context error or the call's). */

@@ -223,7 +223,8 @@ static ssize_t ring_rw(ctx_t *ctx, struct op *o, int *err)
 			       .iovcnt = vec ? o->iovcnt : 1,
 			       .off = o->at ? o->off : -1, .op = writing(o) ?
 				CTX__XFER_WRITE : CTX__XFER_READ };
-	struct ctx__want want = { .xfer = &x, .deadline = CTX__NEVER };
+	struct ctx__want want = { .xfer = &x, .deadline = CTX__NEVER,
+				  .call = o->name };
 	int e = ctx__wait_for(ctx, &want);
 	if (!x.id) { /* nothing was submitted */
 		*err = e;
@@ -310,7 +311,7 @@ static int io_try(struct ctx__call *c)
 ssize_t ctx__io_run(ctx_t *ctx, struct op *o)
 {
 	o->c = (struct ctx__call){ .try = io_try, .fd = -1,
-				   .deadline = CTX__NEVER };
+				   .deadline = CTX__NEVER, .call = o->name };
 	o->ctx = ctx;
 	o->call_fd = o->fd;
 	o->waited = false;
@@ -401,7 +402,7 @@ static int peek_try(struct ctx__call *c)
 static ssize_t peek_all(ctx_t *ctx, struct op *o)
 {
 	o->c = (struct ctx__call){ .try = peek_try, .fd = -1,
-				   .deadline = CTX__NEVER };
+				   .deadline = CTX__NEVER, .call = o->name };
 	o->call_fd = o->fd;
 	o->n = -1;
 	int e = ctx__call_run(ctx, &o->c);
@@ -410,14 +411,16 @@ static ssize_t peek_all(ctx_t *ctx, struct op *o)
 
 ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
 {
-	struct op o = { .fd = fd, .events = POLLIN, .how = hint(fd),
+	struct op o = { .name = __func__,
+			.fd = fd, .events = POLLIN, .how = hint(fd),
 			.call = call_rw, .buf = buf, .len = len, .rw = true };
 	return ctx__io_run(ctx, &o);
 }
 
 ssize_t ctx_write(ctx_t *ctx, int fd, const void *buf, size_t len)
 {
-	struct op o = { .fd = fd, .events = POLLOUT, .how = hint(fd),
+	struct op o = { .name = __func__,
+			.fd = fd, .events = POLLOUT, .how = hint(fd),
 			.call = call_rw, .buf = (void *)buf, .len = len,
 			.rw = true };
 	return run_all(ctx, &o);
@@ -425,7 +428,8 @@ ssize_t ctx_write(ctx_t *ctx, int fd, const void *buf, size_t len)
 
 ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len, int flags)
 {
-	struct op o = { .fd = fd, .events = POLLIN, .how = S_SOCKET,
+	struct op o = { .name = __func__,
+			.fd = fd, .events = POLLIN, .how = S_SOCKET,
 			.call = call_recv, .buf = buf, .len = len,
 			.flags = flags };
 	if (flags & MSG_DONTWAIT) /* the caller asked not to wait */
@@ -439,7 +443,8 @@ ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len, int flags)
 
 ssize_t ctx_send(ctx_t *ctx, int fd, const void *buf, size_t len, int flags)
 {
-	struct op o = { .fd = fd, .events = POLLOUT, .how = S_SOCKET,
+	struct op o = { .name = __func__,
+			.fd = fd, .events = POLLOUT, .how = S_SOCKET,
 			.call = call_send, .buf = (void *)buf, .len = len,
 			.flags = flags };
 	if (flags & MSG_DONTWAIT)
@@ -477,7 +482,8 @@ static ssize_t call_accept(struct op *o)
 int ctx_accept(ctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen,
 	       int flags)
 {
-	struct op o = { .fd = fd, .events = POLLIN, .call = call_accept,
+	struct op o = { .name = __func__,
+			.fd = fd, .events = POLLIN, .call = call_accept,
 			.how = S_UNKNOWN, .addr = addr, .addrlen = addrlen,
 			.flags = flags };
 	return (int)ctx__io_run(ctx, &o);
@@ -548,7 +554,8 @@ int ctx_connect(ctx_t *ctx, int fd, const struct sockaddr *addr,
 		socklen_t addrlen)
 {
 	struct connect_call k = {
-		.c = { .try = connect_first, .fd = -1, .deadline = CTX__NEVER },
+		.c = { .try = connect_first, .fd = -1, .deadline = CTX__NEVER,
+		       .call = __func__ },
 		.fd = fd, .addr = addr, .addrlen = addrlen,
 	};
 	int e = ctx__call_run(ctx, &k.c);
@@ -667,15 +674,16 @@ static ssize_t run_allv(ctx_t *ctx, struct op *o)
 }
 
 /* One vectored operation; all bytes when `all`. */
-static ssize_t rwv(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt,
-		   bool at, off_t off, short events, bool all)
+static ssize_t rwv(const char *name, ctx_t *ctx, int fd,
+		   const struct iovec *iov, int iovcnt, bool at, off_t off,
+		   short events, bool all)
 {
 	ssize_t t = iov_total(iov, iovcnt);
 	if (t < 0)
 		return -1;
 	if (at && off < 0)
 		return ctx__fail(EINVAL);
-	struct op o = { .fd = fd, .events = events,
+	struct op o = { .name = name, .fd = fd, .events = events,
 			.how = at ? hint_at(fd, events == POLLOUT) : hint(fd),
 			.call = call_rwv,
 			.iov = iov, .iovcnt = iovcnt, .len = (size_t)t,
@@ -685,37 +693,37 @@ static ssize_t rwv(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt,
 
 ssize_t ctx_readv(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt)
 {
-	return rwv(ctx, fd, iov, iovcnt, false, 0, POLLIN, false);
+	return rwv(__func__, ctx, fd, iov, iovcnt, false, 0, POLLIN, false);
 }
 
 ssize_t ctx_writev(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt)
 {
-	return rwv(ctx, fd, iov, iovcnt, false, 0, POLLOUT, true);
+	return rwv(__func__, ctx, fd, iov, iovcnt, false, 0, POLLOUT, true);
 }
 
 ssize_t ctx_preadv(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt,
 		   off_t offset)
 {
-	return rwv(ctx, fd, iov, iovcnt, true, offset, POLLIN, false);
+	return rwv(__func__, ctx, fd, iov, iovcnt, true, offset, POLLIN, false);
 }
 
 ssize_t ctx_pwritev(ctx_t *ctx, int fd, const struct iovec *iov, int iovcnt,
 		    off_t offset)
 {
-	return rwv(ctx, fd, iov, iovcnt, true, offset, POLLOUT, true);
+	return rwv(__func__, ctx, fd, iov, iovcnt, true, offset, POLLOUT, true);
 }
 
 ssize_t ctx_pread(ctx_t *ctx, int fd, void *buf, size_t len, off_t offset)
 {
 	struct iovec v = { buf, len };
-	return rwv(ctx, fd, &v, 1, true, offset, POLLIN, false);
+	return rwv(__func__, ctx, fd, &v, 1, true, offset, POLLIN, false);
 }
 
 ssize_t ctx_pwrite(ctx_t *ctx, int fd, const void *buf, size_t len,
 		   off_t offset)
 {
 	struct iovec v = { (void *)buf, len };
-	return rwv(ctx, fd, &v, 1, true, offset, POLLOUT, true);
+	return rwv(__func__, ctx, fd, &v, 1, true, offset, POLLOUT, true);
 }
 
 /* ---- datagrams and messages ------------------------------------------ */
@@ -781,7 +789,8 @@ static ssize_t call_sendmmsg(struct op *o)
 ssize_t ctx_recvfrom(ctx_t *ctx, int fd, void *buf, size_t len, int flags,
 		     struct sockaddr *src, socklen_t *srclen)
 {
-	struct op o = { .fd = fd, .events = POLLIN, .how = S_SOCKET,
+	struct op o = { .name = __func__,
+			.fd = fd, .events = POLLIN, .how = S_SOCKET,
 			.call = call_recvfrom, .buf = buf, .len = len,
 			.flags = flags, .addr = src, .addrlen = srclen };
 	if (flags & MSG_DONTWAIT)
@@ -796,7 +805,8 @@ ssize_t ctx_recvfrom(ctx_t *ctx, int fd, void *buf, size_t len, int flags,
 ssize_t ctx_sendto(ctx_t *ctx, int fd, const void *buf, size_t len,
 		   int flags, const struct sockaddr *dst, socklen_t dstlen)
 {
-	struct op o = { .fd = fd, .events = POLLOUT, .how = S_SOCKET,
+	struct op o = { .name = __func__,
+			.fd = fd, .events = POLLOUT, .how = S_SOCKET,
 			.call = call_sendto, .buf = (void *)buf, .len = len,
 			.flags = flags, .addr = (struct sockaddr *)dst,
 			.addrlen = &dstlen };
@@ -818,6 +828,7 @@ static ssize_t msg_op(ctx_t *ctx, int fd, struct msghdr *msg, int flags,
 	if (t < 0)
 		return -1;
 	struct op o = { .fd = fd, .events = events, .how = S_SOCKET,
+			.name = events == POLLIN ? "ctx_recvmsg" : "ctx_sendmsg",
 			.call = call, .buf = msg, .len = (size_t)t,
 			.iov = msg->msg_iov, .iovcnt = (int)msg->msg_iovlen,
 			.flags = flags };
@@ -847,7 +858,8 @@ ssize_t ctx_sendmsg(ctx_t *ctx, int fd, const struct msghdr *msg, int flags)
 int ctx_recvmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs, unsigned int n,
 		 int flags)
 {
-	struct op o = { .fd = fd, .events = POLLIN, .how = S_SOCKET,
+	struct op o = { .name = __func__,
+			.fd = fd, .events = POLLIN, .how = S_SOCKET,
 			.call = call_recvmmsg, .buf = msgs, .len = n,
 			.flags = flags & ~MSG_WAITFORONE };
 	if (flags & MSG_DONTWAIT)
@@ -860,7 +872,8 @@ int ctx_recvmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs, unsigned int n,
 int ctx_sendmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs, unsigned int n,
 		 int flags)
 {
-	struct op o = { .fd = fd, .events = POLLOUT, .how = S_SOCKET,
+	struct op o = { .name = __func__,
+			.fd = fd, .events = POLLOUT, .how = S_SOCKET,
 			.call = call_sendmmsg, .flags = flags };
 	if (flags & MSG_DONTWAIT) {
 		o.buf = msgs;

@@ -79,7 +79,7 @@ static int run_frame(ctx_t *ctx, struct frame *f, int64_t timeout)
 static int reactor_wait(ctx_t *ctx, struct frame *f, struct pollfd *all)
 {
 	struct ctx__want want = { .fds = all, .nfds = f->nfds,
-				  .deadline = f->deadline };
+				  .deadline = f->deadline, .call = f->c.call };
 	int e = ctx__wait_for(ctx, &want);
 	if (e == CTX__EXPIRED)
 		return 0;
@@ -88,8 +88,8 @@ static int reactor_wait(ctx_t *ctx, struct frame *f, struct pollfd *all)
 
 int ctx_poll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
 {
-	struct frame f = { .fds = fds, .nfds = nfds, .spare = 2,
-			   .wait = reactor_wait };
+	struct frame f = { .c.call = __func__, .fds = fds, .nfds = nfds,
+			   .spare = 2, .wait = reactor_wait };
 	return run_frame(ctx, &f, timeout);
 }
 
@@ -152,8 +152,8 @@ out:
 int ctx_ppoll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout,
 	      const sigset_t *sigmask)
 {
-	struct frame f = { .fds = fds, .nfds = nfds, .spare = 1,
-			   .mask = sigmask, .wait = ppoll_wait };
+	struct frame f = { .c.call = __func__, .fds = fds, .nfds = nfds,
+			   .spare = 1, .mask = sigmask, .wait = ppoll_wait };
 	return run_frame(ctx, &f, timeout);
 }
 
@@ -185,7 +185,8 @@ int ctx_epoll_wait(ctx_t *ctx, int epfd, struct epoll_event *events,
 	struct collect w = {
 		.c = { .try = collect_now, .fd = epfd, .events = POLLIN,
 		       .deadline = timeout < 0 ? CTX__NEVER :
-				   ctx__add_sat(ctx_now(), timeout) },
+				   ctx__add_sat(ctx_now(), timeout),
+		       .call = __func__ },
 		.epfd = epfd, .events = events, .maxevents = maxevents,
 		.timeout = timeout,
 	};

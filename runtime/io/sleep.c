@@ -15,7 +15,7 @@ static int time_came(struct ctx__call *c)
 int ctx_wait(ctx_t *ctx)
 {
 	struct ctx__call c = { .fd = -1, .wait_first = true,
-			       .deadline = CTX__NEVER };
+			       .deadline = CTX__NEVER, .call = __func__ };
 	return ctx__call_run(ctx, &c);
 }
 
@@ -24,7 +24,8 @@ int ctx_sleep(ctx_t *ctx, int64_t duration)
 	if (duration <= 0)
 		return ctx_err(ctx);
 	struct ctx__call c = { .fd = -1, .wait_first = true,
-			       .deadline = ctx__add_sat(ctx_now(), duration) };
+			       .deadline = ctx__add_sat(ctx_now(), duration),
+			       .call = __func__ };
 	int e = ctx__call_run(ctx, &c);
 	return e == CTX__EXPIRED ? 0 : e;
 }
@@ -35,7 +36,7 @@ int ctx_sleep(ctx_t *ctx, int64_t duration)
 int ctx_sleep_until(ctx_t *ctx, int64_t deadline)
 {
 	struct ctx__call c = { .try = time_came, .fd = -1,
-			       .deadline = deadline };
+			       .deadline = deadline, .call = __func__ };
 	int e = ctx__call_run(ctx, &c);
 	return e == CTX__EXPIRED ? 0 : e;
 }

@@ -28,7 +28,8 @@ static int sync_try(struct ctx__call *c)
 	struct sync_call *s = (struct sync_call *)c;
 	struct ctx__xfer x = { .fd = s->fd, .off = -1, .op = s->datasync ?
 				CTX__XFER_FDATASYNC : CTX__XFER_FSYNC };
-	struct ctx__want want = { .xfer = &x, .deadline = CTX__NEVER };
+	struct ctx__want want = { .xfer = &x, .deadline = CTX__NEVER,
+				  .call = c->call };
 	int e = ctx__wait_for(s->ctx, &want), r;
 	if (x.id) /* submitted: the kernel's result */
 		return x.res >= 0 ? CTX__DONE :
@@ -43,7 +44,8 @@ static int sync_try(struct ctx__call *c)
 
 static int sync_fd(ctx_t *ctx, int fd, bool datasync)
 {
-	struct sync_call s = { .c = { .try = sync_try }, .ctx = ctx,
+	struct sync_call s = { .c = { .try = sync_try, .call = datasync ?
+				      "ctx_fdatasync" : "ctx_fsync" }, .ctx = ctx,
 			       .fd = fd, .datasync = datasync };
 	int e = ctx__call_run(ctx, &s.c);
 	return e ? ctx__fail(e) : 0;
@@ -103,7 +105,8 @@ int ctx_sigwait(ctx_t *ctx, const sigset_t *set, siginfo_t *info)
 {
 	siginfo_t dummy;
 	struct sigwait_call w = {
-		.c = { .try = sigwait_try, .fd = -1, .deadline = CTX__NEVER },
+		.c = { .try = sigwait_try, .fd = -1, .deadline = CTX__NEVER,
+		       .call = __func__ },
 		.set = set, .info = info ? info : &dummy,
 	};
 	int e = ctx__call_run(ctx, &w.c);

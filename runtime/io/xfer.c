@@ -153,8 +153,10 @@ static ssize_t call_copy(struct op *o)
 /* Until count, the end of input (0), an error or the context. */
 static ssize_t move(ctx_t *ctx, struct copy *c, size_t count, bool once)
 {
+	static const char *const names[] = { [K_SENDFILE] = "ctx_sendfile",
+		[K_SPLICE] = "ctx_splice", [K_COPY] = "ctx_copy_file_range" };
 	struct op o = { .fd = c->out.fd, .events = POLLOUT, .how = S_NONBLOCK,
-			.call = call_copy, .buf = c };
+			.call = call_copy, .buf = c, .name = names[c->kind] };
 	size_t done = 0;
 	do {
 		o.len = count - done;

@@ -66,7 +66,8 @@ static int waitpid_try(struct ctx__call *c)
 pid_t ctx_waitpid(ctx_t *ctx, pid_t pid, int *status, int options)
 {
 	struct waitpid_call w = {
-		.c = { .try = waitpid_try, .fd = -1, .deadline = CTX__NEVER },
+		.c = { .try = waitpid_try, .fd = -1, .deadline = CTX__NEVER,
+		       .call = __func__ },
 		.pid = pid, .status = status, .options = options,
 	};
 	int e = ctx__call_run(ctx, &w.c);
@@ -129,7 +130,8 @@ int ctx_waitid(ctx_t *ctx, idtype_t idtype, id_t id, siginfo_t *info,
 {
 	siginfo_t dummy;
 	struct waitid_call w = {
-		.c = { .try = waitid_try, .fd = -1, .deadline = CTX__NEVER },
+		.c = { .try = waitid_try, .fd = -1, .deadline = CTX__NEVER,
+		       .call = __func__ },
 		.idtype = idtype, .id = id, .info = info ? info : &dummy,
 		.options = options,
 	};

@@ -152,7 +152,8 @@ static int chan_op(ctx_t *ctx, ctx_chan_t *ch, void *elem, bool send)
 		return EINVAL;
 	struct chan_call k = {
 		.c = { .try = chan_try, .fd = -1, .lock = &ch->lock,
-		       .deadline = CTX__NEVER },
+		       .deadline = CTX__NEVER,
+		       .call = send ? "ctx_chan_send" : "ctx_chan_recv" },
 		.ch = ch, .elem = elem, .send = send,
 	};
 	int e = ctx__call_run(ctx, &k.c);

@@ -59,7 +59,9 @@ static int park(ctx_t *ctx, ctx_cond_t *c, struct ctx__waitq_node *me,
 	for (;;) {
 		ctx__reactor_prepare(ctx__reactor_self());
 		ctx__unlock(l);
-		int e = ctx__wait_fd(ctx, -1, 0, deadline);
+		struct ctx__want how = { .deadline = deadline,
+					 .call = "ctx_cond_wait" };
+		int e = ctx__wait_one(ctx, -1, 0, &how);
 		if (__atomic_load_n(&me->done, __ATOMIC_ACQUIRE))
 			return 0;
 		ctx__lock(l);

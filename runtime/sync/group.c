@@ -95,12 +95,14 @@ static void *job_main(ctx_t *ctx, void *p)
 	return NULL;
 }
 
-/* Park on q until woken or ctx ends; under g->lock. */
-static int park(ctx_group_t *g, struct ctx__waitq *q, ctx_t *ctx)
+/* Park on q until woken or ctx ends; under g->lock.  call names the
+ * public call that waits. */
+static int park(ctx_group_t *g, struct ctx__waitq *q, ctx_t *ctx,
+		const char *call)
 {
 	struct ctx__waitq_node me;
 	ctx__waitq_push(q, &me);
-	int e = ctx__park(ctx, &g->lock);
+	int e = ctx__park_call(ctx, &g->lock, call);
 	ctx__waitq_del(q, &me);
 	return e;
 }
@@ -150,7 +152,8 @@ static int go(ctx_group_t *g, int (*fn)(ctx_t *ctx, void *arg), void *arg,
 	int e = 0;
 	ctx__lock(&g->lock);
 	while (!e && at_limit(g))
-		e = wait ? park(g, &g->slot_waiters, g->ctx) : EAGAIN;
+		e = wait ? park(g, &g->slot_waiters, g->ctx, "ctx_group_go") :
+			   EAGAIN;
 	if (!e)
 		e = start(g, j);
 	ctx__unlock(&g->lock);
@@ -250,7 +253,8 @@ static void drain(ctx_group_t *g)
 {
 	ctx__lock(&g->lock);
 	while (g->active > 0)
-		if (park(g, &g->idle_waiters, ctx_background()))
+		if (park(g, &g->idle_waiters, ctx_background(),
+			 "ctx_group_wait"))
 			break; /* no reactor: fall back to joining below */
 	ctx_thread_t **ts = g->threads;
 	size_t n = g->nthreads;

@@ -361,7 +361,8 @@ static int wait_cases(struct sel_state *st, ctx_t *ctx, int64_t deadline,
 			return decide(st, (int)st->n);
 		}
 		struct ctx__want want = { .fds = st->pfds, .nfds = st->npfd,
-					  .wakes = true, .deadline = at };
+					  .wakes = true, .deadline = at,
+					  .call = "ctx_select" };
 		int e = ctx__wait_for(ctx, &want);
 		if (e == CTX__READY && want.ready &&
 		    (got = ready_other(st, true)) >= 0)

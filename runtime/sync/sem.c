@@ -141,7 +141,7 @@ int ctx_sem_acquire(ctx_t *ctx, ctx_sem_t *s, int64_t n)
 		return EINVAL;
 	struct sem_call k = {
 		.c = { .try = sem_try, .fd = -1, .lock = &s->lock,
-		       .deadline = CTX__NEVER },
+		       .deadline = CTX__NEVER, .call = __func__ },
 		.s = s, .n = n,
 	};
 	struct ctx__wakeups w = { 0 };

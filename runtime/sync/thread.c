@@ -152,7 +152,7 @@ static int wait_finished(ctx_t *ctx, ctx_thread_t *t)
 {
 	struct join_call k = {
 		.c = { .try = join_try, .fd = -1, .lock = &t->lock,
-		       .deadline = CTX__NEVER },
+		       .deadline = CTX__NEVER, .call = "ctx_thread_join" },
 		.t = t,
 	};
 	int e = ctx__call_run(ctx, &k.c);

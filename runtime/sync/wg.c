@@ -83,7 +83,7 @@ int ctx_wg_wait(ctx_t *ctx, ctx_wg_t *wg)
 		return EINVAL;
 	struct wg_call k = {
 		.c = { .try = wg_try, .fd = -1, .lock = &wg->lock,
-		       .deadline = CTX__NEVER },
+		       .deadline = CTX__NEVER, .call = __func__ },
 		.wg = wg,
 	};
 	int e = ctx__call_run(ctx, &k.c);
