@@ -737,6 +737,36 @@ CTX_API void ctx_clock_auto(bool on);
 CTX_API const char *ctx_backend(void);
 
 /* ---------------------------------------------------------------------
+ * Seeing what is stuck
+ *
+ * CTX_DUMP_SIGNAL=USR1 (or another signal's name, with or without SIG)
+ * in the environment makes that signal write ctx_dump's report to
+ * stderr, or to the file CTX_DUMP_FILE names (appended to), from a
+ * thread of the library; the program goes on.
+ *
+ * CTX_DEBUG=stuck (or stuck=MS; 1000 by default): when a context ends,
+ * every thread still under it MS later -- one started by libctx under
+ * it, or one waiting in libctx under it -- is reported once on stderr,
+ * with how the context ended and what the thread is doing: the libctx
+ * call, or outside libctx the system call it sits in, with its
+ * descriptor described, or "running".
+ *
+ * Where <sys/sdt.h> was found at build time the library has USDT probes
+ * (provider libctx: create, cancel, wait_begin, wait_end, wake), and
+ * scripts for bpftrace are installed in share/libctx/ (ctx_dump(3)).
+ * ------------------------------------------------------------------- */
+
+/* Write to fd what every thread known to libctx is doing: each one
+ * waiting in libctx with its call, the descriptor it waits for
+ * described (socket addresses, path, pipe), the context chain with the
+ * file:line that created each, how long it has waited, the time left to
+ * its deadline, how its context ended if it has; each library thread
+ * and what it serves; with CTX_DEBUG=leaks every live context, as a
+ * tree.  0, EBADF, ENOMEM (what fit was written), or write(2)'s error
+ * (EPIPE without a SIGPIPE). */
+CTX_API int ctx_dump(int fd);
+
+/* ---------------------------------------------------------------------
  * Debugging
  *
  * CTX_DEBUG=leaks in a program's environment makes it report on stderr at

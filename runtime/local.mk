@@ -14,6 +14,8 @@ libctx_core_la_SOURCES = \
 	runtime/base/alloc.c \
 	runtime/base/clock.c \
 	runtime/base/spawn.c \
+	runtime/base/describe.c \
+	runtime/base/text.c \
 	runtime/base/probe.h \
 	runtime/core/core.h \
 	runtime/core/kind.h \
@@ -34,6 +36,7 @@ libctx_core_la_SOURCES = \
 	runtime/wait/call.h \
 	runtime/wait/call.c \
 	runtime/wait/clock.c \
+	runtime/wait/dump.c \
 	runtime/io/io-op.h \
 	runtime/io/io.c \
 	runtime/io/xfer.c \

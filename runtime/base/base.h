@@ -63,8 +63,43 @@ void ctx__fail_malloc_after(long n); /* test hook; -1 turns it off */
 /* spawn.c: start a detached library thread, all signals blocked, with
  * `stack` bytes of stack for its own use (0: as much as a thread of the
  * program gets by default) on top of the program's static TLS.  0 or an
- * error number. */
+ * error number.  While fn runs the thread is listed among the services
+ * (ctx_dump) as what svc says, and bears svc's name. */
+struct ctx__service {
+	const char *name;   /* the thread's name (15 bytes at most) */
+	const char *serves; /* what it is for, in words */
+	/* What it is doing now, in words, into buf (NULL: nothing more to
+	 * say); called from ctx_dump's thread, which holds no lock. */
+	void (*state)(char *buf, size_t len);
+};
 #define CTX__STACK_SMALL (64 * 1024) /* the service threads' need */
-int ctx__spawn(void *(*fn)(void *), void *arg, size_t stack);
+int ctx__spawn(const struct ctx__service *svc, void *(*fn)(void *),
+	       void *arg, size_t stack);
+/* fn(tid, svc, arg) for every service thread running, under the list's
+ * lock: fn must not start or end one. */
+void ctx__services_each(void (*fn)(int tid, const struct ctx__service *svc,
+				   void *arg), void *arg);
+
+/* text.c: text that grows (zeroed: empty).  Out of memory, it stops
+ * growing and oom says so. */
+struct ctx__text {
+	char *buf;
+	size_t len, cap;
+	bool oom;
+};
+void ctx__text_add(struct ctx__text *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void ctx__text_free(struct ctx__text *t);
+
+/* describe.c: a descriptor in words, as ctx_dump gives it: "socket TCP
+ * 127.0.0.1:8080 <- 127.0.0.1:51234", "pipe:[4242]", "/var/log/x.log".
+ * And what a thread of this process is doing, from
+ * /proc/self/task/TID/syscall: "read(2) on fd 3 (pipe:[4242])",
+ * "running", or NULL-free words for the unknown.  Both write at most
+ * len bytes (NUL included) and return buf. */
+char *ctx__describe_fd(int fd, char *buf, size_t len);
+char *ctx__describe_task(int tid, char *buf, size_t len);
+/* The thread's name (/proc/self/task/TID/comm), or "?". */
+char *ctx__task_name(int tid, char *buf, size_t len);
 
 #endif

@@ -25,13 +25,33 @@
  * the slack is only spent.  (glibc's own figure, _dl_get_tls_static_info,
  * is private to it.)  The cost: one walk of the loaded objects per thread
  * started, a handful per process.
+ *
+ * Each thread is a service (struct ctx__service): while it runs it is on
+ * a list that ctx_dump reads, to say what every library thread serves,
+ * and it bears the service's name, which ps -L and top show.  In a child
+ * of fork() none of them runs: the list starts empty there, before any
+ * layer's fork handler starts its thread again (the handlers are
+ * registered before main, so they run first).
  */
 #include <link.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/base.h"
+
+struct running {
+	struct running *next, **pprev; /* under mu */
+	const struct ctx__service *svc;
+	void *(*fn)(void *);
+	void *arg;
+	int tid;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct running *services;
 
 #define TLS_SLACK (16 * 1024)
 
@@ -68,7 +88,67 @@ static size_t stack_size(size_t need)
 	return (sz + page - 1) / page * page;
 }
 
-int ctx__spawn(void *(*fn)(void *), void *arg, size_t stack)
+/* ---- the list of services ---------------------------------------- */
+
+static void list_add(struct running *s)
+{
+	pthread_mutex_lock(&mu);
+	s->next = services;
+	s->pprev = &services;
+	if (services)
+		services->pprev = &s->next;
+	services = s;
+	pthread_mutex_unlock(&mu);
+}
+
+static void list_del(struct running *s)
+{
+	pthread_mutex_lock(&mu);
+	*s->pprev = s->next;
+	if (s->next)
+		s->next->pprev = s->pprev;
+	pthread_mutex_unlock(&mu);
+}
+
+void ctx__services_each(void (*fn)(int tid, const struct ctx__service *svc,
+				   void *arg), void *arg)
+{
+	pthread_mutex_lock(&mu);
+	for (struct running *s = services; s; s = s->next)
+		fn(s->tid, s->svc, arg);
+	pthread_mutex_unlock(&mu);
+}
+
+static void before_fork(void) { pthread_mutex_lock(&mu); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&mu); }
+
+/* The parent's entries stay allocated: their threads did not come. */
+static void after_fork_child(void)
+{
+	pthread_mutex_init(&mu, NULL);
+	services = NULL;
+}
+
+__attribute__((constructor)) static void spawn_init(void)
+{
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+static void *service_main(void *p)
+{
+	struct running *s = p;
+	s->tid = (int)syscall(SYS_gettid);
+	pthread_setname_np(pthread_self(), s->svc->name);
+	list_add(s);
+	void *r = s->fn(s->arg);
+	list_del(s);
+	free(s);
+	return r;
+}
+
+/* ---- starting one ------------------------------------------------------ */
+
+static int start(struct running *s, size_t stack)
 {
 	sigset_t all, old;
 	pthread_attr_t attr;
@@ -79,8 +159,21 @@ int ctx__spawn(void *(*fn)(void *), void *arg, size_t stack)
 	int e = pthread_attr_setstacksize(&attr, stack_size(stack));
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (!e)
-		e = pthread_create(&t, &attr, fn, arg);
+		e = pthread_create(&t, &attr, service_main, s);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	return e;
+}
+
+int ctx__spawn(const struct ctx__service *svc, void *(*fn)(void *),
+	       void *arg, size_t stack)
+{
+	struct running *s = ctx__malloc(sizeof(*s));
+	if (!s)
+		return ENOMEM;
+	*s = (struct running){ .svc = svc, .fn = fn, .arg = arg };
+	int e = start(s, stack);
+	if (e)
+		free(s);
 	return e;
 }

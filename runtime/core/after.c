@@ -22,6 +22,7 @@
  * message, also once the handle is freed (its magic is poisoned).
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -57,6 +58,24 @@ static void put_share(ctx_after_t *a)
 		ctx__retire(a, sizeof(*a));
 	}
 }
+
+/* For ctx_dump: how many functions wait their turn. */
+static void runner_state(char *buf, size_t len)
+{
+	int n = 0;
+	pthread_mutex_lock(&mu);
+	for (struct ctx_after *a = head; a; a = a->next_queued)
+		n++;
+	pthread_mutex_unlock(&mu);
+	snprintf(buf, len, "%d queued", n);
+}
+
+static const struct ctx__service runner_service = {
+	.name = "ctx-after",
+	.serves = "runs the functions of ctx_after_func once their contexts "
+		  "end",
+	.state = runner_state,
+};
 
 static void *runner_main(void *arg)
 {
@@ -120,8 +139,8 @@ static int start_runner(void)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, init);
 	pthread_mutex_lock(&mu);
-	int e = running ? 0 :
-			  ctx__spawn(runner_main, NULL, CTX__STACK_SMALL);
+	int e = running ? 0 : ctx__spawn(&runner_service, runner_main, NULL,
+					 CTX__STACK_SMALL);
 	running = !e;
 	pthread_mutex_unlock(&mu);
 	return e;

@@ -186,12 +186,34 @@ void ctx__node_free(void *node);
 void ctx__site_take(const char **file, int *line); /* and clear it */
 void ctx__site_drop(void);
 
+/* inspect.c: contexts in words, for ctx_dump and CTX_DEBUG=stuck; the
+ * caller holds a reference to c.  A node: its kind, where it was made,
+ * the deadline it brought.  Its error, 0 while live (never enforcing a
+ * deadline).  How it ended, or "live".  The chain from c to its root,
+ * one node a line after indent.  With CTX_DEBUG=leaks every live
+ * context as a tree (else false, nothing added). */
+void ctx__node_text(ctx_t *c, struct ctx__text *t);
+int ctx__ended(ctx_t *c);
+void ctx__end_text(ctx_t *c, struct ctx__text *t);
+void ctx__chain_text(ctx_t *c, const char *indent, struct ctx__text *t);
+bool ctx__tree_text(struct ctx__text *t);
+
 /* CTX_DEBUG=checks.  Every check costs, when off, one branch on a flag
  * that is set before main and never changes. */
 /* Hidden even in the declaration: read on every call, so a direct load
  * rather than one through the GOT. */
 extern bool ctx__debug_leaks, ctx__debug_checks
 	__attribute__((visibility("hidden")));
+/* CTX_DEBUG=stuck[=MS]: MS, or 0 when off.  When it is on, the wait
+ * layer (wait/stuck.c) sets the hook, which every cancellation calls
+ * with the node it began at, once the walk is done and no lock held. */
+extern int ctx__debug_stuck_ms __attribute__((visibility("hidden")));
+extern void (*ctx__end_hook)(ctx_t *n) __attribute__((visibility("hidden")));
+/* Where c was made, when a mode keeps it (else false). */
+bool ctx__node_site(ctx_t *c, const char **file, int *line);
+/* With CTX_DEBUG=leaks, every live node, each with a reference taken
+ * (malloc'd; *n of them); else NULL, none. */
+ctx_t **ctx__live_nodes(size_t *n);
 #define CTX__CHECKING() __builtin_expect(ctx__debug_checks, 0)
 #define CTX__POISON_BYTE 0xdb
 #define CTX__DEAD 0xdbdbdbdbu           /* a poisoned magic */

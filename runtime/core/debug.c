@@ -12,6 +12,10 @@
  *          after the last unref, a second join, detach or ctx_after_stop
  *          and the release of a borrowed context are reported on stderr
  *          with the function and the creating site, then abort().
+ *  stuck   (or stuck=MS, 1000 by default) When a context ends, report on
+ *          stderr each thread still under it MS later, and what it is
+ *          doing (wait/stuck.c); deadline contexts are then enforced by
+ *          the timer thread, so that their ends are seen when due.
  *
  * The site comes from the header: each constructor is also a macro that
  * records __FILE__ and __LINE__ in a thread-local slot (ctx__site) before
@@ -20,6 +24,7 @@
  * otherwise the cost is that one thread-local store, and for every check
  * one branch on a flag that never changes.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +46,8 @@ struct site_hdr {
 };
 
 bool ctx__debug_leaks, ctx__debug_checks;
+int ctx__debug_stuck_ms;
+void (*ctx__end_hook)(ctx_t *n);
 static bool debug_any; /* either: nodes get a header */
 static __thread const char *site_file;
 static __thread int site_line;
@@ -257,6 +264,22 @@ static bool has_word(const char *list, const char *word)
 	return false;
 }
 
+/* "stuck" or "stuck=MS" in the list: MS (1000 for the bare word), or 0. */
+static int stuck_ms(const char *list)
+{
+	for (const char *p = list; (p = strstr(p, "stuck")); p += 5) {
+		if (p != list && !strchr(", ", p[-1]))
+			continue;
+		if (p[5] == '\0' || strchr(", ", p[5]))
+			return 1000;
+		char *end;
+		long ms = p[5] == '=' ? strtol(p + 6, &end, 10) : -1;
+		if (ms > 0 && ms <= INT_MAX && (*end == '\0' || strchr(", ", *end)))
+			return (int)ms;
+	}
+	return 0;
+}
+
 __attribute__((constructor)) static void debug_init(void)
 {
 	const char *d = getenv("CTX_DEBUG");
@@ -271,7 +294,36 @@ __attribute__((constructor)) static void debug_init(void)
 	if (has_word(d, "leaks") && atexit(report) == 0)
 		ctx__debug_leaks = true;
 	ctx__debug_checks = has_word(d, "checks");
+	ctx__debug_stuck_ms = stuck_ms(d);
 	debug_any = ctx__debug_leaks || ctx__debug_checks;
+}
+
+/* ---- what ctx_dump asks ----------------------------------------------- */
+
+bool ctx__node_site(ctx_t *c, const char **file, int *line)
+{
+	if (!debug_any || ctx__is_root(c) || !hdr(c)->file)
+		return false;
+	*file = hdr(c)->file;
+	*line = hdr(c)->line;
+	return true;
+}
+
+ctx_t **ctx__live_nodes(size_t *n)
+{
+	*n = 0;
+	if (!ctx__debug_leaks)
+		return NULL;
+	pthread_mutex_lock(&mu);
+	size_t cap = 0;
+	for (struct site_hdr *h = live; h; h = h->next)
+		cap++;
+	ctx_t **all = malloc((cap ? cap : 1) * sizeof(*all));
+	for (struct site_hdr *h = live; all && h; h = h->next)
+		if (ctx__try_ref((ctx_t *)(h + 1)))
+			all[(*n)++] = (ctx_t *)(h + 1);
+	pthread_mutex_unlock(&mu);
+	return all;
 }
 
 /* ---- registries ------------------------------------------------------ */

@@ -18,6 +18,7 @@
  * what is due in the advancing thread, before the advance returns.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/core.h"
@@ -189,10 +190,33 @@ int64_t ctx__timer_next(void)
 	return at;
 }
 
+/* For ctx_dump: how many nodes wait in the heap, and the next due. */
+static void timer_state(char *buf, size_t len)
+{
+	pthread_mutex_lock(&mu);
+	int n = heap_len;
+	int64_t at = n ? heap[0]->c.timer_at : CTX__NEVER;
+	pthread_mutex_unlock(&mu);
+	if (n)
+		snprintf(buf, len, "%d in its heap, the next due in %.3f s",
+			 n, (double)(at - ctx_now()) / CTX_SEC);
+	else
+		snprintf(buf, len, "none in its heap");
+}
+
+static const struct ctx__service timer_service = {
+	.name = "ctx-timer",
+	.serves = "ends contexts at their deadlines when no waiting thread "
+		  "would see them pass (done descriptors, after-funcs, idle "
+		  "contexts)",
+	.state = timer_state,
+};
+
 /* Called with mu held. */
 static int start_thread(void)
 {
-	int e = ctx__spawn(timer_main, NULL, CTX__STACK_SMALL);
+	int e = ctx__spawn(&timer_service, timer_main, NULL,
+			   CTX__STACK_SMALL);
 	if (!e)
 		running = true;
 	return e;

@@ -33,6 +33,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -246,6 +247,24 @@ static struct job *pool_next(void)
 	return j;
 }
 
+/* For ctx_dump: the pool's queue and its threads. */
+static void helper_state(char *buf, size_t len)
+{
+	int queued = 0;
+	pthread_mutex_lock(&pool.mu);
+	for (struct job *j = pool.head; j; j = j->next)
+		queued++;
+	snprintf(buf, len, "%d lookups queued; %d helpers, %d idle", queued,
+		 pool.threads, pool.idle);
+	pthread_mutex_unlock(&pool.mu);
+}
+
+static const struct ctx__service helper_service = {
+	.name = "ctx-resolve",
+	.serves = "looks names up with getaddrinfo(3) for ctx_getaddrinfo",
+	.state = helper_state,
+};
+
 static void *helper_main(void *arg)
 {
 	(void)arg;
@@ -265,7 +284,7 @@ static void *helper_main(void *arg)
  * getaddrinfo and NSS modules use plenty of it. */
 static int helper_spawn(void)
 {
-	return ctx__spawn(helper_main, NULL, 0);
+	return ctx__spawn(&helper_service, helper_main, NULL, 0);
 }
 
 /* Queue j (taking a reference for the queue) and make sure a helper will

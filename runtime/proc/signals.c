@@ -101,6 +101,30 @@ static void dispatch(int signo)
 	} while (n == 64); /* more than fit: the done ones are skipped */
 }
 
+/* For ctx_dump: the signals some live context waits for. */
+static void dispatcher_state(char *buf, size_t len)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	pthread_mutex_lock(&mu);
+	for (int sig = 1; sig < NSIG && used < len; sig++)
+		if (users[sig]) {
+			const char *n = sigabbrev_np(sig);
+			int k = snprintf(buf + used, len - used, "%sSIG%s",
+					 used ? " " : "for ", n ? n : "?");
+			used += k > 0 ? (size_t)k : 0;
+		}
+	pthread_mutex_unlock(&mu);
+	if (!used)
+		snprintf(buf, len, "no signal wanted now");
+}
+
+static const struct ctx__service dispatcher_service = {
+	.name = "ctx-signals",
+	.serves = "ends ctx_with_signals contexts when their signals come",
+	.state = dispatcher_state,
+};
+
 static void *dispatcher_main(void *arg)
 {
 	(void)arg;
@@ -119,8 +143,8 @@ static void after_fork_child(void)
 	pthread_mutex_init(&mu, NULL);
 	sem_init(&sem, 0, 0);
 	running = false;
-	if (live &&
-	    !ctx__spawn(dispatcher_main, NULL, CTX__STACK_SMALL))
+	if (live && !ctx__spawn(&dispatcher_service, dispatcher_main, NULL,
+				CTX__STACK_SMALL))
 		running = true;
 }
 
@@ -201,8 +225,8 @@ static int start(struct sig_ctx *s)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, init);
 	pthread_mutex_lock(&mu);
-	int e = running ? 0 : ctx__spawn(dispatcher_main, NULL,
-					       CTX__STACK_SMALL);
+	int e = running ? 0 : ctx__spawn(&dispatcher_service, dispatcher_main,
+					 NULL, CTX__STACK_SMALL);
 	running = !e;
 	if (!e)
 		e = hook(s);

@@ -32,6 +32,7 @@
  * the watcher takes references under it and cancels after dropping it.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -163,6 +164,26 @@ static void hung_up(int fd, uint32_t gen)
 	}
 }
 
+/* For ctx_dump: the sockets watched. */
+static void watcher_state(char *buf, size_t len)
+{
+	int fds = 0, ctxs = 0;
+	pthread_mutex_lock(&mu);
+	for (int fd = 0; fd < nslots; fd++) {
+		fds += slots[fd].list != NULL;
+		for (struct hang_ctx *h = slots[fd].list; h; h = h->next)
+			ctxs++;
+	}
+	pthread_mutex_unlock(&mu);
+	snprintf(buf, len, "%d sockets watched for %d contexts", fds, ctxs);
+}
+
+static const struct ctx__service watcher_service = {
+	.name = "ctx-hangup",
+	.serves = "ends ctx_with_hangup contexts when their peers hang up",
+	.state = watcher_state,
+};
+
 static void *watcher_main(void *arg)
 {
 	(void)arg;
@@ -196,7 +217,8 @@ static void after_fork_child(void)
 		if (slots[fd].list && epfd >= 0)
 			any |= set_add(fd) == 0;
 	}
-	if (any && !ctx__spawn(watcher_main, NULL, CTX__STACK_SMALL))
+	if (any && !ctx__spawn(&watcher_service, watcher_main, NULL,
+			       CTX__STACK_SMALL))
 		running = true;
 }
 
@@ -210,8 +232,8 @@ static int start(void)
 {
 	if (epfd < 0 && (epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return errno;
-	int e = running ? 0 :
-			  ctx__spawn(watcher_main, NULL, CTX__STACK_SMALL);
+	int e = running ? 0 : ctx__spawn(&watcher_service, watcher_main, NULL,
+					 CTX__STACK_SMALL);
 	running = !e;
 	return e;
 }

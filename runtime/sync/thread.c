@@ -56,15 +56,19 @@ static void check_handle(ctx_thread_t *t, const char *fn)
 }
 
 /* A thread started under the manual clock is known to it from before
- * its creation until it has woken its joiners (wait/clock.c). */
+ * its creation until it has woken its joiners (wait/clock.c).  Its
+ * record says which context it runs under while fn runs, for ctx_dump
+ * and CTX_DEBUG=stuck. */
 static void *thread_main(void *p)
 {
 	ctx_thread_t *t = p;
 	bool known = t->known;
 	if (known)
 		ctx__clock_adopt();
+	ctx__record_under(t->ctx);
 	void *res = t->fn(t->ctx, t->arg);
 	struct ctx__wakeups w = { 0 };
+	ctx__record_under(NULL);
 	ctx_unref(t->ctx);
 	ctx__lock(&t->lock);
 	t->result = res;

@@ -117,7 +117,9 @@ static void *wg_job_main(void *p)
 	free(p);
 	if (j.known)
 		ctx__clock_adopt();
+	ctx__record_under(j.ctx); /* for ctx_dump and CTX_DEBUG=stuck */
 	j.fn(j.ctx, j.arg);
+	ctx__record_under(NULL);
 	ctx_unref(j.ctx);
 	ctx_wg_done(j.wg);
 	if (j.known)

@@ -373,10 +373,63 @@ static void record_begin(struct ctx__wait *w, ctx_t *ctx,
 		atomic_store_explicit(&rec->gen, g, rel);
 }
 
+/* A reader in ctx__record_snap may be taking a reference to what the
+ * record names: wait until it is done (a few instructions). */
+static void wait_for_reader(struct ctx__record *rec)
+{
+	while (atomic_load(&rec->peek))
+		sched_yield();
+}
+
 static void record_end(struct ctx__record *rec)
 {
 	uint32_t g = atomic_load_explicit(&rec->gen, memory_order_relaxed);
-	atomic_store_explicit(&rec->gen, g + 1, memory_order_release);
+	atomic_store(&rec->gen, g + 1);
+	if (__builtin_expect(atomic_load(&rec->peek), 0))
+		wait_for_reader(rec);
+}
+
+/* ---- readers ------------------------------------------------------- */
+
+void ctx__record_under(ctx_t *ctx)
+{
+	struct ctx__record *rec = ctx__record_self();
+	atomic_store(&rec->under, ctx);
+	if (!ctx && atomic_load(&rec->peek))
+		wait_for_reader(rec);
+}
+
+/* The wait's fields, read while gen said the wait is on: the thread
+ * cannot end it before peek is down again (wait.h). */
+static void snap_wait(struct ctx__record *rec, struct ctx__snap *s)
+{
+	const memory_order acq = memory_order_acquire;
+	s->waiting = true;
+	s->call = atomic_load_explicit(&rec->call, acq);
+	s->fd = atomic_load_explicit(&rec->fd, acq);
+	s->what = atomic_load_explicit(&rec->what, acq);
+	s->since = atomic_load_explicit(&rec->since, acq);
+	s->limit = atomic_load_explicit(&rec->limit, acq);
+	s->ctx = ctx_ref(atomic_load_explicit(&rec->ctx, acq));
+}
+
+void ctx__record_snap(struct ctx__record *rec, struct ctx__snap *s)
+{
+	*s = (struct ctx__snap){ .tid = rec->tid, .fd = -1 };
+	atomic_store(&rec->peek, true);
+	if (atomic_load(&rec->gen) & 1)
+		snap_wait(rec, s);
+	s->under = ctx_ref(atomic_load(&rec->under));
+	atomic_store(&rec->peek, false);
+}
+
+void ctx__snap_put(struct ctx__snap *s)
+{
+	if (s->ctx)
+		ctx_unref(s->ctx);
+	if (s->under)
+		ctx_unref(s->under);
+	s->ctx = s->under = NULL;
 }
 
 /* Refuse if the context is done; else hang a link on it that wakes this

@@ -108,6 +108,12 @@ struct ctx__record {
 	 * at work. */
 	_Atomic bool known;
 	_Atomic bool blocked;
+	/* The context a thread that libctx started runs under (a thread of
+	 * ctx_thread_create or ctx_wg_go), while it runs; else NULL. */
+	_Atomic(ctx_t *) under;
+	/* A reader is taking references to ctx and under (ctx__record_snap):
+	 * until it is done, the thread must not let either go. */
+	_Atomic bool peek;
 };
 
 /* Call fn on every record, under the registry's lock: fn must not wait,
@@ -115,6 +121,33 @@ struct ctx__record {
 void ctx__registry_each(void (*fn)(struct ctx__record *rec, void *arg),
 			void *arg);
 struct ctx__record *ctx__record_self(void); /* the caller's, registered */
+
+/*
+ * A reader that must keep a record's contexts beyond the moment (ctx_dump,
+ * CTX_DEBUG=stuck) takes a copy with references, from fn of
+ * ctx__registry_each.  The thread lets go of its wait's context only
+ * after record_end and of `under` only after clearing it, and both wait
+ * there while a reader is in ctx__record_snap, which takes its references
+ * in between: a reader that finds the wait still on (or `under` set) has
+ * its reference before the thread can go on to release the context.
+ * (Dekker's: the reader sets peek, then reads gen; the thread stores gen,
+ * then reads peek; all four sequentially consistent.)  Readers are one at
+ * a time: the registry's lock is held.
+ */
+struct ctx__snap {
+	int tid;
+	bool waiting;            /* in a libctx wait: the fields below */
+	const char *call;
+	int fd, what;            /* enum ctx__wait_what */
+	int64_t since, limit;
+	ctx_t *ctx;              /* a reference, or NULL */
+	ctx_t *under;            /* a reference, or NULL */
+};
+void ctx__record_snap(struct ctx__record *rec, struct ctx__snap *out);
+void ctx__snap_put(struct ctx__snap *s); /* its references */
+/* The calling thread, one that libctx started, runs under ctx (its own
+ * reference, kept until after a call with NULL). */
+void ctx__record_under(ctx_t *ctx);
 
 /* clock.c: the manual clock's known threads.  A thread the library
  * starts is counted at work from before its creation (spawning, true
