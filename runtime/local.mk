@@ -25,6 +25,7 @@ libctx_core_la_SOURCES = \
 	runtime/core/debug.c \
 	runtime/core/format.c \
 	runtime/core/inspect.c \
+	runtime/core/dumpsig.c \
 	runtime/core/timer.c \
 	runtime/wait/wait.h \
 	runtime/wait/backend.h \
@@ -37,6 +38,7 @@ libctx_core_la_SOURCES = \
 	runtime/wait/call.c \
 	runtime/wait/clock.c \
 	runtime/wait/dump.c \
+	runtime/wait/stuck.c \
 	runtime/io/io-op.h \
 	runtime/io/io.c \
 	runtime/io/xfer.c \

@@ -212,8 +212,10 @@ void ctx__cancel_msg(ctx_t *c, int err, int cause, struct ctx__msg *m)
 		mark(ch, err, cause, m, &work, c);
 		unref(ch);
 	}
-	if (__builtin_expect(ctx__end_hook != NULL, 0))
-		ctx__end_hook(c);
+	ctx__end_fn *hook = atomic_load_explicit(&ctx__end_hook,
+						 memory_order_relaxed);
+	if (__builtin_expect(hook != NULL, 0))
+		hook(c);
 }
 
 void ctx__cancel(ctx_t *c, int err, int cause)
@@ -443,7 +445,9 @@ ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
 	attach(c);
 	created(c);
 	/* CTX_DEBUG=stuck sees ends as they come: a deadline too. */
-	if (c->own_deadline && __builtin_expect(ctx__debug_stuck_ms, 0))
+	if (c->own_deadline &&
+	    __builtin_expect(atomic_load_explicit(&ctx__debug_stuck_ms,
+						  memory_order_relaxed), 0))
 		ctx__watch_deadline(c);
 	if (c->own_deadline && deadline <= ctx_now())
 		ctx__cancel(c, CTX_DEADLINE_EXCEEDED, c->c.deadline_cause);

@@ -118,6 +118,15 @@ static inline bool ctx__is_cancel(const ctx_t *c)
 	       c->kind != CTX__WITHOUT;
 }
 
+/* Whether c is n or a context derived from it. */
+static inline bool ctx__descends(const ctx_t *c, const ctx_t *n)
+{
+	for (; c; c = c->parent)
+		if (c == n)
+			return true;
+	return false;
+}
+
 /* The cancel node whose state c reports: c itself, its anc, or NULL. */
 static inline ctx_t *ctx__node(ctx_t *c)
 {
@@ -207,8 +216,12 @@ extern bool ctx__debug_leaks, ctx__debug_checks
 /* CTX_DEBUG=stuck[=MS]: MS, or 0 when off.  When it is on, the wait
  * layer (wait/stuck.c) sets the hook, which every cancellation calls
  * with the node it began at, once the walk is done and no lock held. */
-extern int ctx__debug_stuck_ms __attribute__((visibility("hidden")));
-extern void (*ctx__end_hook)(ctx_t *n) __attribute__((visibility("hidden")));
+extern _Atomic int ctx__debug_stuck_ms __attribute__((visibility("hidden")));
+typedef void ctx__end_fn(ctx_t *n);
+extern _Atomic(ctx__end_fn *) ctx__end_hook
+	__attribute__((visibility("hidden")));
+/* dumpsig.c: CTX_DUMP_SIGNAL, from debug.c's constructor. */
+void ctx__dumpsig_init(void);
 /* Where c was made, when a mode keeps it (else false). */
 bool ctx__node_site(ctx_t *c, const char **file, int *line);
 /* With CTX_DEBUG=leaks, every live node, each with a reference taken

@@ -46,8 +46,8 @@ struct site_hdr {
 };
 
 bool ctx__debug_leaks, ctx__debug_checks;
-int ctx__debug_stuck_ms;
-void (*ctx__end_hook)(ctx_t *n);
+_Atomic int ctx__debug_stuck_ms;
+_Atomic(ctx__end_fn *) ctx__end_hook;
 static bool debug_any; /* either: nodes get a header */
 static __thread const char *site_file;
 static __thread int site_line;
@@ -283,6 +283,7 @@ static int stuck_ms(const char *list)
 __attribute__((constructor)) static void debug_init(void)
 {
 	const char *d = getenv("CTX_DEBUG");
+	ctx__dumpsig_init();
 #ifdef CTX_CHECKS_DEFAULT
 	/* Sanitizer builds: checks unless CTX_DEBUG names the modes
 	 * (CTX_DEBUG=off: none). */

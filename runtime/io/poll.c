@@ -122,26 +122,41 @@ static int ppoll_once(ctx_t *ctx, struct pollfd *all, nfds_t nfds,
 	return ppoll(all, nfds + 1, none ? NULL : &ts, mask);
 }
 
+/* The sleeps, until something or the deadline; the thread's record
+ * says meanwhile that it waits in ctx_ppoll (wait.h), though not in the
+ * reactor. */
+static int ppoll_loop(ctx_t *ctx, struct frame *f, struct pollfd *all)
+{
+	struct ctx__want how = { .fds = all, .nfds = f->nfds,
+				 .deadline = f->deadline, .call = f->c.call };
+	int n, e;
+	ctx__record_enter(ctx, &how);
+	do {
+		n = ppoll_once(ctx, all, f->nfds, f->deadline, f->mask);
+		if (n < 0)
+			break; /* EINTR too: the mask is for that */
+		n -= all[f->nfds].revents != 0; /* the done descriptor's */
+		if ((e = ctx_err(ctx))) {
+			n = ctx__fail(e);
+			break;
+		}
+	} while (n == 0 && ctx_now() < f->deadline);
+	e = errno;
+	ctx__record_leave(ctx, &how, n < 0 ? e : 0);
+	errno = e;
+	return n;
+}
+
 static int ppoll_wait(ctx_t *ctx, struct frame *f, struct pollfd *all)
 {
 	errno = 0;
 	ctx_t *w = ctx__clock_is_manual() && f->deadline != CTX__NEVER ?
 			   ctx_with_deadline(ctx, f->deadline) : NULL;
 	int dfd = ctx_done_fd(w ? w : ctx), n = -1, e;
-	if (dfd < 0 && errno)
-		goto out;
-	all[f->nfds] = (struct pollfd){ .fd = dfd, .events = POLLIN };
-	do {
-		n = ppoll_once(ctx, all, f->nfds, f->deadline, f->mask);
-		if (n < 0)
-			goto out; /* EINTR too: the mask is for that */
-		n -= all[f->nfds].revents != 0; /* the done descriptor's */
-		if ((e = ctx_err(ctx))) {
-			n = ctx__fail(e);
-			goto out;
-		}
-	} while (n == 0 && ctx_now() < f->deadline);
-out:
+	if (dfd >= 0 || !errno) {
+		all[f->nfds] = (struct pollfd){ .fd = dfd, .events = POLLIN };
+		n = ppoll_loop(ctx, f, all);
+	}
 	e = errno;
 	if (w)
 		ctx_release(w);

@@ -204,6 +204,7 @@ static void init(void)
 {
 	pthread_key_create(&exit_key, on_thread_exit);
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+	ctx__stuck_start(); /* CTX_DEBUG=stuck: from the first thread known */
 }
 
 static int need_wakefd(struct ctx__reactor *r)
@@ -389,6 +390,25 @@ static void record_end(struct ctx__record *rec)
 		wait_for_reader(rec);
 }
 
+void ctx__record_enter(ctx_t *ctx, const struct ctx__want *want)
+{
+	ctx_t *n = ctx__node(ctx);
+	struct ctx__wait w = { .r = ctx__reactor_self() };
+	w.limit = n && n->deadline < want->deadline ? n->deadline :
+						      want->deadline;
+	record_begin(&w, ctx, want);
+	CTX__PROBE5(wait_begin, ctx, n, want->call, want->nfds ?
+		    want->fds[0].fd : -1, w.limit);
+}
+
+void ctx__record_leave(ctx_t *ctx, const struct ctx__want *want,
+			int result)
+{
+	record_end(&ctx__reactor_self()->rec);
+	CTX__PROBE4(wait_end, ctx, ctx__node(ctx), want->call, result);
+	(void)ctx, (void)want, (void)result; /* without probes */
+}
+
 /* ---- readers ------------------------------------------------------- */
 
 void ctx__record_under(ctx_t *ctx)
@@ -421,6 +441,18 @@ void ctx__record_snap(struct ctx__record *rec, struct ctx__snap *s)
 		snap_wait(rec, s);
 	s->under = ctx_ref(atomic_load(&rec->under));
 	atomic_store(&rec->peek, false);
+}
+
+bool ctx__record_within(struct ctx__record *rec, ctx_t *n)
+{
+	bool in = false;
+	atomic_store(&rec->peek, true);
+	if (atomic_load(&rec->gen) & 1)
+		in = ctx__descends(atomic_load_explicit(
+			&rec->ctx, memory_order_acquire), n);
+	in = in || ctx__descends(atomic_load(&rec->under), n);
+	atomic_store(&rec->peek, false);
+	return in;
 }
 
 void ctx__snap_put(struct ctx__snap *s)

@@ -144,7 +144,18 @@ struct ctx__snap {
 	ctx_t *under;            /* a reference, or NULL */
 };
 void ctx__record_snap(struct ctx__record *rec, struct ctx__snap *out);
+/* A wait that sleeps elsewhere than in the reactor (ctx_ppoll, in
+ * ppoll(2) under the caller's mask) says what it is in the record all
+ * the same, between enter and leave; want's call, fds, nfds and
+ * deadline are read. */
+void ctx__record_enter(ctx_t *ctx, const struct ctx__want *want);
+void ctx__record_leave(ctx_t *ctx, const struct ctx__want *want,
+			int result); /* 0, or the error that ends the call */
 void ctx__snap_put(struct ctx__snap *s); /* its references */
+/* Whether the record's thread waits under n or runs under it (n or a
+ * context below it), without references: the walk is made while the
+ * thread cannot let go. */
+bool ctx__record_within(struct ctx__record *rec, ctx_t *n);
 /* The calling thread, one that libctx started, runs under ctx (its own
  * reference, kept until after a call with NULL). */
 void ctx__record_under(ctx_t *ctx);
@@ -161,6 +172,13 @@ void ctx__clock_leave(void);
 /* Test hook: back to the real clock, no thread known (only when no
  * thread waits: a test under CK_FORK=no ends with it). */
 void ctx__clock_reset(void);
+
+/* stuck.c: CTX_DEBUG=stuck.  start sets the core's end hook when the
+ * mode is on (reactor.c, as the first thread registers).  The test hook
+ * turns the mode on (ms > 0) or off, and sends the reports to fd (< 0:
+ * stderr). */
+void ctx__stuck_start(void);
+void ctx__stuck_set(int ms, int fd);
 
 /* The calling thread's reactor, and its wake-ups (reactor.c, "Waking"). */
 struct ctx__reactor;
