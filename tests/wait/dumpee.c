@@ -1,0 +1,137 @@
+/*
+ * A program for tests/wait/dump.c's environment cases, whose variables
+ * are read before main (CTX_DEBUG, CTX_DUMP_SIGNAL, CTX_DUMP_FILE):
+ *
+ *   dumpee tree    contexts in a tree, two of them ended, and a report
+ *                  on stdout (the lines of the tree are asserted: keep
+ *                  the constructors on lines 40-43)
+ *   dumpee stuck   a thread in a plain read(2) under a context that
+ *                  ends; it is let go 3 stuck delays later
+ *   dumpee signal  a thread waits in ctx_read; the program sends itself
+ *                  SIGUSR1, waits for the report in CTX_DUMP_FILE, lets
+ *                  the thread go and says "went on"
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ctx.h>
+
+static int key;
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+}
+
+static int tree(void)
+{
+	ctx_t *a, *b, *v, *d;
+	/* Lines 40 to 43, which the test names: a, b under a, v under b,
+	 * and d under a, ended (a context still referenced lives on, ended,
+	 * and is listed). */
+	a = ctx_with_cancel(ctx_background());
+	b = ctx_with_timeout(a, 60 * CTX_SEC);
+	v = ctx_with_value(b, &key, NULL);
+	d = ctx_with_cancel(a);
+	ctx_cancel(d);
+	int e = ctx_dump(1);
+	ctx_release(d);
+	ctx_release(v);
+	ctx_release(b);
+	ctx_release(a);
+	return e;
+}
+
+static void *read_plain(ctx_t *ctx, void *arg)
+{
+	char b;
+	(void)ctx;
+	return (void *)(intptr_t)read(*(int *)arg, &b, 1);
+}
+
+static void *read_ctx(ctx_t *ctx, void *arg)
+{
+	char b;
+	return (void *)(intptr_t)ctx_read(ctx, *(int *)arg, &b, 1);
+}
+
+/* Whether the report says s (asked again for up to 10 s). */
+static int report_says(const char *s)
+{
+	for (int i = 0; i < 1000; i++) {
+		char buf[8192] = "";
+		int fd = memfd_create("dumpee", MFD_CLOEXEC);
+		if (fd < 0 || ctx_dump(fd) != 0)
+			return 0;
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		close(fd);
+		if (n > 0 && strstr(buf, s))
+			return 1;
+		pause_ms(10);
+	}
+	return 0;
+}
+
+static int with_thread(ctx_t *c, void *(*fn)(ctx_t *, void *), int p[2],
+		       const char *ready, int (*meanwhile)(void))
+{
+	ctx_thread_t *t;
+	if (pipe2(p, O_CLOEXEC) < 0 || ctx_thread_create(&t, c, fn, p))
+		return 1;
+	int e = !report_says(ready) || meanwhile();
+	if (write(p[1], "x", 1) != 1)
+		e = 1;
+	return ctx_thread_join(ctx_background(), t, NULL) || e;
+}
+
+static ctx_t *stuck_ctx;
+
+static int cancel_then_wait(void)
+{
+	const char *d = getenv("CTX_DEBUG"), *eq = d ? strstr(d, "stuck=") : 0;
+	ctx_cancel(stuck_ctx);
+	pause_ms(3 * (eq ? atol(eq + 6) : 1000));
+	return 0;
+}
+
+/* The dump file has something in it (up to 10 s). */
+static int signal_and_wait(void)
+{
+	const char *path = getenv("CTX_DUMP_FILE");
+	struct stat st;
+	if (!path || kill(getpid(), SIGUSR1) < 0)
+		return 1;
+	for (int i = 0; i < 1000; i++) {
+		if (stat(path, &st) == 0 && st.st_size > 0)
+			return 0;
+		pause_ms(10);
+	}
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	int p[2], e = 2;
+	const char *mode = argc > 1 ? argv[1] : "";
+	if (strcmp(mode, "tree") == 0)
+		return tree();
+	stuck_ctx = ctx_with_cancel(ctx_background());
+	if (strcmp(mode, "stuck") == 0)
+		e = with_thread(stuck_ctx, read_plain, p,
+				"outside libctx: read(2)", cancel_then_wait);
+	else if (strcmp(mode, "signal") == 0)
+		e = with_thread(stuck_ctx, read_ctx, p, "in ctx_read",
+				signal_and_wait);
+	if (!e && strcmp(mode, "signal") == 0)
+		printf("went on\n");
+	ctx_release(stuck_ctx);
+	return e;
+}
