@@ -10,6 +10,11 @@
  *   dumpee signal  a thread waits in ctx_read; the program sends itself
  *                  SIGUSR1, waits for the report in CTX_DUMP_FILE, lets
  *                  the thread go and says "went on"
+ *   dumpee cancels GO N MS
+ *                  once the file GO exists (tests/wait/bpftrace.sh makes
+ *                  it when its tracer is ready), N times: a thread waits
+ *                  in ctx_read, MS milliseconds, and its context is
+ *                  cancelled
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -117,12 +122,39 @@ static int signal_and_wait(void)
 	return 1;
 }
 
+/* N waits in ctx_read, each ended by a cancel after ms, once GO
+ * exists. */
+static int cancels(const char *go, int n, int ms)
+{
+	struct stat st;
+	int p[2], i = 0;
+	while (stat(go, &st) < 0 && i++ < 3000)
+		pause_ms(10);
+	if (i > 3000 || pipe2(p, O_CLOEXEC) < 0)
+		return 1;
+	for (i = 0; i < n; i++) {
+		ctx_thread_t *t;
+		ctx_t *c = ctx_with_cancel(ctx_background());
+		if (ctx_thread_create(&t, c, read_ctx, p) ||
+		    !report_says("in ctx_read"))
+			return 1;
+		pause_ms(ms);
+		ctx_cancel(c);
+		if (ctx_thread_join(ctx_background(), t, NULL))
+			return 1;
+		ctx_release(c);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int p[2], e = 2;
 	const char *mode = argc > 1 ? argv[1] : "";
 	if (strcmp(mode, "tree") == 0)
 		return tree();
+	if (strcmp(mode, "cancels") == 0 && argc == 5)
+		return cancels(argv[2], atoi(argv[3]), atoi(argv[4]));
 	stuck_ctx = ctx_with_cancel(ctx_background());
 	if (strcmp(mode, "stuck") == 0)
 		e = with_thread(stuck_ctx, read_plain, p,
