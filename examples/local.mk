@@ -65,7 +65,8 @@ endif
 
 # The tests run the programs with real clients; each skips (exit 77) when
 # what it needs was not built or is not installed.
-EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh tests/fetch.sh tests/tcpproxy.sh
+EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh tests/fetch.sh tests/tcpproxy.sh \
+	tests/httpd_dump.sh
 TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) tests/tap.sh \
 	examples/README examples/bench-httpd.sh examples/bench-httpd.lua

@@ -42,6 +42,13 @@
  * parsed by http-parser, the port printed as the first line of stdout,
  * the log on stderr.
  *
+ * To see what every thread is doing -- which request waits for what,
+ * under which contexts, for how long -- run it with CTX_DUMP_SIGNAL=USR1
+ * and send it SIGUSR1: libctx writes the report (ctx_dump) to stderr, or
+ * to the file CTX_DUMP_FILE names, and the server goes on.  With
+ * CTX_DEBUG=stuck, a thread still under a context a second after the
+ * context ended (a request past the grace) is reported by itself.
+ *
  * --tls CERT KEY serves HTTPS instead (PEM files; needs a build with
  * OpenSSL, libctx-ssl).  A connection's bytes go through a transport, a
  * small table of calls (read, write, busy, close): plain TCP is ctx_read
