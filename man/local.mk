@@ -23,6 +23,7 @@ dist_man3_MANS = \
 	man/ctx_chan_new.3 \
 	man/ctx_after_func.3 \
 	man/ctx_backend.3 \
+	man/ctx_dump.3 \
 	man/ctx_fsync.3 \
 	man/ctx_ppoll.3 \
 	man/ctx_waitid.3 \
