@@ -569,22 +569,24 @@ static void assert_line(const char *o, const char *s, const char *head,
 
 START_TEST(test_env_leaks_tree)
 {
-	int st;
+	int st, l[4];
+	char at[4][32];
 	char *o = run_dumpee("CTX_DEBUG=leaks", "tree", &st);
 	ck_assert_msg(st == 0, "status %d:\n%s", st, o);
+	ck_assert_int_eq(sscanf(o, "lines %d %d %d %d", &l[0], &l[1], &l[2],
+				&l[3]), 4);
+	for (int i = 0; i < 4; i++)
+		snprintf(at[i], sizeof(at[i]), "dumpee.c:%d", l[i]);
 	const char *tree = strstr(o, "Live contexts (CTX_DEBUG=leaks):\n");
 	ck_assert_ptr_nonnull(tree);
 	/* Two spaces deeper per level, each under the one above. */
-	assert_line(tree, "dumpee.c:40", "  WithCancel made at ",
-		    "dumpee.c:40, under Background");
-	assert_line(tree, "dumpee.c:41", "    WithDeadline made at ",
-		    "dumpee.c:41, deadline in ");
-	assert_line(tree, "dumpee.c:42", "      WithValue made at ",
-		    "dumpee.c:42 (key 0x");
-	assert_line(tree, "dumpee.c:43", "    WithCancel made at ",
-		    "dumpee.c:43, ended: context canceled");
-	ck_assert(strstr(tree, "dumpee.c:41") > strstr(tree, "dumpee.c:40"));
-	ck_assert(strstr(tree, "dumpee.c:42") > strstr(tree, "dumpee.c:41"));
+	assert_line(tree, at[0], "  WithCancel made at ", ", under Background");
+	assert_line(tree, at[1], "    WithDeadline made at ", ", deadline in ");
+	assert_line(tree, at[2], "      WithValue made at ", " (key 0x");
+	assert_line(tree, at[3], "    WithCancel made at ",
+		    ", ended: context canceled");
+	ck_assert(strstr(tree, at[1]) > strstr(tree, at[0]));
+	ck_assert(strstr(tree, at[2]) > strstr(tree, at[1]));
 }
 END_TEST
 

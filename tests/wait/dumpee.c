@@ -2,9 +2,8 @@
  * A program for tests/wait/dump.c's environment cases, whose variables
  * are read before main (CTX_DEBUG, CTX_DUMP_SIGNAL, CTX_DUMP_FILE):
  *
- *   dumpee tree    contexts in a tree, two of them ended, and a report
- *                  on stdout (the lines of the tree are asserted: keep
- *                  the constructors on lines 40-43)
+ *   dumpee tree    contexts in a tree, one of them ended, and a report
+ *                  on stdout, after the lines of the four constructors
  *   dumpee stuck   a thread in a plain read(2) under a context that
  *                  ends; it is let go 3 stuck delays later
  *   dumpee signal  a thread waits in ctx_read; the program sends itself
@@ -39,14 +38,17 @@ static void pause_ms(long ms)
 static int tree(void)
 {
 	ctx_t *a, *b, *v, *d;
-	/* Lines 40 to 43, which the test names: a, b under a, v under b,
-	 * and d under a, ended (a context still referenced lives on, ended,
-	 * and is listed). */
-	a = ctx_with_cancel(ctx_background());
-	b = ctx_with_timeout(a, 60 * CTX_SEC);
-	v = ctx_with_value(b, &key, NULL);
-	d = ctx_with_cancel(a);
+	int line[4];
+	/* a, b under a, v under b, and d under a, ended (a context still
+	 * referenced lives on, ended, and is listed).  Their lines first,
+	 * for the test. */
+	a = ctx_with_cancel(ctx_background()), line[0] = __LINE__;
+	b = ctx_with_timeout(a, 60 * CTX_SEC), line[1] = __LINE__;
+	v = ctx_with_value(b, &key, NULL), line[2] = __LINE__;
+	d = ctx_with_cancel(a), line[3] = __LINE__;
 	ctx_cancel(d);
+	printf("lines %d %d %d %d\n", line[0], line[1], line[2], line[3]);
+	fflush(stdout);
 	int e = ctx_dump(1);
 	ctx_release(d);
 	ctx_release(v);
