@@ -122,11 +122,13 @@ void ctx__services_each(void (*fn)(int tid, const struct ctx__service *svc,
 static void before_fork(void) { pthread_mutex_lock(&mu); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&mu); }
 
-/* The parent's entries stay allocated: their threads did not come. */
+/* The forking thread took the lock for the fork: the child's one thread
+ * holds it, and gives it back.  The parent's entries stay allocated:
+ * their threads did not come. */
 static void after_fork_child(void)
 {
-	pthread_mutex_init(&mu, NULL);
 	services = NULL;
+	pthread_mutex_unlock(&mu);
 }
 
 __attribute__((constructor)) static void spawn_init(void)

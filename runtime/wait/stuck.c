@@ -216,14 +216,15 @@ static void on_end(ctx_t *n)
 static void before_fork(void) { pthread_mutex_lock(&mu); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&mu); }
 
-/* The thread stayed behind, and with it the ends it would look at. */
+/* The thread stayed behind, and with it the ends it would look at.  The
+ * child's one thread holds the lock the fork took, and gives it back. */
 static void after_fork_child(void)
 {
-	pthread_mutex_init(&mu, NULL);
 	head = NULL;
 	tail = &head;
 	pending = 0;
 	running = false;
+	pthread_mutex_unlock(&mu);
 }
 
 static void init(void)
