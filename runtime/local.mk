@@ -17,6 +17,7 @@ libctx_core_la_SOURCES = \
 	runtime/base/describe.c \
 	runtime/base/text.c \
 	runtime/base/probe.h \
+	runtime/base/probe.c \
 	runtime/core/core.h \
 	runtime/core/kind.h \
 	runtime/core/after.c \

@@ -5,12 +5,14 @@
  * nop instruction and a note in the ELF file (readelf -n shows them);
  * without it, nothing: the macros below compile away, arguments and all.
  *
- * A probe costs its nop and the moving of its arguments into registers,
- * which the compiler does whether or not a tracer listens: so every
- * argument is something the code at the probe has at hand (a pointer, a
- * number, a string that already exists), never anything worked out for
- * the probe.  The probes and their arguments (ctx_dump(3) documents
- * them for users; share/libctx/ has scripts that use them):
+ * A probe costs, while no tracer listens, the test of its semaphore: a
+ * counter that a tracer attaching to the probe raises (bpftrace does,
+ * directly or through the kernel's uprobe reference counter).  Only then
+ * are its arguments worked out and the nop reached.  Every argument is
+ * still something the code at the probe has at hand (a pointer, a
+ * number, a string that exists anyway).  The probes and their arguments
+ * (ctx_dump(3) documents them for users; share/libctx/ has scripts that
+ * use them):
  *
  *   create      ctx, parent, kind (a string: "WithCancel", ...)
  *   cancel      ctx, err, cause, words (or NULL), top: once for every
@@ -27,11 +29,40 @@
 #define CTX_PROBE_H
 
 #ifdef HAVE_SDT
+#define _SDT_HAS_SEMAPHORES 1
 #include <sys/sdt.h>
-#define CTX__PROBE1(n, a) DTRACE_PROBE1(libctx, n, a)
-#define CTX__PROBE3(n, a, b, c) DTRACE_PROBE3(libctx, n, a, b, c)
-#define CTX__PROBE4(n, a, b, c, d) DTRACE_PROBE4(libctx, n, a, b, c, d)
-#define CTX__PROBE5(n, a, b, c, d, e) DTRACE_PROBE5(libctx, n, a, b, c, d, e)
+
+/* The semaphores (probe.c), in the section where tracers look for them. */
+#define CTX__SEMAPHORE(n)                                                 \
+	extern volatile unsigned short libctx_##n##_semaphore              \
+		__attribute__((visibility("hidden")))
+CTX__SEMAPHORE(create);
+CTX__SEMAPHORE(cancel);
+CTX__SEMAPHORE(wait_begin);
+CTX__SEMAPHORE(wait_end);
+CTX__SEMAPHORE(wake);
+#define CTX__TRACED(n) __builtin_expect(libctx_##n##_semaphore != 0, 0)
+
+#define CTX__PROBE1(n, a)                                                 \
+	do {                                                              \
+		if (CTX__TRACED(n))                                       \
+			DTRACE_PROBE1(libctx, n, a);                      \
+	} while (0)
+#define CTX__PROBE3(n, a, b, c)                                           \
+	do {                                                              \
+		if (CTX__TRACED(n))                                       \
+			DTRACE_PROBE3(libctx, n, a, b, c);                \
+	} while (0)
+#define CTX__PROBE4(n, a, b, c, d)                                        \
+	do {                                                              \
+		if (CTX__TRACED(n))                                       \
+			DTRACE_PROBE4(libctx, n, a, b, c, d);             \
+	} while (0)
+#define CTX__PROBE5(n, a, b, c, d, e)                                     \
+	do {                                                              \
+		if (CTX__TRACED(n))                                       \
+			DTRACE_PROBE5(libctx, n, a, b, c, d, e);          \
+	} while (0)
 #else
 #define CTX__PROBE1(n, a) ((void)0)
 #define CTX__PROBE3(n, a, b, c) ((void)0)

@@ -421,7 +421,7 @@ static void attach(ctx_t *c)
 }
 
 /* The create probe (base/probe.h), once the node is what it will be. */
-static ctx_t *created(ctx_t *c)
+static inline ctx_t *created(ctx_t *c)
 {
 	if (c)
 		CTX__PROBE3(create, c, c->parent, ctx__kind_name(c));
