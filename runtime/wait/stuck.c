@@ -211,6 +211,25 @@ static void on_end(ctx_t *n)
 	pthread_mutex_unlock(&mu);
 }
 
+/* At exit nothing hangs any more: the ends still queued are dropped,
+ * before CTX_DEBUG=leaks's report (registered earlier, so run later)
+ * could take the queue's references for the program's. */
+static void drop_queue(void)
+{
+	pthread_mutex_lock(&mu);
+	struct end *e = head;
+	head = NULL;
+	tail = &head;
+	pending = 0;
+	pthread_mutex_unlock(&mu);
+	while (e) {
+		struct end *next = e->next;
+		ctx_unref(e->n);
+		free(e);
+		e = next;
+	}
+}
+
 /* ---- turning it on -------------------------------------------------------- */
 
 static void before_fork(void) { pthread_mutex_lock(&mu); }
@@ -235,6 +254,7 @@ static void init(void)
 	pthread_cond_init(&cv, &a);
 	pthread_condattr_destroy(&a);
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+	atexit(drop_queue);
 }
 
 void ctx__stuck_start(void)

@@ -617,6 +617,18 @@ START_TEST(test_env_stuck)
 }
 END_TEST
 
+/* A program that exits while an end waits for its look leaves no
+ * reference of the mode's behind: CTX_DEBUG=leaks reports no leak. */
+START_TEST(test_env_stuck_exit_no_leak)
+{
+	int st;
+	char *o = run_dumpee("CTX_DEBUG=leaks,stuck=5000", "release", &st);
+	ck_assert_msg(st == 0, "status %d:\n%s", st, o);
+	ck_assert_msg(!strstr(o, "never released") && !strstr(o, "stuck:"),
+		      "a report at exit:\n%s", o);
+}
+END_TEST
+
 START_TEST(test_env_dump_signal)
 {
 	int st;
@@ -667,6 +679,7 @@ Suite *suite_dump(void)
 	tcase_add_test(tc, test_env_leaks_tree);
 	tcase_add_test(tc, test_env_no_tree_without_leaks);
 	tcase_add_test(tc, test_env_stuck);
+	tcase_add_test(tc, test_env_stuck_exit_no_leak);
 	tcase_add_test(tc, test_env_dump_signal);
 	return s;
 }

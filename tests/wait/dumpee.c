@@ -6,6 +6,9 @@
  *                  on stdout, after the lines of the four constructors
  *   dumpee stuck   a thread in a plain read(2) under a context that
  *                  ends; it is let go 3 stuck delays later
+ *   dumpee release a thread in a plain read(2) under a context that is
+ *                  released; the thread is let go and the program exits
+ *                  at once, before any stuck delay has passed
  *   dumpee signal  a thread waits in ctx_read; the program sends itself
  *                  SIGUSR1, waits for the report in CTX_DUMP_FILE, lets
  *                  the thread go and says "went on"
@@ -101,6 +104,13 @@ static int with_thread(ctx_t *c, void *(*fn)(ctx_t *, void *), int p[2],
 
 static ctx_t *stuck_ctx;
 
+static int release_now(void)
+{
+	ctx_release(stuck_ctx);
+	stuck_ctx = NULL;
+	return 0;
+}
+
 static int cancel_then_wait(void)
 {
 	const char *d = getenv("CTX_DEBUG"), *eq = d ? strstr(d, "stuck=") : 0;
@@ -161,11 +171,15 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "stuck") == 0)
 		e = with_thread(stuck_ctx, read_plain, p,
 				"outside libctx: read(2)", cancel_then_wait);
+	else if (strcmp(mode, "release") == 0)
+		e = with_thread(stuck_ctx, read_plain, p,
+				"outside libctx: read(2)", release_now);
 	else if (strcmp(mode, "signal") == 0)
 		e = with_thread(stuck_ctx, read_ctx, p, "in ctx_read",
 				signal_and_wait);
 	if (!e && strcmp(mode, "signal") == 0)
 		printf("went on\n");
-	ctx_release(stuck_ctx);
+	if (stuck_ctx)
+		ctx_release(stuck_ctx);
 	return e;
 }
