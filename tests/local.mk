@@ -40,6 +40,15 @@ tests_check_ctx_SOURCES = \
 	tests/main.c \
 	tests/suites.h \
 	tests/testutil.h \
+	tests/contract.c \
+	tests/contract.h \
+	tests/contract/io.c \
+	tests/contract/stream.c \
+	tests/contract/socket.c \
+	tests/contract/files.c \
+	tests/contract/sync.c \
+	tests/contract/proc.c \
+	tests/contract/net.c \
 	tests/core/context.c \
 	tests/core/after.c \
 	tests/core/debug.c \
@@ -48,6 +57,8 @@ tests_check_ctx_SOURCES = \
 	tests/wait/reactor.c \
 	tests/wait/kill.c \
 	tests/wait/fdcount.c \
+	tests/io/pair.h \
+	tests/io/pair.c \
 	tests/io/io.c \
 	tests/io/wait.c \
 	tests/io/xfer.c \

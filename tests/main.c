@@ -9,7 +9,8 @@
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite_context());
+	SRunner *sr = srunner_create(suite_contract());
+	srunner_add_suite(sr, suite_context());
 	srunner_add_suite(sr, suite_io());
 	srunner_add_suite(sr, suite_reactor());
 	srunner_add_suite(sr, suite_wait());

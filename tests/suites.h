@@ -4,6 +4,7 @@
 
 #include <check.h>
 
+Suite *suite_contract(void);
 Suite *suite_context(void);
 Suite *suite_io(void);
 Suite *suite_reactor(void);

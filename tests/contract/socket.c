@@ -1,0 +1,5 @@
+#include "../contract.h"
+
+const struct ct_row ct_rows_socket[] = {
+	{ .name = NULL },
+};
