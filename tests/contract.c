@@ -116,6 +116,12 @@ static bool failed_with(const struct ct_row *row, struct outcome o, int e)
 	}
 }
 
+/* The call took ms in [lo, hi). */
+#define assert_took(r, ms, lo, hi)                                          \
+	ck_assert_msg((ms) >= (lo) && (ms) < (hi), "%s: took %.1f ms, "     \
+		      "expected at least %g and under %g", (r)->row->name,  \
+		      (double)(ms), (double)(lo), (double)(hi))
+
 #define assert_failed(r, o, e, when)                                        \
 	ck_assert_msg(failed_with((r)->row, (o), (e)), "%s, %s: returned "  \
 		      "%ld (errno %d, %s) after %.0f ms; expected %s",      \
@@ -151,7 +157,7 @@ START_TEST(test_done)
 		struct outcome o = run_call(&r, done[k].c, t0);
 		assert_failed(&r, o, done[k].err, done[k].what);
 	}
-	tu_assert_ms(tu_ms_since(t0), 0, AT_ONCE_MS);
+	assert_took(&r, tu_ms_since(t0), 0, AT_ONCE_MS);
 	run_ready(&r);
 	r.row->kept(r.st);
 	run_end(&r);
@@ -174,7 +180,7 @@ START_TEST(test_cancel)
 	struct outcome o = run_call(&r, c, t0);
 	tu_canceller_join(&k);
 	assert_failed(&r, o, CTX_CANCELED, "cancelled while waiting");
-	tu_assert_ms(o.ms, CT_SHORT_MS * 0.8, CT_LATE_MS);
+	assert_took(&r, o.ms, CT_SHORT_MS * 0.8, CT_LATE_MS);
 	run_ready(&r);
 	r.row->kept(r.st);
 	run_end(&r);
@@ -192,7 +198,7 @@ START_TEST(test_deadline)
 	ctx_t *c = ctx_with_timeout(ctx_background(), CT_SHORT);
 	struct outcome o = run_call(&r, c, t0);
 	assert_failed(&r, o, CTX_DEADLINE_EXCEEDED, "at its deadline");
-	tu_assert_ms(o.ms, CT_SHORT_MS, CT_LATE_MS);
+	assert_took(&r, o.ms, CT_SHORT_MS, CT_LATE_MS);
 	ck_assert_int_eq(ctx_err(c), CTX_DEADLINE_EXCEEDED);
 	run_ready(&r);
 	r.row->kept(r.st);
@@ -214,7 +220,7 @@ START_TEST(test_ready)
 	struct outcome o = run_call(&r, c, t0);
 	ck_assert_msg(!failed_with(r.row, o, CTX_DEADLINE_EXCEEDED),
 		      "%s: waited for its deadline though ready", r.row->name);
-	tu_assert_ms(o.ms, 0, CT_LATE_MS);
+	assert_took(&r, o.ms, 0, CT_LATE_MS);
 	errno = o.err;
 	r.row->check(r.st, o.rc);
 	run_end(&r);
@@ -254,7 +260,7 @@ START_TEST(test_later)
 		      strerror(h.err));
 	ck_assert_msg(!failed_with(r.row, o, CTX_DEADLINE_EXCEEDED),
 		      "%s: what came did not end the wait", r.row->name);
-	tu_assert_ms(o.ms, CT_SHORT_MS * 0.8, CT_LATE_MS);
+	assert_took(&r, o.ms, CT_SHORT_MS * 0.8, CT_LATE_MS);
 	errno = o.err;
 	r.row->check(r.st, o.rc);
 	run_end(&r);
@@ -329,7 +335,7 @@ START_TEST(test_partial)
 	}
 	ck_assert_msg(o.rc > 0, "%s: returned %ld (errno %d) with a %d ms "
 		      "deadline", r.row->name, o.rc, o.err, ms);
-	tu_assert_ms(o.ms, ms, ms + CT_LATE_MS);
+	assert_took(&r, o.ms, ms, ms + CT_LATE_MS);
 	r.row->moved(r.st, o.rc);
 	run_end(&r);
 }

@@ -1,8 +1,9 @@
 /*
  * Contract rows: the transfers on every kind of descriptor of
- * tests/io/pair.h, blocking and not -- ctx_read, ctx_write, ctx_readv,
- * ctx_writev, ctx_poll on each kind, and ctx_recv, ctx_send on the
- * sockets, with MSG_DONTWAIT too.
+ * tests/io/pair.h, blocking and not -- ctx_read, ctx_write, ctx_poll on
+ * each kind; ctx_recv, ctx_send (with MSG_DONTWAIT too), ctx_recvmsg,
+ * ctx_sendmsg, ctx_recvfrom and ctx_sendto on the stream sockets; and
+ * ctx_readv, ctx_writev.
  *
  * A reader waits on an empty descriptor until the test feeds it a
  * message; a writer waits on a full one (filled by the test) until the
@@ -92,6 +93,22 @@ static long readv_call(ctx_t *c, void *v)
 	return ctx_readv(c, s->p.rd, iov, 2);
 }
 
+static long recvmsg_call(ctx_t *c, void *v)
+{
+	struct st *s = v;
+	struct iovec iov[2] = { { s->buf, 3 }, { s->buf + 3, 13 } };
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
+
+	return ctx_recvmsg(c, s->p.rd, &m, 0);
+}
+
+static long recvfrom_call(ctx_t *c, void *v)
+{
+	struct st *s = v;
+
+	return ctx_recvfrom(c, s->p.rd, s->buf, sizeof(s->buf), 0, NULL, NULL);
+}
+
 static void rd_check(void *v, long rc)
 {
 	struct st *s = v;
@@ -178,6 +195,24 @@ static long send_dontwait_call(ctx_t *c, void *v)
 
 	return ctx_send(c, s->p.wr, msg, MSG_LEN,
 			MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static long sendto_call(ctx_t *c, void *v)
+{
+	struct st *s = v;
+
+	return ctx_sendto(c, s->p.wr, s->big ? big : msg,
+			  s->big ? BIG : MSG_LEN, MSG_NOSIGNAL, NULL, 0);
+}
+
+static long sendmsg_call(ctx_t *c, void *v)
+{
+	struct st *s = v;
+	struct iovec iov = { s->big ? big : (char *)msg,
+			     s->big ? BIG : MSG_LEN };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	return ctx_sendmsg(c, s->p.wr, &m, MSG_NOSIGNAL);
 }
 
 /* In two pieces; the caller's vector is left as it was. */
@@ -295,6 +330,16 @@ static void wr_moved(void *v, long n)
 #define SEND_DONTWAIT(k, what) { .name = "ctx_send MSG_DONTWAIT on " what, \
 	.arg = k, WRITER, .call = send_dontwait_call,                       \
 	.flags = CT_NEVER_WAITS }
+#define RECVMSG(k, what) { .name = "ctx_recvmsg on " what, .arg = k,     \
+	READER, .call = recvmsg_call, .check = rd_check,                    \
+	.flags = CT_NOT_PARTIAL }
+#define RECVFROM(k, what) { .name = "ctx_recvfrom on " what, .arg = k,   \
+	READER, .call = recvfrom_call, .check = rd_check,                   \
+	.flags = CT_NOT_PARTIAL }
+#define SENDMSG(k, what) { .name = "ctx_sendmsg on " what, .arg = k,     \
+	WRITER, .call = sendmsg_call, PARTIAL }
+#define SENDTO(k, what) { .name = "ctx_sendto on " what, .arg = k,       \
+	WRITER, .call = sendto_call, PARTIAL }
 /* An eventfd is a counter, not a stream: no partial write. */
 #define EVENTFD(ROW)                                                        \
 	ROW(K_EVENTFD, "an eventfd"), ROW(K_EVENTFD_NB, "a non-blocking eventfd")
@@ -308,6 +353,8 @@ const struct ct_row ct_rows_stream[] = {
 	EACH(POLL), EVENTFD(POLL),
 	EACH_SOCKET(RECV), EACH_SOCKET(RECV_DONTWAIT),
 	EACH_SOCKET(SEND), EACH_SOCKET(SEND_DONTWAIT),
+	EACH_SOCKET(RECVMSG), EACH_SOCKET(RECVFROM),
+	EACH_SOCKET(SENDMSG), EACH_SOCKET(SENDTO),
 	{ .name = "ctx_readv on a pipe", .arg = K_PIPE, READER,
 	  .call = readv_call, .check = rd_check, .flags = CT_NOT_PARTIAL },
 	{ .name = "ctx_readv on an AF_UNIX socketpair", .arg = K_UNIX, READER,
