@@ -72,6 +72,8 @@ tests_check_ctx_SOURCES = \
 	tests/sync/sem.c \
 	tests/proc/proc.c \
 	tests/proc/signals.c \
+	tests/net/hang.h \
+	tests/net/hang.c \
 	tests/net/resolve.c \
 	tests/net/dial.c \
 	tests/server/server.c \
