@@ -23,6 +23,7 @@
  * still there for the next plain call.  Each situation is a test case
  * whose loop index is a row of those it applies to (a call that never
  * waits has no cancel; every message names the row).  Rows are in tests/contract/.
+ * CTX_CONTRACT_ROWS=1 lists each situation's rows by loop index.
  * The whole runner runs again on io_uring (tests/uring.sh), so every row
  * is tested on both backends.  Tolerances are generous: the machines
  * that run this are shared and loaded.
@@ -380,6 +381,10 @@ Suite *suite_contract(void)
 	add_rows(ct_rows_net);
 	for (int i = 0; i < CT_NSITUATIONS; i++) {
 		TCase *tc = tu_tcase(s, cases[i].name, 60);
+		if (getenv("CTX_CONTRACT_ROWS"))
+			for (int r = 0; r < nrows[i]; r++)
+				printf("contract: %s:%d: %s\n", cases[i].name,
+				       r, rows[i][r]->name);
 		tcase_add_loop_test(tc, cases[i].test, 0, nrows[i]);
 	}
 	return s;

@@ -1,7 +1,8 @@
 /*
  * Contract rows: the transfers on every kind of descriptor of
  * tests/io/pair.h, blocking and not -- ctx_read, ctx_write, ctx_poll on
- * each kind; ctx_recv, ctx_send (with MSG_DONTWAIT too), ctx_recvmsg,
+ * each kind; ctx_recv, ctx_send (with MSG_DONTWAIT too, and a receive
+ * with MSG_WAITALL), ctx_recvmsg,
  * ctx_sendmsg, ctx_recvfrom and ctx_sendto on the stream sockets; and
  * ctx_readv, ctx_writev.
  *
@@ -93,6 +94,14 @@ static long readv_call(ctx_t *c, void *v)
 	return ctx_readv(c, s->p.rd, iov, 2);
 }
 
+/* All of the message, which the call waits for. */
+static long recv_waitall_call(ctx_t *c, void *v)
+{
+	struct st *s = v;
+
+	return ctx_recv(c, s->p.rd, s->buf, MSG_LEN, MSG_WAITALL);
+}
+
 static long recvmsg_call(ctx_t *c, void *v)
 {
 	struct st *s = v;
@@ -151,6 +160,35 @@ static void poll_check(void *v, long rc)
 	ck_assert_int_eq(rc, 1);
 	ck_assert_int_eq(s->buf[0], POLLIN);
 	rd_kept(v); /* a poll takes nothing */
+}
+
+/* Half the message is there: MSG_WAITALL takes it, waits for the rest
+ * until the end, and returns the half. */
+static void waitall_partial(void *v)
+{
+	struct st *s = v;
+
+	put(s->p.feed, msg, MSG_LEN / 2);
+}
+
+static void waitall_unstick(void *v)
+{
+	struct st *s = v;
+
+	put_quiet(s->p.feed, msg + MSG_LEN / 2, MSG_LEN / 2);
+}
+
+static void waitall_moved(void *v, long n)
+{
+	struct st *s = v;
+
+	if (n == 0) {
+		ck_assert(readable(s->p.rd, 0));
+		return;
+	}
+	ck_assert_int_eq(n, MSG_LEN / 2);
+	ck_assert_mem_eq(s->buf, msg, MSG_LEN / 2);
+	ck_assert(!readable(s->p.rd, PAIR_QUIET_MS));
 }
 
 /* ---- writers ---------------------------------------------------------- */
@@ -330,6 +368,10 @@ static void wr_moved(void *v, long n)
 #define SEND_DONTWAIT(k, what) { .name = "ctx_send MSG_DONTWAIT on " what, \
 	.arg = k, WRITER, .call = send_dontwait_call,                       \
 	.flags = CT_NEVER_WAITS }
+#define WAITALL(k, what) { .name = "ctx_recv MSG_WAITALL on " what,     \
+	.arg = k, READER, .call = recv_waitall_call, .check = rd_check,     \
+	.partial = waitall_partial, .unstick = waitall_unstick,             \
+	.moved = waitall_moved }
 #define RECVMSG(k, what) { .name = "ctx_recvmsg on " what, .arg = k,     \
 	READER, .call = recvmsg_call, .check = rd_check,                    \
 	.flags = CT_NOT_PARTIAL }
@@ -351,7 +393,7 @@ const struct ct_row ct_rows_stream[] = {
 	EACH(READ), EVENTFD(READ),
 	EACH(WRITE), EVENTFD(WRITE_COUNTER),
 	EACH(POLL), EVENTFD(POLL),
-	EACH_SOCKET(RECV), EACH_SOCKET(RECV_DONTWAIT),
+	EACH_SOCKET(RECV), EACH_SOCKET(RECV_DONTWAIT), EACH_SOCKET(WAITALL),
 	EACH_SOCKET(SEND), EACH_SOCKET(SEND_DONTWAIT),
 	EACH_SOCKET(RECVMSG), EACH_SOCKET(RECVFROM),
 	EACH_SOCKET(SENDMSG), EACH_SOCKET(SENDTO),
