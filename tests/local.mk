@@ -59,7 +59,9 @@ tests_check_ctx_SOURCES = \
 	tests/wait/fdcount.c \
 	tests/io/pair.h \
 	tests/io/pair.c \
-	tests/io/io.c \
+	tests/io/stream.c \
+	tests/io/accept.c \
+	tests/io/shared.c \
 	tests/io/wait.c \
 	tests/io/xfer.c \
 	tests/io/syscalls.c \

@@ -35,4 +35,8 @@ Suite *suite_asserts(void);
 Suite *suite_sequence(void);
 Suite *suite_fdcount(void); /* not run yet: see tests/fdcount.c */
 
+/* Parts of a suite in files of their own, which its suite adds. */
+void add_io_accept(Suite *s); /* io/accept.c */
+void add_io_shared(Suite *s); /* io/shared.c */
+
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctx.h"
 
@@ -123,6 +124,41 @@ static inline void tu_canceller_join(struct tu_canceller *c)
 	pthread_join(c->thread, NULL);
 	ctx_unref(c->ctx);
 	errno = e;
+}
+
+/* Writes len bytes of buf to fd after a delay, from a thread of its own:
+ * data that comes while a call waits.  It asserts nothing (a failed
+ * write aborts): assertions belong to the test's own thread. */
+struct tu_feeder {
+	pthread_t thread;
+	int fd;
+	int64_t delay;
+	const void *buf;
+	size_t len;
+};
+
+static inline void *tu__feeder_main(void *arg)
+{
+	struct tu_feeder *f = arg;
+
+	tu_sleep_ns(f->delay);
+	if (write(f->fd, f->buf, f->len) != (ssize_t)f->len)
+		abort();
+	return NULL;
+}
+
+static inline void tu_feed_after(struct tu_feeder *f, int fd, const void *buf,
+				 size_t len, int64_t delay)
+{
+	*f = (struct tu_feeder){ .fd = fd, .delay = delay, .buf = buf,
+				 .len = len };
+	ck_assert_int_eq(pthread_create(&f->thread, NULL, tu__feeder_main, f),
+			 0);
+}
+
+static inline void tu_feeder_join(struct tu_feeder *f)
+{
+	ck_assert_int_eq(pthread_join(f->thread, NULL), 0);
 }
 
 /* tu_cancel_after, or the test fails. */

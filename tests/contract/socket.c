@@ -13,7 +13,6 @@
 #include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "../contract.h"
@@ -26,9 +25,7 @@ struct st {
 	int flags;                  /* the socket's flags before the call */
 	struct sockaddr_in addr;
 	struct sockaddr_in peer;    /* what ctx_accept said */
-	struct sockaddr_un un;
-	char dir[32];
-	int queued[DGRAMS], nqueued; /* AF_UNIX connections in the backlog */
+	struct unix_listener u;     /* AF_UNIX, its backlog full */
 	char buf[DGRAMS][8];
 	struct mmsghdr mm[DGRAMS];
 	struct iovec iov[DGRAMS];
@@ -208,40 +205,15 @@ static void connect_teardown(void *v)
 
 /* ---- connect over AF_UNIX ------------------------------------------------- */
 
-static int unix_socket(bool nonblock)
-{
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-				    (nonblock ? SOCK_NONBLOCK : 0), 0);
-
-	ck_assert_int_ge(s, 0);
-	return s;
-}
-
-/* A listener with backlog 0, its queue full: connect(2) on a blocking
- * socket waits for room, which an accept makes. */
+/* connect(2) on a blocking socket waits for room, which an accept
+ * makes. */
 static void unix_connect_setup(void *v, int arg)
 {
 	struct st *s = v;
 
 	(void)arg;
-	strcpy(s->dir, "/tmp/ctx-test-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(s->dir));
-	s->un = (struct sockaddr_un){ .sun_family = AF_UNIX };
-	snprintf(s->un.sun_path, sizeof(s->un.sun_path), "%s/sock", s->dir);
-	s->l = unix_socket(false);
-	ck_assert_int_eq(bind(s->l, (struct sockaddr *)&s->un, sizeof(s->un)),
-			 0);
-	ck_assert_int_eq(listen(s->l, 0), 0);
-	for (s->nqueued = 0;; s->nqueued++) {
-		ck_assert_int_lt(s->nqueued, DGRAMS);
-		int q = unix_socket(true);
-		if (connect(q, (struct sockaddr *)&s->un, sizeof(s->un)) < 0) {
-			ck_assert_int_eq(errno, EAGAIN);
-			close(q);
-			break;
-		}
-		s->queued[s->nqueued] = q;
-	}
+	unix_full_open(&s->u);
+	s->l = s->u.l;
 	s->s = unix_socket(false);
 	s->flags = fcntl(s->s, F_GETFL);
 	s->t = -1;
@@ -259,7 +231,8 @@ static long unix_connect_call(ctx_t *c, void *v)
 {
 	struct st *s = v;
 
-	return ctx_connect(c, s->s, (struct sockaddr *)&s->un, sizeof(s->un));
+	return ctx_connect(c, s->s, (struct sockaddr *)&s->u.addr,
+			   sizeof(s->u.addr));
 }
 
 static void unix_connect_check(void *v, long rc)
@@ -281,11 +254,10 @@ static void unix_connect_teardown(void *v)
 {
 	struct st *s = v;
 
-	for (int i = 0; i < s->nqueued; i++)
-		close(s->queued[i]);
-	connect_teardown(v);
-	unlink(s->un.sun_path);
-	rmdir(s->dir);
+	if (s->t >= 0)
+		close(s->t);
+	close(s->s);
+	unix_full_close(&s->u);
 }
 
 /* ---- datagrams ------------------------------------------------------------ */

@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -419,3 +420,63 @@ void assert_drained(struct pair *p, size_t filled)
 	ck_assert(!readable(p->drain, PAIR_QUIET_MS));
 }
 
+/* ---- AF_UNIX: a listener whose backlog is full ------------------------- */
+
+int unix_socket(bool nonblock)
+{
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+				    (nonblock ? SOCK_NONBLOCK : 0), 0);
+
+	ck_assert_int_ge(s, 0);
+	return s;
+}
+
+/* Listen with backlog 0 and queue connections until the next would
+ * have to wait. */
+void unix_full_open(struct unix_listener *u)
+{
+	strcpy(u->dir, "/tmp/ctx-test-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(u->dir));
+	u->addr = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	snprintf(u->addr.sun_path, sizeof(u->addr.sun_path), "%s/sock",
+		 u->dir);
+	u->l = unix_socket(false);
+	ck_assert_int_eq(bind(u->l, (struct sockaddr *)&u->addr,
+			      sizeof(u->addr)), 0);
+	ck_assert_int_eq(listen(u->l, 0), 0);
+	for (u->nqueued = 0;; u->nqueued++) {
+		ck_assert_int_lt(u->nqueued, 8);
+		int s = unix_socket(true);
+
+		if (connect(s, (struct sockaddr *)&u->addr,
+			    sizeof(u->addr)) < 0) {
+			ck_assert_int_eq(errno, EAGAIN);
+			close(s);
+			break;
+		}
+		u->queued[u->nqueued] = s;
+	}
+}
+
+void unix_full_close(struct unix_listener *u)
+{
+	for (int i = 0; i < u->nqueued; i++)
+		close(u->queued[i]);
+	close(u->l);
+	unlink(u->addr.sun_path);
+	rmdir(u->dir);
+}
+
+/* A regular file holding content, its offset at 0; gone from the file
+ * system already. */
+int temp_file(const char *content, bool nonblock)
+{
+	char path[] = "/tmp/ctx-test-XXXXXX";
+	int fd = mkostemp(path, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
+
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	put(fd, content, strlen(content));
+	ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+	return fd;
+}

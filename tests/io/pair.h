@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include "testutil.h"
 
@@ -81,6 +82,21 @@ int tcp_listener(int backlog, struct sockaddr_in *addr);
 int tcp_socket(bool nonblock);
 int tcp_client(const struct sockaddr_in *a);
 struct sockaddr_in closed_port(void); /* nobody listens there */
+
+/* An AF_UNIX listener with backlog 0 whose queue is full: connect(2) on
+ * a blocking socket waits for room (an accept makes it), on a
+ * non-blocking one fails with EAGAIN. */
+struct unix_listener {
+	struct sockaddr_un addr;
+	char dir[32];
+	int l, queued[8], nqueued;
+};
+int unix_socket(bool nonblock);
+void unix_full_open(struct unix_listener *u);
+void unix_full_close(struct unix_listener *u);
+
+/* A regular file holding content, unlinked, its offset at 0. */
+int temp_file(const char *content, bool nonblock);
 
 /* The test's side, asserting. */
 bool ready_for(int fd, short events, int ms);
