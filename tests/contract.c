@@ -45,14 +45,6 @@ static const char key[] = "contract";
 static const struct ct_row *rows[CT_NSITUATIONS][MAX_ROWS];
 static int nrows[CT_NSITUATIONS];
 
-void ct_warm_up(void)
-{
-	ctx_t *c = ctx_with_timeout(ctx_background(), CTX_MSEC);
-
-	ck_assert_int_eq(ctx_wait(c), CTX_DEADLINE_EXCEEDED);
-	ctx_release(c);
-}
-
 /* ---- one row's run ---------------------------------------------------- */
 
 struct run {

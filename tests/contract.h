@@ -96,8 +96,4 @@ extern const struct ct_row ct_rows_sync[];
 extern const struct ct_row ct_rows_proc[];
 extern const struct ct_row ct_rows_net[];
 
-/* The thread's reactor and the library's timer thread are made at the
- * first wait: rows that count descriptors or threads make them first. */
-void ct_warm_up(void);
-
 #endif

@@ -73,6 +73,7 @@ tests_check_ctx_SOURCES = \
 	tests/sync/cond.c \
 	tests/sync/sem.c \
 	tests/proc/proc.c \
+	tests/proc/waitpid.c \
 	tests/proc/signals.c \
 	tests/net/hang.h \
 	tests/net/hang.c \

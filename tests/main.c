@@ -14,6 +14,7 @@ int main(void)
 	srunner_add_suite(sr, suite_io());
 	srunner_add_suite(sr, suite_reactor());
 	srunner_add_suite(sr, suite_wait());
+	srunner_add_suite(sr, suite_waitpid());
 	srunner_add_suite(sr, suite_thread());
 	srunner_add_suite(sr, suite_chan());
 	srunner_add_suite(sr, suite_group());

@@ -9,6 +9,7 @@ Suite *suite_context(void);
 Suite *suite_io(void);
 Suite *suite_reactor(void);
 Suite *suite_wait(void);
+Suite *suite_waitpid(void);
 Suite *suite_thread(void);
 Suite *suite_chan(void);
 Suite *suite_group(void);

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -161,6 +162,53 @@ static inline void tu_feeder_join(struct tu_feeder *f)
 	ck_assert_int_eq(pthread_join(f->thread, NULL), 0);
 }
 
+/* Sends sig to the thread target after a delay, from a thread of its
+ * own: a signal that comes while a call waits. */
+struct tu_killer {
+	pthread_t thread, target;
+	int64_t delay;
+	int sig;
+};
+
+static inline void *tu__killer_main(void *arg)
+{
+	struct tu_killer *k = arg;
+
+	tu_sleep_ns(k->delay);
+	pthread_kill(k->target, k->sig);
+	return NULL;
+}
+
+static inline void tu_kill_after(struct tu_killer *k, pthread_t target,
+				 int sig, int64_t delay)
+{
+	*k = (struct tu_killer){ .target = target, .delay = delay,
+				 .sig = sig };
+	ck_assert_int_eq(pthread_create(&k->thread, NULL, tu__killer_main, k),
+			 0);
+}
+
+static inline void tu_killer_join(struct tu_killer *k)
+{
+	ck_assert_int_eq(pthread_join(k->thread, NULL), 0);
+}
+
+/* Leave the thread's signals as a test found them (CK_FORK=no runs every
+ * test in one process): take what is still pending of sig, unblock it,
+ * and give it back its default action. */
+static inline void tu_sig_restore(int sig)
+{
+	static const struct timespec zero = { 0, 0 };
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	while (sigtimedwait(&set, NULL, &zero) == sig)
+		;
+	ck_assert_int_eq(pthread_sigmask(SIG_UNBLOCK, &set, NULL), 0);
+	signal(sig, SIG_DFL);
+}
+
 /* tu_cancel_after, or the test fails. */
 static inline void tu_must_cancel_after(struct tu_canceller *k, ctx_t *c,
 					int64_t delay_ns)
@@ -266,6 +314,17 @@ static inline int tu_wait_done(ctx_t *c, int64_t timeout_ns)
 	ctx_wait(t);
 	ctx_release(t);
 	return ctx_err(c);
+}
+
+/* The thread's wait descriptors and the library's timer thread are made
+ * at the first wait: a test that counts descriptors or threads makes
+ * them first, so that its counts see only its own. */
+static inline void tu_warm_up(void)
+{
+	ctx_t *c = ctx_with_timeout(ctx_background(), CTX_MSEC);
+
+	ck_assert_int_eq(ctx_wait(c), CTX_DEADLINE_EXCEEDED);
+	ctx_release(c);
 }
 
 /* ---- added for the stress and faults suites -------------------------- */

@@ -442,7 +442,7 @@ static void fifo_setup(void *v, int arg)
 	tmp_dir(s, "fifo");
 	ck_assert_int_eq(mkfifo(s->path, 0600), 0);
 	s->fd = s->other = -1;
-	ct_warm_up();
+	tu_warm_up();
 	s->fds = tu_count_fds();
 }
 

@@ -90,7 +90,7 @@ static void dial_setup(void *v, int arg)
 	struct st *s = v;
 
 	(void)arg;
-	ct_warm_up();
+	tu_warm_up();
 	s->l = tcp_listener(0, &s->addr);
 	s->filler = tcp_client(&s->addr);
 	ck_assert(readable(s->l, PAIR_LATE_MS));
