@@ -2,7 +2,7 @@
  * Contract rows: sockets beyond a stream's transfers -- ctx_accept on a
  * blocking and a non-blocking listener, ctx_connect (TCP to a listener
  * that drops SYNs, AF_UNIX to a full backlog), and the datagram calls
- * ctx_recvfrom, ctx_recvmmsg and ctx_sendmmsg.
+ * ctx_recvfrom (AF_UNIX and UDP), ctx_recvmmsg and ctx_sendmmsg.
  *
  * Kept means: a connection that was waiting is still queued for the
  * next accept, a refused connect sent nothing and left its socket
@@ -281,6 +281,26 @@ static void dgram_setup(void *v, int arg)
 	}
 }
 
+/* A UDP socket on 127.0.0.1, and a peer connected to it. */
+static void udp_setup(void *v, int arg)
+{
+	struct st *s = v;
+	socklen_t len = sizeof(s->addr);
+
+	dgram_setup(v, arg);
+	close(s->s);
+	close(s->t);
+	s->s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	s->t = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(s->s, 0);
+	ck_assert_int_ge(s->t, 0);
+	s->addr = loopback(0);
+	ck_assert_int_eq(bind(s->s, (struct sockaddr *)&s->addr, len), 0);
+	ck_assert_int_eq(getsockname(s->s, (struct sockaddr *)&s->addr, &len),
+			 0);
+	ck_assert_int_eq(connect(s->t, (struct sockaddr *)&s->addr, len), 0);
+}
+
 static int dgram_ready(void *v)
 {
 	struct st *s = v;
@@ -298,7 +318,7 @@ static void dgram_settle(void *v)
 static long recvfrom_call(ctx_t *c, void *v)
 {
 	struct st *s = v;
-	struct sockaddr_un from;
+	struct sockaddr_storage from;
 	socklen_t len = sizeof(from);
 
 	return ctx_recvfrom(c, s->s, s->buf[0], sizeof(s->buf[0]), 0,
@@ -413,9 +433,8 @@ static void dgram_teardown(void *v)
 	.call = tcp_connect_call, .check = tcp_connect_check,               \
 	.kept = tcp_connect_kept, .teardown = connect_teardown,             \
 	.flags = CT_NOT(CT_LATER) | CT_NOT_PARTIAL
-#define DGRAM_RECV .setup = dgram_setup, .ready = dgram_ready,              \
-	.settle = dgram_settle, .kept = dgram_kept,                         \
-	.teardown = dgram_teardown, .flags = CT_NOT_PARTIAL
+#define DGRAM_RECV .ready = dgram_ready, .settle = dgram_settle,           \
+	.kept = dgram_kept, .teardown = dgram_teardown, .flags = CT_NOT_PARTIAL
 
 const struct ct_row ct_rows_socket[] = {
 	{ .name = "ctx_accept on a blocking listener", ROW, ACCEPT },
@@ -430,9 +449,13 @@ const struct ct_row ct_rows_socket[] = {
 	  .kept = unix_connect_kept, .teardown = unix_connect_teardown,
 	  .flags = CT_NOT_PARTIAL },
 	{ .name = "ctx_recvfrom on an AF_UNIX datagram socket", ROW,
-	  DGRAM_RECV, .call = recvfrom_call, .check = recvfrom_check },
+	  DGRAM_RECV, .setup = dgram_setup, .call = recvfrom_call,
+	  .check = recvfrom_check },
+	{ .name = "ctx_recvfrom on a UDP socket", ROW, DGRAM_RECV,
+	  .setup = udp_setup, .call = recvfrom_call, .check = recvfrom_check },
 	{ .name = "ctx_recvmmsg on an AF_UNIX datagram socket", ROW,
-	  DGRAM_RECV, .call = recvmmsg_call, .check = recvmmsg_check },
+	  DGRAM_RECV, .setup = dgram_setup, .call = recvmmsg_call,
+	  .check = recvmmsg_check },
 	{ .name = "ctx_sendmmsg on an AF_UNIX datagram socket", ROW,
 	  .setup = sendmmsg_setup, .ready = sendmmsg_ready,
 	  .call = sendmmsg_call, .check = sendmmsg_check,
