@@ -66,6 +66,7 @@ tests_check_ctx_SOURCES = \
 	tests/io/xfer.c \
 	tests/io/syscalls.c \
 	tests/sync/thread.c \
+	tests/sync/wg.c \
 	tests/sync/chan.c \
 	tests/sync/group.c \
 	tests/sync/errgroup.c \

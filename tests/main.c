@@ -16,6 +16,7 @@ int main(void)
 	srunner_add_suite(sr, suite_wait());
 	srunner_add_suite(sr, suite_waitpid());
 	srunner_add_suite(sr, suite_thread());
+	srunner_add_suite(sr, suite_wg());
 	srunner_add_suite(sr, suite_chan());
 	srunner_add_suite(sr, suite_group());
 	srunner_add_suite(sr, suite_after());

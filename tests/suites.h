@@ -11,6 +11,7 @@ Suite *suite_reactor(void);
 Suite *suite_wait(void);
 Suite *suite_waitpid(void);
 Suite *suite_thread(void);
+Suite *suite_wg(void);
 Suite *suite_chan(void);
 Suite *suite_group(void);
 Suite *suite_after(void);

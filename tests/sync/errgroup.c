@@ -1,7 +1,6 @@
 /*
- * The rest of errgroup and WaitGroup.Go: ctx_group_try_go at the limit,
- * ctx_group_go at the limit ended by the group's context,
- * ctx_group_set_attr reaching the threads (stack size), and ctx_wg_go,
+ * The rest of errgroup and WaitGroup.Go: ctx_group_try_go at the limit
+ * (ctx_group_go there: the contract test's), ctx_group_set_attr reaching the threads (stack size), and ctx_wg_go,
  * whose done comes after the thread's reference to the context is gone.
  */
 #include <pthread.h>
@@ -41,28 +40,6 @@ START_TEST(test_group_try_go)
 	ctx_cancel(ctx_group_ctx(g));
 	ck_assert_int_eq(ctx_group_wait(g), 0);
 	ck_assert_int_eq(atomic_load(&ran), 0); /* refused: never ran */
-	ctx_group_free(g);
-}
-END_TEST
-
-/* At the limit, go waits; the group's context ending ends that wait
- * with its error, and fn never runs. */
-START_TEST(test_group_go_at_limit_ends)
-{
-	ctx_group_t *g = ctx_group_new(ctx_background());
-	atomic_int ran = 0;
-	struct tu_canceller k;
-
-	ck_assert_int_eq(ctx_group_set_limit(g, 1), 0);
-	ck_assert_int_eq(ctx_group_go(g, block_fn, NULL), 0);
-	tu_must_cancel_after(&k, ctx_group_ctx(g), 50 * CTX_MSEC);
-	int64_t t0 = ctx_now();
-	int e = ctx_group_go(g, quick_fn, &ran);
-	tu_canceller_join(&k);
-	ck_assert_int_eq(e, CTX_CANCELED);
-	tu_assert_ms(tu_ms_since(t0), 45, 3000);
-	ck_assert_int_eq(ctx_group_wait(g), 0);
-	ck_assert_int_eq(atomic_load(&ran), 0);
 	ctx_group_free(g);
 }
 END_TEST
@@ -188,7 +165,6 @@ Suite *suite_errgroup(void)
 	TCase *tc = tu_tcase(s, "api", 30);
 
 	tcase_add_test(tc, test_group_try_go);
-	tcase_add_test(tc, test_group_go_at_limit_ends);
 	tcase_add_test(tc, test_group_set_attr);
 	tcase_add_test(tc, test_wg_go);
 	tcase_add_test(tc, test_wg_go_order);

@@ -74,13 +74,6 @@ START_TEST(test_select_bad_input)
 	c = recv_case(ch, &v);
 	c.kind = 99;
 	tu_assert_fail(ctx_select(ctx_background(), &c, 1, 0), EINVAL);
-	c = recv_case(ch, &v);
-	ctx_t *done = ctx_with_cancel(ctx_background());
-	ctx_cancel(done);
-	ck_assert_int_eq(ctx_chan_try_send(ch, &v), 0);
-	tu_assert_fail(ctx_select(done, &c, 1, -1), CTX_CANCELED);
-	ck_assert_uint_eq(ctx_chan_len(ch), 1); /* nothing moved */
-	ctx_release(done);
 	ctx_chan_free(ch);
 }
 END_TEST
@@ -234,34 +227,6 @@ START_TEST(test_select_wake)
 	ctx_release(other);
 	ctx_chan_free(a);
 	ctx_chan_free(b);
-}
-END_TEST
-
-/* The select's own context ends it, and what it queued moved nothing. */
-START_TEST(test_select_ctx_ends)
-{
-	ctx_chan_t *a = ctx_chan_new(sizeof(int), 0);
-	ctx_t *c = ctx_with_cancel(ctx_background());
-	int v = 0, fds[2];
-	ck_assert_int_eq(pipe(fds), 0);
-	struct ctx_case cs[2] = { recv_case(a, &v),
-				  { .kind = CTX_CASE_FD, .fd = fds[0],
-				    .events = POLLIN } };
-	struct tu_canceller k;
-
-	tu_must_cancel_after(&k, c, 30 * CTX_MSEC);
-	tu_assert_fail(ctx_select(c, cs, (size_t)1 + (size_t)_i, -1),
-		       CTX_CANCELED);
-	tu_canceller_join(&k);
-	ck_assert_int_eq(ctx_chan_try_send(a, &v), EAGAIN); /* not queued */
-	ctx_release(c);
-	c = ctx_with_timeout(ctx_background(), 30 * CTX_MSEC);
-	tu_assert_fail(ctx_select(c, cs, (size_t)1 + (size_t)_i, -1),
-		       CTX_DEADLINE_EXCEEDED);
-	ctx_release(c);
-	close(fds[0]);
-	close(fds[1]);
-	ctx_chan_free(a);
 }
 END_TEST
 
@@ -593,7 +558,6 @@ Suite *suite_select(void)
 	tcase_add_test(tc, test_select_uniform);
 	tcase_add_test(tc, test_select_closed);
 	tcase_add_loop_test(tc, test_select_wake, 0, 8);
-	tcase_add_loop_test(tc, test_select_ctx_ends, 0, 2);
 	tcase_add_test(tc, test_select_no_fd);
 	tcase_add_test(tc, test_select_many);
 	tcase_add_loop_test(tc, test_select_done_deadline, 0, 2);

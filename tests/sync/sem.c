@@ -37,7 +37,6 @@ END_TEST
 START_TEST(test_sem_try)
 {
 	ctx_sem_t *s = ctx_sem_new(3);
-	ctx_t *done = ctx_with_cancel(ctx_background());
 
 	ck_assert(ctx_sem_try_acquire(s, 2));
 	ck_assert(!ctx_sem_try_acquire(s, 2));
@@ -46,11 +45,6 @@ START_TEST(test_sem_try)
 	ctx_sem_release(s, 3);
 	ck_assert_int_eq(ctx_sem_acquire(ctx_background(), s, 3), 0);
 	ctx_sem_release(s, 3);
-	ctx_cancel(done); /* done: refused even though it would fit */
-	ck_assert_int_eq(ctx_sem_acquire(done, s, 1), CTX_CANCELED);
-	ck_assert(ctx_sem_try_acquire(s, 3)); /* it took nothing */
-	ctx_sem_release(s, 3);
-	ctx_release(done);
 	ctx_sem_free(s);
 }
 END_TEST
@@ -143,22 +137,6 @@ START_TEST(test_sem_cancel_head)
 }
 END_TEST
 
-START_TEST(test_sem_deadline)
-{
-	ctx_sem_t *s = ctx_sem_new(1);
-	ctx_t *c = ctx_with_timeout(ctx_background(), 40 * CTX_MSEC);
-	int64_t t0 = ctx_now();
-
-	ck_assert(ctx_sem_try_acquire(s, 1));
-	ck_assert_int_eq(ctx_sem_acquire(c, s, 1), CTX_DEADLINE_EXCEEDED);
-	tu_assert_ms(tu_ms_since(t0), 35, 2000);
-	ctx_sem_release(s, 1);
-	ck_assert(ctx_sem_try_acquire(s, 1));
-	ctx_release(c);
-	ctx_sem_free(s);
-}
-END_TEST
-
 /* Threads acquire random weights under contexts that end at random;
  * the holdings never exceed the size and all come back. */
 #define MIX_SIZE 5
@@ -223,7 +201,6 @@ Suite *suite_sem(void)
 	tcase_add_test(tc, test_sem_try);
 	tcase_add_test(tc, test_sem_fifo);
 	tcase_add_test(tc, test_sem_cancel_head);
-	tcase_add_test(tc, test_sem_deadline);
 	tc = tu_tcase(s, "mix", 120);
 	tcase_add_test(tc, test_sem_mix);
 	return s;
