@@ -21,15 +21,6 @@
 #include "suites.h"
 #include "testutil.h"
 
-/* The thread's wait descriptors and the timer thread are made at the
- * first wait: make them before counting, so the counts see only ours. */
-static void warm_up(void)
-{
-	ctx_t *c = ctx_with_timeout(ctx_background(), CTX_MSEC);
-	ck_assert_int_eq(ctx_wait(c), CTX_DEADLINE_EXCEEDED);
-	ctx_release(c);
-}
-
 static socklen_t sa_of(int family, int port, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof *ss);
@@ -146,7 +137,7 @@ START_TEST(dial_refused)
 	close(l); /* nobody listens there now */
 	char addr[64];
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-	warm_up();
+	tu_warm_up();
 	int fds = tu_count_fds();
 	tu_assert_fail(ctx_dial(ctx_background(), addr, SOCK_STREAM),
 		       ECONNREFUSED);
@@ -229,7 +220,7 @@ START_TEST(happy_eyeballs)
 	}
 	int p4 = 0, l4 = listener(AF_INET, SOCK_STREAM, &p4, 8);
 	struct addrinfo *list = two(p6, p4);
-	warm_up();
+	tu_warm_up();
 	int fds = tu_count_fds();
 	int64_t t0 = ctx_now();
 	int fd = ctx__dial_addrs(ctx_background(), list, SOCK_STREAM);
@@ -258,7 +249,7 @@ START_TEST(all_hang)
 	}
 	int p4 = 0, f4, l4 = full_listener(AF_INET, &p4, &f4);
 	struct addrinfo *list = two(p6, p4);
-	warm_up();
+	tu_warm_up();
 	int fds = tu_count_fds();
 	ctx_t *c = ctx_with_timeout(ctx_background(), 600 * CTX_MSEC);
 	int64_t t0 = ctx_now();
@@ -297,7 +288,7 @@ START_TEST(dial_out_of_fds)
 	snprintf(name, sizeof(name), "localhost:%d", port);
 	snprintf(literal, sizeof(literal), "127.0.0.1:%d", port);
 	ck_assert(ctx__resolve_force(m));
-	warm_up();
+	tu_warm_up();
 	/* A limit at the lowest free descriptor leaves no room for one. */
 	struct rlimit old, low;
 	int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
