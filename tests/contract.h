@@ -33,6 +33,9 @@ enum ct_situation {
 	CT_LATER,    /* what it waits for comes while it waits */
 	CT_PARTIAL,  /* a transfer that moved some bytes, then was ended,
 			returns the count */
+	CT_STORM,    /* the deadline while it waits, with a signal every
+			millisecond interrupting every system call: EINTR
+			is retried inside, never returned */
 	CT_NSITUATIONS,
 };
 
@@ -40,7 +43,7 @@ enum ct_situation {
  * waits has no CT_CANCEL), and ... */
 #define CT_NOT(s) (1u << (s))
 #define CT_NEVER_WAITS (CT_NOT(CT_CANCEL) | CT_NOT(CT_DEADLINE) |            \
-			CT_NOT(CT_LATER) | CT_NOT(CT_PARTIAL))
+			CT_NOT(CT_LATER) | CT_NOT(CT_PARTIAL) | CT_NOT(CT_STORM))
 #define CT_NOT_PARTIAL CT_NOT(CT_PARTIAL)
 /* ... a done context refuses only a call that would wait, so CT_DONE
  * runs it in the arrangement where it waits (ctx_group_go, whose

@@ -40,5 +40,6 @@ Suite *suite_fdcount(void); /* not run yet: see tests/fdcount.c */
 /* Parts of a suite in files of their own, which its suite adds. */
 void add_io_accept(Suite *s); /* io/accept.c */
 void add_io_shared(Suite *s); /* io/shared.c */
+void add_reactor_storm(Suite *s); /* wait/storm.c */
 
 #endif

@@ -29,20 +29,8 @@
 
 /* ---- ctx_waitpid ------------------------------------------------------ */
 
-/* A child running a shell script; "exec sleep" keeps a long-lived child
- * a single process, so that killing it leaves nothing behind. */
-static pid_t spawn(const char *script)
-{
-	pid_t pid = fork();
-
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		execl("/bin/sh", "sh", "-c", script, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
+/* "exec sleep" keeps a long-lived child a single process, so that
+ * killing it leaves nothing behind. */
 #define FOREVER "exec sleep 3600"
 
 /* Wait, without reaping it, until pid has exited. */
@@ -60,7 +48,7 @@ START_TEST(test_waitpid_status)
 	ctx_t *c = ctx_with_timeout(ctx_background(), HOUR);
 
 	int64_t t0 = ctx_now();
-	pid_t pid = spawn("sleep 0.05; exit 42");
+	pid_t pid = tu_spawn_sh("sleep 0.05; exit 42");
 	pid_t arg = _i == 0 ? pid : _i == 1 ? -1 : 0;
 	pid_t got = ctx_waitpid(c, arg, &status, 0);
 	double ms = tu_ms_since(t0);
@@ -79,7 +67,7 @@ START_TEST(test_waitpid_exited)
 {
 	int status = 0;
 	ctx_t *c = ctx_with_cancel(ctx_background());
-	pid_t pid = spawn("exit 3");
+	pid_t pid = tu_spawn_sh("exit 3");
 
 	await_exit(pid);
 	int64_t t0 = ctx_now();
@@ -95,7 +83,7 @@ START_TEST(test_waitpid_wnohang)
 {
 	int status = 0;
 	ctx_t *c = ctx_with_timeout(ctx_background(), HOUR);
-	pid_t pid = spawn(FOREVER);
+	pid_t pid = tu_spawn_sh(FOREVER);
 
 	int64_t t0 = ctx_now();
 	ck_assert_int_eq(ctx_waitpid(c, pid, &status, WNOHANG), 0);
@@ -129,7 +117,7 @@ START_TEST(test_waitpid_signaled_stopped)
 {
 	int status = 0;
 	ctx_t *c = ctx_with_timeout(ctx_background(), HOUR);
-	pid_t pid = spawn("sleep 0.05; kill -STOP $$; " FOREVER);
+	pid_t pid = tu_spawn_sh("sleep 0.05; kill -STOP $$; " FOREVER);
 
 	ck_assert_int_eq(ctx_waitpid(c, pid, &status, WUNTRACED), pid);
 	ck_assert_msg(WIFSTOPPED(status), "status %#x", status);
@@ -145,7 +133,7 @@ END_TEST
 START_TEST(test_waitpid_null)
 {
 	int status = 0;
-	pid_t pid = spawn("exit 9");
+	pid_t pid = tu_spawn_sh("exit 9");
 
 	await_exit(pid);
 	tu_assert_fail(ctx_waitpid(NULL, pid, &status, 0), EINVAL);

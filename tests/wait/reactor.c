@@ -3,8 +3,8 @@
  * by the first wait of a thread that needs them -- a wait for a
  * descriptor surely does -- freed when the thread exits, close-on-exec,
  * none per context); fork; one cancellation waking a thousand threads;
- * signals that interrupt waits; and descriptor numbers that come back as
- * other files.
+ * and descriptor numbers that come back as other files.  Signals that
+ * interrupt waits are in storm.c.
  *
  * Descriptor counts are taken in fresh threads where it matters, so that
  * the tests hold under CK_FORK=no too, where the runner's own thread has
@@ -46,8 +46,6 @@
 #define EXIT_THREADS 600
 #define EXIT_BATCH 100
 #define BUDGET 1000
-#define STORM_MS 200            /* how long a wait under the storm lasts */
-#define STORM_MIN_HITS 10       /* the handler must have run this often */
 
 static const char key[] = "key";
 
@@ -63,26 +61,11 @@ static void join(pthread_t t)
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 }
 
-/* A child running a shell script, exec'd at once: safe with threads
- * around, and not followed by valgrind, whose leak report for a forked
- * child would otherwise change its exit status. */
-static pid_t spawn(const char *script)
-{
-	pid_t pid = fork();
-
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		execl("/bin/sh", "sh", "-c", script, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
 /* How many descriptors a program exec'd from here starts with. */
 static int exec_fd_count(void)
 {
 	int status;
-	pid_t pid = spawn("set -- /proc/self/fd/*; exit $#");
+	pid_t pid = tu_spawn_sh("set -- /proc/self/fd/*; exit $#");
 
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status), "status %#x", status);
@@ -458,7 +441,7 @@ START_TEST(test_cloexec)
 	assert_cloexec(s);
 
 	/* Whatever lives only while a thread waits for a child. */
-	pid_t pid = spawn("sleep 0.2");
+	pid_t pid = tu_spawn_sh("sleep 0.2");
 	start(&sc.thread, scanner_main, &sc);
 	ck_assert_int_eq(ctx_waitpid(c2, pid, &status, 0), pid);
 	join(sc.thread);
@@ -901,316 +884,6 @@ START_TEST(test_fanout)
 }
 END_TEST
 
-/* ---- EINTR storm ------------------------------------------------------ */
-
-/*
- * A handler installed without SA_RESTART, and a thread that signals the
- * test's thread every millisecond: every blocking system call in the
- * wait returns EINTR over and over.  The wait must still end only by
- * data, cancellation or deadline, on time, and never with EINTR.
- */
-static atomic_int hits;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	atomic_fetch_add(&hits, 1);
-}
-
-struct storm {
-	pthread_t thread, target;
-	atomic_bool stop;
-	struct sigaction old;
-	int64_t t0;
-};
-
-static void *storm_main(void *arg)
-{
-	struct storm *s = arg;
-
-	while (!atomic_load(&s->stop)) {
-		pthread_kill(s->target, SIGUSR1);
-		tu_sleep_ns(CTX_MSEC);
-	}
-	return NULL;
-}
-
-static void storm_start(struct storm *s)
-{
-	struct sigaction sa = { .sa_handler = on_usr1 }; /* no SA_RESTART */
-
-	sigemptyset(&sa.sa_mask);
-	ck_assert_int_eq(sigaction(SIGUSR1, &sa, &s->old), 0);
-	atomic_store(&hits, 0);
-	atomic_init(&s->stop, false);
-	s->target = pthread_self();
-	start(&s->thread, storm_main, s);
-	s->t0 = ctx_now();
-}
-
-/* Stop, and return the time since the start in ms.  Signals sent before
- * the join are delivered by the time it returns, so the old disposition
- * can come back safely. */
-static double storm_stop(struct storm *s)
-{
-	double ms = tu_ms_since(s->t0);
-
-	atomic_store(&s->stop, true);
-	join(s->thread);
-	ck_assert_int_eq(sigaction(SIGUSR1, &s->old, NULL), 0);
-	return ms;
-}
-
-#define assert_stormed()                                                    \
-	ck_assert_msg(atomic_load(&hits) >= STORM_MIN_HITS,                 \
-		      "the handler ran only %d times", atomic_load(&hits))
-
-START_TEST(test_storm_read_deadline)
-{
-	struct storm s;
-	int p[2];
-	char buf[8];
-
-	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	storm_start(&s);
-	ctx_t *c = ctx_with_timeout(ctx_background(), 300 * CTX_MSEC);
-	ssize_t n = ctx_read(c, p[0], buf, sizeof(buf));
-	int err = errno;
-	double ms = storm_stop(&s);
-	errno = err;
-	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
-	tu_assert_ms(ms, 300, 300 + LATE_MS);
-	assert_stormed();
-	ctx_release(c);
-	close(p[0]);
-	close(p[1]);
-}
-END_TEST
-
-struct late_write {
-	pthread_t thread;
-	int fd;
-};
-
-static void *late_write_main(void *arg)
-{
-	struct late_write *w = arg;
-
-	tu_sleep_ns(STORM_MS * CTX_MSEC);
-	if (write(w->fd, "x", 1) != 1)
-		abort();
-	return NULL;
-}
-
-START_TEST(test_storm_read_data)
-{
-	struct storm s;
-	struct late_write w;
-	int p[2];
-	char buf[8];
-	ctx_t *c = ctx_with_timeout(ctx_background(), HOUR);
-
-	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	w.fd = p[1];
-	storm_start(&s);
-	start(&w.thread, late_write_main, &w);
-	ssize_t n = ctx_read(c, p[0], buf, sizeof(buf));
-	double ms = storm_stop(&s);
-	join(w.thread);
-	ck_assert_int_eq(n, 1);
-	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
-	assert_stormed();
-	ctx_release(c);
-	close(p[0]);
-	close(p[1]);
-}
-END_TEST
-
-START_TEST(test_storm_read_cancel)
-{
-	struct storm s;
-	struct tu_canceller k;
-	int p[2];
-	char buf[8];
-	ctx_t *c = ctx_with_cancel(ctx_background());
-
-	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	storm_start(&s);
-	tu_must_cancel_after(&k, c, STORM_MS * CTX_MSEC);
-	ssize_t n = ctx_read(c, p[0], buf, sizeof(buf));
-	int err = errno;
-	double ms = storm_stop(&s);
-	tu_canceller_join(&k);
-	errno = err;
-	tu_assert_fail(n, CTX_CANCELED);
-	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
-	assert_stormed();
-	ctx_release(c);
-	close(p[0]);
-	close(p[1]);
-}
-END_TEST
-
-/* A full pipe: ctx_write waits for room that never comes. */
-START_TEST(test_storm_write_deadline)
-{
-	static char chunk[65536];
-	struct storm s;
-	int p[2];
-
-	ck_assert_int_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
-	while (write(p[1], chunk, sizeof(chunk)) > 0)
-		;
-	storm_start(&s);
-	ctx_t *c = ctx_with_timeout(ctx_background(), STORM_MS * CTX_MSEC);
-	ssize_t n = ctx_write(c, p[1], "x", 1);
-	int err = errno;
-	double ms = storm_stop(&s);
-	errno = err;
-	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
-	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
-	assert_stormed();
-	ctx_release(c);
-	close(p[0]);
-	close(p[1]);
-}
-END_TEST
-
-START_TEST(test_storm_sleep)
-{
-	struct storm s;
-	ctx_t *c = ctx_with_timeout(ctx_background(), HOUR);
-
-	storm_start(&s);
-	int rc = ctx_sleep(c, STORM_MS * CTX_MSEC);
-	double ms = storm_stop(&s);
-	ck_assert_int_eq(rc, 0);
-	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
-	assert_stormed();
-	ctx_release(c);
-}
-END_TEST
-
-START_TEST(test_storm_wait)
-{
-	struct storm s;
-
-	storm_start(&s);
-	ctx_t *c = ctx_with_timeout(ctx_background(), STORM_MS * CTX_MSEC);
-	int rc = ctx_wait(c);
-	double ms = storm_stop(&s);
-	ck_assert_int_eq(rc, CTX_DEADLINE_EXCEEDED);
-	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
-	assert_stormed();
-	ctx_release(c);
-}
-END_TEST
-
-/* A wait for nothing but the context, with no deadline anywhere. */
-START_TEST(test_storm_wait_cancel)
-{
-	struct storm s;
-	struct tu_canceller k;
-	ctx_t *c = ctx_with_cancel(ctx_background());
-
-	storm_start(&s);
-	tu_must_cancel_after(&k, c, STORM_MS * CTX_MSEC);
-	int rc = ctx_wait(c);
-	double ms = storm_stop(&s);
-	tu_canceller_join(&k);
-	ck_assert_int_eq(rc, CTX_CANCELED);
-	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
-	assert_stormed();
-	ctx_release(c);
-}
-END_TEST
-
-/* A blocking FIFO: no per-call non-blocking read, so the library has to
- * find another way not to block in read(2). */
-START_TEST(test_storm_fifo)
-{
-	struct storm s;
-	char dir[] = "/tmp/ctx-test-XXXXXX", path[64], buf[8];
-
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/fifo", dir);
-	ck_assert_int_eq(mkfifo(path, 0600), 0);
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	unlink(path);
-	rmdir(dir);
-	ck_assert_int_ge(fd, 0);
-	storm_start(&s);
-	ctx_t *c = ctx_with_timeout(ctx_background(), STORM_MS * CTX_MSEC);
-	ssize_t n = ctx_read(c, fd, buf, sizeof(buf));
-	int err = errno;
-	double ms = storm_stop(&s);
-	errno = err;
-	tu_assert_fail(n, CTX_DEADLINE_EXCEEDED);
-	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
-	assert_stormed();
-	ctx_release(c);
-	close(fd);
-}
-END_TEST
-
-/* ctx_poll's own timeout (0), then the context's deadline (-1). */
-START_TEST(test_storm_poll)
-{
-	struct storm s;
-	int p[2];
-
-	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-	ctx_t *c = ctx_with_timeout(ctx_background(), HOUR);
-
-	storm_start(&s);
-	int rc = ctx_poll(c, &pfd, 1, STORM_MS * CTX_MSEC);
-	double ms = storm_stop(&s);
-	ck_assert_int_eq(rc, 0);
-	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
-	assert_stormed();
-	ctx_release(c);
-
-	storm_start(&s);
-	c = ctx_with_timeout(ctx_background(), STORM_MS * CTX_MSEC);
-	rc = ctx_poll(c, &pfd, 1, -1);
-	int err = errno;
-	ms = storm_stop(&s);
-	errno = err;
-	tu_assert_fail(rc, CTX_DEADLINE_EXCEEDED);
-	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
-	assert_stormed();
-	ctx_release(c);
-	close(p[0]);
-	close(p[1]);
-}
-END_TEST
-
-/* A child that exits with 7 after STORM_MS; the loop index waits for it
- * by its pid (0) or as any child (1). */
-START_TEST(test_storm_waitpid)
-{
-	struct storm s;
-	int status = 0;
-	ctx_t *c = ctx_with_timeout(ctx_background(), HOUR);
-
-	int64_t t0 = ctx_now();
-	pid_t pid = spawn("sleep 0.2; exit 7"); /* STORM_MS */
-	storm_start(&s);
-	pid_t got = ctx_waitpid(c, _i ? -1 : pid, &status, 0);
-	int err = errno;
-	storm_stop(&s);
-	double ms = tu_ms_since(t0);
-	ck_assert_msg(got == pid, "ctx_waitpid: %d, errno %d (%s)", (int)got,
-		      err, strerror(err));
-	ck_assert(WIFEXITED(status));
-	ck_assert_int_eq(WEXITSTATUS(status), 7);
-	tu_assert_ms(ms, STORM_MS, STORM_MS + LATE_MS);
-	assert_stormed();
-	ctx_release(c);
-}
-END_TEST
-
 /* ---- descriptor numbers that come back as other files ----------------- */
 
 /*
@@ -1324,17 +997,7 @@ Suite *suite_reactor(void)
 	tc = tu_tcase(s, "fanout", 120);
 	tcase_add_test(tc, test_fanout);
 
-	tc = tu_tcase(s, "eintr", 30);
-	tcase_add_test(tc, test_storm_read_deadline);
-	tcase_add_test(tc, test_storm_read_data);
-	tcase_add_test(tc, test_storm_read_cancel);
-	tcase_add_test(tc, test_storm_write_deadline);
-	tcase_add_test(tc, test_storm_sleep);
-	tcase_add_test(tc, test_storm_wait);
-	tcase_add_test(tc, test_storm_wait_cancel);
-	tcase_add_test(tc, test_storm_fifo);
-	tcase_add_test(tc, test_storm_poll);
-	tcase_add_loop_test(tc, test_storm_waitpid, 0, 2);
+	add_reactor_storm(s);
 
 	tc = tu_tcase(s, "stale", 30);
 	tcase_add_test(tc, test_stale_registration);
