@@ -40,6 +40,7 @@ tests_check_ctx_SOURCES = \
 	tests/main.c \
 	tests/suites.h \
 	tests/testutil.h \
+	tests/hooks.h \
 	tests/contract.c \
 	tests/contract.h \
 	tests/contract/io.c \
@@ -49,7 +50,11 @@ tests_check_ctx_SOURCES = \
 	tests/contract/sync.c \
 	tests/contract/proc.c \
 	tests/contract/net.c \
+	tests/core/core.h \
 	tests/core/context.c \
+	tests/core/done_fd.c \
+	tests/core/values.c \
+	tests/core/races.c \
 	tests/core/after.c \
 	tests/core/debug.c \
 	tests/core/checks.c \

@@ -41,5 +41,8 @@ Suite *suite_fdcount(void); /* not run yet: see tests/fdcount.c */
 void add_io_accept(Suite *s); /* io/accept.c */
 void add_io_shared(Suite *s); /* io/shared.c */
 void add_reactor_storm(Suite *s); /* wait/storm.c */
+void add_context_done_fd(Suite *s); /* core/done_fd.c */
+void add_context_values(Suite *s); /* core/values.c */
+void add_context_races(Suite *s); /* core/races.c */
 
 #endif
