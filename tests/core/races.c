@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "core.h"
-#include "hooks.h"
 #include "suites.h"
 
 /* ---- concurrency ------------------------------------------------------ */
