@@ -87,7 +87,11 @@ tests_check_ctx_SOURCES = \
 	tests/net/resolve.c \
 	tests/net/dial.c \
 	tests/server/server.c \
+	tests/soak/stress.h \
 	tests/soak/stress.c \
+	tests/soak/soak.h \
+	tests/soak/soak.c \
+	tests/soak/soak_ops.c \
 	tests/soak/sequence.c \
 	tests/faults/faults.c
 # -I tests: the suites in the folders include the shared helpers by name.
