@@ -92,7 +92,10 @@ tests_check_ctx_SOURCES = \
 	tests/soak/soak.h \
 	tests/soak/soak.c \
 	tests/soak/soak_ops.c \
+	tests/soak/sequence.h \
 	tests/soak/sequence.c \
+	tests/soak/seq_step.c \
+	tests/soak/seq_calls.c \
 	tests/faults/faults.c
 # -I tests: the suites in the folders include the shared helpers by name.
 tests_check_ctx_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
