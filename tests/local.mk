@@ -96,7 +96,11 @@ tests_check_ctx_SOURCES = \
 	tests/soak/sequence.c \
 	tests/soak/seq_step.c \
 	tests/soak/seq_calls.c \
-	tests/faults/faults.c
+	tests/faults/faults.h \
+	tests/faults/faults.c \
+	tests/faults/emfile.c \
+	tests/faults/enomem.c \
+	tests/faults/storm.c
 # -I tests: the suites in the folders include the shared helpers by name.
 tests_check_ctx_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
 tests_check_ctx_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)

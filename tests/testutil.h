@@ -5,7 +5,9 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -341,6 +343,43 @@ static inline void tu_warm_up(void)
 
 	ck_assert_int_eq(ctx_wait(c), CTX_DEADLINE_EXCEEDED);
 	ctx_release(c);
+}
+
+static inline void tu__set_flag(void *arg)
+{
+	atomic_store((_Atomic int *)arg, 1);
+}
+
+/*
+ * Start what the library starts once and keeps: the timer thread (a done
+ * fd with a deadline), the after-func runner, and this thread's reactor
+ * (a timed read of a pipe), so that the counts taken next are the
+ * baseline to come back to.
+ */
+static inline void tu_start_services(void)
+{
+	_Atomic int ran = 0;
+	int p[2];
+	char ch;
+	/* A deadline far enough that it is still ahead when the done fd is
+	 * asked for, however slow the machine: the timer thread starts. */
+	ctx_t *c = ctx_with_timeout(ctx_background(), 3600 * CTX_SEC);
+
+	ck_assert_int_ge(ctx_done_fd(c), 0);
+	ctx_cancel(c);
+	ctx_after_t *a = ctx_after_func(c, tu__set_flag, &ran);
+	ck_assert_ptr_nonnull(a);
+	for (int i = 0; !atomic_load(&ran) && i < 5000; i++)
+		tu_sleep_ns(CTX_MSEC);
+	ck_assert_int_eq(atomic_load(&ran), 1);
+	ck_assert(!ctx_after_stop(a));
+	ctx_release(c);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	c = ctx_with_timeout(ctx_background(), CTX_MSEC);
+	tu_assert_fail(ctx_read(c, p[0], &ch, 1), CTX_DEADLINE_EXCEEDED);
+	ctx_release(c);
+	close(p[0]);
+	close(p[1]);
 }
 
 /* ---- added for the stress and faults suites -------------------------- */

@@ -459,17 +459,11 @@ static bool proc_works(void)
 	return true;
 }
 
-static void set_flag(void *arg)
-{
-	atomic_store((_Atomic int *)arg, 1);
-}
-
-/* Start what the library starts once and keeps (the timer thread, the
- * after-func runner, the hang-up watcher that ctx_open may use), so that
- * the counts taken next are the baseline. */
+/* Start what the library starts once and keeps (tu_start_services, and
+ * the hang-up watcher that ctx_open may use), so that the counts taken
+ * next are the baseline. */
 static void warm_up(void)
 {
-	_Atomic int ran = 0;
 	int sv[2];
 	ctx_t *c;
 
@@ -480,16 +474,7 @@ static void warm_up(void)
 	ctx_release(c);
 	close(sv[0]);
 	close(sv[1]);
-	c = ctx_with_timeout(ctx_background(), 3600 * CTX_SEC);
-
-	ck_assert_int_ge(ctx_done_fd(c), 0);
-	ctx_cancel(c);
-	ctx_after_t *a = ctx_after_func(c, set_flag, &ran);
-	ck_assert_ptr_nonnull(a);
-	for (int i = 0; !atomic_load(&ran) && i < 5000; i++)
-		tu_sleep_ns(CTX_MSEC);
-	ck_assert(!ctx_after_stop(a));
-	ctx_release(c);
+	tu_start_services();
 }
 
 /* The test's thread as watchdog: a worker in one step this long is

@@ -613,44 +613,6 @@ void soak_check_pre(struct op *o, const char *call, int pre, long rc,
 
 /* ---- the workers and the test ------------------------------------------ */
 
-static void set_flag(void *arg)
-{
-	atomic_store((_Atomic int *)arg, 1);
-}
-
-/*
- * Start what the library starts once and keeps: the timer thread (a done
- * fd with a deadline), the after-func runner, and this thread's reactor,
- * so that the counts taken next are the baseline to come back to.
- */
-static void warm_up(void)
-{
-	_Atomic int ran = 0;
-	int p[2];
-	char ch;
-	/* A deadline far enough that it is still ahead when the done fd is
-	 * asked for, however slow the machine: the timer thread starts. */
-	ctx_t *c = ctx_with_timeout(ctx_background(), 3600 * CTX_SEC);
-
-	ck_assert_int_ge(ctx_done_fd(c), 0);
-	ctx_cancel(c);
-	ctx_after_t *a = ctx_after_func(c, set_flag, &ran);
-	ck_assert_ptr_nonnull(a);
-	for (int i = 0; !atomic_load(&ran) && i < 5000; i++)
-		tu_sleep_ns(CTX_MSEC);
-	ck_assert_int_eq(atomic_load(&ran), 1);
-	ck_assert(!ctx_after_stop(a));
-	ctx_release(c);
-
-	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	c = ctx_with_timeout(ctx_background(), CTX_MSEC);
-	ck_assert_int_eq(ctx_read(c, p[0], &ch, 1), -1);
-	ck_assert_int_eq(errno, CTX_DEADLINE_EXCEEDED);
-	ctx_release(c);
-	close(p[0]);
-	close(p[1]);
-}
-
 static void cleanup(struct op *o)
 {
 	struct rng *r = &o->w->r;
@@ -838,7 +800,7 @@ START_TEST(test_soak)
 		atomic_store(&soak_ops[i], 0);
 		atomic_store(&soak_ns[i], 0);
 	}
-	warm_up();
+	tu_start_services();
 	int fds = tu_count_fds(), threads = tu_count_threads();
 
 	epoch_rotate(&r, false);
