@@ -33,12 +33,12 @@
  * that run this are shared and loaded.
  */
 #include <netdb.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 
 #include "contract.h"
 #include "suites.h"
+#include "wait/storm.h"
 
 #define AT_ONCE_MS 500 /* the four refusals of CT_DONE, together */
 #define STUCK_MS 3000  /* a partial transfer this late past its end */
@@ -344,52 +344,6 @@ END_TEST
 #define STORM_MS 60
 #define STORM_MIN_HITS 5  /* the handler ran at least this often */
 
-static atomic_int hits;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	atomic_fetch_add(&hits, 1);
-}
-
-struct storm {
-	pthread_t thread, target;
-	atomic_bool stop;
-	struct sigaction old;
-};
-
-static void *storm_main(void *arg)
-{
-	struct storm *s = arg;
-
-	while (!atomic_load(&s->stop)) {
-		pthread_kill(s->target, SIGUSR1);
-		tu_sleep_ns(CTX_MSEC);
-	}
-	return NULL;
-}
-
-static void storm_start(struct storm *s)
-{
-	struct sigaction sa = { .sa_handler = on_usr1 }; /* no SA_RESTART */
-
-	sigemptyset(&sa.sa_mask);
-	ck_assert_int_eq(sigaction(SIGUSR1, &sa, &s->old), 0);
-	atomic_store(&hits, 0);
-	atomic_init(&s->stop, false);
-	s->target = pthread_self();
-	ck_assert_int_eq(pthread_create(&s->thread, NULL, storm_main, s), 0);
-}
-
-/* Signals sent before the join are delivered by the time it returns, so
- * the old disposition can come back safely. */
-static void storm_stop(struct storm *s)
-{
-	atomic_store(&s->stop, true);
-	ck_assert_int_eq(pthread_join(s->thread, NULL), 0);
-	ck_assert_int_eq(sigaction(SIGUSR1, &s->old, NULL), 0);
-}
-
 START_TEST(test_storm)
 {
 	struct run r;
@@ -400,11 +354,11 @@ START_TEST(test_storm)
 	int64_t t0 = ctx_now();
 	ctx_t *c = ctx_with_timeout(ctx_background(), STORM_MS * CTX_MSEC);
 	struct outcome o = run_call(&r, c, t0);
-	storm_stop(&storm);
+	int hits = storm_stop(&storm);
 	assert_failed(&r, o, CTX_DEADLINE_EXCEEDED, "at its deadline, stormed");
 	assert_took(&r, o.ms, STORM_MS, STORM_MS + CT_LATE_MS);
-	ck_assert_msg(atomic_load(&hits) >= STORM_MIN_HITS, "%s: the handler "
-		      "ran only %d times", r.row->name, atomic_load(&hits));
+	ck_assert_msg(hits >= STORM_MIN_HITS, "%s: the handler ran only %d "
+		      "times", r.row->name, hits);
 	run_ready(&r);
 	r.row->kept(r.st);
 	run_end(&r);

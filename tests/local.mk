@@ -60,6 +60,7 @@ tests_check_ctx_SOURCES = \
 	tests/core/checks.c \
 	tests/core/asserts.c \
 	tests/wait/reactor.c \
+	tests/wait/storm.h \
 	tests/wait/storm.c \
 	tests/wait/kill.c \
 	tests/wait/fdcount.c \

@@ -259,17 +259,9 @@ bool readable(int fd, int ms) { return ready_for(fd, POLLIN, ms); }
 
 void put(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
+	int e = put_quiet(fd, buf, len);
 
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		ck_assert_msg(n > 0, "write: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
+	ck_assert_msg(e == 0, "write: %s", strerror(e));
 }
 
 /* What fd has within ms (poll first, so a blocking fd is safe): the
@@ -281,26 +273,6 @@ ssize_t get(int fd, void *buf, size_t len, int ms)
 	ssize_t n = read(fd, buf, len);
 	ck_assert_msg(n > 0, "read: %s", strerror(errno));
 	return n;
-}
-
-/* Read from fd until want bytes came (into buf, unless NULL) or none came
- * for ms; return the count.  Waiting for a known count keeps the tests
- * fast without guessing how long the kernel may take to deliver. */
-size_t drain_upto(int fd, char *buf, size_t want, int ms)
-{
-	static char scratch[65536];
-	size_t total = 0;
-	ssize_t n = 1;
-
-	while (total < want && n > 0) {
-		size_t room = want - total;
-
-		if (!buf && room > sizeof(scratch))
-			room = sizeof(scratch);
-		n = get(fd, buf ? buf + total : scratch, room, ms);
-		total += (size_t)n;
-	}
-	return total;
 }
 
 /* put, for a helper thread: 0 or an error number. */
@@ -321,8 +293,12 @@ int put_quiet(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* drain_upto, for a helper thread: the count read. */
-size_t drain_quiet(int fd, char *buf, size_t want, int ms)
+/* Read from fd until want bytes came (into buf, unless NULL) or none came
+ * for ms; return the count.  Waiting for a known count keeps the tests
+ * fast without guessing how long the kernel may take to deliver.
+ * drain_quiet asserts nothing, for helper threads; drain_upto asserts
+ * that every read that poll allowed read something. */
+static size_t drain(int fd, char *buf, size_t want, int ms, bool strict)
 {
 	char scratch[4096];
 	size_t total = 0;
@@ -333,11 +309,25 @@ size_t drain_quiet(int fd, char *buf, size_t want, int ms)
 
 		if (!buf && room > sizeof(scratch))
 			room = sizeof(scratch);
-		n = ready_for(fd, POLLIN, ms) ?
-			    read(fd, buf ? buf + total : scratch, room) : 0;
+		bool ready = ready_for(fd, POLLIN, ms);
+
+		n = ready ? read(fd, buf ? buf + total : scratch, room) : 0;
+		if (strict && ready && n <= 0)
+			ck_abort_msg("read: %s", n ? strerror(errno) :
+				     "end of file");
 		total += n > 0 ? (size_t)n : 0;
 	}
 	return total;
+}
+
+size_t drain_quiet(int fd, char *buf, size_t want, int ms)
+{
+	return drain(fd, buf, want, ms, false);
+}
+
+size_t drain_upto(int fd, char *buf, size_t want, int ms)
+{
+	return drain(fd, buf, want, ms, true);
 }
 
 /*

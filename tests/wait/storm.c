@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "storm.h"
 #include "suites.h"
-#include "testutil.h"
 
 #define HOUR (3600 * CTX_SEC)
 #define LATE_MS 2000
@@ -32,13 +32,6 @@ static void on_usr1(int sig)
 	atomic_fetch_add(&hits, 1);
 }
 
-struct storm {
-	pthread_t thread, target;
-	atomic_bool stop;
-	struct sigaction old;
-	int64_t t0;
-};
-
 static void *storm_main(void *arg)
 {
 	struct storm *s = arg;
@@ -50,7 +43,7 @@ static void *storm_main(void *arg)
 	return NULL;
 }
 
-static void storm_start(struct storm *s)
+void storm_start(struct storm *s)
 {
 	struct sigaction sa = { .sa_handler = on_usr1 }; /* no SA_RESTART */
 
@@ -63,21 +56,29 @@ static void storm_start(struct storm *s)
 	s->t0 = ctx_now();
 }
 
-/* Stop, check that the storm was one and that the wait took about
- * STORM_MS.  Signals sent before the join are delivered by the time it
- * returns, so the old disposition can come back safely.  errno is kept
- * for the caller's check. */
-static void storm_stop(struct storm *s)
+/* Signals sent before the join are delivered by the time it returns, so
+ * the old disposition can come back safely.  errno is kept for the
+ * caller's check. */
+int storm_stop(struct storm *s)
 {
-	double ms = tu_ms_since(s->t0);
 	int e = errno;
 
 	atomic_store(&s->stop, true);
 	ck_assert_int_eq(pthread_join(s->thread, NULL), 0);
 	ck_assert_int_eq(sigaction(SIGUSR1, &s->old, NULL), 0);
+	errno = e;
+	return atomic_load(&hits);
+}
+
+/* Stop, and check that the storm was one and that the wait took about
+ * STORM_MS. */
+static void storm_end(struct storm *s)
+{
+	double ms = tu_ms_since(s->t0);
+	int e = errno, n = storm_stop(s);
+
 	tu_assert_ms(ms, STORM_MS * 0.9, STORM_MS + LATE_MS);
-	ck_assert_msg(atomic_load(&hits) >= STORM_MIN_HITS, "the handler ran "
-		      "only %d times", atomic_load(&hits));
+	ck_assert_msg(n >= STORM_MIN_HITS, "the handler ran only %d times", n);
 	errno = e;
 }
 
@@ -94,7 +95,7 @@ START_TEST(test_storm_read_data)
 	storm_start(&s);
 	tu_feed_after(&f, p[1], "x", 1, STORM_NS);
 	ssize_t n = ctx_read(c, p[0], buf, sizeof(buf));
-	storm_stop(&s);
+	storm_end(&s);
 	tu_feeder_join(&f);
 	ck_assert_int_eq(n, 1);
 	ctx_release(c);
@@ -117,7 +118,7 @@ START_TEST(test_storm_cancel)
 	storm_start(&s);
 	tu_must_cancel_after(&k, c, STORM_NS);
 	long rc = _i ? ctx_wait(c) : ctx_read(c, p[0], buf, sizeof(buf));
-	storm_stop(&s);
+	storm_end(&s);
 	tu_canceller_join(&k);
 	if (_i)
 		ck_assert_int_eq(rc, CTX_CANCELED);
@@ -137,7 +138,7 @@ START_TEST(test_storm_sleep)
 
 	storm_start(&s);
 	int rc = ctx_sleep(c, STORM_NS);
-	storm_stop(&s);
+	storm_end(&s);
 	ck_assert_int_eq(rc, 0);
 	ctx_release(c);
 }
@@ -155,7 +156,7 @@ START_TEST(test_storm_poll)
 
 	storm_start(&s);
 	int rc = ctx_poll(c, &pfd, 1, STORM_NS);
-	storm_stop(&s);
+	storm_end(&s);
 	ck_assert_int_eq(rc, 0);
 	ctx_release(c);
 	close(p[0]);
@@ -175,7 +176,7 @@ START_TEST(test_storm_waitpid)
 	storm_start(&s);
 	pid_t got = ctx_waitpid(c, _i ? -1 : pid, &status, 0);
 	int err = errno;
-	storm_stop(&s);
+	storm_end(&s);
 	ck_assert_msg(got == pid, "ctx_waitpid: %d, errno %d (%s)", (int)got,
 		      err, strerror(err));
 	ck_assert(WIFEXITED(status));
