@@ -404,6 +404,16 @@ static inline TCase *tu_tcase(Suite *s, const char *name, double timeout)
 	return tc;
 }
 
+/* Add the tests named (START_TEST's names) to tc, in that order. */
+#define tu_add_tests(tc, ...)                                               \
+	tu__add_tests((tc), (const TTest *const[]){ __VA_ARGS__, NULL })
+
+static inline void tu__add_tests(TCase *tc, const TTest *const *t)
+{
+	for (; *t; t++)
+		tcase_add_test(tc, *t);
+}
+
 /* xorshift32: a small seeded generator, so a failing run can be
  * repeated with its seed. */
 static inline uint32_t tu_rand(uint32_t *s)

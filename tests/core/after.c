@@ -440,21 +440,17 @@ Suite *suite_after(void)
 	TCase *tc;
 
 	tc = tu_tcase(s, "run", 30);
-	tcase_add_test(tc, test_after_cancel);
-	tcase_add_test(tc, test_after_deadline_no_waiter);
-	tcase_add_test(tc, test_after_already_done);
-	tcase_add_test(tc, test_after_derived);
-	tcase_add_test(tc, test_after_many);
+	tu_add_tests(tc, test_after_cancel, test_after_deadline_no_waiter,
+		     test_after_already_done, test_after_derived,
+		     test_after_many);
 
 	tc = tu_tcase(s, "stop", 60);
-	tcase_add_test(tc, test_after_stop_before);
-	tcase_add_test(tc, test_after_never_done);
-	tcase_add_test(tc, test_after_race_stop);
-	tcase_add_test(tc, test_after_null);
+	tu_add_tests(tc, test_after_stop_before, test_after_never_done,
+		     test_after_race_stop, test_after_null);
 
 	tc = tu_tcase(s, "threads", 30);
-	tcase_add_test(tc, test_after_no_thread_without_use);
-	tcase_add_test(tc, test_after_threads_bounded);
+	tu_add_tests(tc, test_after_no_thread_without_use,
+		     test_after_threads_bounded);
 
 	return s;
 }

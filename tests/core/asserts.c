@@ -88,8 +88,8 @@ Suite *suite_asserts(void)
 #ifdef CTX_ASSERTS
 	TCase *tc = tcase_create("asserts");
 	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_refcount_underflow_aborts);
-	tcase_add_test(tc, test_nested_node_locks_abort);
+	tu_add_tests(tc, test_refcount_underflow_aborts,
+		     test_nested_node_locks_abort);
 	suite_add_tcase(s, tc);
 #else
 	fprintf(stderr, "asserts: skipped: built without CTX_ASSERTS "

@@ -192,16 +192,11 @@ Suite *suite_checks(void)
 	Suite *s = suite_create("checks");
 	TCase *tc = tcase_create("misuse");
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_double_release);
-	tcase_add_test(tc, test_use_after_unref);
-	tcase_add_test(tc, test_parent_released_twice);
-	tcase_add_test(tc, test_join_twice);
-	tcase_add_test(tc, test_detach_twice);
-	tcase_add_test(tc, test_join_after_detach);
-	tcase_add_test(tc, test_after_stop_twice);
-	tcase_add_test(tc, test_release_borrowed);
-	tcase_add_test(tc, test_self_join);
-	tcase_add_test(tc, test_without_checks);
+	tu_add_tests(tc, test_double_release, test_use_after_unref,
+		     test_parent_released_twice, test_join_twice,
+		     test_detach_twice, test_join_after_detach,
+		     test_after_stop_twice, test_release_borrowed,
+		     test_self_join, test_without_checks);
 	suite_add_tcase(s, tc);
 	return s;
 }

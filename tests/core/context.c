@@ -860,39 +860,23 @@ Suite *suite_context(void)
 	TCase *tc;
 
 	tc = tu_tcase(s, "api", 30);
-	tcase_add_test(tc, test_now_monotonic);
-	tcase_add_test(tc, test_roots);
-	tcase_add_test(tc, test_roots_noop);
-	tcase_add_test(tc, test_with_cancel);
-	tcase_add_test(tc, test_with_deadline);
-	tcase_add_test(tc, test_with_timeout);
-	tcase_add_test(tc, test_cause_constructors);
-	tcase_add_test(tc, test_with_value);
-	tcase_add_test(tc, test_without_cancel);
-	tcase_add_test(tc, test_cancel_cause);
-	tcase_add_test(tc, test_ref_unref);
-	tcase_add_test(tc, test_release);
-	tcase_add_test(tc, test_auto);
-	tcase_add_test(tc, test_strerror);
+	tu_add_tests(tc, test_now_monotonic, test_roots, test_roots_noop,
+		     test_with_cancel, test_with_deadline, test_with_timeout,
+		     test_cause_constructors, test_with_value,
+		     test_without_cancel, test_cancel_cause, test_ref_unref,
+		     test_release, test_auto, test_strerror);
 
 	tc = tu_tcase(s, "semantics", 30);
-	tcase_add_test(tc, test_deep_chain);
-	tcase_add_test(tc, test_very_deep_chain);
-	tcase_add_test(tc, test_wide_tree);
-	tcase_add_test(tc, test_first_cancel_wins);
-	tcase_add_test(tc, test_parent_after_child);
-	tcase_add_test(tc, test_child_of_cancelled_parent);
-	tcase_add_test(tc, test_child_of_expired_parent);
-	tcase_add_test(tc, test_child_of_cancelled_parent_past_deadline);
-	tcase_add_test(tc, test_later_deadline_ignored);
-	tcase_add_test(tc, test_earlier_deadline_used);
-	tcase_add_test(tc, test_past_deadline);
-	tcase_add_test(tc, test_value_between_cancels);
-	tcase_add_test(tc, test_expiry_without_waiter);
-	tcase_add_test(tc, test_cancel_child_only);
-	tcase_add_test(tc, test_cause_defaults_to_err);
-	tcase_add_test(tc, test_deadline_cause_expiry);
-	tcase_add_test(tc, test_timeout_saturates);
+	tu_add_tests(tc, test_deep_chain, test_very_deep_chain, test_wide_tree,
+		     test_first_cancel_wins, test_parent_after_child,
+		     test_child_of_cancelled_parent,
+		     test_child_of_expired_parent,
+		     test_child_of_cancelled_parent_past_deadline,
+		     test_later_deadline_ignored, test_earlier_deadline_used,
+		     test_past_deadline, test_value_between_cancels,
+		     test_expiry_without_waiter, test_cancel_child_only,
+		     test_cause_defaults_to_err, test_deadline_cause_expiry,
+		     test_timeout_saturates);
 
 	add_context_done_fd(s);
 	add_context_values(s);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "suites.h"
+#include "testutil.h"
 
 /* Run tests/leaky with the given CTX_DEBUG (NULL: unset); its stderr. */
 static char *run_leaky(const char *debug)
@@ -89,10 +90,10 @@ Suite *suite_debug(void)
 	Suite *s = suite_create("debug");
 	TCase *tc = tcase_create("leaks");
 	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_leaks_reported_with_site);
-	tcase_add_test(tc, test_thread_leaks_reported_with_site);
-	tcase_add_test(tc, test_refused_constructor_drops_site);
-	tcase_add_test(tc, test_silent_without_debug);
+	tu_add_tests(tc, test_leaks_reported_with_site,
+		     test_thread_leaks_reported_with_site,
+		     test_refused_constructor_drops_site,
+		     test_silent_without_debug);
 	suite_add_tcase(s, tc);
 	return s;
 }

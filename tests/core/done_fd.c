@@ -268,13 +268,9 @@ void add_context_done_fd(Suite *s)
 	TCase *tc;
 
 	tc = tu_tcase(s, "done_fd", 30);
-	tcase_add_test(tc, test_done_fd_level);
-	tcase_add_test(tc, test_done_fd_cancel);
-	tcase_add_test(tc, test_done_fd_deadline);
-	tcase_add_test(tc, test_done_fd_deadline_inherited);
-	tcase_add_test(tc, test_done_fd_same);
-	tcase_add_test(tc, test_done_fd_never);
-	tcase_add_test(tc, test_done_fd_cloexec);
-	tcase_add_test(tc, test_done_fd_closed_on_free);
-	tcase_add_test(tc, test_done_fd_emfile);
+	tu_add_tests(tc, test_done_fd_level, test_done_fd_cancel,
+		     test_done_fd_deadline, test_done_fd_deadline_inherited,
+		     test_done_fd_same, test_done_fd_never,
+		     test_done_fd_cloexec, test_done_fd_closed_on_free,
+		     test_done_fd_emfile);
 }

@@ -454,10 +454,7 @@ void add_context_races(Suite *s)
 	TCase *tc;
 
 	tc = tu_tcase(s, "concurrency", 60);
-	tcase_add_test(tc, test_race_cancel_create);
-	tcase_add_test(tc, test_race_tree);
-	tcase_add_test(tc, test_race_cause_visible);
-	tcase_add_test(tc, test_race_shared_parent);
-	tcase_add_test(tc, test_race_deadline);
-	tcase_add_test(tc, test_race_done_fd);
+	tu_add_tests(tc, test_race_cancel_create, test_race_tree,
+		     test_race_cause_visible, test_race_shared_parent,
+		     test_race_deadline, test_race_done_fd);
 }

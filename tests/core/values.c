@@ -489,11 +489,10 @@ void add_context_values(Suite *s)
 	TCase *tc;
 
 	tc = tu_tcase(s, "values", 30);
-	tcase_add_test(tc, test_value_nearest_wins);
-	tcase_add_test(tc, test_value_key_by_address);
-	tcase_add_test(tc, test_value_survives_cancel);
-	tcase_add_test(tc, test_without_cancel_of_cancelled);
-	tcase_add_test(tc, test_child_keeps_parent);
+	tu_add_tests(tc, test_value_nearest_wins, test_value_key_by_address,
+		     test_value_survives_cancel,
+		     test_without_cancel_of_cancelled,
+		     test_child_keeps_parent);
 
 	tc = tu_tcase(s, "resources", 30);
 	tcase_add_test(tc, test_no_fd_no_thread);
@@ -504,13 +503,10 @@ void add_context_values(Suite *s)
 	tc = tu_tcase(s, "bad_input", 30);
 	tcase_add_loop_test(tc, test_null_parent, 0, N_KINDS);
 	tcase_add_loop_test(tc, test_out_of_memory, 0, N_KINDS);
-	tcase_add_test(tc, test_out_of_memory_later);
-	tcase_add_test(tc, test_cancel_noop);
-	tcase_add_test(tc, test_null_context);
+	tu_add_tests(tc, test_out_of_memory_later, test_cancel_noop,
+		     test_null_context);
 
 	tc = tu_tcase(s, "format", 30);
-	tcase_add_test(tc, test_format_kinds);
-	tcase_add_test(tc, test_format_chain);
-	tcase_add_test(tc, test_format_truncates);
-	tcase_add_test(tc, test_format_long);
+	tu_add_tests(tc, test_format_kinds, test_format_chain,
+		     test_format_truncates, test_format_long);
 }

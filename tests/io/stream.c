@@ -314,8 +314,7 @@ Suite *suite_io(void)
 	tcase_add_loop_test(tc, test_file_not_socket, 0, 2);
 
 	tc = tu_tcase(s, "bad_input", 30);
-	tcase_add_test(tc, test_ebadf);
-	tcase_add_test(tc, test_null_ctx);
+	tu_add_tests(tc, test_ebadf, test_null_ctx);
 
 	add_io_accept(s);
 	add_io_shared(s);

@@ -532,19 +532,15 @@ Suite *suite_syscalls(void)
 	TCase *tc = tu_tcase(s, "sync", 10);
 	tcase_add_test(tc, test_fsync);
 	tc = tu_tcase(s, "sleep_until", 20);
-	tcase_add_test(tc, test_sleep_until_past);
-	tcase_add_test(tc, test_sleep_until_ticker);
+	tu_add_tests(tc, test_sleep_until_past, test_sleep_until_ticker);
 	tc = tu_tcase(s, "ppoll", 20);
-	tcase_add_test(tc, test_ppoll_eintr);
-	tcase_add_test(tc, test_ppoll_timeout);
+	tu_add_tests(tc, test_ppoll_eintr, test_ppoll_timeout);
 	tc = tu_tcase(s, "epoll_wait", 20);
 	tcase_add_test(tc, test_epoll_wait);
 	tc = tu_tcase(s, "open", 30);
-	tcase_add_test(tc, test_open_fifo_nonblock);
-	tcase_add_test(tc, test_open_fifo_deadlines);
-	tcase_add_test(tc, test_open_fifo_waiting_writer);
-	tcase_add_test(tc, test_open_fifo_emfile);
-	tcase_add_test(tc, test_open_plain);
+	tu_add_tests(tc, test_open_fifo_nonblock, test_open_fifo_deadlines,
+		     test_open_fifo_waiting_writer, test_open_fifo_emfile,
+		     test_open_plain);
 	tc = tu_tcase(s, "locks", 30);
 	tcase_add_test(tc, test_lock_args);
 	return s;

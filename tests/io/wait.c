@@ -458,25 +458,18 @@ Suite *suite_wait(void)
 	tcase_add_loop_test(tc, test_wait_many, 0, 2);
 	tcase_add_test(tc, test_wait_signal);
 	tcase_add_loop_test(tc, test_wait_descendant, 0, 2);
-	tcase_add_test(tc, test_wait_inherited_deadline);
-	tcase_add_test(tc, test_wait_null);
+	tu_add_tests(tc, test_wait_inherited_deadline, test_wait_null);
 
 	tc = tu_tcase(s, "sleep", 30);
-	tcase_add_test(tc, test_sleep_full);
-	tcase_add_test(tc, test_sleep_many);
-	tcase_add_test(tc, test_sleep_before_deadline);
-	tcase_add_test(tc, test_sleep_nonpositive);
-	tcase_add_test(tc, test_sleep_null);
-	tcase_add_test(tc, test_sleep_rearm);
+	tu_add_tests(tc, test_sleep_full, test_sleep_many,
+		     test_sleep_before_deadline, test_sleep_nonpositive,
+		     test_sleep_null, test_sleep_rearm);
 
 	tc = tu_tcase(s, "poll", 30);
-	tcase_add_test(tc, test_poll_ready);
-	tcase_add_test(tc, test_poll_timeout);
-	tcase_add_test(tc, test_poll_zero_timeout);
-	tcase_add_test(tc, test_poll_timeout_first);
-	tcase_add_test(tc, test_poll_nval);
-	tcase_add_test(tc, test_poll_ignored_and_hup);
-	tcase_add_test(tc, test_poll_no_fds);
+	tu_add_tests(tc, test_poll_ready, test_poll_timeout,
+		     test_poll_zero_timeout, test_poll_timeout_first,
+		     test_poll_nval, test_poll_ignored_and_hup,
+		     test_poll_no_fds);
 	tcase_add_loop_test(tc, test_poll_many, 0,
 			    sizeof(heap_sizes) / sizeof(heap_sizes[0]));
 	tcase_add_test(tc, test_poll_null);

@@ -412,19 +412,13 @@ Suite *suite_xfer(void)
 {
 	Suite *s = suite_create("xfer");
 	TCase *tc = tu_tcase(s, "datagrams", 20);
-	tcase_add_test(tc, test_udp4);
-	tcase_add_test(tc, test_udp6);
-	tcase_add_test(tc, test_scm_rights);
-	tcase_add_test(tc, test_recvmmsg);
+	tu_add_tests(tc, test_udp4, test_udp6, test_scm_rights, test_recvmmsg);
 	tc = tu_tcase(s, "special", 20);
 	tcase_add_test(tc, test_special_reads);
 	tc = tu_tcase(s, "copies", 30);
-	tcase_add_test(tc, test_sendfile_eof);
-	tcase_add_test(tc, test_splice_copy);
+	tu_add_tests(tc, test_sendfile_eof, test_splice_copy);
 	tc = tu_tcase(s, "positional", 20);
-	tcase_add_test(tc, test_positional);
-	tcase_add_test(tc, test_vectored_pipe);
-	tcase_add_test(tc, test_recvmsg_waitall);
-	tcase_add_test(tc, test_bad_input);
+	tu_add_tests(tc, test_positional, test_vectored_pipe,
+		     test_recvmsg_waitall, test_bad_input);
 	return s;
 }

@@ -331,18 +331,14 @@ Suite *suite_dial(void)
 {
 	Suite *s = suite_create("dial");
 	TCase *tc = tu_tcase(s, "basics", 10);
-	tcase_add_test(tc, dial_v4_v6);
-	tcase_add_test(tc, dial_malformed);
-	tcase_add_test(tc, dial_refused);
-	tcase_add_test(tc, dial_names);
-	tcase_add_test(tc, dial_udp);
+	tu_add_tests(tc, dial_v4_v6, dial_malformed, dial_refused, dial_names,
+		     dial_udp);
 #ifdef HAVE_CARES
 	tcase_add_loop_test(tc, dial_out_of_fds, 0, 2);
 #else
 	tcase_add_loop_test(tc, dial_out_of_fds, 0, 1);
 #endif
 	tc = tu_tcase(s, "happy_eyeballs", 10);
-	tcase_add_test(tc, happy_eyeballs);
-	tcase_add_test(tc, all_hang);
+	tu_add_tests(tc, happy_eyeballs, all_hang);
 	return s;
 }

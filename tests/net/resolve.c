@@ -311,8 +311,7 @@ Suite *suite_resolve(void)
 {
 	Suite *s = suite_create("resolve");
 	TCase *tc = tu_tcase(s, "basics", 10);
-	tcase_add_test(tc, numeric_host);
-	tcase_add_test(tc, bad_input);
+	tu_add_tests(tc, numeric_host, bad_input);
 #ifdef HAVE_CARES
 	tcase_add_loop_test(tc, localhost, 0, 2);
 	tcase_add_loop_test(tc, zero_port_by_name, 0, 2);

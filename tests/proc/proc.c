@@ -793,21 +793,15 @@ static void add_no_pidfd(Suite *s)
 	}
 	TCase *tc = tu_tcase(s, "nopidfd", 60);
 	tcase_add_checked_fixture(tc, setup_no_pidfd, NULL);
-	tcase_add_test(tc, test_proc_no_pidfd_runs_once);
-	tcase_add_test(tc, test_proc_pipes);
-	tcase_add_test(tc, test_proc_exit_codes);
-	tcase_add_test(tc, test_proc_exec_errors);
-	tcase_add_test(tc, test_proc_deadline_kill);
-	tcase_add_test(tc, test_proc_kill_no_waiter);
-	tcase_add_test(tc, test_proc_term_ignored);
-	tcase_add_test(tc, test_proc_term_exits);
-	tcase_add_test(tc, test_proc_exit_before_cancel);
-	tcase_add_test(tc, test_proc_group);
-	tcase_add_test(tc, test_proc_group_leftover);
+	tu_add_tests(tc, test_proc_no_pidfd_runs_once, test_proc_pipes,
+		     test_proc_exit_codes, test_proc_exec_errors,
+		     test_proc_deadline_kill, test_proc_kill_no_waiter,
+		     test_proc_term_ignored, test_proc_term_exits,
+		     test_proc_exit_before_cancel, test_proc_group,
+		     test_proc_group_leftover);
 	tcase_add_loop_test(tc, test_proc_group_outlives_leader, 0, 2);
-	tcase_add_test(tc, test_proc_free_no_wait);
-	tcase_add_test(tc, test_proc_many_one_deadline);
-	tcase_add_test(tc, test_proc_output);
+	tu_add_tests(tc, test_proc_free_no_wait, test_proc_many_one_deadline,
+		     test_proc_output);
 }
 
 Suite *suite_proc(void)
@@ -816,25 +810,18 @@ Suite *suite_proc(void)
 	TCase *tc;
 
 	tc = tu_tcase(s, "spawn", 30);
-	tcase_add_test(tc, test_proc_pipes);
-	tcase_add_test(tc, test_proc_exit_codes);
-	tcase_add_test(tc, test_proc_env_dir);
-	tcase_add_test(tc, test_proc_clean_child);
-	tcase_add_test(tc, test_proc_exec_errors);
-	tcase_add_test(tc, test_proc_bad_input);
+	tu_add_tests(tc, test_proc_pipes, test_proc_exit_codes,
+		     test_proc_env_dir, test_proc_clean_child,
+		     test_proc_exec_errors, test_proc_bad_input);
 
 	tc = tu_tcase(s, "cancel", 60);
-	tcase_add_test(tc, test_proc_deadline_kill);
-	tcase_add_test(tc, test_proc_kill_no_waiter);
-	tcase_add_test(tc, test_proc_term_ignored);
-	tcase_add_test(tc, test_proc_term_exits);
-	tcase_add_test(tc, test_proc_exit_before_cancel);
-	tcase_add_test(tc, test_proc_group);
-	tcase_add_test(tc, test_proc_group_leftover);
+	tu_add_tests(tc, test_proc_deadline_kill, test_proc_kill_no_waiter,
+		     test_proc_term_ignored, test_proc_term_exits,
+		     test_proc_exit_before_cancel, test_proc_group,
+		     test_proc_group_leftover);
 	tcase_add_loop_test(tc, test_proc_group_outlives_leader, 0, 2);
-	tcase_add_test(tc, test_proc_group_free_after_wait);
-	tcase_add_test(tc, test_proc_free_no_wait);
-	tcase_add_test(tc, test_proc_many_one_deadline);
+	tu_add_tests(tc, test_proc_group_free_after_wait,
+		     test_proc_free_no_wait, test_proc_many_one_deadline);
 
 	tc = tu_tcase(s, "output", 60);
 	tcase_add_test(tc, test_proc_output);

@@ -630,26 +630,22 @@ Suite *suite_signals(void)
 
 	tc = tcase(s, "fire", 30);
 	tcase_add_loop_test(tc, test_signals_fire, 0, 4);
-	tcase_add_test(tc, test_signals_several);
-	tcase_add_test(tc, test_signals_not_in_set);
-	tcase_add_test(tc, test_signals_parent);
+	tu_add_tests(tc, test_signals_several, test_signals_not_in_set,
+		     test_signals_parent);
 
 	tc = tcase(s, "restore", 30);
-	tcase_add_test(tc, test_signals_restore_exact);
-	tcase_add_test(tc, test_signals_restore_ignored);
-	tcase_add_test(tc, test_signals_release_one);
-	tcase_add_test(tc, test_signals_release_with_child);
-	tcase_add_test(tc, test_signals_cancel_then_unref);
-	tcase_add_test(tc, test_signals_release_after_fire);
+	tu_add_tests(tc, test_signals_restore_exact,
+		     test_signals_restore_ignored, test_signals_release_one,
+		     test_signals_release_with_child,
+		     test_signals_cancel_then_unref,
+		     test_signals_release_after_fire);
 
 	tc = tcase(s, "threads", 30);
-	tcase_add_test(tc, test_signals_threads);
-	tcase_add_test(tc, test_signals_churn);
+	tu_add_tests(tc, test_signals_threads, test_signals_churn);
 
 	tc = tcase(s, "bad_input", 30);
-	tcase_add_test(tc, test_signals_unhookable);
-	tcase_add_test(tc, test_signals_unhookable_shared);
-	tcase_add_test(tc, test_signals_null);
+	tu_add_tests(tc, test_signals_unhookable,
+		     test_signals_unhookable_shared, test_signals_null);
 
 	return s;
 }

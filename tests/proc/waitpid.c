@@ -287,18 +287,14 @@ Suite *suite_waitpid(void)
 
 	tc = tu_tcase(s, "waitpid", 30);
 	tcase_add_loop_test(tc, test_waitpid_status, 0, 3);
-	tcase_add_test(tc, test_waitpid_exited);
-	tcase_add_test(tc, test_waitpid_wnohang);
-	tcase_add_test(tc, test_waitpid_echild);
-	tcase_add_test(tc, test_waitpid_signaled_stopped);
-	tcase_add_test(tc, test_waitpid_null);
+	tu_add_tests(tc, test_waitpid_exited, test_waitpid_wnohang,
+		     test_waitpid_echild, test_waitpid_signaled_stopped,
+		     test_waitpid_null);
 
 	tc = tu_tcase(s, "waitid", 30);
-	tcase_add_test(tc, test_waitid_kinds);
-	tcase_add_test(tc, test_waitid_stopped);
+	tu_add_tests(tc, test_waitid_kinds, test_waitid_stopped);
 
 	tc = tu_tcase(s, "sigwait", 20);
-	tcase_add_test(tc, test_sigwait);
-	tcase_add_test(tc, test_sigwait_no_loss);
+	tu_add_tests(tc, test_sigwait, test_sigwait_no_loss);
 	return s;
 }

@@ -470,17 +470,12 @@ Suite *suite_server(void)
 	TCase *tc = tu_tcase(s, "hangup", 30);
 	tcase_add_loop_test(tc, test_hangup_ends_sleep, 0, N_VARIANTS);
 	tcase_add_loop_test(tc, test_hangup_already_gone, 0, N_VARIANTS);
-	tcase_add_test(tc, test_hangup_many);
-	tcase_add_test(tc, test_hangup_parent);
-	tcase_add_test(tc, test_hangup_fd_reuse);
-	tcase_add_test(tc, test_hangup_bad_input);
+	tu_add_tests(tc, test_hangup_many, test_hangup_parent,
+		     test_hangup_fd_reuse, test_hangup_bad_input);
 	tc = tu_tcase(s, "idle", 30);
-	tcase_add_test(tc, test_idle_touched);
-	tcase_add_test(tc, test_idle_deadline);
+	tu_add_tests(tc, test_idle_touched, test_idle_deadline);
 	tc = tu_tcase(s, "causes", 30);
-	tcase_add_test(tc, test_signo_hup);
-	tcase_add_test(tc, test_signo_term);
-	tcase_add_test(tc, test_signo_other);
-	tcase_add_test(tc, test_cause_msg);
+	tu_add_tests(tc, test_signo_hup, test_signo_term, test_signo_other,
+		     test_cause_msg);
 	return s;
 }

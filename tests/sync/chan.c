@@ -833,13 +833,10 @@ Suite *suite_chan(void)
 	TCase *tc;
 
 	tc = tu_tcase(s, "api", 30);
-	tcase_add_test(tc, test_chan_new);
-	tcase_add_test(tc, test_chan_null);
-	tcase_add_test(tc, test_chan_buffered);
-	tcase_add_test(tc, test_chan_unbuffered_holds_nothing);
-	tcase_add_test(tc, test_chan_rendezvous);
-	tcase_add_test(tc, test_chan_rendezvous_receiver_first);
-	tcase_add_test(tc, test_chan_parked_sender_in_line);
+	tu_add_tests(tc, test_chan_new, test_chan_null, test_chan_buffered,
+		     test_chan_unbuffered_holds_nothing, test_chan_rendezvous,
+		     test_chan_rendezvous_receiver_first,
+		     test_chan_parked_sender_in_line);
 
 	tc = tu_tcase(s, "order", 60);
 	tcase_add_loop_test(tc, test_chan_fifo, 0, N_OF(fifo_caps));

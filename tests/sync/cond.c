@@ -302,11 +302,9 @@ Suite *suite_cond(void)
 	Suite *s = suite_create("cond");
 	TCase *tc = tu_tcase(s, "api", 30);
 
-	tcase_add_test(tc, test_cond_bad_input);
-	tcase_add_test(tc, test_cond_refuse);
-	tcase_add_test(tc, test_cond_deadline);
-	tcase_add_test(tc, test_cond_signal_one);
-	tcase_add_test(tc, test_cond_broadcast_all);
+	tu_add_tests(tc, test_cond_bad_input, test_cond_refuse,
+		     test_cond_deadline, test_cond_signal_one,
+		     test_cond_broadcast_all);
 	tc = tu_tcase(s, "mpmc", 240);
 	tcase_add_test(tc, test_cond_mpmc);
 	return s;

@@ -164,9 +164,7 @@ Suite *suite_errgroup(void)
 	Suite *s = suite_create("errgroup");
 	TCase *tc = tu_tcase(s, "api", 30);
 
-	tcase_add_test(tc, test_group_try_go);
-	tcase_add_test(tc, test_group_set_attr);
-	tcase_add_test(tc, test_wg_go);
-	tcase_add_test(tc, test_wg_go_order);
+	tu_add_tests(tc, test_group_try_go, test_group_set_attr, test_wg_go,
+		     test_wg_go_order);
 	return s;
 }

@@ -480,23 +480,18 @@ Suite *suite_group(void)
 	TCase *tc;
 
 	tc = tu_tcase(s, "results", 30);
-	tcase_add_test(tc, test_group_ok);
-	tcase_add_test(tc, test_group_first_error);
-	tcase_add_test(tc, test_group_parent_cancel);
-	tcase_add_test(tc, test_group_done_parent);
-	tcase_add_test(tc, test_group_wait_empty);
-	tcase_add_test(tc, test_group_nested_go);
-	tcase_add_test(tc, test_group_race_errors);
-	tcase_add_test(tc, test_group_null);
+	tu_add_tests(tc, test_group_ok, test_group_first_error,
+		     test_group_parent_cancel, test_group_done_parent,
+		     test_group_wait_empty, test_group_nested_go,
+		     test_group_race_errors, test_group_null);
 
 	tc = tu_tcase(s, "limit", 30);
-	tcase_add_test(tc, test_group_limit);
-	tcase_add_test(tc, test_group_no_limit);
-	tcase_add_test(tc, test_group_limit_raise);
+	tu_add_tests(tc, test_group_limit, test_group_no_limit,
+		     test_group_limit_raise);
 
 	tc = tu_tcase(s, "threads", 30);
-	tcase_add_test(tc, test_group_wait_leaves_no_thread);
-	tcase_add_test(tc, test_group_free_cancels);
+	tu_add_tests(tc, test_group_wait_leaves_no_thread,
+		     test_group_free_cancels);
 
 	return s;
 }

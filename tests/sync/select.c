@@ -552,19 +552,15 @@ Suite *suite_select(void)
 	Suite *s = suite_create("select");
 	TCase *tc = tu_tcase(s, "api", 30);
 
-	tcase_add_test(tc, test_chan_try);
-	tcase_add_test(tc, test_select_bad_input);
-	tcase_add_test(tc, test_select_default);
-	tcase_add_test(tc, test_select_uniform);
-	tcase_add_test(tc, test_select_closed);
+	tu_add_tests(tc, test_chan_try, test_select_bad_input,
+		     test_select_default, test_select_uniform,
+		     test_select_closed);
 	tcase_add_loop_test(tc, test_select_wake, 0, 8);
-	tcase_add_test(tc, test_select_no_fd);
-	tcase_add_test(tc, test_select_many);
+	tu_add_tests(tc, test_select_no_fd, test_select_many);
 	tcase_add_loop_test(tc, test_select_done_deadline, 0, 2);
 	tcase_add_test(tc, test_select_moving_deadline);
 	tc = tu_tcase(s, "race", 240);
-	tcase_add_test(tc, test_select_race);
-	tcase_add_test(tc, test_select_pairs);
+	tu_add_tests(tc, test_select_race, test_select_pairs);
 	tcase_add_loop_test(tc, test_select_done_race, 0, 2);
 	return s;
 }

@@ -197,10 +197,8 @@ Suite *suite_sem(void)
 	Suite *s = suite_create("sem");
 	TCase *tc = tu_tcase(s, "api", 30);
 
-	tcase_add_test(tc, test_sem_bad_input);
-	tcase_add_test(tc, test_sem_try);
-	tcase_add_test(tc, test_sem_fifo);
-	tcase_add_test(tc, test_sem_cancel_head);
+	tu_add_tests(tc, test_sem_bad_input, test_sem_try, test_sem_fifo,
+		     test_sem_cancel_head);
 	tc = tu_tcase(s, "mix", 120);
 	tcase_add_test(tc, test_sem_mix);
 	return s;

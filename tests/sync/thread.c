@@ -496,17 +496,12 @@ Suite *suite_thread(void)
 	TCase *tc;
 
 	tc = tu_tcase(s, "thread", 30);
-	tcase_add_test(tc, test_thread_result);
-	tcase_add_test(tc, test_thread_done_context);
-	tcase_add_test(tc, test_thread_own_reference);
-	tcase_add_test(tc, test_thread_release_cancels);
-	tcase_add_test(tc, test_thread_detach);
-	tcase_add_test(tc, test_thread_detach_after_failed_join);
-	tcase_add_test(tc, test_thread_join_reaps);
-	tcase_add_test(tc, test_thread_null);
-	tcase_add_test(tc, test_thread_attr_stack);
-	tcase_add_test(tc, test_thread_attr_join_interrupted);
-	tcase_add_test(tc, test_thread_attr_detached);
+	tu_add_tests(tc, test_thread_result, test_thread_done_context,
+		     test_thread_own_reference, test_thread_release_cancels,
+		     test_thread_detach, test_thread_detach_after_failed_join,
+		     test_thread_join_reaps, test_thread_null,
+		     test_thread_attr_stack, test_thread_attr_join_interrupted,
+		     test_thread_attr_detached);
 
 	tc = tu_tcase(s, "thread_race", 60);
 	tcase_add_test(tc, test_thread_join_race_exit);

@@ -295,14 +295,9 @@ Suite *suite_wg(void)
 	TCase *tc;
 
 	tc = tu_tcase(s, "wg", 30);
-	tcase_add_test(tc, test_wg_zero);
-	tcase_add_test(tc, test_wg_timeout);
-	tcase_add_test(tc, test_wg_wakes_all);
-	tcase_add_test(tc, test_wg_cancel_wait);
-	tcase_add_test(tc, test_wg_many_workers);
-	tcase_add_test(tc, test_wg_negative);
-	tcase_add_test(tc, test_wg_done_at_zero);
-	tcase_add_test(tc, test_wg_null);
+	tu_add_tests(tc, test_wg_zero, test_wg_timeout, test_wg_wakes_all,
+		     test_wg_cancel_wait, test_wg_many_workers,
+		     test_wg_negative, test_wg_done_at_zero, test_wg_null);
 
 	return s;
 }

@@ -188,7 +188,6 @@ Suite *suite_kill(void)
 {
 	Suite *s = suite_create("kill");
 	TCase *tc = tu_tcase(s, "kill", 30);
-	tcase_add_test(tc, test_exit_mid_wait);
-	tcase_add_test(tc, test_pthread_cancel_with_context);
+	tu_add_tests(tc, test_exit_mid_wait, test_pthread_cancel_with_context);
 	return s;
 }

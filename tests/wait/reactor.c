@@ -987,12 +987,9 @@ Suite *suite_reactor(void)
 	tcase_add_test(tc, test_backend);
 
 	tc = tu_tcase(s, "lifecycle", 120);
-	tcase_add_test(tc, test_ready_makes_nothing);
-	tcase_add_test(tc, test_thread_exit_frees);
-	tcase_add_test(tc, test_cloexec);
-	tcase_add_test(tc, test_fork_child);
-	tcase_add_test(tc, test_budget);
-	tcase_add_test(tc, test_same_ctx_repeat);
+	tu_add_tests(tc, test_ready_makes_nothing, test_thread_exit_frees,
+		     test_cloexec, test_fork_child, test_budget,
+		     test_same_ctx_repeat);
 
 	tc = tu_tcase(s, "fanout", 120);
 	tcase_add_test(tc, test_fanout);

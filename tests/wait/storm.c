@@ -191,7 +191,6 @@ void add_reactor_storm(Suite *s)
 
 	tcase_add_test(tc, test_storm_read_data);
 	tcase_add_loop_test(tc, test_storm_cancel, 0, 2);
-	tcase_add_test(tc, test_storm_sleep);
-	tcase_add_test(tc, test_storm_poll);
+	tu_add_tests(tc, test_storm_sleep, test_storm_poll);
 	tcase_add_loop_test(tc, test_storm_waitpid, 0, 2);
 }
