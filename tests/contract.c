@@ -341,7 +341,7 @@ END_TEST
 
 /* ---- storm: the deadline under a storm of signals --------------------------- */
 
-#define STORM_MS 60
+#define STORM_MS 40
 #define STORM_MIN_HITS 5  /* the handler ran at least this often */
 
 START_TEST(test_storm)

@@ -17,7 +17,7 @@
 /* When something comes or a deadline falls: short, as every row runs
  * every situation; and how late "promptly" may be on a shared, loaded
  * machine. */
-#define CT_SHORT_MS 30
+#define CT_SHORT_MS 20
 #define CT_SHORT (CT_SHORT_MS * CTX_MSEC)
 #define CT_LATE_MS 2000
 #define CT_QUIET_MS 20          /* this long without data: nothing came */

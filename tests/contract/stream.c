@@ -358,6 +358,11 @@ static void wr_moved(void *v, long n)
 	ROW(K_UNIX_NB, "a non-blocking AF_UNIX socketpair"),                \
 	ROW(K_TCP, "a TCP loopback socket"),                                \
 	ROW(K_TCP_NB, "a non-blocking TCP loopback socket")
+/* The message calls share the transfers' path: a blocking AF_UNIX and a
+ * non-blocking TCP socket are enough of them. */
+#define TWO_SOCKETS(ROW)                                                    \
+	ROW(K_UNIX, "an AF_UNIX socketpair"),                               \
+	ROW(K_TCP_NB, "a non-blocking TCP loopback socket")
 #define RECV(k, what) { .name = "ctx_recv on " what, .arg = k, READER,     \
 	.call = recv_call, .check = rd_check, .flags = CT_NOT_PARTIAL }
 #define RECV_DONTWAIT(k, what) { .name = "ctx_recv MSG_DONTWAIT on " what, \
@@ -395,8 +400,8 @@ const struct ct_row ct_rows_stream[] = {
 	EACH(POLL), EVENTFD(POLL),
 	EACH_SOCKET(RECV), EACH_SOCKET(RECV_DONTWAIT), EACH_SOCKET(WAITALL),
 	EACH_SOCKET(SEND), EACH_SOCKET(SEND_DONTWAIT),
-	EACH_SOCKET(RECVMSG), EACH_SOCKET(RECVFROM),
-	EACH_SOCKET(SENDMSG), EACH_SOCKET(SENDTO),
+	TWO_SOCKETS(RECVMSG), TWO_SOCKETS(RECVFROM),
+	TWO_SOCKETS(SENDMSG), TWO_SOCKETS(SENDTO),
 	{ .name = "ctx_readv on a pipe", .arg = K_PIPE, READER,
 	  .call = readv_call, .check = rd_check, .flags = CT_NOT_PARTIAL },
 	{ .name = "ctx_readv on an AF_UNIX socketpair", .arg = K_UNIX, READER,
