@@ -18,17 +18,24 @@
 
 #include "ctx.h"
 
-/* The number of descriptors this process has open. */
-static inline int tu_count_fds(void)
+/* The entries of a directory of /proc, less "." and ".."; -1 if it
+ * cannot be read. */
+static inline int tu_count_dir(const char *path)
 {
-	DIR *d = opendir("/proc/self/fd");
+	DIR *d = opendir(path);
 	int n = 0;
 	if (!d)
 		return -1;
 	while (readdir(d))
 		n++;
 	closedir(d);
-	return n - 3; /* ".", ".." and the DIR's own descriptor */
+	return n - 2;
+}
+
+/* The number of descriptors this process has open. */
+static inline int tu_count_fds(void)
+{
+	return tu_count_dir("/proc/self/fd") - 1; /* the DIR's own */
 }
 
 /* Milliseconds elapsed since t0 (a ctx_now() reading). */
@@ -66,6 +73,17 @@ static inline void tu_spin(uint32_t n)
 {
 	for (volatile uint32_t i = 0; i < n; i++)
 		;
+}
+
+/* Release each context of the list, in order (NULL is fine). */
+#define tu_release(...)                                                     \
+	tu__release((ctx_t *const[]){ __VA_ARGS__ },                        \
+		    sizeof((ctx_t *const[]){ __VA_ARGS__ }) / sizeof(ctx_t *))
+
+static inline void tu__release(ctx_t *const *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ctx_release(c[i]);
 }
 
 /*
@@ -257,14 +275,18 @@ static inline int tu_count_threads(void)
 #ifdef TU_TSAN
 	return 1;
 #endif
-	DIR *d = opendir("/proc/self/task");
-	int n = 0;
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 2; /* "." and ".." */
+	return tu_count_dir("/proc/self/task");
+}
+
+/* Poll until count() says want or timeout_ns passes; the last count. */
+static inline int tu__settle(int (*count)(void), int want, int64_t timeout_ns)
+{
+	int64_t end = ctx_now() + timeout_ns;
+	int n;
+
+	while ((n = count()) != want && ctx_now() < end)
+		tu_sleep_ns(CTX_MSEC);
+	return n;
 }
 
 /* Poll until the process has `want` threads or timeout_ns passes; the
@@ -273,17 +295,13 @@ static inline int tu_count_threads(void)
  * it is reaped), so exact counts need a grace period. */
 static inline int tu_settle_threads(int want, int64_t timeout_ns)
 {
-	int64_t end = ctx_now() + timeout_ns;
-	int n;
 #ifdef TU_TSAN
 	/* No count to watch: give exiting threads time to be gone, as the
 	 * callers count on (some free what those threads still touch). */
 	tu_sleep_ns(timeout_ns < 300 * CTX_MSEC ? timeout_ns : 300 * CTX_MSEC);
 	return want;
 #endif
-	while ((n = tu_count_threads()) != want && ctx_now() < end)
-		tu_sleep_ns(CTX_MSEC);
-	return n;
+	return tu__settle(tu_count_threads, want, timeout_ns);
 }
 
 /* Poll until the process has `want` descriptors or timeout_ns passes;
@@ -291,12 +309,7 @@ static inline int tu_settle_threads(int want, int64_t timeout_ns)
  * context, and close its descriptor, a moment after the test's release. */
 static inline int tu_settle_fds(int want, int64_t timeout_ns)
 {
-	int64_t end = ctx_now() + timeout_ns;
-	int n;
-
-	while ((n = tu_count_fds()) != want && ctx_now() < end)
-		tu_sleep_ns(CTX_MSEC);
-	return n;
+	return tu__settle(tu_count_fds, want, timeout_ns);
 }
 
 /* Whether Check runs each test in its own process (CK_FORK unset or not

@@ -161,11 +161,7 @@ START_TEST(test_after_derived)
 	ck_assert(!ctx_after_stop(av));
 	ck_assert(!ctx_after_stop(at));
 	ck_assert(!ctx_after_stop(ap));
-	ctx_release(child);
-	ctx_release(v);
-	ctx_release(c);
-	ctx_release(tc);
-	ctx_release(t);
+	tu_release(child, v, c, tc, t);
 }
 END_TEST
 
@@ -391,11 +387,7 @@ START_TEST(test_after_no_thread_without_use)
 	close(p[1]);
 	for (int i = 0; i < 100; i++)
 		ctx_release(ctx_with_timeout(c, CTX_SEC));
-	ctx_release(w);
-	ctx_release(e);
-	ctx_release(v);
-	ctx_release(d);
-	ctx_release(c);
+	tu_release(w, e, v, d, c);
 	ck_assert_int_eq(tu_count_threads(), base);
 }
 END_TEST

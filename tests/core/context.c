@@ -205,10 +205,7 @@ START_TEST(test_cause_constructors)
 	assert_state(dl, CTX_DEADLINE_EXCEEDED, 77);
 	assert_state(to, CTX_DEADLINE_EXCEEDED, 78);
 
-	ctx_release(dl);
-	ctx_release(to);
-	ctx_release(c1);
-	ctx_release(c2);
+	tu_release(dl, to, c1, c2);
 }
 END_TEST
 
@@ -238,9 +235,7 @@ START_TEST(test_with_value)
 	ctx_cancel_cause(c, 3);
 	assert_state(cv, CTX_CANCELED, 3);
 
-	ctx_release(cv);
-	ctx_release(c);
-	ctx_release(v);
+	tu_release(cv, c, v);
 }
 END_TEST
 
@@ -266,10 +261,7 @@ START_TEST(test_without_cancel)
 	assert_live(wc);
 	ck_assert_ptr_eq(ctx_value(wc, key_a), &val);
 
-	ctx_release(wc);
-	ctx_release(w);
-	ctx_release(p);
-	ctx_release(v);
+	tu_release(wc, w, p, v);
 }
 END_TEST
 
@@ -288,9 +280,7 @@ START_TEST(test_cancel_cause)
 	ctx_cancel_cause(c, CTX_DEADLINE_EXCEEDED);
 	assert_state(c, CTX_CANCELED, CTX_DEADLINE_EXCEEDED);
 
-	ctx_release(a);
-	ctx_release(b);
-	ctx_release(c);
+	tu_release(a, b, c);
 }
 END_TEST
 
@@ -506,10 +496,7 @@ START_TEST(test_parent_after_child)
 	assert_state(p, CTX_CANCELED, 6);
 	assert_state(s, CTX_CANCELED, 6);
 
-	ctx_release(s);
-	ctx_release(g);
-	ctx_release(c);
-	ctx_release(p);
+	tu_release(s, g, c, p);
 }
 END_TEST
 
@@ -574,9 +561,7 @@ START_TEST(test_child_of_cancelled_parent_past_deadline)
 	/* Read, release, then assert: a failure leaks nothing (CK_FORK=no). */
 	int ea = ctx_err(a), ca = ctx_cause(a);
 	int eb = ctx_err(b), cb = ctx_cause(b);
-	ctx_release(a);
-	ctx_release(b);
-	ctx_release(p);
+	tu_release(a, b, p);
 	ck_assert_int_eq(ea, CTX_CANCELED);
 	ck_assert_int_eq(ca, 23);
 	ck_assert_int_eq(eb, CTX_CANCELED);
@@ -613,12 +598,7 @@ START_TEST(test_later_deadline_ignored)
 	tu_sleep_ns(80 * CTX_MSEC);
 	assert_state(qc, CTX_DEADLINE_EXCEEDED, 61);
 
-	ctx_release(qc);
-	ctx_release(q);
-	ctx_release(a);
-	ctx_release(b);
-	ctx_release(c);
-	ctx_release(p);
+	tu_release(qc, q, a, b, c, p);
 }
 END_TEST
 
@@ -646,10 +626,7 @@ START_TEST(test_earlier_deadline_used)
 	assert_state(e, CTX_DEADLINE_EXCEEDED, 63);
 	assert_live(p);
 
-	ctx_release(e);
-	ctx_release(g);
-	ctx_release(c);
-	ctx_release(p);
+	tu_release(e, g, c, p);
 }
 END_TEST
 
@@ -709,11 +686,7 @@ START_TEST(test_value_between_cancels)
 	assert_state(w, CTX_CANCELED, 70);
 	assert_state(g, CTX_CANCELED, 70);
 
-	ctx_release(g);
-	ctx_release(w);
-	ctx_release(c);
-	ctx_release(v);
-	ctx_release(p);
+	tu_release(g, w, c, v, p);
 }
 END_TEST
 
@@ -741,12 +714,7 @@ START_TEST(test_expiry_without_waiter)
 	assert_live(w);
 	assert_live(wc);
 
-	ctx_release(wc);
-	ctx_release(w);
-	ctx_release(v);
-	ctx_release(g);
-	ctx_release(b);
-	ctx_release(a);
+	tu_release(wc, w, v, g, b, a);
 }
 END_TEST
 
@@ -772,11 +740,7 @@ START_TEST(test_cancel_child_only)
 	assert_state(g2, CTX_CANCELED, 9);
 	assert_state(c1, CTX_CANCELED, 8);
 
-	ctx_release(g1);
-	ctx_release(g2);
-	ctx_release(c1);
-	ctx_release(c2);
-	ctx_release(p);
+	tu_release(g1, g2, c1, c2, p);
 }
 END_TEST
 
@@ -798,9 +762,7 @@ START_TEST(test_cause_defaults_to_err)
 	ck_assert_int_eq(ctx_err(tc), CTX_DEADLINE_EXCEEDED);
 	ck_assert_int_eq(ctx_cause(t), ctx_err(t));
 
-	ctx_release(tc);
-	ctx_release(t);
-	ctx_release(c);
+	tu_release(tc, t, c);
 }
 END_TEST
 
@@ -817,9 +779,7 @@ START_TEST(test_deadline_cause_expiry)
 	assert_state(c, CTX_DEADLINE_EXCEEDED, 44);
 	assert_state(d, CTX_DEADLINE_EXCEEDED, 44);
 
-	ctx_release(v);
-	ctx_release(c);
-	ctx_release(d);
+	tu_release(v, c, d);
 }
 END_TEST
 
@@ -844,11 +804,7 @@ START_TEST(test_timeout_saturates)
 	ck_assert_int_eq(d, pd);
 	assert_live(pc);
 
-	ctx_release(pc);
-	ctx_release(p);
-	ctx_release(c);
-	ctx_release(b);
-	ctx_release(a);
+	tu_release(pc, p, c, b, a);
 }
 END_TEST
 

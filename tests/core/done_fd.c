@@ -56,9 +56,7 @@ START_TEST(test_done_fd_cancel)
 	ctx_t *late = ctx_with_cancel(p);
 	ck_assert_int_eq(poll_in(ctx_done_fd(late), 0), 1);
 
-	ctx_release(late);
-	ctx_release(c);
-	ctx_release(p);
+	tu_release(late, c, p);
 }
 END_TEST
 
@@ -115,9 +113,7 @@ START_TEST(test_done_fd_deadline_inherited)
 
 	int fd = expect_fires(v, t0, 45);
 	assert_state(t, CTX_DEADLINE_EXCEEDED, 45);
-	ctx_release(v);
-	ctx_release(c);
-	ctx_release(t);
+	tu_release(v, c, t);
 	expect_closed(fd);
 }
 END_TEST
@@ -139,9 +135,7 @@ START_TEST(test_done_fd_same)
 	ck_assert_int_eq(ctx_done_fd(c), fd);
 	ck_assert_int_eq(ctx_done_fd(vv), fd);
 
-	ctx_release(vv);
-	ctx_release(v);
-	ctx_release(c);
+	tu_release(vv, v, c);
 }
 END_TEST
 

@@ -47,9 +47,7 @@ static void parent_released_twice(void)
 	SITE();
 	ctx_t *p = ctx_with_cancel(ctx_background());
 	ctx_t *c = ctx_with_value(p, "k", "v");
-	ctx_release(p);
-	ctx_release(p);
-	ctx_release(c);
+	tu_release(p, p, c);
 }
 
 static void join_twice(void)

@@ -240,9 +240,7 @@ START_TEST(test_race_cause_visible)
 			ck_assert_int_eq(s[i].err, CTX_CANCELED);
 			ck_assert_int_eq(s[i].cause, 3000 + round);
 		}
-		ctx_release(v);
-		ctx_release(g);
-		ctx_release(c);
+		tu_release(v, g, c);
 	}
 }
 END_TEST
@@ -388,9 +386,7 @@ START_TEST(test_race_deadline)
 			ck_assert_int_eq(s[i].cause, 91);
 		}
 		assert_state(c, CTX_DEADLINE_EXCEEDED, 91);
-		ctx_release(v);
-		ctx_release(g);
-		ctx_release(c);
+		tu_release(v, g, c);
 	}
 }
 END_TEST

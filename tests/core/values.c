@@ -46,11 +46,7 @@ START_TEST(test_value_nearest_wins)
 	ck_assert_ptr_null(ctx_value(e, &k));
 	ck_assert_ptr_eq(ctx_value(e, &other), &v3);
 
-	ctx_release(e);
-	ctx_release(d);
-	ctx_release(c);
-	ctx_release(b);
-	ctx_release(a);
+	tu_release(e, d, c, b, a);
 }
 END_TEST
 
@@ -116,10 +112,7 @@ START_TEST(test_without_cancel_of_cancelled)
 	assert_live(c);
 	ck_assert_ptr_eq(ctx_value(c, key_a), &val);
 
-	ctx_release(c);
-	ctx_release(w);
-	ctx_release(p);
-	ctx_release(v);
+	tu_release(c, w, p, v);
 }
 END_TEST
 
@@ -402,10 +395,7 @@ START_TEST(test_format_kinds)
 	format(w, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "context.Background.WithoutCancel");
 
-	ctx_release(w);
-	ctx_release(v);
-	ctx_release(d);
-	ctx_release(c);
+	tu_release(w, v, d, c);
 }
 END_TEST
 
@@ -425,11 +415,7 @@ START_TEST(test_format_chain)
 	ck_assert_ptr_nonnull(dl);
 	assert_suffix(dl, ").WithoutCancel.WithCancel");
 
-	ctx_release(e);
-	ctx_release(d);
-	ctx_release(c);
-	ctx_release(b);
-	ctx_release(a);
+	tu_release(e, d, c, b, a);
 }
 END_TEST
 

@@ -503,9 +503,7 @@ START_TEST(test_emfile_done_fd)
 	ctx_cancel_cause(cc, 21);
 	ck_assert_int_eq(poll(&pf, 1, 0), 1);
 	ck_assert_int_eq(ctx_cause(vc), 21);
-	ctx_release(vc);
-	ctx_release(dc);
-	ctx_release(cc);
+	tu_release(vc, dc, cc);
 	ck_assert_int_eq(tu_settle_fds(fds, 2 * CTX_SEC), fds);
 	assert_no_notes();
 }

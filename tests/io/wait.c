@@ -146,9 +146,7 @@ START_TEST(test_wait_descendant)
 	ck_assert_int_eq(rc, CTX_CANCELED);
 	tu_assert_ms(ms, SHORT_MS * 0.8, LATE_MS);
 	ck_assert_int_eq(ctx_err(_i ? v : d), CTX_CANCELED);
-	ctx_release(d);
-	ctx_release(v);
-	ctx_release(root);
+	tu_release(d, v, root);
 }
 END_TEST
 
@@ -166,9 +164,7 @@ START_TEST(test_wait_inherited_deadline)
 	ck_assert_int_eq(rc, CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(ms, SHORT_MS, LATE_MS);
 	ck_assert_int_eq(ctx_cause(v), 77);
-	ctx_release(v);
-	ctx_release(c);
-	ctx_release(p);
+	tu_release(v, c, p);
 }
 END_TEST
 

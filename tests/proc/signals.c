@@ -257,10 +257,7 @@ START_TEST(test_signals_several)
 	ck_assert_int_eq(hits[SIGUSR1], 0);
 	ck_assert_int_eq(hits[SIGUSR2], 0);
 
-	ctx_release(c1);
-	ctx_release(c2);
-	ctx_release(c3);
-	ctx_release(c4);
+	tu_release(c1, c2, c3, c4);
 	assert_restored(SIGUSR1, b1);
 	assert_restored(SIGUSR2, b2);
 	send_sig(SIGUSR1, false);
@@ -478,9 +475,7 @@ START_TEST(test_signals_threads)
 	}
 	ck_assert_double_lt(tu_ms_since(t0), 1000.0);
 	ck_assert_int_eq(hits[SIGUSR1], 0);
-	ctx_release(j);
-	ctx_release(v);
-	ctx_release(c);
+	tu_release(j, v, c);
 }
 END_TEST
 

@@ -225,9 +225,7 @@ START_TEST(test_hangup_parent)
 	close(fds[1]);
 	tu_sleep_ns(50 * CTX_MSEC);
 	ck_assert_int_eq(ctx_cause(h), 4321);
-	ctx_release(h2);
-	ctx_release(h);
-	ctx_release(p);
+	tu_release(h2, h, p);
 	close(fds[0]);
 }
 END_TEST

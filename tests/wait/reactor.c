@@ -454,9 +454,7 @@ START_TEST(test_cloexec)
 	join(waiter);
 	close(p[0]);
 	close(p[1]);
-	ctx_release(soon);
-	ctx_release(c2);
-	ctx_release(c);
+	tu_release(soon, c2, c);
 }
 END_TEST
 
