@@ -11,6 +11,7 @@
 
 #include "ctx-internal.h"
 #include "suites.h"
+#include "testutil.h"
 
 #ifdef CTX_ASSERTS
 /* An unref without its ref: a live value node whose count is forced to
@@ -86,11 +87,9 @@ Suite *suite_asserts(void)
 {
 	Suite *s = suite_create("asserts");
 #ifdef CTX_ASSERTS
-	TCase *tc = tcase_create("asserts");
-	tcase_set_timeout(tc, 30);
+	TCase *tc = tu_tcase(s, "asserts", 30);
 	tu_add_tests(tc, test_refcount_underflow_aborts,
 		     test_nested_node_locks_abort);
-	suite_add_tcase(s, tc);
 #else
 	fprintf(stderr, "asserts: skipped: built without CTX_ASSERTS "
 			"(configure --enable-debug or --enable-sanitizers)\n");
