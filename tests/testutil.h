@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -310,6 +311,24 @@ static inline int tu_settle_threads(int want, int64_t timeout_ns)
 static inline int tu_settle_fds(int want, int64_t timeout_ns)
 {
 	return tu__settle(tu_count_fds, want, timeout_ns);
+}
+
+/* Lower the soft RLIMIT_NOFILE so that exactly `room` more descriptors
+ * can be made (the numbers from the lowest free one up being free); the
+ * lowest free number, and the old limit in *old, for setrlimit to put
+ * back (before asserting, so that a failure leaves the limit alone). */
+static inline int tu_limit_fds(int room, struct rlimit *old)
+{
+	int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	struct rlimit low;
+
+	ck_assert_int_ge(lowest, 0);
+	close(lowest);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, old), 0);
+	low = *old;
+	low.rlim_cur = (rlim_t)lowest + (rlim_t)room;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	return lowest;
 }
 
 /* Whether Check runs each test in its own process (CK_FORK unset or not

@@ -226,19 +226,11 @@ START_TEST(test_done_fd_closed_on_free)
  * unharmed, and a later call with room again works. */
 START_TEST(test_done_fd_emfile)
 {
-	struct rlimit old, low;
+	struct rlimit old;
 	ctx_t *c = ctx_with_timeout(ctx_background(), HOUR);
 
 	warm_done_fd();
-	/* Every descriptor below the lowest free one is taken: a limit
-	 * there leaves no room for one more. */
-	int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	ck_assert_int_gt(lowest, 0);
-	close(lowest);
-	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-	low = old;
-	low.rlim_cur = (rlim_t)lowest;
-	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	tu_limit_fds(0, &old);
 	errno = 0;
 	int fd = ctx_done_fd(c);
 	int e = errno;

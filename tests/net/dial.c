@@ -289,15 +289,8 @@ START_TEST(dial_out_of_fds)
 	snprintf(literal, sizeof(literal), "127.0.0.1:%d", port);
 	ck_assert(ctx__resolve_force(m));
 	tu_warm_up();
-	/* A limit at the lowest free descriptor leaves no room for one. */
-	struct rlimit old, low;
-	int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	ck_assert_int_gt(lowest, 0);
-	close(lowest);
-	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-	low = old;
-	low.rlim_cur = (rlim_t)lowest;
-	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	struct rlimit old;
+	tu_limit_fds(0, &old);
 	struct addrinfo h = { .ai_socktype = SOCK_STREAM }, *r = NULL;
 	errno = 0;
 	int rc = ctx_getaddrinfo(ctx_background(), "localhost", "80", &h, &r);

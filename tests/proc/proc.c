@@ -438,27 +438,38 @@ START_TEST(test_proc_kill_no_waiter)
 }
 END_TEST
 
-/* SIGTERM first; a process that ignores it gets SIGKILL wait_delay later. */
-START_TEST(test_proc_term_ignored)
+/* A script that says "ready" once its traps are set, spawned with
+ * SIGTERM as its cancel signal and wait_delay, then cancelled: its
+ * status, and the milliseconds from the cancel to the end of the wait,
+ * which returns the context's error. */
+static double cancel_trapped(char *script, int64_t wait_delay, int *st)
 {
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	struct ctx_proc_attr a = { .stdio[1] = CTX_STDIO_PIPE,
 				   .cancel_signal = SIGTERM,
-				   .wait_delay = 300 * CTX_MSEC };
+				   .wait_delay = wait_delay };
 	ctx_proc_t *p;
-	ck_assert_int_eq(ctx_proc_spawn(&p, c, "sh",
-					SH("trap '' TERM; echo ready; "
-					   "exec sleep 30"), &a), 0);
+	ck_assert_int_eq(ctx_proc_spawn(&p, c, "sh", SH(script), &a), 0);
 	read_ready(p);
 	int64_t t0 = ctx_now();
 	ctx_cancel(c);
-	int st = -1;
-	ck_assert_int_eq(ctx_proc_wait(p, &st), CTX_CANCELED);
-	tu_assert_ms(tu_ms_since(t0), 250, 5000);
-	ck_assert(WIFSIGNALED(st));
-	ck_assert_int_eq(WTERMSIG(st), SIGKILL);
+	*st = -1;
+	ck_assert_int_eq(ctx_proc_wait(p, st), CTX_CANCELED);
+	double ms = tu_ms_since(t0);
 	ctx_proc_free(p);
 	ctx_release(c);
+	return ms;
+}
+
+/* SIGTERM first; a process that ignores it gets SIGKILL wait_delay later. */
+START_TEST(test_proc_term_ignored)
+{
+	int st;
+	double ms = cancel_trapped("trap '' TERM; echo ready; exec sleep 30",
+				   300 * CTX_MSEC, &st);
+	tu_assert_ms(ms, 250, 5000);
+	ck_assert(WIFSIGNALED(st));
+	ck_assert_int_eq(WTERMSIG(st), SIGKILL);
 }
 END_TEST
 
@@ -466,26 +477,18 @@ END_TEST
  * and no wait for wait_delay. */
 START_TEST(test_proc_term_exits)
 {
-	ctx_t *c = ctx_with_cancel(ctx_background());
-	struct ctx_proc_attr a = { .stdio[1] = CTX_STDIO_PIPE,
-				   .cancel_signal = SIGTERM,
-				   .wait_delay = 20 * CTX_SEC };
-	ctx_proc_t *p;
-	ck_assert_int_eq(ctx_proc_spawn(&p, c, "sh",
-					SH("trap 'exit 7' TERM; echo ready; "
-					   "while :; do sleep 0.05; done"), &a),
-			 0);
-	read_ready(p);
-	int64_t t0 = ctx_now();
-	ctx_cancel(c);
-	int st = -1;
-	ck_assert_int_eq(ctx_proc_wait(p, &st), CTX_CANCELED);
-	tu_assert_ms(tu_ms_since(t0), 0, 5000);
+	int st;
+	double ms = cancel_trapped("trap 'exit 7' TERM; echo ready; "
+				   "while :; do sleep 0.05; done",
+				   20 * CTX_SEC, &st);
+	tu_assert_ms(ms, 0, 5000);
 	ck_assert(WIFEXITED(st));
 	ck_assert_int_eq(WEXITSTATUS(st), 7);
-	ctx_proc_free(p);
-	ctx_release(c);
 
+	struct ctx_proc_attr a = { .cancel_signal = SIGTERM,
+				   .wait_delay = 20 * CTX_SEC };
+	ctx_proc_t *p;
+	ctx_t *c;
 	/* And one that dies of it. */
 	ck_assert_int_eq(ctx_proc_spawn(&p, ctx_background(), "sleep", sleep30,
 					&a), 0);
