@@ -47,7 +47,9 @@ static void parent_released_twice(void)
 	SITE();
 	ctx_t *p = ctx_with_cancel(ctx_background());
 	ctx_t *c = ctx_with_value(p, "k", "v");
-	tu_release(p, p, c);
+	ctx_release(p);
+	ctx_release(p);
+	ctx_release(c);
 }
 
 static void join_twice(void)
