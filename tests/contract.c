@@ -50,6 +50,12 @@ static const char key[] = "contract";
 static const struct ct_row *rows[CT_NSITUATIONS][MAX_ROWS];
 static int nrows[CT_NSITUATIONS];
 
+/* How late "promptly" may be: valgrind runs everything far slower. */
+static double late_ms(void)
+{
+	return (tu_valgrind() ? 10 : 1) * CT_LATE_MS;
+}
+
 /* ---- one row's run ---------------------------------------------------- */
 
 struct run {
@@ -178,7 +184,7 @@ START_TEST(test_cancel)
 	struct outcome o = run_call(&r, c, t0);
 	tu_canceller_join(&k);
 	assert_failed(&r, o, CTX_CANCELED, "cancelled while waiting");
-	assert_took(&r, o.ms, CT_SHORT_MS * 0.8, CT_LATE_MS);
+	assert_took(&r, o.ms, CT_SHORT_MS * 0.8, late_ms());
 	run_ready(&r);
 	r.row->kept(r.st);
 	run_end(&r);
@@ -196,7 +202,7 @@ START_TEST(test_deadline)
 	ctx_t *c = ctx_with_timeout(ctx_background(), CT_SHORT);
 	struct outcome o = run_call(&r, c, t0);
 	assert_failed(&r, o, CTX_DEADLINE_EXCEEDED, "at its deadline");
-	assert_took(&r, o.ms, CT_SHORT_MS, CT_LATE_MS);
+	assert_took(&r, o.ms, CT_SHORT_MS, late_ms());
 	ck_assert_int_eq(ctx_err(c), CTX_DEADLINE_EXCEEDED);
 	run_ready(&r);
 	r.row->kept(r.st);
@@ -218,7 +224,7 @@ START_TEST(test_ready)
 	struct outcome o = run_call(&r, c, t0);
 	ck_assert_msg(!failed_with(r.row, o, CTX_DEADLINE_EXCEEDED),
 		      "%s: waited for its deadline though ready", r.row->name);
-	assert_took(&r, o.ms, 0, CT_LATE_MS);
+	assert_took(&r, o.ms, 0, late_ms());
 	errno = o.err;
 	r.row->check(r.st, o.rc);
 	run_end(&r);
@@ -258,7 +264,7 @@ START_TEST(test_later)
 		      strerror(h.err));
 	ck_assert_msg(!failed_with(r.row, o, CTX_DEADLINE_EXCEEDED),
 		      "%s: what came did not end the wait", r.row->name);
-	assert_took(&r, o.ms, CT_SHORT_MS * 0.8, CT_LATE_MS);
+	assert_took(&r, o.ms, CT_SHORT_MS * 0.8, late_ms());
 	errno = o.err;
 	r.row->check(r.st, o.rc);
 	run_end(&r);
@@ -333,7 +339,7 @@ START_TEST(test_partial)
 	}
 	ck_assert_msg(o.rc > 0, "%s: returned %ld (errno %d) with a %d ms "
 		      "deadline", r.row->name, o.rc, o.err, ms);
-	assert_took(&r, o.ms, ms, ms + CT_LATE_MS);
+	assert_took(&r, o.ms, ms, ms + late_ms());
 	r.row->moved(r.st, o.rc);
 	run_end(&r);
 }
@@ -356,9 +362,10 @@ START_TEST(test_storm)
 	struct outcome o = run_call(&r, c, t0);
 	int hits = storm_stop(&storm);
 	assert_failed(&r, o, CTX_DEADLINE_EXCEEDED, "at its deadline, stormed");
-	assert_took(&r, o.ms, STORM_MS, STORM_MS + CT_LATE_MS);
-	ck_assert_msg(hits >= STORM_MIN_HITS, "%s: the handler ran only %d "
-		      "times", r.row->name, hits);
+	assert_took(&r, o.ms, STORM_MS, STORM_MS + late_ms());
+	/* Valgrind runs one thread at a time: the storm's may not run. */
+	ck_assert_msg(hits >= (tu_valgrind() ? 0 : STORM_MIN_HITS), "%s: the "
+		      "handler ran only %d times", r.row->name, hits);
 	run_ready(&r);
 	r.row->kept(r.st);
 	run_end(&r);
