@@ -363,9 +363,11 @@ START_TEST(test_storm)
 	int hits = storm_stop(&storm);
 	assert_failed(&r, o, CTX_DEADLINE_EXCEEDED, "at its deadline, stormed");
 	assert_took(&r, o.ms, STORM_MS, STORM_MS + late_ms());
-	/* Valgrind runs one thread at a time: the storm's may not run. */
-	ck_assert_msg(hits >= (tu_valgrind() ? 0 : STORM_MIN_HITS), "%s: the "
-		      "handler ran only %d times", r.row->name, hits);
+	/* Valgrind runs one thread at a time: there the storm's thread may
+	 * not get to run, and its count says nothing. */
+	if (!tu_valgrind())
+		ck_assert_msg(hits >= STORM_MIN_HITS, "%s: the handler ran "
+			      "only %d times", r.row->name, hits);
 	run_ready(&r);
 	r.row->kept(r.st);
 	run_end(&r);
