@@ -50,7 +50,7 @@ tests_check_ctx_SOURCES = \
 	tests/contract/sync.c \
 	tests/contract/proc.c \
 	tests/contract/net.c \
-	tests/core/core.h \
+	tests/core/tree.h \
 	tests/core/context.c \
 	tests/core/done_fd.c \
 	tests/core/values.c \

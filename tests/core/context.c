@@ -24,7 +24,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "tree.h"
 #include "suites.h"
 
 /* ---- API: every function, one at a time ------------------------------ */

@@ -15,7 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "tree.h"
 #include "suites.h"
 
 /* ---- done descriptors ------------------------------------------------- */

@@ -17,7 +17,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "tree.h"
 #include "hooks.h"
 #include "suites.h"
 

@@ -2,8 +2,8 @@
  * Helpers shared by the suites of the context tree (tests/core/: the
  * context suite's files context.c, done_fd.c, values.c and races.c).
  */
-#ifndef CTX_TEST_CORE_H
-#define CTX_TEST_CORE_H
+#ifndef CTX_TEST_TREE_H
+#define CTX_TEST_TREE_H
 
 #include <dirent.h>
 #include <errno.h>
