@@ -36,15 +36,17 @@ bench_bench_calls_CFLAGS = $(BENCH_CFLAGS)
 # built (their sources are compiled into the program, which links the
 # core statically).
 bench_bench_outgoing_SOURCES = bench/bench_outgoing.c bench/benchutil.h
+bench_bench_outgoing_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/glue/ssl \
+	-I$(srcdir)/glue/curl
 bench_bench_outgoing_LDADD = libctx-core.la
 bench_bench_outgoing_CFLAGS = $(BENCH_CFLAGS)
 if HAVE_OPENSSL
-bench_bench_outgoing_SOURCES += runtime/ssl.c
+bench_bench_outgoing_SOURCES += glue/ssl/ssl.c
 bench_bench_outgoing_CFLAGS += $(OPENSSL_CFLAGS)
 bench_bench_outgoing_LDADD += $(OPENSSL_LIBS)
 endif
 if HAVE_LIBCURL
-bench_bench_outgoing_SOURCES += runtime/curl.c
+bench_bench_outgoing_SOURCES += glue/curl/curl.c
 bench_bench_outgoing_CFLAGS += $(LIBCURL_CFLAGS)
 bench_bench_outgoing_LDADD += $(LIBCURL_LIBS)
 endif
@@ -69,6 +71,14 @@ bench_bench_db_CPPFLAGS += -I$(srcdir)/glue/redis
 bench_bench_db_CFLAGS += $(HIREDIS_CFLAGS)
 bench_bench_db_LDADD += $(HIREDIS_LIBS)
 endif
+
+# bench_conn (issue 24): examples/tcpproxy beside relays written there,
+# ctx_conn_read_line beside read(2) and memchr.
+noinst_PROGRAMS += bench/bench_conn
+bench_bench_conn_SOURCES = bench/bench_conn.c bench/benchutil.h
+bench_bench_conn_LDADD = libctx-core.la
+bench_bench_conn_CFLAGS = $(BENCH_CFLAGS)
+EXTRA_bench_bench_conn_DEPENDENCIES = examples/tcpproxy$(EXEEXT)
 
 BENCH_RUN = CXX="$(CXX)" GNUPLOT="$(GNUPLOT)" PYTHON3="$(PYTHON3)" \
 	$(SHELL) $(srcdir)/bench/run.sh "$(abs_builddir)" "$(abs_srcdir)" "$(GO)"

@@ -26,6 +26,9 @@
 #                  hot path run once per backend (CTX_BACKEND=epoll, then
 #                  io_uring when it is there)
 #   bench_outgoing dial, TLS and curl beside the plain libraries
+#   bench_conn     examples/tcpproxy beside relays written by hand (1 GiB,
+#                  descriptors and threads per connection), and
+#                  ctx_conn_read_line beside read(2)
 #   bench_db       libctx-pq and libctx-redis beside plain libpq and
 #                  hiredis, against throwaway servers; deadlines
 #   bench_context  Go's context benchmarks on libctx, in turn with Go's
@@ -198,6 +201,7 @@ for be in epoll io_uring; do
 done
 unset CTX_BACKEND
 run bench_outgoing bench_outgoing
+run bench_conn bench_conn
 run bench_db bench_db
 # libctx beside Go: each run of bench_context, then one of Go's, is a pair.
 pairs=5

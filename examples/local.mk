@@ -30,6 +30,10 @@ examples_slowloris_SOURCES = examples/slowloris.c
 examples_slowloris_LDADD = libctx.la
 examples_runjobs_SOURCES = examples/runjobs.c
 examples_runjobs_LDADD = libctx.la
+# A TCP proxy on ctx_listen, ctx_dial and ctx_proxy (issue 24).
+noinst_PROGRAMS += examples/tcpproxy
+examples_tcpproxy_SOURCES = examples/tcpproxy.c
+examples_tcpproxy_LDADD = libctx.la
 
 if HAVE_LIBUV
 noinst_PROGRAMS += examples/foreign_loop_uv
@@ -52,8 +56,8 @@ examples_httpd_CFLAGS = $(AM_CFLAGS) $(HTTPD_TLS_CFLAGS)
 endif
 # httpd --tls CERT KEY: through libctx-ssl, when OpenSSL is there.
 if HAVE_OPENSSL
-HTTPD_TLS_LIBS = libctx-ssl.la $(OPENSSL_LIBS)
-HTTPD_TLS_CFLAGS = $(OPENSSL_CFLAGS)
+HTTPD_TLS_LIBS = glue/ssl/libctx-ssl.la $(OPENSSL_LIBS)
+HTTPD_TLS_CFLAGS = -I$(srcdir)/glue/ssl $(OPENSSL_CFLAGS)
 else
 HTTPD_TLS_LIBS =
 HTTPD_TLS_CFLAGS =
@@ -61,7 +65,7 @@ endif
 
 # The tests run the programs with real clients; each skips (exit 77) when
 # what it needs was not built or is not installed.
-EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh tests/fetch.sh
+EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh tests/fetch.sh tests/tcpproxy.sh
 TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) tests/tap.sh \
 	examples/README examples/bench-httpd.sh examples/bench-httpd.lua
@@ -81,6 +85,11 @@ endif
 if HAVE_LIBCURL
 noinst_PROGRAMS += examples/fetch
 examples_fetch_SOURCES = examples/fetch.c
-examples_fetch_CFLAGS = $(AM_CFLAGS) $(LIBCURL_CFLAGS)
-examples_fetch_LDADD = libctx-curl.la libctx.la $(LIBCURL_LIBS)
+examples_fetch_CFLAGS = $(AM_CFLAGS) -I$(srcdir)/glue/curl $(LIBCURL_CFLAGS)
+examples_fetch_LDADD = glue/curl/libctx-curl.la libctx.la $(LIBCURL_LIBS)
+# fetch -r over https: ctx_ssl_dial.
+if HAVE_OPENSSL
+examples_fetch_CFLAGS += -I$(srcdir)/glue/ssl $(OPENSSL_CFLAGS)
+examples_fetch_LDADD += glue/ssl/libctx-ssl.la $(OPENSSL_LIBS)
+endif
 endif

@@ -65,11 +65,8 @@ extern "C" {
 typedef struct ctx ctx_t;
 
 /* ---------------------------------------------------------------------
- * Contexts
+ * Contexts: the tree, cancelling, references
  * ------------------------------------------------------------------- */
-
-/* The current time on CLOCK_MONOTONIC, in nanoseconds. */
-CTX_API int64_t ctx_now(void);
 
 /* The roots: never done, no deadline, no values.  They live forever;
  * ref, unref, cancel and release do nothing on them. */
@@ -101,22 +98,18 @@ CTX_API ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *value);
 /* Keeps the parent's values but is never done and has no deadline. */
 CTX_API ctx_t *ctx_without_cancel(ctx_t *parent);
 
-/* Done with CTX_CANCELED when any signal of the set arrives (Go's
- * signal.NotifyContext).  Until it is released those signals are consumed
- * by it and the previous handler is not called; ctx_release restores the
- * previous handling exactly before it returns, as Go's stop() does (so
- * does the free, for a context only cancelled and unreferenced).  Several
- * live signal contexts for one signal all end.  EINVAL for SIGKILL, SIGSTOP or
- * signals the C library reserves.  The first one starts a dispatcher
- * thread, since a signal handler itself may not take locks. */
-CTX_API ctx_t *ctx_with_signals(ctx_t *parent, const sigset_t *signals);
-
 /* Cancel ctx and all its descendants with CTX_CANCELED.  Idempotent; the
  * first cancellation wins with its cause.  A no-op on contexts that
  * cannot be cancelled: roots, without-cancel, and value contexts (as in
  * Go, a value context has no cancel of its own; cancel its parent). */
 CTX_API void ctx_cancel(ctx_t *ctx);
 CTX_API void ctx_cancel_cause(ctx_t *ctx, int cause);
+
+/* ctx_cancel_cause with words (printf format; copied).  The first
+ * cancellation wins with its cause and its words; descendants it ends
+ * report the same words.  fmt NULL: no words. */
+CTX_API void ctx_cancel_msg(ctx_t *ctx, int cause, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Reference counting.  ctx_ref returns ctx.  ctx_unref(NULL) is fine. */
 CTX_API ctx_t *ctx_ref(ctx_t *ctx);
@@ -132,6 +125,10 @@ static inline void ctx__auto_release(ctx_t **ctx) { ctx_release(*ctx); }
  *     CTX_AUTO ctx_t *c = ctx_with_timeout(parent, 2 * CTX_SEC);  */
 #define CTX_AUTO __attribute__((cleanup(ctx__auto_release)))
 
+/* ---------------------------------------------------------------------
+ * The state of a context
+ * ------------------------------------------------------------------- */
+
 /* 0 while live, else CTX_CANCELED or CTX_DEADLINE_EXCEEDED.  Reports an
  * expired deadline as soon as it passes, whether or not anyone waits.
  * EINVAL for a NULL context. */
@@ -141,19 +138,17 @@ CTX_API int ctx_err(ctx_t *ctx);
  * unless a cause was given).  EINVAL for a NULL context. */
 CTX_API int ctx_cause(ctx_t *ctx);
 
+/* The words of ctx_cancel_msg, else ctx_strerror(ctx_cause(ctx)) for an errno value or
+ * the cause's number otherwise; valid while ctx lives.  NULL while ctx
+ * is live (or NULL). */
+CTX_API const char *ctx_cause_msg(ctx_t *ctx);
+
 /* The effective deadline (the earliest along the chain) in *deadline_ns;
  * false when there is none. */
 CTX_API bool ctx_deadline(ctx_t *ctx, int64_t *deadline_ns);
 
 /* The value of the nearest context carrying key; NULL if absent. */
 CTX_API void *ctx_value(ctx_t *ctx, const void *key);
-
-/* A descriptor owned by the context (never read or close it) that turns
- * readable (POLLIN), and stays so, once the context is done -- also when
- * its deadline passes with no thread inside the library.  -1 with errno 0
- * for a context that can never be done; -1 with errno set (EMFILE, ...)
- * when no descriptor can be made.  Closed when the context is freed. */
-CTX_API int ctx_done_fd(ctx_t *ctx);
 
 /* "context canceled", "context deadline exceeded", else strerror(err). */
 CTX_API const char *ctx_strerror(int err);
@@ -164,15 +159,76 @@ CTX_API const char *ctx_strerror(int err);
  * EINVAL (NULL context, or NULL buf with len > 0) or ENOMEM. */
 CTX_API int ctx_format(ctx_t *ctx, char *buf, size_t len);
 
+/* The current time on CLOCK_MONOTONIC, in nanoseconds. */
+CTX_API int64_t ctx_now(void);
+
 /* ---------------------------------------------------------------------
- * Cancellable waits
+ * Contexts that end on an event: a signal, a client that hangs up, an
+ * idle deadline
+ * ------------------------------------------------------------------- */
+
+/* Done with CTX_CANCELED when any signal of the set arrives (Go's
+ * signal.NotifyContext).  Until it is released those signals are consumed
+ * by it and the previous handler is not called; ctx_release restores the
+ * previous handling exactly before it returns, as Go's stop() does (so
+ * does the free, for a context only cancelled and unreferenced).  Several
+ * live signal contexts for one signal all end.  EINVAL for SIGKILL, SIGSTOP or
+ * signals the C library reserves.  The first one starts a dispatcher
+ * thread, since a signal handler itself may not take locks. */
+CTX_API ctx_t *ctx_with_signals(ctx_t *parent, const sigset_t *signals);
+
+/* The signal that ended ctx or an ancestor of it (ctx_with_signals);
+ * 0 if ctx is live, was ended otherwise, or on NULL. */
+CTX_API int ctx_signo(ctx_t *ctx);
+
+/* Go's r.Context(): a child of parent that ends with CTX_CANCELED, cause
+ * ECONNRESET, when the peer of socket fd goes away (EPOLLRDHUP, EPOLLHUP
+ * or an error), with no thread reading fd; its data stays for its
+ * reader.  One library thread watches every such context; none costs a
+ * descriptor.  fd must stay open while the context lives; release the
+ * context, then close fd.  NULL + errno (EINVAL, EBADF, EPERM for a file
+ * that cannot be watched, ENOMEM). */
+CTX_API ctx_t *ctx_with_hangup(ctx_t *parent, int fd);
+
+/* A child of parent that ends with CTX_DEADLINE_EXCEEDED once idle_ns
+ * pass without a ctx_touch (idle_ns <= 0: ended at once).  NULL + errno. */
+CTX_API ctx_t *ctx_with_idle(ctx_t *parent, int64_t idle_ns);
+/* The nearest idle context at or above ctx: its deadline becomes now +
+ * idle_ns.  An atomic store, from any thread; waiters under it never end
+ * before the current deadline, and ctx_deadline reports it.  A touch of
+ * a done context, or of one with no idle context above, does nothing. */
+CTX_API void ctx_touch(ctx_t *ctx);
+
+/* ---------------------------------------------------------------------
+ * Learning of a context's end without blocking: a descriptor, a function
+ * ------------------------------------------------------------------- */
+
+/* A descriptor owned by the context (never read or close it) that turns
+ * readable (POLLIN), and stays so, once the context is done -- also when
+ * its deadline passes with no thread inside the library.  -1 with errno 0
+ * for a context that can never be done; -1 with errno set (EMFILE, ...)
+ * when no descriptor can be made.  Closed when the context is freed. */
+CTX_API int ctx_done_fd(ctx_t *ctx);
+
+/* Run fn(arg) once, on a thread of the library's, after ctx is done --
+ * soon after creation if it already is, and at its deadline even if no
+ * thread waits.  NULL + errno (EINVAL, ENOMEM, EAGAIN) on failure. */
+typedef struct ctx_after ctx_after_t;
+CTX_API ctx_after_t *ctx_after_func(ctx_t *ctx, void (*fn)(void *arg),
+				    void *arg);
+/* Call exactly once per handle, which it frees.  True if it kept fn from
+ * ever running; false if fn ran, runs or is about to run. */
+CTX_API bool ctx_after_stop(ctx_after_t *a);
+
+/* ---------------------------------------------------------------------
+ * Waiting
  *
- * Each refuses at once (-1, errno = the context's error) when the context
- * is already done, even if the awaited thing is also ready; tries the
- * operation without blocking; and only then waits for the descriptor, the
- * context and its deadline together.  EINTR is retried inside, never
- * returned.  A transfer that moved bytes before the context ended returns
- * that count.
+ * Every call that blocks refuses at once (-1, errno = the context's error,
+ * or that error as the result) when the context is already done, even if
+ * the awaited thing is also ready; tries the operation without blocking
+ * (never touching a descriptor's flags); and only then waits for the
+ * descriptor, the context and its deadline together, then tries again.
+ * EINTR is retried inside, never returned (ctx_ppoll excepted).
  * ------------------------------------------------------------------- */
 
 /* Block until ctx is done; returns ctx_err(ctx) (EINVAL for NULL). */
@@ -181,10 +237,48 @@ CTX_API int ctx_wait(ctx_t *ctx);
 /* 0 after the full duration, else the context's error. */
 CTX_API int ctx_sleep(ctx_t *ctx, int64_t duration_ns);
 
+/* 0 once ctx_now() >= deadline_ns (at once if it already is), else the
+ * context's error.  An absolute sleep: a ticker that adds its period to
+ * the previous deadline does not drift. */
+CTX_API int ctx_sleep_until(ctx_t *ctx, int64_t deadline_ns);
+
 /* poll(2) with a context: the number of ready entries, 0 when timeout_ns
  * (< 0: none) passes first, -1 with errno on error or when ctx ends. */
 CTX_API int ctx_poll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds,
                      int64_t timeout_ns);
+
+/* ppoll(2): while it waits the thread's signal mask is *sigmask (NULL:
+ * unchanged), and a signal caught then ends it with -1/EINTR -- the one
+ * wait that returns EINTR.  Ready descriptors are reported without
+ * touching the mask, as ppoll does.  Waiting uses ctx_done_fd(ctx). */
+CTX_API int ctx_ppoll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds,
+		      int64_t timeout_ns, const sigset_t *sigmask);
+
+/* epoll_wait(2) on the program's own epoll set: the number of events,
+ * 0 when timeout_ns (< 0: none) passes first. */
+CTX_API int ctx_epoll_wait(ctx_t *ctx, int epfd, struct epoll_event *events,
+			   int maxevents, int64_t timeout_ns);
+
+/* Under strict ISO C with a system header included before ctx.h, the C
+ * library hides idtype_t and siginfo_t, and the declarations that use
+ * them (ctx_sigwait here, ctx_waitid below) are left out. */
+#if !defined(__GLIBC__) || defined(__USE_XOPEN2K8)
+/* sigwaitinfo(2) for signals blocked in the calling thread: the signal
+ * number, its details in *info (may be NULL). */
+CTX_API int ctx_sigwait(ctx_t *ctx, const sigset_t *set, siginfo_t *info);
+#endif
+
+/* ---------------------------------------------------------------------
+ * Reading and writing
+ *
+ * A transfer that moved bytes before the context ended returns that
+ * count.  Writes move every byte (short writes continue where they
+ * stopped, on a copy of the iovec, never the caller's array).
+ * ------------------------------------------------------------------- */
+
+struct mmsghdr; /* <sys/socket.h> with _GNU_SOURCE */
+struct flock;   /* <fcntl.h> */
+struct msghdr;
 
 CTX_API ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len);
 /* Writes all len bytes unless an error or the context stops it first.
@@ -197,6 +291,49 @@ CTX_API ssize_t ctx_recv(ctx_t *ctx, int fd, void *buf, size_t len,
                          int flags);
 CTX_API ssize_t ctx_send(ctx_t *ctx, int fd, const void *buf, size_t len,
                          int flags);
+
+/* Vectored and positional reads and writes.  Positional calls never
+ * move the offset. */
+CTX_API ssize_t ctx_readv(ctx_t *ctx, int fd, const struct iovec *iov,
+			  int iovcnt);
+CTX_API ssize_t ctx_writev(ctx_t *ctx, int fd, const struct iovec *iov,
+			   int iovcnt);
+CTX_API ssize_t ctx_pread(ctx_t *ctx, int fd, void *buf, size_t len,
+			  off_t offset);
+CTX_API ssize_t ctx_pwrite(ctx_t *ctx, int fd, const void *buf, size_t len,
+			   off_t offset);
+CTX_API ssize_t ctx_preadv(ctx_t *ctx, int fd, const struct iovec *iov,
+			   int iovcnt, off_t offset);
+CTX_API ssize_t ctx_pwritev(ctx_t *ctx, int fd, const struct iovec *iov,
+			    int iovcnt, off_t offset);
+
+/* Datagrams and messages. */
+CTX_API ssize_t ctx_recvfrom(ctx_t *ctx, int fd, void *buf, size_t len,
+			     int flags, struct sockaddr *src,
+			     socklen_t *srclen);
+CTX_API ssize_t ctx_sendto(ctx_t *ctx, int fd, const void *buf, size_t len,
+			   int flags, const struct sockaddr *dst,
+			   socklen_t dstlen);
+CTX_API ssize_t ctx_recvmsg(ctx_t *ctx, int fd, struct msghdr *msg,
+			    int flags);
+/* All bytes on a stream socket. */
+CTX_API ssize_t ctx_sendmsg(ctx_t *ctx, int fd, const struct msghdr *msg,
+			    int flags);
+/* Waits for the first message; returns how many were received. */
+CTX_API int ctx_recvmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs,
+			 unsigned int n, int flags);
+CTX_API int ctx_sendmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs,
+			 unsigned int n, int flags);
+
+/* Until count (len) or end of input; the bytes moved. */
+CTX_API ssize_t ctx_sendfile(ctx_t *ctx, int out_fd, int in_fd,
+			     off_t *offset, size_t count);
+CTX_API ssize_t ctx_splice(ctx_t *ctx, int fd_in, off_t *off_in, int fd_out,
+			   off_t *off_out, size_t len, unsigned int flags);
+CTX_API ssize_t ctx_copy_file_range(ctx_t *ctx, int fd_in, off_t *off_in,
+				    int fd_out, off_t *off_out, size_t len,
+				    unsigned int flags);
+
 /* accept4(2); flags are SOCK_NONBLOCK and SOCK_CLOEXEC.  accept4 has no
  * per-call non-blocking form: on a blocking listener it waits for
  * readiness, then accepts, and if another thread takes the connection in
@@ -207,11 +344,190 @@ CTX_API int ctx_accept(ctx_t *ctx, int fd, struct sockaddr *addr,
 /* 0 once connected; -1 with the socket's own error (ECONNREFUSED, ...). */
 CTX_API int ctx_connect(ctx_t *ctx, int fd, const struct sockaddr *addr,
                         socklen_t addrlen);
+
+/* open(2).  A FIFO opened for reading or writing alone waits, as open(2)
+ * does, for the other end -- until the context ends -- and the descriptor
+ * has exactly the flags asked for.  Anything else is a plain open. */
+CTX_API int ctx_open(ctx_t *ctx, const char *path, int flags,
+		     ... /* mode_t mode */);
+
+/* flock(2) with LOCK_SH or LOCK_EX (| LOCK_NB; LOCK_UN is a plain call),
+ * and fcntl(F_OFD_SETLKW) on *lock.  Both return within milliseconds of
+ * the context ending and never hold the lock when they fail. */
+CTX_API int ctx_flock(ctx_t *ctx, int fd, int operation);
+CTX_API int ctx_lock_range(ctx_t *ctx, int fd, struct flock *lock);
+
+/* fsync(2), fdatasync(2).  On the epoll backend the plain call, which no
+ * context can end once it has started. */
+CTX_API int ctx_fsync(ctx_t *ctx, int fd);
+CTX_API int ctx_fdatasync(ctx_t *ctx, int fd);
+
+/* ---------------------------------------------------------------------
+ * Names and dialing
+ *
+ * ctx_getaddrinfo is getaddrinfo(3) that a context ends: 0 or an EAI_
+ * code; EAI_SYSTEM with errno = the context's error when it ended the
+ * lookup (within a millisecond; a done context refuses at once).  Free
+ * the results with ctx_freeaddrinfo, never freeaddrinfo.
+ *
+ * ctx_dial resolves "host:port" or "[v6]:port" (the port may be a service
+ * name) and connects with Happy Eyeballs (RFC 8305): IPv6 first, families
+ * interleaved, the next address after 250 ms or at once on a failure.  It
+ * returns one connected, blocking, close-on-exec socket of `type`
+ * (SOCK_STREAM, or SOCK_DGRAM for a connected UDP socket), or -1 with
+ * errno: the context's error, the last connect error, EADDRNOTAVAIL for a
+ * name without addresses, EINVAL for a malformed address.
+ * ------------------------------------------------------------------- */
+
+struct addrinfo;
+
+CTX_API int ctx_getaddrinfo(ctx_t *ctx, const char *node, const char *service,
+			    const struct addrinfo *hints,
+			    struct addrinfo **res);
+CTX_API void ctx_freeaddrinfo(struct addrinfo *res);
+CTX_API int ctx_dial(ctx_t *ctx, const char *address, int type);
+
+/* ---------------------------------------------------------------------
+ * Connections: listening, copying, proxying, buffered connections
+ *
+ * Addresses are Go's: "host:port", "[v6]:port", ":port" (no host: every
+ * address of this machine for ctx_listen, this host for ctx_dial).
+ * ctx_copy and ctx_proxy touch the nearest idle context (ctx_with_idle)
+ * whenever the kernel takes or gives bytes either way, so a slow but
+ * steady peer is never idle; a silent one is.  A ctx_conn_t is a
+ * connection with a read buffer, over a plain descriptor (ctx_conn_new)
+ * or TLS (ctx_ssl_dial, ctx_ssl_conn_new in <ctx/ssl.h>); one thread at
+ * a time uses it.
+ * ------------------------------------------------------------------- */
+
+/* Go's net.SplitHostPort: host and port of address into the two buffers
+ * (NUL-terminated; either may be NULL when not wanted).  0, EINVAL for a
+ * malformed address (no port, an IPv6 address without brackets, a stray
+ * bracket), ERANGE when a part does not fit.  Either part may be empty. */
+CTX_API int ctx_split_host_port(const char *address, char *host,
+				size_t hostlen, char *port, size_t portlen);
+/* Resolves address under ctx, sets SO_REUSEADDR, binds and, for
+ * SOCK_STREAM, listens (backlog < 0: SOMAXCONN).  An empty port is port
+ * 0 (any).  A blocking, close-on-exec socket, or -1 with errno: the
+ * context's error, the last bind error (EADDRINUSE, ...), EADDRNOTAVAIL,
+ * EINVAL for a malformed address or type. */
+CTX_API int ctx_listen(ctx_t *ctx, const char *address, int type,
+		       int backlog);
+/* Moves bytes from src to dst until the end of src, max bytes (SIZE_MAX:
+ * no limit), an error or the end of ctx; splice(2) where one end is a
+ * pipe.  The bytes written to dst; errno is then 0 if it stopped at the
+ * end of src or at max, else why it stopped.  -1 with errno when it
+ * moved nothing before an error or the context's end. */
+CTX_API ssize_t ctx_copy(ctx_t *ctx, int dst, int src, size_t max);
+/* Both directions between a and b on the calling thread: what a sends
+ * goes to b and back, and when one end reaches the end of its input the
+ * other's write side is shut down (half-close).  0 once both directions
+ * have ended, else the context's error or the first I/O error (EINVAL
+ * for bad arguments, ENOMEM).  moved (may be NULL) is filled on every
+ * return: moved[0] bytes a to b, moved[1] b to a.  Closes neither. */
+CTX_API int ctx_proxy(ctx_t *ctx, int a, int b, uint64_t moved[2]);
+
+typedef struct ctx_conn ctx_conn_t;
+/* A connection over fd, which it takes (also on failure: NULL + errno,
+ * fd closed; EBADF for a negative fd). */
+CTX_API ctx_conn_t *ctx_conn_new(int fd);
+/* One read: buffered bytes first, else one read from the connection;
+ * 0 at the end of input, -1 with errno.  A done ctx refuses at once,
+ * even with bytes buffered. */
+CTX_API ssize_t ctx_conn_read(ctx_t *ctx, ctx_conn_t *c, void *buf,
+			      size_t len);
+/* Go's io.ReadFull: len bytes, or fewer at the end of input (0 if none
+ * came).  An error or the context's end after some bytes returns their
+ * count; errno is 0 for a full count or the end of input, else why. */
+CTX_API ssize_t ctx_conn_read_full(ctx_t *ctx, ctx_conn_t *c, void *buf,
+				   size_t len);
+/* The next line through its '\n', NUL-terminated in buf: its length
+ * including the '\n'; a line longer than len - 1 gives its first len - 1
+ * bytes (no '\n'; the rest comes next); a last line without '\n' comes
+ * without one; 0 at the end of input.  -1 with errno (EINVAL when len <
+ * 2): then nothing of the line is lost, the next call starts it again. */
+CTX_API ssize_t ctx_conn_read_line(ctx_t *ctx, ctx_conn_t *c, char *buf,
+				   size_t len);
+/* All len bytes (a short count if an error or ctx ended it part-way),
+ * or -1 with errno; never raises SIGPIPE. */
+CTX_API ssize_t ctx_conn_write(ctx_t *ctx, ctx_conn_t *c, const void *buf,
+			       size_t len);
+/* The descriptor (the connection still owns it), -1 for NULL. */
+CTX_API int ctx_conn_fd(const ctx_conn_t *c);
+/* Closes the descriptor and frees c (a TLS connection sends close_notify
+ * first if the socket takes it within 50 ms).  NULL is fine. */
+CTX_API void ctx_conn_close(ctx_conn_t *c);
+
+/* ---------------------------------------------------------------------
+ * Child processes (Go's exec.CommandContext with Cancel and WaitDelay)
+ *
+ * A process the context kills: when ctx ends before the process exits,
+ * the library sends cancel_signal (to the whole group with new_group,
+ * whether or not its leader is alive) at once, whether or not anyone
+ * waits, and SIGKILL wait_delay later if it is still there.  Signals
+ * never reach a recycled pid (a pidfd where the kernel has them; else
+ * only before the reap).  The library installs no SIGCHLD handler and
+ * reaps only the processes it started.  See ctx_proc_spawn(3).
+ * ------------------------------------------------------------------- */
+
 /* waitpid(2).  WNOHANG in options makes it a plain non-blocking check. */
 CTX_API pid_t ctx_waitpid(ctx_t *ctx, pid_t pid, int *status, int options);
 
+#if !defined(__GLIBC__) || defined(__USE_XOPEN2K8)
+/* waitid(2) for P_PID, P_PIDFD, P_PGID and P_ALL: 0, info filled.  With
+ * WNOHANG a plain check (info->si_pid 0: nothing to report); a done
+ * context refuses it, as it refuses ctx_waitpid(..., WNOHANG). */
+CTX_API int ctx_waitid(ctx_t *ctx, idtype_t idtype, id_t id,
+		       siginfo_t *info, int options);
+#endif
+
+typedef struct ctx_proc ctx_proc_t;
+enum ctx_stdio { CTX_STDIO_INHERIT = 0, CTX_STDIO_NULL, CTX_STDIO_PIPE,
+		 CTX_STDIO_FD };
+struct ctx_proc_attr {
+	const char *const *envp;   /* NULL: the caller's environment */
+	const char *dir;           /* NULL: the caller's working directory */
+	enum ctx_stdio stdio[3];   /* stdin, stdout, stderr; zero: inherit */
+	int fd[3];                 /* the descriptor for CTX_STDIO_FD */
+	int cancel_signal;         /* sent when ctx ends; 0: SIGKILL */
+	int64_t wait_delay;        /* after cancel_signal, SIGKILL once this
+				      passes; 0: at once */
+	bool new_group;            /* own process group; signals go to the
+				      whole group */
+};
+
+/* 0 or an error number; a program that cannot be executed (ENOENT,
+ * EACCES, a bad dir) is reported here, not as exit 127.  attr NULL:
+ * defaults; file is searched in PATH when it has no '/'.  The process
+ * holds its own reference to ctx until it is reaped. */
+CTX_API int ctx_proc_spawn(ctx_proc_t **p, ctx_t *ctx, const char *file,
+			   char *const argv[],
+			   const struct ctx_proc_attr *attr);
+CTX_API pid_t ctx_proc_pid(const ctx_proc_t *p);
+/* The parent's end of pipe n (0, 1, 2), else -1.  Owned by p: use the
+ * ctx_ calls on it, close it early with ctx_proc_close, never close(2). */
+CTX_API int ctx_proc_stdio(const ctx_proc_t *p, int n);
+CTX_API int ctx_proc_close(ctx_proc_t *p, int n);
+/* 0, ESRCH once reaped, or EINVAL; never reaches a recycled pid. */
+CTX_API int ctx_proc_signal(ctx_proc_t *p, int sig);
+/* Block until the process exits (ctx does not end the wait: it kills the
+ * process), reap it, fill *status as waitpid does.  0 if it ended on its
+ * own, ctx's error if the library signalled it because ctx ended.  With
+ * new_group, once ctx ended it returns only when no member of the group
+ * runs; before, a leader whose group still runs stays unreaped. */
+CTX_API int ctx_proc_wait(ctx_proc_t *p, int *status);
+/* Kills (SIGKILL) and reaps a process never waited for (with new_group,
+ * what still runs of its group, and waits for it to go), closes the
+ * pipes, frees p.  NULL is fine. */
+CTX_API void ctx_proc_free(ctx_proc_t *p);
+/* Run argv (PATH search) with its stdout collected into *out (malloc'd,
+ * NUL-terminated, the caller frees it; NULL if nothing was started);
+ * returns as ctx_proc_wait. */
+CTX_API int ctx_proc_output(ctx_t *ctx, char *const argv[], char **out,
+			    size_t *outlen, int *status);
+
 /* ---------------------------------------------------------------------
- * Threads, wait groups, error groups, channels, after-funcs
+ * Threads
  * ------------------------------------------------------------------- */
 
 typedef struct ctx_thread ctx_thread_t;
@@ -240,7 +556,11 @@ CTX_API int ctx_thread_join(ctx_t *ctx, ctx_thread_t *t, void **result);
 /* Let t free itself when fn returns.  t must not be used afterwards. */
 CTX_API int ctx_thread_detach(ctx_thread_t *t);
 
-/* Wait groups, as Go's sync.WaitGroup.  A counter driven below zero is
+/* ---------------------------------------------------------------------
+ * Wait groups
+ * ------------------------------------------------------------------- */
+
+/* As Go's sync.WaitGroup.  A counter driven below zero is
  * reported on stderr and makes every wait return EINVAL. */
 typedef struct ctx_wg ctx_wg_t;
 CTX_API ctx_wg_t *ctx_wg_new(void); /* NULL + errno ENOMEM */
@@ -248,9 +568,18 @@ CTX_API void ctx_wg_add(ctx_wg_t *wg, int delta);
 CTX_API void ctx_wg_done(ctx_wg_t *wg);
 /* 0 once the counter is zero, else the context's error. */
 CTX_API int ctx_wg_wait(ctx_t *ctx, ctx_wg_t *wg);
+/* Go 1.25's WaitGroup.Go: add one, run fn(ctx, arg) on a new detached
+ * thread holding its own reference to ctx, and mark done only once that
+ * reference is dropped.  0 or an error number (nothing added then). */
+CTX_API int ctx_wg_go(ctx_wg_t *wg, ctx_t *ctx,
+		      void (*fn)(ctx_t *ctx, void *arg), void *arg);
 CTX_API void ctx_wg_free(ctx_wg_t *wg);
 
-/* Error groups, as Go's errgroup.WithContext.  Each ctx_group_go runs fn
+/* ---------------------------------------------------------------------
+ * Error groups
+ * ------------------------------------------------------------------- */
+
+/* As Go's errgroup.WithContext.  Each ctx_group_go runs fn
  * on a new thread with the group's context; the first non-zero result
  * cancels that context with the result as its cause. */
 typedef struct ctx_group ctx_group_t;
@@ -262,15 +591,26 @@ CTX_API ctx_t *ctx_group_ctx(ctx_group_t *g);
  * until a slot is free or the group's context ends (then it returns
  * that context's error and fn never runs). */
 CTX_API int ctx_group_set_limit(ctx_group_t *g, int n);
+/* Attributes (stack size, guard, scheduling, affinity) for the group's
+ * threads started from now on; NULL: the defaults.  EINVAL for detached
+ * attributes or a fixed stack address. */
+CTX_API int ctx_group_set_attr(ctx_group_t *g, const pthread_attr_t *attr);
 /* 0, or an error number if no thread could start (fn then never runs). */
 CTX_API int ctx_group_go(ctx_group_t *g, int (*fn)(ctx_t *ctx, void *arg),
 			 void *arg);
+/* errgroup.TryGo: 0, or EAGAIN at the limit (fn does not run). */
+CTX_API int ctx_group_try_go(ctx_group_t *g,
+			     int (*fn)(ctx_t *ctx, void *arg), void *arg);
 /* Wait for every function (not cancellable: they watch the group's
  * context); returns the first non-zero result, 0 if none.  No thread of
  * the group runs after it returns. */
 CTX_API int ctx_group_wait(ctx_group_t *g);
 /* Cancel the group's context, wait for its functions, free it. */
 CTX_API void ctx_group_free(ctx_group_t *g);
+
+/* ---------------------------------------------------------------------
+ * Channels and select
+ * ------------------------------------------------------------------- */
 
 /* Channels of fixed-size elements, as Go's; capacity 0 is a rendezvous
  * (a send returns once a receiver took the element).  A send or receive
@@ -281,157 +621,38 @@ CTX_API ctx_chan_t *ctx_chan_new(size_t elem_size, size_t capacity);
 CTX_API int ctx_chan_send(ctx_t *ctx, ctx_chan_t *ch, const void *elem);
 /* 0, the context's error, or EPIPE once closed and drained. */
 CTX_API int ctx_chan_recv(ctx_t *ctx, ctx_chan_t *ch, void *elem);
+/* Without waiting: 0, EAGAIN (would wait), EPIPE (closed; for
+ * a receive: closed and drained); EINVAL for NULL arguments. */
+CTX_API int ctx_chan_try_send(ctx_chan_t *ch, const void *elem);
+CTX_API int ctx_chan_try_recv(ctx_chan_t *ch, void *elem);
+CTX_API size_t ctx_chan_len(ctx_chan_t *ch); /* elements buffered now */
+CTX_API size_t ctx_chan_cap(ctx_chan_t *ch);
 /* Wakes everyone: later sends fail, receives drain then fail. */
 CTX_API void ctx_chan_close(ctx_chan_t *ch);
 /* No thread may be inside a send or receive on ch. */
 CTX_API void ctx_chan_free(ctx_chan_t *ch);
 
-/* Run fn(arg) once, on a thread of the library's, after ctx is done --
- * soon after creation if it already is, and at its deadline even if no
- * thread waits.  NULL + errno (EINVAL, ENOMEM, EAGAIN) on failure. */
-typedef struct ctx_after ctx_after_t;
-CTX_API ctx_after_t *ctx_after_func(ctx_t *ctx, void (*fn)(void *arg),
-				    void *arg);
-/* Call exactly once per handle, which it frees.  True if it kept fn from
- * ever running; false if fn ran, runs or is about to run. */
-CTX_API bool ctx_after_stop(ctx_after_t *a);
+/* Go's select. */
+enum ctx_case_kind { CTX_CASE_RECV = 1, CTX_CASE_SEND, CTX_CASE_FD, CTX_CASE_DONE };
+struct ctx_case {
+	int kind;          /* enum ctx_case_kind */
+	ctx_chan_t *ch;    /* RECV, SEND: NULL makes the case never ready */
+	void *elem;        /* RECV: where the element goes; SEND: the element */
+	int fd;            /* FD: fd < 0 is never ready */
+	short events;      /* FD: POLLIN, POLLOUT, ... */
+	short revents;     /* FD: set when chosen */
+	ctx_t *done;       /* DONE: ready once it is done (NULL: never) */
+	int result;        /* the chosen case's: 0, EPIPE, or done's error */
+};
+/* Completes exactly one case and returns its index, choosing uniformly
+ * among the ready ones.  timeout_ns == 0 only looks (Go's default:),
+ * < 0 waits without limit.  -1 with errno: ctx's error when ctx ends
+ * first, EAGAIN when nothing was ready in time, EINVAL, ENOMEM. */
+CTX_API int ctx_select(ctx_t *ctx, struct ctx_case *cases, size_t n,
+		       int64_t timeout_ns);
 
 /* ---------------------------------------------------------------------
- * Runtime
- * ------------------------------------------------------------------- */
-
-/* "epoll" or "io_uring": the backend this process's waits use, chosen
- * once by CTX_BACKEND=epoll|io_uring (epoll when io_uring is refused). */
-CTX_API const char *ctx_backend(void);
-
-/* ---------------------------------------------------------------------
- * Debugging
- *
- * Run a program with CTX_DEBUG=leaks in its environment and it reports on
- * stderr at exit every context created and never released, with the file
- * and line that created it.  The constructors are also macros that record
- * that site; calling them through a pointer works too, without a site.
- * ------------------------------------------------------------------- */
-
-CTX_API void ctx__site(const char *file, int line); /* not for direct use */
-
-#if !defined(CTX_BUILDING_LIBRARY) && !defined(CTX_NO_SITE_MACROS)
-#define CTX__AT(call) (ctx__site(__FILE__, __LINE__), call)
-#define ctx_with_cancel(p) CTX__AT(ctx_with_cancel(p))
-#define ctx_with_deadline(p, d) CTX__AT(ctx_with_deadline(p, d))
-#define ctx_with_timeout(p, t) CTX__AT(ctx_with_timeout(p, t))
-#define ctx_with_deadline_cause(p, d, c) \
-	CTX__AT(ctx_with_deadline_cause(p, d, c))
-#define ctx_with_timeout_cause(p, t, c) \
-	CTX__AT(ctx_with_timeout_cause(p, t, c))
-#define ctx_with_value(p, k, v) CTX__AT(ctx_with_value(p, k, v))
-#define ctx_without_cancel(p) CTX__AT(ctx_without_cancel(p))
-#define ctx_with_signals(p, s) CTX__AT(ctx_with_signals(p, s))
-#endif
-
-/* ---------------------------------------------------------------------
- * More of the system-call surface (issue 12)
- *
- * The same skeleton as the waits above: refuse when the context is done,
- * try without blocking (never touching the descriptor's flags), wait,
- * retry; EINTR is retried inside (ctx_ppoll excepted); a transfer the
- * context ends part-way returns the bytes already moved.
- * ------------------------------------------------------------------- */
-
-struct mmsghdr; /* <sys/socket.h> with _GNU_SOURCE */
-struct flock;   /* <fcntl.h> */
-struct msghdr;
-
-/* Vectored, positional and message transfers.  Writes move every byte
- * (short writes continue where they stopped, on a copy of the iovec,
- * never the caller's array).  Positional calls never move the offset. */
-CTX_API ssize_t ctx_readv(ctx_t *ctx, int fd, const struct iovec *iov,
-			  int iovcnt);
-CTX_API ssize_t ctx_writev(ctx_t *ctx, int fd, const struct iovec *iov,
-			   int iovcnt);
-CTX_API ssize_t ctx_pread(ctx_t *ctx, int fd, void *buf, size_t len,
-			  off_t offset);
-CTX_API ssize_t ctx_pwrite(ctx_t *ctx, int fd, const void *buf, size_t len,
-			   off_t offset);
-CTX_API ssize_t ctx_preadv(ctx_t *ctx, int fd, const struct iovec *iov,
-			   int iovcnt, off_t offset);
-CTX_API ssize_t ctx_pwritev(ctx_t *ctx, int fd, const struct iovec *iov,
-			    int iovcnt, off_t offset);
-CTX_API ssize_t ctx_recvfrom(ctx_t *ctx, int fd, void *buf, size_t len,
-			     int flags, struct sockaddr *src,
-			     socklen_t *srclen);
-CTX_API ssize_t ctx_sendto(ctx_t *ctx, int fd, const void *buf, size_t len,
-			   int flags, const struct sockaddr *dst,
-			   socklen_t dstlen);
-CTX_API ssize_t ctx_recvmsg(ctx_t *ctx, int fd, struct msghdr *msg,
-			    int flags);
-/* All bytes on a stream socket. */
-CTX_API ssize_t ctx_sendmsg(ctx_t *ctx, int fd, const struct msghdr *msg,
-			    int flags);
-/* Waits for the first message; returns how many were received. */
-CTX_API int ctx_recvmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs,
-			 unsigned int n, int flags);
-CTX_API int ctx_sendmmsg(ctx_t *ctx, int fd, struct mmsghdr *msgs,
-			 unsigned int n, int flags);
-/* Until count (len) or end of input; the bytes moved. */
-CTX_API ssize_t ctx_sendfile(ctx_t *ctx, int out_fd, int in_fd,
-			     off_t *offset, size_t count);
-CTX_API ssize_t ctx_splice(ctx_t *ctx, int fd_in, off_t *off_in, int fd_out,
-			   off_t *off_out, size_t len, unsigned int flags);
-CTX_API ssize_t ctx_copy_file_range(ctx_t *ctx, int fd_in, off_t *off_in,
-				    int fd_out, off_t *off_out, size_t len,
-				    unsigned int flags);
-
-/* fsync(2), fdatasync(2).  On the epoll backend the plain call, which no
- * context can end once it has started. */
-CTX_API int ctx_fsync(ctx_t *ctx, int fd);
-CTX_API int ctx_fdatasync(ctx_t *ctx, int fd);
-
-/* 0 once ctx_now() >= deadline_ns (at once if it already is), else the
- * context's error.  An absolute sleep: a ticker that adds its period to
- * the previous deadline does not drift. */
-CTX_API int ctx_sleep_until(ctx_t *ctx, int64_t deadline_ns);
-
-/* ppoll(2): while it waits the thread's signal mask is *sigmask (NULL:
- * unchanged), and a signal caught then ends it with -1/EINTR -- the one
- * wait that returns EINTR.  Ready descriptors are reported without
- * touching the mask, as ppoll does.  Waiting uses ctx_done_fd(ctx). */
-CTX_API int ctx_ppoll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds,
-		      int64_t timeout_ns, const sigset_t *sigmask);
-
-/* epoll_wait(2) on the program's own epoll set: the number of events,
- * 0 when timeout_ns (< 0: none) passes first. */
-CTX_API int ctx_epoll_wait(ctx_t *ctx, int epfd, struct epoll_event *events,
-			   int maxevents, int64_t timeout_ns);
-
-/* open(2).  A FIFO opened for reading or writing alone waits, as open(2)
- * does, for the other end -- until the context ends -- and the descriptor
- * has exactly the flags asked for.  Anything else is a plain open. */
-CTX_API int ctx_open(ctx_t *ctx, const char *path, int flags,
-		     ... /* mode_t mode */);
-
-/* flock(2) with LOCK_SH or LOCK_EX (| LOCK_NB; LOCK_UN is a plain call),
- * and fcntl(F_OFD_SETLKW) on *lock.  Both return within milliseconds of
- * the context ending and never hold the lock when they fail. */
-CTX_API int ctx_flock(ctx_t *ctx, int fd, int operation);
-CTX_API int ctx_lock_range(ctx_t *ctx, int fd, struct flock *lock);
-
-/* Under strict ISO C with a system header included before ctx.h, the C
- * library hides idtype_t and siginfo_t, and these two are left out. */
-#if !defined(__GLIBC__) || defined(__USE_XOPEN2K8)
-/* waitid(2) for P_PID, P_PIDFD, P_PGID and P_ALL: 0, info filled.  With
- * WNOHANG a plain check (info->si_pid 0: nothing to report); a done
- * context refuses it, as it refuses ctx_waitpid(..., WNOHANG). */
-CTX_API int ctx_waitid(ctx_t *ctx, idtype_t idtype, id_t id,
-		       siginfo_t *info, int options);
-/* sigwaitinfo(2) for signals blocked in the calling thread: the signal
- * number, its details in *info (may be NULL). */
-CTX_API int ctx_sigwait(ctx_t *ctx, const sigset_t *set, siginfo_t *info);
-#endif
-
-/* ---------------------------------------------------------------------
- * Waiting on anything: condition variables, semaphores, select
- * (see ctx_cond_wait(3), ctx_sem_new(3), ctx_select(3))
+ * Condition variables and semaphores
  * ------------------------------------------------------------------- */
 
 /* A condition variable used with an ordinary pthread_mutex_t, whose
@@ -475,184 +696,52 @@ CTX_API bool ctx_sem_try_acquire(ctx_sem_t *s, int64_t n);
 CTX_API void ctx_sem_release(ctx_sem_t *s, int64_t n);
 CTX_API void ctx_sem_free(ctx_sem_t *s);
 
-/* Channels without waiting: 0, EAGAIN (would wait), EPIPE (closed; for
- * a receive: closed and drained); EINVAL for NULL arguments. */
-CTX_API int ctx_chan_try_send(ctx_chan_t *ch, const void *elem);
-CTX_API int ctx_chan_try_recv(ctx_chan_t *ch, void *elem);
-CTX_API size_t ctx_chan_len(ctx_chan_t *ch); /* elements buffered now */
-CTX_API size_t ctx_chan_cap(ctx_chan_t *ch);
+/* ---------------------------------------------------------------------
+ * The backend
+ * ------------------------------------------------------------------- */
 
-/* Go's select. */
-enum ctx_case_kind { CTX_CASE_RECV = 1, CTX_CASE_SEND, CTX_CASE_FD, CTX_CASE_DONE };
-struct ctx_case {
-	int kind;          /* enum ctx_case_kind */
-	ctx_chan_t *ch;    /* RECV, SEND: NULL makes the case never ready */
-	void *elem;        /* RECV: where the element goes; SEND: the element */
-	int fd;            /* FD: fd < 0 is never ready */
-	short events;      /* FD: POLLIN, POLLOUT, ... */
-	short revents;     /* FD: set when chosen */
-	ctx_t *done;       /* DONE: ready once it is done (NULL: never) */
-	int result;        /* the chosen case's: 0, EPIPE, or done's error */
-};
-/* Completes exactly one case and returns its index, choosing uniformly
- * among the ready ones.  timeout_ns == 0 only looks (Go's default:),
- * < 0 waits without limit.  -1 with errno: ctx's error when ctx ends
- * first, EAGAIN when nothing was ready in time, EINVAL, ENOMEM. */
-CTX_API int ctx_select(ctx_t *ctx, struct ctx_case *cases, size_t n,
-		       int64_t timeout_ns);
-
-/* errgroup.TryGo: 0, or EAGAIN at the limit (fn does not run). */
-CTX_API int ctx_group_try_go(ctx_group_t *g,
-			     int (*fn)(ctx_t *ctx, void *arg), void *arg);
-/* Attributes (stack size, guard, scheduling, affinity) for the group's
- * threads started from now on; NULL: the defaults.  EINVAL for detached
- * attributes or a fixed stack address. */
-CTX_API int ctx_group_set_attr(ctx_group_t *g, const pthread_attr_t *attr);
-/* Go 1.25's WaitGroup.Go: add one, run fn(ctx, arg) on a new detached
- * thread holding its own reference to ctx, and mark done only once that
- * reference is dropped.  0 or an error number (nothing added then). */
-CTX_API int ctx_wg_go(ctx_wg_t *wg, ctx_t *ctx,
-		      void (*fn)(ctx_t *ctx, void *arg), void *arg);
+/* "epoll" or "io_uring": the backend this process's waits use, chosen
+ * once by CTX_BACKEND=epoll|io_uring (epoll when io_uring is refused). */
+CTX_API const char *ctx_backend(void);
 
 /* ---------------------------------------------------------------------
- * Child processes (Go's exec.CommandContext with Cancel and WaitDelay)
+ * Debugging
  *
- * A process the context kills: when ctx ends before the process exits,
- * the library sends cancel_signal (to the whole group with new_group,
- * whether or not its leader is alive) at once, whether or not anyone
- * waits, and SIGKILL wait_delay later if it is still there.  Signals
- * never reach a recycled pid (a pidfd where the kernel has them; else
- * only before the reap).  The library installs no SIGCHLD handler and reaps only
- * the processes it started.  See ctx_proc_spawn(3).
- * ------------------------------------------------------------------- */
-
-typedef struct ctx_proc ctx_proc_t;
-enum ctx_stdio { CTX_STDIO_INHERIT = 0, CTX_STDIO_NULL, CTX_STDIO_PIPE,
-		 CTX_STDIO_FD };
-struct ctx_proc_attr {
-	const char *const *envp;   /* NULL: the caller's environment */
-	const char *dir;           /* NULL: the caller's working directory */
-	enum ctx_stdio stdio[3];   /* stdin, stdout, stderr; zero: inherit */
-	int fd[3];                 /* the descriptor for CTX_STDIO_FD */
-	int cancel_signal;         /* sent when ctx ends; 0: SIGKILL */
-	int64_t wait_delay;        /* after cancel_signal, SIGKILL once this
-				      passes; 0: at once */
-	bool new_group;            /* own process group; signals go to the
-				      whole group */
-};
-/* 0 or an error number; a program that cannot be executed (ENOENT,
- * EACCES, a bad dir) is reported here, not as exit 127.  attr NULL:
- * defaults; file is searched in PATH when it has no '/'.  The process
- * holds its own reference to ctx until it is reaped. */
-CTX_API int ctx_proc_spawn(ctx_proc_t **p, ctx_t *ctx, const char *file,
-			   char *const argv[],
-			   const struct ctx_proc_attr *attr);
-CTX_API pid_t ctx_proc_pid(const ctx_proc_t *p);
-/* The parent's end of pipe n (0, 1, 2), else -1.  Owned by p: use the
- * ctx_ calls on it, close it early with ctx_proc_close, never close(2). */
-CTX_API int ctx_proc_stdio(const ctx_proc_t *p, int n);
-CTX_API int ctx_proc_close(ctx_proc_t *p, int n);
-/* 0, ESRCH once reaped, or EINVAL; never reaches a recycled pid. */
-CTX_API int ctx_proc_signal(ctx_proc_t *p, int sig);
-/* Block until the process exits (ctx does not end the wait: it kills the
- * process), reap it, fill *status as waitpid does.  0 if it ended on its
- * own, ctx's error if the library signalled it because ctx ended.  With
- * new_group, once ctx ended it returns only when no member of the group
- * runs; before, a leader whose group still runs stays unreaped. */
-CTX_API int ctx_proc_wait(ctx_proc_t *p, int *status);
-/* Kills (SIGKILL) and reaps a process never waited for (with new_group,
- * what still runs of its group, and waits for it to go), closes the
- * pipes, frees p.  NULL is fine. */
-CTX_API void ctx_proc_free(ctx_proc_t *p);
-/* Run argv (PATH search) with its stdout collected into *out (malloc'd,
- * NUL-terminated, the caller frees it; NULL if nothing was started);
- * returns as ctx_proc_wait. */
-CTX_API int ctx_proc_output(ctx_t *ctx, char *const argv[], char **out,
-			    size_t *outlen, int *status);
-
-/* ---------------------------------------------------------------------
- * Servers: request contexts that end when the client goes, idle
- * deadlines, causes with words, the signal that ended a context
- * ------------------------------------------------------------------- */
-
-/* Go's r.Context(): a child of parent that ends with CTX_CANCELED, cause
- * ECONNRESET, when the peer of socket fd goes away (EPOLLRDHUP, EPOLLHUP
- * or an error), with no thread reading fd; its data stays for its
- * reader.  One library thread watches every such context; none costs a
- * descriptor.  fd must stay open while the context lives; release the
- * context, then close fd.  NULL + errno (EINVAL, EBADF, EPERM for a file
- * that cannot be watched, ENOMEM). */
-CTX_API ctx_t *ctx_with_hangup(ctx_t *parent, int fd);
-/* A child of parent that ends with CTX_DEADLINE_EXCEEDED once idle_ns
- * pass without a ctx_touch (idle_ns <= 0: ended at once).  NULL + errno. */
-CTX_API ctx_t *ctx_with_idle(ctx_t *parent, int64_t idle_ns);
-/* The nearest idle context at or above ctx: its deadline becomes now +
- * idle_ns.  An atomic store, from any thread; waiters under it never end
- * before the current deadline, and ctx_deadline reports it.  A touch of
- * a done context, or of one with no idle context above, does nothing. */
-CTX_API void ctx_touch(ctx_t *ctx);
-/* The signal that ended ctx or an ancestor of it (ctx_with_signals);
- * 0 if ctx is live, was ended otherwise, or on NULL. */
-CTX_API int ctx_signo(ctx_t *ctx);
-/* ctx_cancel_cause with words (printf format; copied).  The first
- * cancellation wins with its cause and its words; descendants it ends
- * report the same words.  fmt NULL: no words. */
-CTX_API void ctx_cancel_msg(ctx_t *ctx, int cause, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-/* Those words, else ctx_strerror(ctx_cause(ctx)) for an errno value or
- * the cause's number otherwise; valid while ctx lives.  NULL while ctx
- * is live (or NULL). */
-CTX_API const char *ctx_cause_msg(ctx_t *ctx);
-
-#if !defined(CTX_BUILDING_LIBRARY) && !defined(CTX_NO_SITE_MACROS)
-#define ctx_with_hangup(p, fd) CTX__AT(ctx_with_hangup(p, fd))
-#define ctx_with_idle(p, i) CTX__AT(ctx_with_idle(p, i))
-#endif
-
-/* ---------------------------------------------------------------------
- * Debugging: misuse checks and thread-handle leaks (CTX_DEBUG=checks)
+ * CTX_DEBUG=leaks in a program's environment makes it report on stderr at
+ * exit every context created and never released, with the file and line
+ * that created it, and every thread handle never joined or detached.  The
+ * constructors (and ctx_thread_create) are also macros that record that
+ * site; calling them through a pointer works too, without a site.
  *
  * CTX_DEBUG=checks makes handles carry a magic number and keeps freed
  * ones poisoned for a while, so that a double release, a use after the
  * last unref, a second join or detach, a second ctx_after_stop and the
  * release of a borrowed context (ctx_group_ctx) are reported on stderr,
  * naming the function and the creating file and line, before abort().
- * A thread joining itself gets EDEADLK in every mode.  CTX_DEBUG=leaks
- * also lists thread handles never joined or detached; both can be given
- * ("leaks,checks").  ctx_thread_create records its site as the context
- * constructors do.
+ * A thread joining itself gets EDEADLK in every mode.  Both can be given
+ * ("leaks,checks").
  * ------------------------------------------------------------------- */
 
+CTX_API void ctx__site(const char *file, int line); /* not for direct use */
+
 #if !defined(CTX_BUILDING_LIBRARY) && !defined(CTX_NO_SITE_MACROS)
+#define CTX__AT(call) (ctx__site(__FILE__, __LINE__), call)
+#define ctx_with_cancel(p) CTX__AT(ctx_with_cancel(p))
+#define ctx_with_deadline(p, d) CTX__AT(ctx_with_deadline(p, d))
+#define ctx_with_timeout(p, t) CTX__AT(ctx_with_timeout(p, t))
+#define ctx_with_deadline_cause(p, d, c) \
+	CTX__AT(ctx_with_deadline_cause(p, d, c))
+#define ctx_with_timeout_cause(p, t, c) \
+	CTX__AT(ctx_with_timeout_cause(p, t, c))
+#define ctx_with_value(p, k, v) CTX__AT(ctx_with_value(p, k, v))
+#define ctx_without_cancel(p) CTX__AT(ctx_without_cancel(p))
+#define ctx_with_signals(p, s) CTX__AT(ctx_with_signals(p, s))
+#define ctx_with_hangup(p, fd) CTX__AT(ctx_with_hangup(p, fd))
+#define ctx_with_idle(p, i) CTX__AT(ctx_with_idle(p, i))
 #define ctx_thread_create(t, c, f, a) CTX__AT(ctx_thread_create(t, c, f, a))
 #define ctx_thread_create_attr(t, at, c, f, a) \
 	CTX__AT(ctx_thread_create_attr(t, at, c, f, a))
 #endif
-
-/* ---------------------------------------------------------------------
- * Outgoing calls: names and dialing (issue 15)
- *
- * ctx_getaddrinfo is getaddrinfo(3) that a context ends: 0 or an EAI_
- * code; EAI_SYSTEM with errno = the context's error when it ended the
- * lookup (within a millisecond; a done context refuses at once).  Free
- * the results with ctx_freeaddrinfo, never freeaddrinfo.
- *
- * ctx_dial resolves "host:port" or "[v6]:port" (the port may be a service
- * name) and connects with Happy Eyeballs (RFC 8305): IPv6 first, families
- * interleaved, the next address after 250 ms or at once on a failure.  It
- * returns one connected, blocking, close-on-exec socket of `type`
- * (SOCK_STREAM, or SOCK_DGRAM for a connected UDP socket), or -1 with
- * errno: the context's error, the last connect error, EADDRNOTAVAIL for a
- * name without addresses, EINVAL for a malformed address.
- * ------------------------------------------------------------------- */
-
-struct addrinfo;
-
-CTX_API int ctx_getaddrinfo(ctx_t *ctx, const char *node, const char *service,
-			    const struct addrinfo *hints,
-			    struct addrinfo **res);
-CTX_API void ctx_freeaddrinfo(struct addrinfo *res);
-CTX_API int ctx_dial(ctx_t *ctx, const char *address, int type);
 
 #ifdef __cplusplus
 }

@@ -20,9 +20,10 @@
 #     section "The pages" of man/ctx.3) and in the README's "Manual"
 #     table, so that a reader of either finds every function.
 #
-# The optional libraries of glue/ (glue/NAME: libctx-NAME) keep their
-# pages in glue/NAME/man/, listed in glue/NAME/local.mk; they are checked
-# as man/'s are, against their library's symbols when it is built.
+# The optional libraries of glue/ (glue/NAME: libctx-NAME: ssl, curl,
+# pq, ...) keep their pages in glue/NAME/man/, listed in
+# glue/NAME/local.mk; they are checked as man/'s are, against their
+# library's symbols when it is built.
 
 set -u
 LC_ALL=C
@@ -61,17 +62,6 @@ elif [ -f .libs/libctx.a ]; then
 else
 	hard "$lib not found in $(pwd): build the library first (make)"
 fi
-# The separate libraries (libctx-ssl, libctx-curl) when they are built;
-# their pages are only checked against them then.
-optional=
-for extra in ssl curl; do
-	if [ -f .libs/libctx-$extra.so ] && command -v nm >/dev/null 2>&1; then
-		raw="$raw
-$(nm -D --defined-only .libs/libctx-$extra.so | awk 'NF >= 3 { print $3 }')"
-	else
-		optional="$optional ctx_$extra"
-	fi
-done
 # The glue libraries (glue/NAME/.libs/libctx-NAME.so) when they are
 # built; otherwise their pages are only checked for form.
 optional_pages=
@@ -134,9 +124,6 @@ for p in $listed; do
 	case $p in
 	ctx_*)
 		skip=
-		for o in $optional; do
-			case $p in "${o}_"*) skip=1 ;; esac
-		done
 		in_list "$p" "$(printf '%s\n' $optional_pages)" && skip=1
 		[ -n "$skip" ] || in_list "$p" "$syms" || stale="$stale $p" ;;
 	esac

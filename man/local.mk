@@ -162,19 +162,6 @@ dist_man3_MANS += \
 	man/ctx_getaddrinfo.3 \
 	man/ctx_dial.3 \
 	man/ctx_freeaddrinfo.3
-# libctx-ssl (issue 15)
-dist_man3_MANS += \
-	man/ctx_ssl_connect.3 \
-	man/ctx_ssl_accept.3 \
-	man/ctx_ssl_read.3 \
-	man/ctx_ssl_write.3 \
-	man/ctx_ssl_shutdown.3
-# libctx-curl (issue 15; the pool, issue 21)
-dist_man3_MANS += \
-	man/ctx_curl_perform.3 \
-	man/ctx_curl_set_idle_limit.3 \
-	man/ctx_curl_set_idle_timeout.3 \
-	man/ctx_curl_close_idle.3
 # aliases of man/ctx_readv.3 (issue 12)
 dist_man3_MANS += \
 	man/ctx_writev.3 \
@@ -193,3 +180,18 @@ dist_man3_MANS += \
 dist_man3_MANS += \
 	man/ctx_splice.3 \
 	man/ctx_copy_file_range.3
+# Connections: listening, copying, proxying, buffered connections.
+dist_man3_MANS += \
+	man/ctx_listen.3 \
+	man/ctx_copy.3 \
+	man/ctx_conn_new.3
+# aliases of man/ctx_listen.3, man/ctx_copy.3 and man/ctx_conn_new.3
+dist_man3_MANS += \
+	man/ctx_split_host_port.3 \
+	man/ctx_proxy.3 \
+	man/ctx_conn_read.3 \
+	man/ctx_conn_read_full.3 \
+	man/ctx_conn_read_line.3 \
+	man/ctx_conn_write.3 \
+	man/ctx_conn_fd.3 \
+	man/ctx_conn_close.3

@@ -3,7 +3,8 @@
 # it was built, else a small python3 server with the same /fast and /slow.
 # Checks what fetch's header promises: one line per URL in order, exit 0
 # only if every transfer got an answer, the overall deadline and SIGINT
-# ending every transfer promptly in the context's words, and (with httpd
+# ending every transfer promptly in the context's words, the same by
+# hand with -r (a ctx_conn_t; ctx_ssl_dial over https), and (with httpd
 # and openssl) 200 https URLs at -j 16 over at most 32 connections.  Run by
 # `make check` from the build directory; about 5 s.  Skips (77) without
 # fetch (no libcurl) or without a server to run.
@@ -163,6 +164,14 @@ check "... both transfers in flight cancelled, in the context's words" \
 check "... the third, waiting for a slot, not started" \
 	grep -qx "$url/slow: not started: context canceled (signal INT received)" "$out"
 
+# ---- -r: the same by hand over a ctx_conn_t (issue 24) ---------------
+run 20 -r -j 2 "$url/fast" "$url/fast?x=1"
+check "-r, two URLs: exit 0 (got $rc), each 200 with its size" \
+	eval '[ "$rc" = 0 ] && okline 1 "$url/fast" && okline 2 "$url/fast?x=1"'
+run 20 -r -t 0.5 "$url/fast" "$url/slow"
+check "-r -t 0.5 with a /slow URL: the deadline ends it, promptly ($ms ms)" \
+	eval '[ "$rc" = 1 ] && okline 1 "$url/fast" && line 2 | grep -qE "^$url/slow: context deadline exceeded after [0-9.]+ ms$" && between "$ms" 450 $((2000 * slack))'
+
 # ---- a refused port: that URL's error, the others unaffected -----------
 # A port just freed: nothing listens there.
 free=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 1)
@@ -222,6 +231,15 @@ else
 			eval '[ "$rc" = 0 ] && [ "$answered" = 200 ]'
 		check "... over at most 32 connections ($conns)" \
 			eval '[ "$conns" -ge 1 ] && [ "$conns" -le 32 ]'
+		# -r over TLS: ctx_ssl_dial, the name checked (an address
+		# here: the certificate's IP entry).
+		run 20 -r -c "$tmp/cert.pem" "https://127.0.0.1:$tport/fast" \
+			"https://127.0.0.1:$tport/fast?y"
+		check "-r over https: each 200 (rc $rc)" \
+			eval '[ "$rc" = 0 ] && okline 1 "https://127.0.0.1:$tport/fast" && okline 2 "https://127.0.0.1:$tport/fast?y"'
+		run 20 -r "https://127.0.0.1:$tport/fast"
+		check "-r over https without -c: the system's store refuses it" \
+			eval '[ "$rc" = 1 ] && line 1 | grep -qx "https://127.0.0.1:$tport/fast: Protocol error"'
 	fi
 	kill -TERM "$tpid" 2>/dev/null || true
 	wait "$tpid" 2>/dev/null || true

@@ -6,11 +6,9 @@
 # helpers and the shell tests.  Every suite links into one runner,
 # tests/check_ctx, which tests/uring.sh runs again on io_uring.
 #
-# TESTS and check_PROGRAMS are defined in every condition, so that the
-# other fragments (examples/, glue/) can add to them.
 # tests/header.sh: ctx.h under strict ISO C, and the manual's examples.
-TESTS = tests/header.sh
-check_PROGRAMS =
+# (Makefile.am defines TESTS and check_PROGRAMS, for every fragment.)
+TESTS += tests/header.sh
 EXTRA_DIST += tests/uring.sh tests/header.sh tests/supp.sh
 if HAVE_CHECK
 # Small programs the suites run: one that forgets a context and a thread
@@ -87,6 +85,9 @@ tests_check_ctx_SOURCES = \
 	tests/net/hang.c \
 	tests/net/resolve.c \
 	tests/net/dial.c \
+	tests/net/listen.c \
+	tests/net/copy.c \
+	tests/net/conn.c \
 	tests/server/server.c \
 	tests/soak/stress.h \
 	tests/soak/stress.c \

@@ -19,14 +19,9 @@ int main(void)
 		suite_thread, suite_wg, suite_group, suite_errgroup,
 		suite_chan, suite_select, suite_cond, suite_sem,
 		suite_proc, suite_waitpid, suite_signals,
-		suite_resolve, suite_dial,
+		suite_resolve, suite_dial, suite_listen,
+		suite_copy, suite_proxy, suite_conn,
 		suite_server,
-#ifdef HAVE_OPENSSL
-		suite_ssl,
-#endif
-#ifdef HAVE_LIBCURL
-		suite_curl,
-#endif
 		suite_stress, suite_sequence, suite_faults,
 		/* Last: it fills the process with a thousand blocked
 		 * threads (in a child of its own). */

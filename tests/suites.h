@@ -51,16 +51,16 @@ Suite *suite_proc(void);
 Suite *suite_waitpid(void);
 Suite *suite_signals(void);
 
-/* net/: names and dialing. */
+/* net/: names, dialing, listening, copying and connections. */
 Suite *suite_resolve(void);
 Suite *suite_dial(void);
+Suite *suite_listen(void);
+Suite *suite_copy(void);
+Suite *suite_proxy(void);
+Suite *suite_conn(void);
 
 /* server/: hang-ups, idle deadlines, causes. */
 Suite *suite_server(void);
-
-/* The optional libraries, when built (tests/ssl.c, tests/curl.c). */
-Suite *suite_ssl(void);
-Suite *suite_curl(void);
 
 /* soak/ and faults/: everything at once, at random; the world saying no. */
 Suite *suite_stress(void);

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ctx-internal.h"
+#include "core/core.h"
 #include "suites.h"
 #include "testutil.h"
 

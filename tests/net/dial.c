@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "resolve.h"
+#include "net/resolve.h"
 #include "suites.h"
 #include "testutil.h"
 

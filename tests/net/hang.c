@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "hang.h"
-#include "resolve.h"
+#include "net/resolve.h"
 #include "testutil.h"
 
 static pthread_mutex_t hang_mu = PTHREAD_MUTEX_INITIALIZER;

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "hang.h"
-#include "resolve.h"
+#include "net/resolve.h"
 #include "suites.h"
 #include "testutil.h"
 

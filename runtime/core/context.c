@@ -1,0 +1,612 @@
+/*
+ * The context tree: creation, cancellation, reference counting, queries.
+ *
+ * Creating and cancelling a context is user-space work only: a malloc, a
+ * lock, a list splice.  A deadline is a number compared with the clock by
+ * whoever looks (ctx_err, a waiting thread, the timer thread); the first
+ * to see it passed performs the cancellation, once, under the node lock.
+ *
+ * Only cancel nodes (WithCancel, WithDeadline, WithTimeout, WithSignals)
+ * carry state and children.  A value or without-cancel context reports the
+ * state of its nearest cancel ancestor (c->anc), so a done check on any
+ * context is one pointer hop and one atomic load.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+const struct ctx__kind_hooks *ctx__kinds[CTX__KINDS];
+
+static ctx_t background = {
+	.kind = CTX__ROOT_BACKGROUND, .deadline = CTX__NEVER, .done_fd = -1,
+};
+static ctx_t todo = {
+	.kind = CTX__ROOT_TODO, .deadline = CTX__NEVER, .done_fd = -1,
+};
+
+/* CTX_DEBUG=checks: is c a live node (roots always are)?  When off, one
+ * predictable branch. */
+#define CHECK(c)                                                        \
+	do {                                                            \
+		if (CTX__CHECKING() && (c))                             \
+			ctx__check_ctx((c), __func__, false);           \
+	} while (0)
+
+ctx_t *ctx_background(void) { return &background; }
+ctx_t *ctx_todo(void) { return &todo; }
+
+/* ---- reference counting ---------------------------------------------- */
+
+ctx_t *ctx_ref(ctx_t *c)
+{
+	CHECK(c);
+	if (c && !ctx__is_root(c))
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+/* Take a reference unless the count already reached zero (being freed). */
+bool ctx__try_ref(ctx_t *c)
+{
+	int r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+	while (r > 0)
+		if (atomic_compare_exchange_weak_explicit(
+			    &c->refs, &r, r + 1, memory_order_relaxed,
+			    memory_order_relaxed))
+			return true;
+	return false;
+}
+
+static bool drop_ref(ctx_t *c)
+{
+	if (!c || ctx__is_root(c))
+		return false;
+	/* acq_rel rather than release plus a fence: the same order, and one
+	 * that ThreadSanitizer can follow. */
+	int old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+	CTX_ASSERT(old > 0); /* an unref without its ref */
+	return old == 1;
+}
+
+static void detach(ctx_t *c)
+{
+	ctx_t *a = c->anc;
+	if (!a)
+		return;
+	ctx__node_lock(&a->lock);
+	if (c->attached) {
+		*c->c.sib_pprev = c->c.sib_next;
+		if (c->c.sib_next)
+			c->c.sib_next->c.sib_pprev = c->c.sib_pprev;
+		c->attached = 0;
+	}
+	ctx__node_unlock(&a->lock);
+}
+
+/* Free c, then every ancestor whose last reference c held.  A loop, not
+ * recursion, so a long chain cannot overflow the stack. */
+static void free_chain(ctx_t *c)
+{
+	while (c) {
+		ctx_t *p = c->parent;
+		/* A done node is out of its parent's list already: its
+		 * canceller unhooked it before dropping the reference that
+		 * kept it alive.  Only a live one takes the parent's lock. */
+		if (ctx__is_cancel(c) &&
+		    !atomic_load_explicit(&c->err, memory_order_acquire))
+			detach(c);
+		CTX_ASSERT(!ctx__is_cancel(c) || !c->c.children);
+		CTX_ASSERT(!ctx__is_cancel(c) || !c->c.links);
+		const struct ctx__kind_hooks *k = ctx__kind_of(c);
+		if (k && k->free)
+			k->free(c);
+		if (ctx__is_cancel(c))
+			ctx__msg_put(c->c.msg);
+		if (c->done_fd >= 0)
+			close(c->done_fd);
+		ctx__node_free(c);
+		if (CTX__CHECKING() && p)
+			ctx__check_parent(c, p);
+		c = drop_ref(p) ? p : NULL;
+	}
+}
+
+static void unref(ctx_t *c)
+{
+	if (drop_ref(c))
+		free_chain(c);
+}
+
+void ctx_unref(ctx_t *c)
+{
+	CHECK(c);
+	unref(c);
+}
+
+/* ---- cancellation ---------------------------------------------------- */
+
+/*
+ * Mark n done, fire its links, and move its children to *work (each with
+ * a reference, linked through sib_next).  A child whose count already hit
+ * zero is being freed and has no descendants (they would hold it), so it
+ * is only unhooked.  Returns false if n was done already.
+ */
+/* Under n's lock: take its links off, marked FIRING, to be fired once
+ * the lock is dropped. */
+static struct ctx__link *take_links(ctx_t *n)
+{
+	struct ctx__link *fired = n->c.links;
+	for (struct ctx__link *l = fired; l; l = l->next) {
+		l->pprev = NULL;
+		atomic_store_explicit(&l->state, CTX__LINK_FIRING,
+				      memory_order_relaxed);
+	}
+	n->c.links = NULL;
+	return fired;
+}
+
+/* Under n's lock: move its children to *work (see mark). */
+static void take_children(ctx_t *n, ctx_t **work)
+{
+	for (ctx_t *ch = n->c.children, *next; ch; ch = next) {
+		next = ch->c.sib_next;
+		ch->attached = 0;
+		if (ctx__try_ref(ch)) {
+			ch->c.sib_next = *work;
+			*work = ch;
+		}
+	}
+	n->c.children = NULL;
+}
+
+static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
+		 ctx_t **work)
+{
+	ctx__node_lock(&n->lock);
+	if (atomic_load_explicit(&n->err, memory_order_relaxed)) {
+		ctx__node_unlock(&n->lock);
+		return false;
+	}
+	n->cause = cause;
+	if ((n->c.msg = m))
+		atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	atomic_store_explicit(&n->err, err, memory_order_release);
+	if (n->done_fd >= 0)
+		eventfd_write(n->done_fd, 1);
+	struct ctx__link *fired = take_links(n);
+	take_children(n, work);
+	bool timed = n->flags & CTX__F_IN_HEAP;
+	bool sleepers = n->flags & CTX__F_FUTEX;
+	ctx__node_unlock(&n->lock);
+	if (sleepers) /* every thread in ctx_wait on n, in one call */
+		ctx__futex_wake((_Atomic uint32_t *)(void *)&n->err, INT_MAX);
+	for (struct ctx__link *l = fired, *next; l; l = next) {
+		next = l->next; /* l may be gone once fire() is done */
+		l->fire(l);
+	}
+	if (timed)
+		ctx__timer_del(n);
+	return true;
+}
+
+void ctx__cancel_msg(ctx_t *c, int err, int cause, struct ctx__msg *m)
+{
+	ctx_t *work = NULL;
+	if (atomic_load_explicit(&c->err, memory_order_relaxed) ||
+	    !mark(c, err, cause, m, &work))
+		return;
+	detach(c);
+	while (work) {
+		ctx_t *ch = work;
+		work = ch->c.sib_next;
+		mark(ch, err, cause, m, &work);
+		unref(ch);
+	}
+}
+
+void ctx__cancel(ctx_t *c, int err, int cause)
+{
+	ctx__cancel_msg(c, err, cause, NULL);
+}
+
+static void cancel_cause(ctx_t *c, int cause)
+{
+	if (c && ctx__is_cancel(c))
+		ctx__cancel(c, CTX_CANCELED, cause ? cause : CTX_CANCELED);
+}
+
+void ctx_cancel_cause(ctx_t *c, int cause)
+{
+	CHECK(c);
+	cancel_cause(c, cause);
+}
+
+void ctx_cancel(ctx_t *c)
+{
+	CHECK(c);
+	cancel_cause(c, CTX_CANCELED);
+}
+
+/*
+ * The common end of a context: a plain cancel node without deadline that
+ * its caller alone holds.  Once it is out of its ancestor's list no walk
+ * can reach it, and with one reference there is no child (each holds its
+ * parent), no waiter and no after-func that could see it end: mark()'s
+ * lock and walk would tell no one.  Its err is still set, for the free.
+ * Anything else (another reference, a link, a done fd that a poll may be
+ * watching) takes the full cancel.  About a fifth of a WithCancel +
+ * release pair (callgrind).
+ */
+static bool held_alone(ctx_t *c)
+{
+	return atomic_load_explicit(&c->refs, memory_order_acquire) == 1 &&
+	       c->done_fd < 0;
+}
+
+static bool alone(ctx_t *c)
+{
+	return held_alone(c) && !c->c.links;
+}
+
+/*
+ * Before the detach only the count and the done fd are asked
+ * (held_alone): until then
+ * an ancestor's cancel can take a reference to c and run mark() on it,
+ * which rewrites the links under c's lock, so reading them here would
+ * race.  After the detach no walk can reach c; a cancel already under way
+ * holds a reference until its mark() is done, so a count of one (read
+ * with acquire, against that cancel's acq_rel unref) means the links are
+ * settled and may be read.
+ */
+static bool release_alone(ctx_t *c)
+{
+	if (!c || c->kind != CTX__CANCEL || c->deadline != CTX__NEVER ||
+	    !held_alone(c))
+		return false;
+	detach(c);
+	if (!alone(c))
+		return false;
+	c->cause = CTX_CANCELED;
+	atomic_store_explicit(&c->err, CTX_CANCELED, memory_order_relaxed);
+	return true;
+}
+
+/* Checked once, here: the parts below are the unchecked internals. */
+void ctx_release(ctx_t *c)
+{
+	if (CTX__CHECKING() && c)
+		ctx__check_ctx(c, __func__, true);
+	const struct ctx__kind_hooks *k = c ? ctx__kind_of(c) : NULL;
+	if (k && k->release)
+		k->release(c); /* a signal context's handling is back now */
+	if (!release_alone(c))
+		cancel_cause(c, CTX_CANCELED);
+	unref(c);
+}
+
+/* The deadline d of n has passed: cancel the node that owns it, which
+ * ends n with it.  If the owner was cancelled a moment ago by another
+ * thread still walking the tree, end n now with the owner's state rather
+ * than report it live. */
+static void expire(ctx_t *n)
+{
+	ctx_t *o = n;
+	while (o->anc && !(o->own_deadline && o->deadline == n->deadline))
+		o = o->anc;
+	ctx__cancel(o, CTX_DEADLINE_EXCEEDED, o->c.deadline_cause);
+	if (o != n && !atomic_load_explicit(&n->err, memory_order_relaxed)) {
+		int e = atomic_load_explicit(&o->err, memory_order_acquire);
+		ctx__cancel_msg(n, e, o->cause, o->c.msg);
+	}
+}
+
+/* A live node with a deadline: is it past? */
+int ctx__check_deadline(ctx_t *n)
+{
+	if (ctx__surely_before(n->deadline) || ctx_now() < n->deadline)
+		return 0;
+	expire(n);
+	return atomic_load_explicit(&n->err, memory_order_acquire);
+}
+
+/* ---- links ----------------------------------------------------------- */
+
+int ctx__link_add(ctx_t *n, struct ctx__link *l)
+{
+	ctx__node_lock(&n->lock);
+	int e = atomic_load_explicit(&n->err, memory_order_relaxed);
+	if (!e) {
+		l->next = n->c.links;
+		if (l->next)
+			l->next->pprev = &l->next;
+		l->pprev = &n->c.links;
+		n->c.links = l;
+		atomic_store_explicit(&l->state, CTX__LINK_LISTED,
+				      memory_order_relaxed);
+	}
+	ctx__node_unlock(&n->lock);
+	return e;
+}
+
+void ctx__link_del(ctx_t *n, struct ctx__link *l)
+{
+	int s = atomic_load_explicit(&l->state, memory_order_acquire);
+	if (s == CTX__LINK_LISTED) {
+		ctx__node_lock(&n->lock);
+		if (l->pprev) {
+			*l->pprev = l->next;
+			if (l->next)
+				l->next->pprev = l->pprev;
+			l->pprev = NULL;
+			atomic_store_explicit(&l->state, CTX__LINK_IDLE,
+					      memory_order_relaxed);
+		}
+		ctx__node_unlock(&n->lock);
+	}
+	/* Fired by a canceller that may still be using it: a few
+	 * instructions, unless the canceller was preempted. */
+	for (int i = 0; atomic_load_explicit(&l->state, memory_order_acquire) ==
+			CTX__LINK_FIRING; i++)
+		if (i < 100)
+			ctx__cpu_relax();
+		else
+			sched_yield();
+	CTX_ASSERT(!l->pprev); /* the caller may free l now */
+}
+
+/* ---- construction ---------------------------------------------------- */
+
+static ctx_t *alloc_node(ctx_t *parent, enum ctx__kind kind, size_t size)
+{
+	if (!parent) {
+		ctx__site_drop(); /* so that no later call takes it */
+		errno = EINVAL;
+		return NULL;
+	}
+	if (CTX__CHECKING())
+		ctx__check_ctx(parent, "deriving a context", false);
+	ctx_t *c = ctx__node_alloc(size); /* takes the site */
+	if (!c) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(c, 0, size);
+	atomic_init(&c->refs, 1);
+	c->kind = kind;
+	c->done_fd = -1;
+	c->parent = ctx_ref(parent);
+	c->anc = ctx__node(parent);
+	c->deadline = c->anc ? c->anc->deadline : CTX__NEVER;
+	return c;
+}
+
+/* Hang c under its cancel ancestor, or end it now if that one is done. */
+static void attach(ctx_t *c)
+{
+	ctx_t *a = c->anc;
+	if (!a)
+		return;
+	ctx__check(a); /* an expired deadline ends a before c can join it */
+	ctx__node_lock(&a->lock);
+	int e = atomic_load_explicit(&a->err, memory_order_relaxed);
+	if (e) {
+		c->cause = a->cause;
+		if ((c->c.msg = a->c.msg))
+			atomic_fetch_add_explicit(&c->c.msg->refs, 1,
+						  memory_order_relaxed);
+		atomic_store_explicit(&c->err, e, memory_order_relaxed);
+	} else {
+		c->c.sib_next = a->c.children;
+		if (c->c.sib_next)
+			c->c.sib_next->c.sib_pprev = &c->c.sib_next;
+		c->c.sib_pprev = &a->c.children;
+		a->c.children = c;
+		c->attached = 1;
+	}
+	ctx__node_unlock(&a->lock);
+}
+
+ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
+		       int64_t deadline, int cause)
+{
+	ctx_t *c = alloc_node(parent, kind, size);
+	if (!c)
+		return NULL;
+	c->c.heap_idx = -1;
+	if (deadline < c->deadline) {
+		c->deadline = deadline;
+		c->own_deadline = 1;
+		c->c.deadline_cause = cause ? cause : CTX_DEADLINE_EXCEEDED;
+	}
+	/* As Go does: join the parent first, so a done parent's error and
+	 * cause win over a deadline that is already past. */
+	attach(c);
+	if (c->own_deadline && deadline <= ctx_now())
+		ctx__cancel(c, CTX_DEADLINE_EXCEEDED, c->c.deadline_cause);
+	return c;
+}
+
+ctx_t *ctx_with_cancel(ctx_t *parent)
+{
+	return ctx__new_cancel(parent, CTX__CANCEL, sizeof(ctx_t),
+			       CTX__NEVER, 0);
+}
+
+ctx_t *ctx_with_deadline_cause(ctx_t *parent, int64_t deadline, int cause)
+{
+	return ctx__new_cancel(parent, CTX__CANCEL, sizeof(ctx_t), deadline,
+			       cause);
+}
+
+ctx_t *ctx_with_deadline(ctx_t *parent, int64_t deadline)
+{
+	return ctx_with_deadline_cause(parent, deadline, 0);
+}
+
+/* A timeout <= 0 is already expired; now itself is a past deadline. */
+static int64_t timeout_deadline(int64_t timeout)
+{
+	int64_t now = ctx_now();
+	return timeout <= 0 ? now : ctx__add_sat(now, timeout);
+}
+
+ctx_t *ctx_with_timeout_cause(ctx_t *parent, int64_t timeout, int cause)
+{
+	return ctx_with_deadline_cause(parent, timeout_deadline(timeout),
+				       cause);
+}
+
+ctx_t *ctx_with_timeout(ctx_t *parent, int64_t timeout)
+{
+	return ctx_with_timeout_cause(parent, timeout, 0);
+}
+
+/* Value and without-cancel contexts need only the fields up to the
+ * union's value member: they never sit in a list. */
+#define SMALL_NODE_SIZE (offsetof(ctx_t, v) + sizeof(((ctx_t *)0)->v))
+
+ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *value)
+{
+	ctx_t *c = alloc_node(parent, CTX__VALUE, SMALL_NODE_SIZE);
+	if (c) {
+		c->v.key = key;
+		c->v.value = value;
+	}
+	return c;
+}
+
+ctx_t *ctx_without_cancel(ctx_t *parent)
+{
+	ctx_t *c = alloc_node(parent, CTX__WITHOUT, SMALL_NODE_SIZE);
+	if (c) {
+		c->anc = NULL;
+		c->deadline = CTX__NEVER;
+	}
+	return c;
+}
+
+/* ---- queries --------------------------------------------------------- */
+
+int ctx_err(ctx_t *c)
+{
+	if (!c)
+		return EINVAL;
+	CHECK(c);
+	return ctx__check(ctx__node(c));
+}
+
+int ctx_cause(ctx_t *c)
+{
+	int e = ctx_err(c);
+	if (!e || e == EINVAL)
+		return e;
+	return ctx__node(c)->cause; /* ordered after err by ctx__check */
+}
+
+bool ctx_deadline(ctx_t *c, int64_t *deadline)
+{
+	CHECK(c);
+	ctx_t *n = c ? ctx__node(c) : NULL;
+	int64_t d = n ? ctx__deadline_of(n) : CTX__NEVER;
+	if (d == CTX__NEVER)
+		return false;
+	if (deadline)
+		*deadline = d;
+	return true;
+}
+
+void *ctx_value(ctx_t *c, const void *key)
+{
+	CHECK(c);
+	for (; c; c = c->parent)
+		if (c->kind == CTX__VALUE && c->v.key == key)
+			return c->v.value;
+	return NULL;
+}
+
+/* The earliest of n's deadline and the moving deadlines of the kinds at
+ * or above it (kind.h).  The walk is short: cancel nodes only. */
+int64_t ctx__deadline_of(ctx_t *n)
+{
+	int64_t d = n->deadline;
+	for (ctx_t *a = n; a; a = a->anc) {
+		const struct ctx__kind_hooks *k = ctx__kind_of(a);
+		int64_t t = k && k->deadline ? k->deadline(a) : CTX__NEVER;
+		d = t < d ? t : d;
+	}
+	return d;
+}
+
+/* Have the timer thread end n at its deadline, for those who must learn
+ * of it with no thread of the program inside the library (done fds,
+ * after-funcs).  Returns 0 or an error number (the thread cannot start). */
+int ctx__watch_deadline(ctx_t *n)
+{
+	ctx__node_lock(&n->lock);
+	bool add = !atomic_load_explicit(&n->err, memory_order_relaxed) &&
+		   n->deadline != CTX__NEVER && !(n->flags & CTX__F_IN_HEAP);
+	if (add)
+		n->flags |= CTX__F_IN_HEAP;
+	ctx__node_unlock(&n->lock);
+	int e = add ? ctx__timer_add(n) : 0;
+	if (e) {
+		ctx__node_lock(&n->lock);
+		n->flags &= (uint8_t)~CTX__F_IN_HEAP;
+		ctx__node_unlock(&n->lock);
+	}
+	return e;
+}
+
+/* Make n's eventfd, or return the one it has. */
+static int make_done_fd(ctx_t *n)
+{
+	ctx__node_lock(&n->lock);
+	if (n->done_fd < 0) {
+		n->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (n->done_fd >= 0 &&
+		    atomic_load_explicit(&n->err, memory_order_relaxed))
+			eventfd_write(n->done_fd, 1);
+	}
+	int fd = n->done_fd, e = errno;
+	ctx__node_unlock(&n->lock);
+	errno = e;
+	return fd;
+}
+
+int ctx_done_fd(ctx_t *c)
+{
+	CHECK(c);
+	ctx_t *n = c ? ctx__node(c) : NULL;
+	if (!n) {
+		errno = c ? 0 : EINVAL;
+		return -1;
+	}
+	ctx__check(n);
+	int fd = make_done_fd(n);
+	if (fd < 0)
+		return -1;
+	int e = ctx__watch_deadline(n);
+	if (e) {
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+const char *ctx_strerror(int err)
+{
+	switch (err) {
+	case CTX_CANCELED:
+		return "context canceled";
+	case CTX_DEADLINE_EXCEEDED:
+		return "context deadline exceeded";
+	default:
+		return strerror(err);
+	}
+}

@@ -1,0 +1,251 @@
+/*
+ * Signal contexts (Go's signal.NotifyContext): a cancel node that ends
+ * with CTX_CANCELED when a signal of its set arrives.
+ *
+ * The first live context that wants a signal installs the library's
+ * handler and keeps the previous action; the last one to be freed puts
+ * that action back exactly.  While any lives, the signal is consumed:
+ * the previous handler is not called.
+ *
+ * A handler may run on any thread at any moment, even one holding a
+ * context lock, so it only does what is async-signal-safe: it sets the
+ * signal's pending flag and posts a semaphore.  A dispatcher thread,
+ * started with the first signal context, waits on the semaphore and
+ * cancels every live context whose set holds a pending signal.  No
+ * descriptor is used.
+ *
+ * Lock order: the registry mutex, then (after dropping it) node locks.
+ * The release hook runs with no node lock held.
+ */
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+struct sig_ctx {
+	ctx_t base; /* first: a sig_ctx is a ctx_t */
+	sigset_t set;
+	bool registered;
+	struct sig_ctx *next;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sig_ctx *live;
+static int users[NSIG];
+static struct sigaction saved[NSIG];
+static _Atomic int pending[NSIG];
+static sem_t sem;
+static bool running;
+
+static void on_signal(int signo)
+{
+	int e = errno;
+	atomic_store(&pending[signo], 1);
+	sem_post(&sem);
+	errno = e;
+}
+
+/* End c with CTX_CANCELED as before, with words that name the signal
+ * and carry its number for ctx_signo.  The words of each signal are
+ * made once, in static memory, when it is first hooked: a cancel by a
+ * signal allocates nothing, so it cannot fail. */
+static _Alignas(struct ctx__msg) char sig_msgs[NSIG][sizeof(struct ctx__msg) + 32];
+
+static struct ctx__msg *sig_msg(int signo)
+{
+	return (struct ctx__msg *)sig_msgs[signo];
+}
+
+/* Under mu.  One reference that is never dropped: never freed. */
+static void make_sig_msg(int signo)
+{
+	struct ctx__msg *m = sig_msg(signo);
+	if (m->signo)
+		return;
+	atomic_init(&m->refs, 1);
+	m->signo = signo;
+	const char *name = sigabbrev_np(signo);
+	if (name)
+		snprintf(m->text, 32, "signal %s received", name);
+	else
+		snprintf(m->text, 32, "signal %d received", signo);
+}
+
+static void cancel_by(ctx_t *c, int signo)
+{
+	ctx__cancel_msg(c, CTX_CANCELED, CTX_CANCELED, sig_msg(signo));
+}
+
+/* Cancel every live context listening for signo.  References are taken
+ * under the mutex; cancelling happens after it is dropped. */
+static void dispatch(int signo)
+{
+	ctx_t *hit[64];
+	int n;
+	do {
+		n = 0;
+		pthread_mutex_lock(&mu);
+		for (struct sig_ctx *s = live; s && n < 64; s = s->next)
+			if (sigismember(&s->set, signo) &&
+			    !atomic_load(&s->base.err) &&
+			    ctx__try_ref(&s->base))
+				hit[n++] = &s->base;
+		pthread_mutex_unlock(&mu);
+		for (int i = 0; i < n; i++) {
+			cancel_by(hit[i], signo);
+			ctx_unref(hit[i]);
+		}
+	} while (n == 64); /* more than fit: the done ones are skipped */
+}
+
+static void *dispatcher_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		while (sem_wait(&sem) < 0)
+			; /* EINTR: signals are blocked here, but be safe */
+		for (int sig = 1; sig < NSIG; sig++)
+			if (atomic_exchange(&pending[sig], 0))
+				dispatch(sig);
+	}
+	return NULL;
+}
+
+static void after_fork_child(void)
+{
+	pthread_mutex_init(&mu, NULL);
+	sem_init(&sem, 0, 0);
+	running = false;
+	if (live &&
+	    !ctx__spawn(dispatcher_main, NULL, CTX__STACK_SMALL))
+		running = true;
+}
+
+static void before_fork(void) { pthread_mutex_lock(&mu); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&mu); }
+
+static void init(void)
+{
+	sem_init(&sem, 0, 0);
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+/* Under mu: hook every signal of s's set, or none. */
+static int hook(struct sig_ctx *s)
+{
+	struct sigaction sa = { .sa_handler = on_signal,
+				.sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sigismember(&s->set, sig) != 1 || users[sig]++ > 0)
+			continue;
+		make_sig_msg(sig);
+		if (sigaction(sig, &sa, &saved[sig]) < 0) {
+			int e = errno;
+			users[sig]--;
+			for (int j = 1; j < sig; j++)
+				if (sigismember(&s->set, j) == 1 &&
+				    --users[j] == 0)
+					sigaction(j, &saved[j], NULL);
+			return e;
+		}
+	}
+	return 0;
+}
+
+static void unhook(struct sig_ctx *s)
+{
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(&s->set, sig) == 1 && --users[sig] == 0)
+			sigaction(sig, &saved[sig], NULL);
+}
+
+/* Give the signals back: from ctx_release, so that the previous
+ * handling is back when it returns even if the dispatcher still holds a
+ * reference for a moment, and from the free, for those who cancel and
+ * unref separately.  Whichever comes first does it. */
+static void signals_free(ctx_t *c)
+{
+	struct sig_ctx *s = (struct sig_ctx *)c;
+	pthread_mutex_lock(&mu);
+	if (s->registered) {
+		for (struct sig_ctx **p = &live; *p; p = &(*p)->next)
+			if (*p == s) {
+				*p = s->next;
+				break;
+			}
+		unhook(s);
+		s->registered = false;
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+/* The hooks of the kind (core/kind.h): the signals go back at the
+ * release and at the free, whichever comes first. */
+static const struct ctx__kind_hooks signals_kind = {
+	.name = ".WithSignals",
+	.release = signals_free,
+	.free = signals_free,
+};
+
+__attribute__((constructor)) static void signals_hooks(void)
+{
+	ctx__kinds[CTX__SIGNALS] = &signals_kind;
+}
+
+static int start(struct sig_ctx *s)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, init);
+	pthread_mutex_lock(&mu);
+	int e = running ? 0 : ctx__spawn(dispatcher_main, NULL,
+					       CTX__STACK_SMALL);
+	running = !e;
+	if (!e)
+		e = hook(s);
+	if (!e) {
+		s->next = live;
+		live = s;
+		s->registered = true;
+	}
+	pthread_mutex_unlock(&mu);
+	return e;
+}
+
+ctx_t *ctx_with_signals(ctx_t *parent, const sigset_t *signals)
+{
+	if (!signals) {
+		ctx__site_drop(); /* so that no later call takes it */
+		errno = EINVAL;
+		return NULL;
+	}
+	ctx_t *c = ctx__new_cancel(parent, CTX__SIGNALS, sizeof(struct sig_ctx),
+				   CTX__NEVER, 0);
+	if (!c)
+		return NULL;
+	struct sig_ctx *s = (struct sig_ctx *)c;
+	s->set = *signals;
+	int e = start(s);
+	if (e) {
+		ctx_release(c);
+		errno = e;
+		return NULL;
+	}
+	return c;
+}
+
+/* The words of the cancellation that ended ctx say which signal it was;
+ * a context ended otherwise, even if a signal came later, has none. */
+int ctx_signo(ctx_t *ctx)
+{
+	ctx_t *n = ctx ? ctx__node(ctx) : NULL;
+	if (!n || !atomic_load_explicit(&n->err, memory_order_acquire))
+		return 0;
+	ctx__lock(&n->lock); /* ctx_cause_msg may be filling it in */
+	int signo = n->c.msg ? n->c.msg->signo : 0;
+	ctx__unlock(&n->lock);
+	return signo;
+}
