@@ -348,18 +348,20 @@ END_TEST
 /* ---- storm: the deadline under a storm of signals --------------------------- */
 
 #define STORM_MS 40
-/* The handler ran at least this often.  Not more: on a loaded 2-CPU
- * machine the storm's own thread ran only 3 times in the 40 ms; one
- * signal during the wait is what makes the row a storm, and the
- * deadline's accuracy under it is what the row asserts. */
-#define STORM_MIN_HITS 1
+/* Rounds of the row until the storm's thread got to signal the caller
+ * during its wait: on a loaded 2-CPU machine it ran 3 times, and once
+ * not at all, in the 40 ms. */
+#define STORM_ROUNDS 5
 
-START_TEST(test_storm)
+/* One round: the call under the storm, its deadline asserted; the
+ * number of times the handler ran. */
+static int storm_round(int i, const char **name)
 {
 	struct run r;
 	struct storm storm;
 
-	run_begin(&r, CT_STORM, _i);
+	run_begin(&r, CT_STORM, i);
+	*name = r.row->name;
 	storm_start(&storm);
 	int64_t t0 = ctx_now();
 	ctx_t *c = ctx_with_timeout(ctx_background(), STORM_MS * CTX_MSEC);
@@ -367,15 +369,25 @@ START_TEST(test_storm)
 	int hits = storm_stop(&storm);
 	assert_failed(&r, o, CTX_DEADLINE_EXCEEDED, "at its deadline, stormed");
 	assert_took(&r, o.ms, STORM_MS, STORM_MS + late_ms());
-	/* Valgrind runs one thread at a time: there the storm's thread may
-	 * not get to run, and its count says nothing. */
-	if (!tu_valgrind())
-		ck_assert_msg(hits >= STORM_MIN_HITS, "%s: the handler ran "
-			      "only %d times", r.row->name, hits);
 	run_ready(&r);
 	r.row->kept(r.st);
 	run_end(&r);
 	ctx_release(c);
+	return hits;
+}
+
+START_TEST(test_storm)
+{
+	const char *name = "";
+	int hits = 0;
+
+	for (int round = 0; round < STORM_ROUNDS && hits == 0; round++)
+		hits = storm_round(_i, &name);
+	/* Valgrind runs one thread at a time: there the storm's thread may
+	 * not get to run, and its count says nothing. */
+	if (!tu_valgrind())
+		ck_assert_msg(hits > 0, "%s: no signal reached the call in "
+			      "%d rounds", name, STORM_ROUNDS);
 }
 END_TEST
 
