@@ -366,12 +366,21 @@ static void step_fifo_write(struct worker *w)
 	seq_release_ctx(w);
 }
 
+/* The FIFO steps share it; a process step takes it alone, so that no
+ * child is made while a FIFO is open (see sequence.c's top).  Writers
+ * first: the FIFO steps of two workers could otherwise keep a spawn out
+ * for ever. */
+static pthread_rwlock_t spawn_lock =
+	PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
 void step_fifo(struct worker *w)
 {
+	pthread_rwlock_rdlock(&spawn_lock);
 	if (chance(w, 50))
 		step_fifo_read(w);
 	else
 		step_fifo_write(w);
+	pthread_rwlock_unlock(&spawn_lock);
 }
 
 /* ---- select and poll ----------------------------------------------------- */
@@ -987,8 +996,10 @@ static void step_proc_cat(struct worker *w)
 
 void step_proc(struct worker *w)
 {
+	pthread_rwlock_wrlock(&spawn_lock);
 	if (chance(w, 50))
 		step_proc_sleep(w);
 	else
 		step_proc_cat(w);
+	pthread_rwlock_unlock(&spawn_lock);
 }

@@ -44,6 +44,16 @@
  * streams, the workers and the tests; the helpers and the model's checks
  * of a step are in seq_step.c, the families of calls in seq_calls.c.
  *
+ * One thing of the process is not the library's to order: a child
+ * made by one worker's ctx_proc_spawn holds a copy of every descriptor
+ * of the process, O_CLOEXEC ones too, from its clone until its exec.
+ * A copy of a FIFO's end held there would let another worker's FIFO
+ * writer in (its open(2) sees a reader), keep a FIFO and the bytes in
+ * it from one step into the next, or take them with it when it execs:
+ * what a plain open(2) and read(2) would do as well, and nothing the
+ * model can predict.  So the FIFO steps and the process steps exclude
+ * each other (spawn_lock in seq_calls.c), outside the timed calls.
+ *
  * "one_thread" runs one worker; "threads" runs WORKERS at once.  The
  * seed and the failing step with the steps before it are printed on
  * failure; CTX_SEQ_SEED=n replays the seed (the same draws, step by
