@@ -22,6 +22,7 @@ libctx_core_la_SOURCES = \
 	runtime/core/debug.c \
 	runtime/core/format.c \
 	runtime/core/timer.c \
+	runtime/core/watch.c \
 	runtime/wait/wait.h \
 	runtime/wait/backend.h \
 	runtime/wait/waitq.h \
