@@ -163,8 +163,8 @@ CTX_API int ctx_format(ctx_t *ctx, char *buf, size_t len);
 CTX_API int64_t ctx_now(void);
 
 /* ---------------------------------------------------------------------
- * Contexts that end on an event: a signal, a client that hangs up, an
- * idle deadline
+ * Contexts that end on an event: a signal, a client that hangs up, a
+ * process that exits, an idle deadline
  * ------------------------------------------------------------------- */
 
 /* Done with CTX_CANCELED when any signal of the set arrives (Go's
@@ -189,6 +189,15 @@ CTX_API int ctx_signo(ctx_t *ctx);
  * context, then close fd.  NULL + errno (EINVAL, EBADF, EPERM for a file
  * that cannot be watched, ENOMEM). */
 CTX_API ctx_t *ctx_with_hangup(ctx_t *parent, int fd);
+
+/* A child of parent that ends with CTX_CANCELED, cause ESRCH, when the
+ * process behind pidfd exits (pidfd_open(2), SO_PEERPIDFD, a pidfd of
+ * clone3), whether or not it is the caller's child.  It borrows pidfd,
+ * which must stay open while the context lives, and waits for and reaps
+ * nothing.  Watched by the hang-up thread; no descriptor of its own.
+ * NULL + errno (EINVAL, EBADF for a descriptor that is not a pidfd,
+ * ENOSYS, ENOMEM). */
+CTX_API ctx_t *ctx_with_pidfd(ctx_t *parent, int pidfd);
 
 /* A child of parent that ends with CTX_DEADLINE_EXCEEDED once idle_ns
  * pass without a ctx_touch (idle_ns <= 0: ended at once).  NULL + errno. */
@@ -737,6 +746,7 @@ CTX_API void ctx__site(const char *file, int line); /* not for direct use */
 #define ctx_without_cancel(p) CTX__AT(ctx_without_cancel(p))
 #define ctx_with_signals(p, s) CTX__AT(ctx_with_signals(p, s))
 #define ctx_with_hangup(p, fd) CTX__AT(ctx_with_hangup(p, fd))
+#define ctx_with_pidfd(p, fd) CTX__AT(ctx_with_pidfd(p, fd))
 #define ctx_with_idle(p, i) CTX__AT(ctx_with_idle(p, i))
 #define ctx_thread_create(t, c, f, a) CTX__AT(ctx_thread_create(t, c, f, a))
 #define ctx_thread_create_attr(t, at, c, f, a) \

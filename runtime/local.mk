@@ -51,6 +51,7 @@ libctx_core_la_SOURCES = \
 	runtime/proc/proc.c \
 	runtime/proc/signals.c \
 	runtime/proc/wait.c \
+	runtime/proc/pidfd.c \
 	runtime/net/resolve.h \
 	runtime/net/resolve.c \
 	runtime/net/dial.c \

@@ -35,5 +35,6 @@ Suite *suite_listen(void);
 Suite *suite_copy(void);
 Suite *suite_proxy(void);
 Suite *suite_conn(void);
+Suite *suite_pidfd(void);
 
 #endif

@@ -36,6 +36,7 @@ enum ctx__kind {
 	CTX__SIGNALS,   /* WithSignals: a cancel node with a signal hook */
 	CTX__IDLE,      /* WithIdle: a cancel node the timer ends */
 	CTX__HANGUP,    /* WithHangup: a cancel node the watcher ends */
+	CTX__PIDFD,     /* WithPidfd: the same, on a process's exit */
 	CTX__KINDS
 };
 
