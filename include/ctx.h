@@ -503,6 +503,9 @@ struct ctx_proc_attr {
 				      passes; 0: at once */
 	bool new_group;            /* own process group; signals go to the
 				      whole group */
+	bool pass_ctx;             /* the child gets ctx's remaining time
+				      and a descriptor that ends with it
+				      (CTX_TIMEOUT_NS, CTX_DONE_FD) */
 };
 
 /* 0 or an error number; a program that cannot be executed (ENOENT,
@@ -534,6 +537,18 @@ CTX_API void ctx_proc_free(ctx_proc_t *p);
  * returns as ctx_proc_wait. */
 CTX_API int ctx_proc_output(ctx_t *ctx, char *const argv[], char **out,
 			    size_t *outlen, int *status);
+
+/* In a program started with pass_ctx: the context its parent passed
+ * (the parent's remaining time, counted from this program's start, and
+ * an end when the parent's context ends or the parent dies); else
+ * ctx_background().  Made by the first call, which takes both variables
+ * out of the environment (as setenv(3) does: before threads that read
+ * it), and kept by the library until exit: every call returns the same
+ * context, which the caller does not release (ctx_ref and ctx_unref
+ * pair as usual).  Pass it on with pass_ctx.  NULL + errno (ENOMEM,
+ * EMFILE, EPERM for a descriptor that cannot be watched) if it cannot
+ * be made; a later call tries again. */
+CTX_API ctx_t *ctx_inherited(void);
 
 /* ---------------------------------------------------------------------
  * Threads

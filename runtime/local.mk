@@ -52,6 +52,9 @@ libctx_core_la_SOURCES = \
 	runtime/proc/signals.c \
 	runtime/proc/wait.c \
 	runtime/proc/pidfd.c \
+	runtime/proc/pass.h \
+	runtime/proc/pass.c \
+	runtime/proc/inherit.c \
 	runtime/net/resolve.h \
 	runtime/net/resolve.c \
 	runtime/net/dial.c \

@@ -36,5 +36,6 @@ Suite *suite_copy(void);
 Suite *suite_proxy(void);
 Suite *suite_conn(void);
 Suite *suite_pidfd(void);
+Suite *suite_passctx(void);
 
 #endif

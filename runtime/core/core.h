@@ -37,6 +37,7 @@ enum ctx__kind {
 	CTX__IDLE,      /* WithIdle: a cancel node the timer ends */
 	CTX__HANGUP,    /* WithHangup: a cancel node the watcher ends */
 	CTX__PIDFD,     /* WithPidfd: the same, on a process's exit */
+	CTX__INHERITED, /* Inherited: the same, on a parent's pipe */
 	CTX__KINDS
 };
 
@@ -214,6 +215,9 @@ __attribute__((noreturn)) void ctx__misuse(const char *fn, const char *what,
 void ctx__check_ctx(ctx_t *c, const char *fn, bool releasing);
 void ctx__check_parent(ctx_t *c, ctx_t *parent); /* before its unref */
 void ctx__set_borrowed(ctx_t *c);
+/* A context the library keeps until exit (ctx_inherited): borrowed, and
+ * out of the leak report, as the roots are. */
+void ctx__set_lifelong(ctx_t *c);
 /* free(p); with checks, poison its size bytes and keep it from malloc
  * for a while, so that a late use finds the poison. */
 void ctx__retire(void *p, size_t size);
