@@ -468,6 +468,26 @@ CTX_API int ctx_conn_fd(const ctx_conn_t *c);
 CTX_API void ctx_conn_close(ctx_conn_t *c);
 
 /* ---------------------------------------------------------------------
+ * Deadlines on the wire: gRPC's grpc-timeout, Envoy's
+ * x-envoy-expected-rq-timeout-ms
+ * ------------------------------------------------------------------- */
+
+/* ctx's remaining time as a grpc-timeout value: at most 8 digits and a
+ * unit (H, M, S, m, u, n), the finest that holds it, rounded up; "0n"
+ * once the deadline has passed.  Returns its length (10 bytes of buf
+ * always suffice), 0 (and "") when ctx has no deadline, or -1 with
+ * errno: EINVAL (NULL ctx, NULL buf with len > 0), ERANGE (buf too
+ * small; "" written when len > 0). */
+CTX_API int ctx_format_timeout(ctx_t *ctx, char *buf, size_t len);
+/* A child of parent with a deadline the header value gives from now:
+ * grpc-timeout's form, or plain milliseconds without a unit (Envoy's);
+ * whitespace around it is allowed.  A value too large for the clock
+ * means no deadline; 0 an expired one.  NULL + errno EINVAL for a
+ * malformed value (empty, a sign, a unit unknown or after more than 8
+ * digits, anything after it), a NULL value or parent; ENOMEM. */
+CTX_API ctx_t *ctx_with_timeout_header(ctx_t *parent, const char *value);
+
+/* ---------------------------------------------------------------------
  * Child processes (Go's exec.CommandContext with Cancel and WaitDelay)
  *
  * A process the context kills: when ctx ends before the process exits,
@@ -762,6 +782,7 @@ CTX_API void ctx__site(const char *file, int line); /* not for direct use */
 #define ctx_with_signals(p, s) CTX__AT(ctx_with_signals(p, s))
 #define ctx_with_hangup(p, fd) CTX__AT(ctx_with_hangup(p, fd))
 #define ctx_with_pidfd(p, fd) CTX__AT(ctx_with_pidfd(p, fd))
+#define ctx_with_timeout_header(p, v) CTX__AT(ctx_with_timeout_header(p, v))
 #define ctx_with_idle(p, i) CTX__AT(ctx_with_idle(p, i))
 #define ctx_thread_create(t, c, f, a) CTX__AT(ctx_thread_create(t, c, f, a))
 #define ctx_thread_create_attr(t, at, c, f, a) \

@@ -67,7 +67,9 @@ libctx_core_la_SOURCES = \
 	runtime/net/conn.c \
 	runtime/net/conn.h \
 	runtime/server/hangup.c \
-	runtime/server/idle.c
+	runtime/server/idle.c \
+	runtime/server/timeout.h \
+	runtime/server/timeout.c
 libctx_core_la_CPPFLAGS = $(AM_CPPFLAGS) -DCTX_BUILDING_LIBRARY
 libctx_core_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(LIBURING_CFLAGS) $(CARES_CFLAGS)
 libctx_core_la_LIBADD = $(LIBURING_LIBS) $(CARES_LIBS)

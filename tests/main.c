@@ -42,6 +42,7 @@ int main(void)
 	srunner_add_suite(sr, suite_conn());
 	srunner_add_suite(sr, suite_pidfd());
 	srunner_add_suite(sr, suite_passctx());
+	srunner_add_suite(sr, suite_timeout_header());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

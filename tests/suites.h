@@ -37,5 +37,6 @@ Suite *suite_proxy(void);
 Suite *suite_conn(void);
 Suite *suite_pidfd(void);
 Suite *suite_passctx(void);
+Suite *suite_timeout_header(void);
 
 #endif
