@@ -8,12 +8,14 @@ dist_man3_MANS += \
 	glue/curl/man/ctx_curl_perform.3 \
 	glue/curl/man/ctx_curl_set_idle_limit.3 \
 	glue/curl/man/ctx_curl_set_idle_timeout.3 \
-	glue/curl/man/ctx_curl_close_idle.3
+	glue/curl/man/ctx_curl_close_idle.3 \
+	glue/curl/man/ctx_curl_set_deadline_header.3
 if HAVE_LIBCURL
 lib_LTLIBRARIES += glue/curl/libctx-curl.la
 ctxinclude_HEADERS += glue/curl/ctx/curl.h
 pkgconfig_DATA += glue/curl/libctx-curl.pc
-glue_curl_libctx_curl_la_SOURCES = glue/curl/curl.c glue/curl/ctx/curl.h
+glue_curl_libctx_curl_la_SOURCES = glue/curl/curl.c glue/curl/deadline.c \
+	glue/curl/ctx/curl.h
 glue_curl_libctx_curl_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/glue/curl \
 	-DCTX_BUILDING_LIBRARY
 glue_curl_libctx_curl_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden \
@@ -24,7 +26,8 @@ glue_curl_libctx_curl_la_LDFLAGS = -version-info 0:0:0
 if HAVE_CHECK
 check_PROGRAMS += glue/curl/check_curl
 TESTS += glue/curl/check_curl
-glue_curl_check_curl_SOURCES = glue/curl/tests.c glue/testing.c \
+glue_curl_check_curl_SOURCES = glue/curl/tests.c glue/curl/deadline_tests.c \
+	glue/testing.c \
 	glue/testing.h
 glue_curl_check_curl_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/glue/curl \
 	-I$(srcdir)/glue -I$(srcdir)/tests
