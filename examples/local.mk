@@ -68,7 +68,8 @@ endif
 EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh tests/fetch.sh tests/tcpproxy.sh
 TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) tests/tap.sh \
-	examples/README examples/bench-httpd.sh examples/bench-httpd.lua
+	examples/README examples/bench-httpd.sh examples/bench-httpd.lua \
+	examples/inherit.sh
 
 # Load: wrk against httpd's /fast (`make bench-httpd`; needs wrk).
 .PHONY: bench-httpd

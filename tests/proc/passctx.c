@@ -281,6 +281,44 @@ START_TEST(script_sees_deadline)
 }
 END_TEST
 
+/* examples/inherit.sh, the protocol's example: its work stopped by the
+ * parent's cancel, and by its deadline (the byte or its own budget,
+ * whichever comes first). */
+static void start_example(struct run *r, ctx_t *ctx, char *path,
+			  size_t len)
+{
+	const char *src = getenv("srcdir");
+	snprintf(path, len, "%s/examples/inherit.sh", src ? src : ".");
+	char *argv[] = { "/bin/sh", "-c", "exec sh \"$0\" 10 2>&1", path,
+			 NULL };
+	struct ctx_proc_attr a = { .pass_ctx = true, .cancel_signal = SIGURG,
+				   .wait_delay = 10 * CTX_SEC };
+	run_start(r, ctx, argv, &a);
+}
+
+START_TEST(script_example)
+{
+	char path[512], line[256];
+	struct run r;
+	CTX_AUTO ctx_t *c = ctx_with_cancel(ctx_background());
+	start_example(&r, c, path, sizeof path);
+	tu_sleep_ns(100 * CTX_MSEC);
+	int64_t t0 = ctx_now();
+	ctx_cancel(c);
+	expect(&r, "inherit.sh:", line, sizeof line);
+	ck_assert_str_eq(line, "inherit.sh: the parent's context ended: "
+			 "canceled");
+	ck_assert_int_lt(ctx_now() - t0, CTX_SEC);
+	ck_assert_int_eq(run_end(&r), 1);
+	CTX_AUTO ctx_t *d = ctx_with_timeout(ctx_background(), 300 * CTX_MSEC);
+	start_example(&r, d, path, sizeof path);
+	expect(&r, "inherit.sh:", line, sizeof line);
+	ck_assert_msg(strstr(line, "deadline exceeded") ||
+		      strstr(line, "budget"), "%s", line);
+	ck_assert_int_eq(run_end(&r), 1);
+}
+END_TEST
+
 /* ---- a tree three deep -------------------------------------------------- */
 
 /* Root -> CHILD relay 1 -> CHILD report: the grandchild's budget line
@@ -403,6 +441,7 @@ Suite *suite_passctx(void)
 	tc = tu_tcase(s, "script", 30);
 	tcase_add_test(tc, script_sees_cancel);
 	tcase_add_test(tc, script_sees_deadline);
+	tcase_add_test(tc, script_example);
 	tc = tu_tcase(s, "tree", 30);
 	tcase_add_test(tc, tree_cancel);
 	tcase_add_test(tc, tree_deadline);
