@@ -3,7 +3,7 @@
 # ctx/curl.h (installed as <ctx/curl.h>), libctx-curl.pc, the manual
 # pages in man/, and the test runner check_curl (tests.c), which runs its
 # suite on both backends (glue/testing.h).
-EXTRA_DIST += glue/curl/libctx-curl.pc.in
+EXTRA_DIST += glue/curl/libctx-curl.pc.in glue/curl/grpc_server.go
 dist_man3_MANS += \
 	glue/curl/man/ctx_curl_perform.3 \
 	glue/curl/man/ctx_curl_set_idle_limit.3 \
@@ -34,5 +34,17 @@ glue_curl_check_curl_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/glue/curl \
 glue_curl_check_curl_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(LIBCURL_CFLAGS)
 glue_curl_check_curl_LDADD = glue/curl/libctx-curl.la libctx.la \
 	$(LIBCURL_LIBS) $(CHECK_LIBS)
+
+# check_grpc (issue 27): calls over HTTP/2 to a real gRPC server, the Go
+# program grpc_server.go that grpcserver.c builds offline with Debian's
+# golang-google-grpc-dev; skips (77) without them.
+check_PROGRAMS += glue/curl/check_grpc
+TESTS += glue/curl/check_grpc
+glue_curl_check_grpc_SOURCES = glue/curl/grpc_tests.c glue/curl/grpcserver.c \
+	glue/testing.c glue/testing.h
+glue_curl_check_grpc_CPPFLAGS = $(glue_curl_check_curl_CPPFLAGS) \
+	-DGRPC_SERVER_GO='"$(abs_top_srcdir)/glue/curl/grpc_server.go"'
+glue_curl_check_grpc_CFLAGS = $(glue_curl_check_curl_CFLAGS)
+glue_curl_check_grpc_LDADD = $(glue_curl_check_curl_LDADD)
 endif
 endif
