@@ -13,7 +13,7 @@
 #
 # Times across the processes are on CLOCK_MONOTONIC, which they share:
 # each httpd logs its start on it, python3 reads it at the client's
-# close.  Run by `make check` from the build directory; about 3 s.  Skips
+# close.  Run by `make check` from the build directory; about 1 s.  Skips
 # (77) without httpd (or one built without libcurl) or curl.
 set -euo pipefail
 
