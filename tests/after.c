@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -446,44 +447,48 @@ END_TEST
  * last, after-funcs one after another; each must be seen within five
  * seconds.
  */
-static int child_timer(void)
+static bool child_timer(void)
 {
-	int bad = 0;
-	for (int i = 0; i < 4 && !bad; i++) {
+	bool ok = true;
+	for (int i = 0; i < 4 && ok; i++) {
 		ctx_t *c = ctx_with_timeout(ctx_background(),
 					    (40 - 10 * i) * CTX_MSEC);
 		struct pollfd p = { .fd = ctx_done_fd(c), .events = POLLIN };
-		bad = p.fd < 0 || poll(&p, 1, 5000) != 1;
+		ok = p.fd >= 0 && poll(&p, 1, 5000) == 1;
 		ctx_release(c);
 	}
-	return bad;
+	return ok;
 }
 
-static int child_runner(void)
+static bool child_runner(void)
 {
-	int bad = 0;
-	for (int i = 0; i < 4 && !bad; i++) {
+	bool ok = true;
+	for (int i = 0; i < 4 && ok; i++) {
 		struct rec r = { .runs = 0 };
 		ctx_t *c = ctx_with_cancel(ctx_background());
 		ctx_after_t *a = ctx_after_func(c, rec_fn, &r);
 		ctx_cancel(c);
-		bad = !a || wait_runs(&r, 1, 5 * CTX_SEC) != 1;
-		if (!bad)
+		ok = a && wait_runs(&r, 1, 5 * CTX_SEC) == 1;
+		if (a)
 			ctx_after_stop(a);
 		ctx_release(c);
 	}
-	return bad;
+	return ok;
 }
+
+/* A child's status when all went well: not 0 or 1, so that valgrind's
+ * error exit code cannot pass for it. */
+#define CHILD_FINE 64
 
 /* Fork with both threads asleep; the child runs fn; its exit status,
  * or -1 if it did not exit within ten seconds (it is killed then). */
-static int fork_and_run(int (*fn)(void))
+static int fork_and_run(bool (*fn)(void))
 {
 	int status;
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
-		_exit(fn());
+		_exit(fn() ? CHILD_FINE : CHILD_FINE + 1);
 	for (int i = 0; i < 1000; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -494,24 +499,33 @@ static int fork_and_run(int (*fn)(void))
 	return -1;
 }
 
+/* The parent holds nothing but c (which the timer's heap holds too)
+ * when it forks, so that a child that exits leaks nothing. */
 START_TEST(test_after_fork_while_asleep)
 {
+#ifdef TU_TSAN
+	/* ThreadSanitizer stops a child that starts a thread after a fork
+	 * of a process with threads (die_after_fork), which this is. */
+	fprintf(stderr, "after/fork: skipped under ThreadSanitizer\n");
+	return;
+#endif
 	struct rec r = { .runs = 0 };
 	ctx_t *c = ctx_with_timeout(ctx_background(), 60 * CTX_SEC);
 	ctx_t *d = ctx_with_cancel(ctx_background());
-	ctx_after_t *a = after(d, &r), *b = after(c, &r);
+	ctx_after_t *a = after(d, &r);
 
 	ck_assert_int_ge(ctx_done_fd(c), 0); /* the timer: 60 s to sleep */
 	ctx_cancel(d); /* the runner: one to run, then asleep */
 	ck_assert_int_eq(wait_runs(&r, 1, SLOW), 1);
-	tu_sleep_ns(20 * CTX_MSEC);
-	ck_assert_msg(fork_and_run(child_timer) == 0,
-		      "the child's done descriptor did not turn readable");
-	ck_assert_msg(fork_and_run(child_runner) == 0,
-		      "the child's after-func did not run");
 	ck_assert(!ctx_after_stop(a));
-	ck_assert(ctx_after_stop(b));
 	ctx_release(d);
+	tu_sleep_ns(20 * CTX_MSEC);
+	int st = fork_and_run(child_timer);
+	ck_assert_msg(st == CHILD_FINE, "the child's done descriptors: "
+		      "status %d (%d: all turned readable)", st, CHILD_FINE);
+	st = fork_and_run(child_runner);
+	ck_assert_msg(st == CHILD_FINE, "the child's after-funcs: status %d "
+		      "(%d: all ran)", st, CHILD_FINE);
 	ctx_release(c);
 }
 END_TEST
