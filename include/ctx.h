@@ -163,8 +163,8 @@ CTX_API int ctx_format(ctx_t *ctx, char *buf, size_t len);
 CTX_API int64_t ctx_now(void);
 
 /* ---------------------------------------------------------------------
- * Contexts that end on an event: a signal, a client that hangs up, an
- * idle deadline
+ * Contexts that end on an event: a signal, a client that hangs up, a
+ * process that exits, an idle deadline
  * ------------------------------------------------------------------- */
 
 /* Done with CTX_CANCELED when any signal of the set arrives (Go's
@@ -189,6 +189,15 @@ CTX_API int ctx_signo(ctx_t *ctx);
  * context, then close fd.  NULL + errno (EINVAL, EBADF, EPERM for a file
  * that cannot be watched, ENOMEM). */
 CTX_API ctx_t *ctx_with_hangup(ctx_t *parent, int fd);
+
+/* A child of parent that ends with CTX_CANCELED, cause ESRCH, when the
+ * process behind pidfd exits (pidfd_open(2), SO_PEERPIDFD, a pidfd of
+ * clone3), whether or not it is the caller's child.  It borrows pidfd,
+ * which must stay open while the context lives, and waits for and reaps
+ * nothing.  Watched by the hang-up thread; no descriptor of its own.
+ * NULL + errno (EINVAL, EBADF for a descriptor that is not a pidfd,
+ * ENOSYS, ENOMEM). */
+CTX_API ctx_t *ctx_with_pidfd(ctx_t *parent, int pidfd);
 
 /* A child of parent that ends with CTX_DEADLINE_EXCEEDED once idle_ns
  * pass without a ctx_touch (idle_ns <= 0: ended at once).  NULL + errno. */
@@ -459,6 +468,26 @@ CTX_API int ctx_conn_fd(const ctx_conn_t *c);
 CTX_API void ctx_conn_close(ctx_conn_t *c);
 
 /* ---------------------------------------------------------------------
+ * Deadlines on the wire: gRPC's grpc-timeout, Envoy's
+ * x-envoy-expected-rq-timeout-ms
+ * ------------------------------------------------------------------- */
+
+/* ctx's remaining time as a grpc-timeout value: at most 8 digits and a
+ * unit (H, M, S, m, u, n), the finest that holds it, rounded up; "0n"
+ * once the deadline has passed.  Returns its length (10 bytes of buf
+ * always suffice), 0 (and "") when ctx has no deadline, or -1 with
+ * errno: EINVAL (NULL ctx, NULL buf with len > 0), ERANGE (buf too
+ * small; "" written when len > 0). */
+CTX_API int ctx_format_timeout(ctx_t *ctx, char *buf, size_t len);
+/* A child of parent with a deadline the header value gives from now:
+ * grpc-timeout's form, or plain milliseconds without a unit (Envoy's);
+ * whitespace around it is allowed.  A value too large for the clock
+ * means no deadline; 0 an expired one.  NULL + errno EINVAL for a
+ * malformed value (empty, a sign, a unit unknown or after more than 8
+ * digits, anything after it), a NULL value or parent; ENOMEM. */
+CTX_API ctx_t *ctx_with_timeout_header(ctx_t *parent, const char *value);
+
+/* ---------------------------------------------------------------------
  * Child processes (Go's exec.CommandContext with Cancel and WaitDelay)
  *
  * A process the context kills: when ctx ends before the process exits,
@@ -494,6 +523,9 @@ struct ctx_proc_attr {
 				      passes; 0: at once */
 	bool new_group;            /* own process group; signals go to the
 				      whole group */
+	bool pass_ctx;             /* the child gets ctx's remaining time
+				      and a descriptor that ends with it
+				      (CTX_TIMEOUT_NS, CTX_DONE_FD) */
 };
 
 /* 0 or an error number; a program that cannot be executed (ENOENT,
@@ -525,6 +557,18 @@ CTX_API void ctx_proc_free(ctx_proc_t *p);
  * returns as ctx_proc_wait. */
 CTX_API int ctx_proc_output(ctx_t *ctx, char *const argv[], char **out,
 			    size_t *outlen, int *status);
+
+/* In a program started with pass_ctx: the context its parent passed
+ * (the parent's remaining time, counted from this program's start, and
+ * an end when the parent's context ends or the parent dies); else
+ * ctx_background().  Made by the first call, which takes both variables
+ * out of the environment (as setenv(3) does: before threads that read
+ * it), and kept by the library until exit: every call returns the same
+ * context, which the caller does not release (ctx_ref and ctx_unref
+ * pair as usual).  Pass it on with pass_ctx.  NULL + errno (ENOMEM,
+ * EMFILE, EPERM for a descriptor that cannot be watched) if it cannot
+ * be made; a later call tries again. */
+CTX_API ctx_t *ctx_inherited(void);
 
 /* ---------------------------------------------------------------------
  * Threads
@@ -737,6 +781,8 @@ CTX_API void ctx__site(const char *file, int line); /* not for direct use */
 #define ctx_without_cancel(p) CTX__AT(ctx_without_cancel(p))
 #define ctx_with_signals(p, s) CTX__AT(ctx_with_signals(p, s))
 #define ctx_with_hangup(p, fd) CTX__AT(ctx_with_hangup(p, fd))
+#define ctx_with_pidfd(p, fd) CTX__AT(ctx_with_pidfd(p, fd))
+#define ctx_with_timeout_header(p, v) CTX__AT(ctx_with_timeout_header(p, v))
 #define ctx_with_idle(p, i) CTX__AT(ctx_with_idle(p, i))
 #define ctx_thread_create(t, c, f, a) CTX__AT(ctx_thread_create(t, c, f, a))
 #define ctx_thread_create_attr(t, at, c, f, a) \

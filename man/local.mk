@@ -195,3 +195,12 @@ dist_man3_MANS += \
 	man/ctx_conn_write.3 \
 	man/ctx_conn_fd.3 \
 	man/ctx_conn_close.3
+# Processes and services (issue 27): contexts across processes, a
+# process's exit, deadlines on the wire.
+dist_man3_MANS += \
+	man/ctx_with_pidfd.3 \
+	man/ctx_inherited.3 \
+	man/ctx_format_timeout.3
+# aliases of man/ctx_format_timeout.3
+dist_man3_MANS += \
+	man/ctx_with_timeout_header.3

@@ -81,6 +81,8 @@ tests_check_ctx_SOURCES = \
 	tests/proc/proc.c \
 	tests/proc/waitpid.c \
 	tests/proc/signals.c \
+	tests/proc/pidfd.c \
+	tests/proc/passctx.c \
 	tests/net/hang.h \
 	tests/net/hang.c \
 	tests/net/resolve.c \
@@ -89,6 +91,7 @@ tests_check_ctx_SOURCES = \
 	tests/net/copy.c \
 	tests/net/conn.c \
 	tests/server/server.c \
+	tests/server/timeout_header.c \
 	tests/soak/stress.h \
 	tests/soak/stress.c \
 	tests/soak/soak.h \
@@ -103,6 +106,10 @@ tests_check_ctx_SOURCES = \
 	tests/faults/emfile.c \
 	tests/faults/enomem.c \
 	tests/faults/storm.c
+# The child that tests/proc/passctx.c starts with pass_ctx.
+check_PROGRAMS += tests/proc/passctx_child
+tests_proc_passctx_child_SOURCES = tests/proc/passctx_child.c
+tests_proc_passctx_child_LDADD = libctx-core.la
 # -I tests: the suites in the folders include the shared helpers by name.
 tests_check_ctx_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
 tests_check_ctx_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)

@@ -18,10 +18,11 @@ int main(void)
 		suite_wait, suite_io, suite_xfer, suite_syscalls,
 		suite_thread, suite_wg, suite_group, suite_errgroup,
 		suite_chan, suite_select, suite_cond, suite_sem,
-		suite_proc, suite_waitpid, suite_signals,
+		suite_proc, suite_waitpid, suite_signals, suite_pidfd,
+		suite_passctx,
 		suite_resolve, suite_dial, suite_listen,
 		suite_copy, suite_proxy, suite_conn,
-		suite_server,
+		suite_server, suite_timeout_header,
 		suite_stress, suite_sequence, suite_faults,
 		/* Last: it fills the process with a thousand blocked
 		 * threads (in a child of its own). */

@@ -50,6 +50,8 @@ Suite *suite_sem(void);
 Suite *suite_proc(void);
 Suite *suite_waitpid(void);
 Suite *suite_signals(void);
+Suite *suite_pidfd(void);
+Suite *suite_passctx(void);
 
 /* net/: names, dialing, listening, copying and connections. */
 Suite *suite_resolve(void);
@@ -61,6 +63,7 @@ Suite *suite_conn(void);
 
 /* server/: hang-ups, idle deadlines, causes. */
 Suite *suite_server(void);
+Suite *suite_timeout_header(void);
 
 /* soak/ and faults/: everything at once, at random; the world saying no. */
 Suite *suite_stress(void);

@@ -96,9 +96,12 @@ static void after_fire(struct ctx__link *l)
 
 static void before_fork(void) { pthread_mutex_lock(&mu); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&mu); }
+/* The condition variable anew as well: the child's copy counts the
+ * parent's runner as asleep on it (see the timer's, core/timer.c). */
 static void after_fork_child(void)
 {
 	pthread_mutex_init(&mu, NULL);
+	pthread_cond_init(&cv, NULL);
 	running = false; /* the next ctx_after_func starts one again */
 }
 

@@ -1,7 +1,8 @@
 /*
  * The core layer: the context node and its tree (context.c), causes with
  * words (cause.c), printing (format.c), the debug modes (debug.c), the
- * timer thread (timer.c) and after-funcs (after.c).  The core names no
+ * timer thread (timer.c), after-funcs (after.c) and the watcher thread
+ * that ends contexts on a descriptor's events (watch.c).  The core names no
  * feature: what it must do per kind of node (free a signal context, ask
  * an idle one for its deadline) goes through the kinds' hooks (kind.h).
  *
@@ -35,6 +36,8 @@ enum ctx__kind {
 	CTX__SIGNALS,   /* WithSignals: a cancel node with a signal hook */
 	CTX__IDLE,      /* WithIdle: a cancel node the timer ends */
 	CTX__HANGUP,    /* WithHangup: a cancel node the watcher ends */
+	CTX__PIDFD,     /* WithPidfd: the same, on a process's exit */
+	CTX__INHERITED, /* Inherited: the same, on a parent's pipe */
 	CTX__KINDS
 };
 
@@ -163,6 +166,26 @@ int64_t ctx__deadline_of(ctx_t *n);
 int ctx__timer_add(ctx_t *n);
 void ctx__timer_del(ctx_t *n);
 
+/* watch.c: a cancel node that the watcher thread ends when its
+ * descriptor reports one of its events (EPOLLHUP and EPOLLERR always
+ * count): the watcher calls its kind's ready hook (kind.h), which must
+ * end it.  The fd must stay open while the node lives. */
+struct ctx__watch {
+	ctx_t base;             /* first: a watch node is a ctx_t */
+	struct ctx__link ended; /* on itself: leaves the table */
+	int fd;
+	uint32_t events;        /* EPOLLRDHUP, EPOLLIN, ... */
+	bool listed;            /* in its fd's list; under the table's lock */
+	struct ctx__watch *next, *prev; /* not pprev: the table moves */
+};
+/* A node of `kind` under parent, with deadline (CTX__NEVER: none), that
+ * ends when fd reports events; NULL + errno (ENOMEM, EPERM for a file
+ * epoll cannot watch, ...). */
+ctx_t *ctx__watch_new(ctx_t *parent, enum ctx__kind kind, int fd,
+		      uint32_t events, int64_t deadline);
+/* The free hook of every watched kind: leave the table. */
+void ctx__watch_free(ctx_t *c);
+
 /* debug.c: context nodes, with a header (site, magic) when CTX_DEBUG
  * names a mode.  The site is where the program called the constructor
  * (ctx__site); node_alloc takes it, as does ctx__site_take, and a call
@@ -192,6 +215,9 @@ __attribute__((noreturn)) void ctx__misuse(const char *fn, const char *what,
 void ctx__check_ctx(ctx_t *c, const char *fn, bool releasing);
 void ctx__check_parent(ctx_t *c, ctx_t *parent); /* before its unref */
 void ctx__set_borrowed(ctx_t *c);
+/* A context the library keeps until exit (ctx_inherited): borrowed, and
+ * out of the leak report, as the roots are. */
+void ctx__set_lifelong(ctx_t *c);
 /* free(p); with checks, poison its size bytes and keep it from malloc
  * for a while, so that a late use finds the poison. */
 void ctx__retire(void *p, size_t size);

@@ -123,10 +123,10 @@ void ctx__check_ctx(ctx_t *c, const char *fn, bool releasing)
 	if (magic == CTX__MAGIC_BORROWED && !releasing)
 		return;
 	if (magic == CTX__MAGIC_BORROWED)
-		ctx__misuse(fn, "releasing a borrowed context (ctx_group_ctx: "
-			    "the group owns it; cancel it with ctx_cancel, "
-			    "or pair ctx_ref with ctx_unref)", h->file,
-			    h->line);
+		ctx__misuse(fn, "releasing a borrowed context (ctx_group_ctx "
+			    "or ctx_inherited: the group or the library owns "
+			    "it; cancel it with ctx_cancel, or pair ctx_ref "
+			    "with ctx_unref)", h->file, h->line);
 	if (magic == CTX__DEAD)
 		ctx__misuse(fn, "context used after its last reference was "
 			    "dropped (released twice, or used after "
@@ -153,6 +153,27 @@ void ctx__set_borrowed(ctx_t *c)
 	if (ctx__debug_checks)
 		atomic_store_explicit(&hdr(c)->magic, CTX__MAGIC_BORROWED,
 				      memory_order_relaxed);
+}
+
+/* Unlink h from the leak registry; under mu. */
+static void untrack(struct site_hdr *h)
+{
+	if (!h->pprev)
+		return;
+	*h->pprev = h->next;
+	if (h->next)
+		h->next->pprev = h->pprev;
+	h->pprev = NULL;
+}
+
+void ctx__set_lifelong(ctx_t *c)
+{
+	ctx__set_borrowed(c);
+	if (!ctx__debug_leaks)
+		return;
+	pthread_mutex_lock(&mu);
+	untrack(hdr(c));
+	pthread_mutex_unlock(&mu);
 }
 
 /* ---- leak report ----------------------------------------------------- */
@@ -335,9 +356,7 @@ void ctx__node_free(void *node)
 	struct site_hdr *h = (struct site_hdr *)node - 1;
 	if (ctx__debug_leaks) {
 		pthread_mutex_lock(&mu);
-		*h->pprev = h->next;
-		if (h->next)
-			h->next->pprev = h->pprev;
+		untrack(h);
 		pthread_mutex_unlock(&mu);
 	}
 	if (!ctx__debug_checks) {

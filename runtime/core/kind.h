@@ -1,7 +1,8 @@
 /*
  * The kinds' hooks: what the core must do per kind of node, filled in by
  * the feature that makes nodes of that kind, so that the core
- * (context.c, format.c) and the timer thread (timer.c) call no feature
+ * (context.c, format.c), the timer thread (timer.c) and the watcher
+ * thread (watch.c) call no feature
  * by name -- as libev and libuv give each backend a table of functions.
  *
  * Each feature sets its kind's entry before main, from a constructor in
@@ -32,6 +33,10 @@ struct ctx__kind_hooks {
 	 * time passed): end it, or say true to be asked again at the
 	 * deadline the hook gives then (it moved). */
 	bool (*fire)(ctx_t *n);
+	/* The watcher thread (watch.c) saw the descriptor of the watched
+	 * node n report: end it (it must).  Called with a reference held
+	 * and no lock. */
+	void (*ready)(ctx_t *n);
 };
 
 /* Indexed by enum ctx__kind; written before main only. */

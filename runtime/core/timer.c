@@ -164,9 +164,23 @@ static int start_thread(void)
 static void before_fork(void) { pthread_mutex_lock(&mu); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&mu); }
 
+static void cv_init(void)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+/* The condition variable is made anew too: the child's copy still
+ * counts the parent's thread as asleep on it, and glibc would give that
+ * absent sleeper a signal meant for the child's thread, then wait for
+ * it forever at the next. */
 static void after_fork_child(void)
 {
 	pthread_mutex_init(&mu, NULL);
+	cv_init();
 	running = false;
 	if (heap_len > 0)
 		start_thread();
@@ -174,11 +188,7 @@ static void after_fork_child(void)
 
 static void init(void)
 {
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&cv, &a);
-	pthread_condattr_destroy(&a);
+	cv_init();
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
