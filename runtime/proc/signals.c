@@ -67,6 +67,7 @@ static void make_sig_msg(int signo)
 		return;
 	atomic_init(&m->refs, 1);
 	m->signo = signo;
+	m->origin = ctx__origin(CTX__BY_SIGNAL, signo, 0);
 	const char *name = sigabbrev_np(signo);
 	if (name)
 		snprintf(m->text, 32, "signal %s received", name);
@@ -76,7 +77,8 @@ static void make_sig_msg(int signo)
 
 static void cancel_by(ctx_t *c, int signo)
 {
-	ctx__cancel_msg(c, CTX_CANCELED, CTX_CANCELED, sig_msg(signo));
+	ctx__cancel_end(c, CTX_CANCELED, CTX_CANCELED,
+			(uintptr_t)sig_msg(signo));
 }
 
 /* Cancel every live context listening for signo.  References are taken
@@ -245,7 +247,8 @@ int ctx_signo(ctx_t *ctx)
 	if (!n || !atomic_load_explicit(&n->err, memory_order_acquire))
 		return 0;
 	ctx__lock(&n->lock); /* ctx_cause_msg may be filling it in */
-	int signo = n->c.msg ? n->c.msg->signo : 0;
+	struct ctx__msg *m = ctx__end_msg(n->c.end);
+	int signo = m ? m->signo : 0;
 	ctx__unlock(&n->lock);
 	return signo;
 }

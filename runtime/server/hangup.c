@@ -157,7 +157,9 @@ static void hung_up(int fd, uint32_t gen)
 		}
 		pthread_mutex_unlock(&mu);
 		for (int i = 0; i < n; i++) {
-			ctx__cancel(hit[i], CTX_CANCELED, ECONNRESET);
+			ctx__cancel_by(hit[i], CTX_CANCELED, ECONNRESET,
+				       ctx__origin(CTX__BY_HANGUP, 0,
+						   hit[i]->site));
 			ctx_unref(hit[i]);
 		}
 	}
