@@ -254,6 +254,18 @@ CTX_API ctx_after_t *ctx_after_func(ctx_t *ctx, void (*fn)(void *arg),
  * ever running; false if fn ran, runs or is about to run. */
 CTX_API bool ctx_after_stop(ctx_after_t *a);
 
+/* As ctx_after_func, but fn runs in the thread that ends ctx: inside the
+ * ctx_cancel* or ctx_release that ends it or an ancestor, in the thread
+ * (a waiter's, or a library thread) that sees its deadline pass, or in
+ * the caller before this returns when ctx is done already.  fn must not
+ * block; it may cancel contexts and stop other handles. */
+CTX_API ctx_after_t *ctx_after_func_inline(ctx_t *ctx,
+					   void (*fn)(void *arg), void *arg);
+/* ctx_after_stop, and when fn is running on another thread, return only
+ * once it has returned, so that arg may be freed.  Called from inside fn
+ * itself it does not wait. */
+CTX_API bool ctx_after_stop_wait(ctx_after_t *a);
+
 /* ---------------------------------------------------------------------
  * Waiting
  *
