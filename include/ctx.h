@@ -215,6 +215,20 @@ CTX_API ctx_t *ctx_with_signals(ctx_t *parent, const sigset_t *signals);
  * 0 if ctx is live, was ended otherwise, or on NULL. */
 CTX_API int ctx_signo(ctx_t *ctx);
 
+/* Go's signal.Notify: each signal of set that arrives is sent to ch (a
+ * channel of int, see below) as its number, without blocking: dropped
+ * when ch is full.  While any registration holds a signal it is consumed
+ * by the library; ctx_signal_stop(ch) ends all of ch's registrations,
+ * and the previous handling of a signal is back when its last one goes.
+ * Several channels may take a signal: each gets it, one signal to all
+ * before the next, in arrival order; live ctx_with_signals contexts on
+ * it end as well.  0; EINVAL for a NULL channel or set, a channel whose
+ * elements are not ints, or a signal that cannot be caught; ENOMEM. */
+struct ctx_chan;
+CTX_API int ctx_signal_notify(struct ctx_chan *ch, const sigset_t *set);
+/* 0, EINVAL for NULL.  Once it returns, ch gets no more signals. */
+CTX_API int ctx_signal_stop(struct ctx_chan *ch);
+
 /* Go's r.Context(): a child of parent that ends with CTX_CANCELED, cause
  * ECONNRESET, when the peer of socket fd goes away (EPOLLRDHUP, EPOLLHUP
  * or an error), with no thread reading fd; its data stays for its
