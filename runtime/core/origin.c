@@ -39,12 +39,15 @@ struct big_site {
 	int line;
 };
 
+/* Two locks: the origin table's is held while a record's text is
+ * written, which reads sites from the other's table. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct big_site *big;   /* under mu */
+static pthread_mutex_t big_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct big_site *big;   /* under big_mu */
 static size_t nbig, capbig;
 static _Atomic(struct ctx__origin *) chains[CHAINS];
 
-/* Under mu: the index of (file, line) in the table, added if new;
+/* Under big_mu: the index of (file, line) in the table, added if new;
  * SIZE_MAX without memory. */
 static size_t big_index(const char *file, int line)
 {
@@ -67,17 +70,17 @@ ctx__site_t ctx__site_make_slow(const char *file, int line)
 {
 	if (!file)
 		return 0;
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&big_mu);
 	size_t i = big_index(file, line);
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&big_mu);
 	return i == SIZE_MAX ? 0 : IN_TABLE << LINE_SHIFT | (uint64_t)i;
 }
 
 static struct big_site big_at(ctx__site_t s)
 {
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&big_mu);
 	struct big_site b = big[s & ADDR_MASK];
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&big_mu);
 	return b;
 }
 
