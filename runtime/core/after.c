@@ -12,7 +12,9 @@
  * ctx_after_stop_wait that found it fired sleeps on that word until
  * then -- unless fn is running on its own thread, up its own stack
  * (each thread keeps the handles whose fn it is running), where the wait
- * would never end.
+ * would never end.  For the same reason a ctx_after_stop_wait made on
+ * the runner thread (from inside another fn) for a handle still in the
+ * queue takes it out and runs its fn there and then.
  *
  * The handle is shared by the caller and the runner (the thread that
  * fires or runs fn): each drops its share, the last one frees it.  A
@@ -65,6 +67,7 @@ static struct ctx_after *head, **tail = &head;
 static bool running;
 /* The handles whose fn this thread is running, innermost first. */
 static __thread struct ctx_after *running_here;
+static __thread bool on_runner; /* this thread is the runner */
 
 static void put_share(ctx_after_t *a)
 {
@@ -93,6 +96,7 @@ static void run(ctx_after_t *a)
 static void *runner_main(void *arg)
 {
 	(void)arg;
+	on_runner = true;
 	pthread_mutex_lock(&mu);
 	for (;;) {
 		while (!head)
@@ -241,6 +245,24 @@ static void wait_ran(ctx_after_t *a)
 	}
 }
 
+/* On the runner, from inside another fn: a queued behind it would wait
+ * for this very thread.  Take it out of the queue and run it here, so
+ * that the wait ends as it would have: after fn has returned. */
+static bool run_queued(ctx_after_t *a)
+{
+	pthread_mutex_lock(&mu);
+	ctx_after_t **p = &head;
+	while (*p && *p != a)
+		p = &(*p)->next_queued;
+	bool queued = *p;
+	if (queued && !(*p = a->next_queued))
+		tail = p;
+	pthread_mutex_unlock(&mu);
+	if (queued)
+		run(a);
+	return queued;
+}
+
 static bool stop(ctx_after_t *a, bool wait, const char *fn)
 {
 	if (!a)
@@ -256,7 +278,7 @@ static bool stop(ctx_after_t *a, bool wait, const char *fn)
 	/* The runner's share: ours when no canceller has the link. */
 	if (stopped && (!a->n || ctx__link_unlist(a->n, &a->link)))
 		put_share(a);
-	if (!stopped && wait && !mine(a))
+	if (!stopped && wait && !mine(a) && !(on_runner && run_queued(a)))
 		wait_ran(a);
 	put_share(a);
 	return stopped;
