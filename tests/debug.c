@@ -46,8 +46,19 @@ START_TEST(test_leaks_reported_with_site)
 	ck_assert_msg(strstr(out, ".WithDeadline("), "no chain in:\n%s", out);
 	ck_assert_msg(!strstr(out, "leaky.c:12"),
 		      "a released context was reported:\n%s", out);
-	ck_assert_msg(strstr(out, "2 contexts never released"),
+	ck_assert_msg(strstr(out, "3 contexts never released"),
 		      "no count in:\n%s", out);
+}
+END_TEST
+
+/* A leaked context that has ended says where its end came from. */
+START_TEST(test_leak_report_origin)
+{
+	const char *out = run_leaky("leaks");
+	ck_assert_msg(strstr(out, "leaky.c:28 was never released (it ended: "
+			     "ctx_cancel at ") &&
+		      strstr(out, "leaky.c:29)"),
+		      "no origin for the ended context in:\n%s", out);
 }
 END_TEST
 
@@ -92,6 +103,7 @@ Suite *suite_debug(void)
 	tcase_add_test(tc, test_leaks_reported_with_site);
 	tcase_add_test(tc, test_thread_leaks_reported_with_site);
 	tcase_add_test(tc, test_refused_constructor_drops_site);
+	tcase_add_test(tc, test_leak_report_origin);
 	tcase_add_test(tc, test_silent_without_debug);
 	suite_add_tcase(s, tc);
 	return s;

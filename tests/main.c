@@ -40,6 +40,11 @@ int main(void)
 	srunner_add_suite(sr, suite_copy());
 	srunner_add_suite(sr, suite_proxy());
 	srunner_add_suite(sr, suite_conn());
+	srunner_add_suite(sr, suite_compose());
+	srunner_add_suite(sr, suite_set_deadline());
+	srunner_add_suite(sr, suite_origin());
+	srunner_add_suite(sr, suite_after_inline());
+	srunner_add_suite(sr, suite_notify());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -35,5 +35,10 @@ Suite *suite_listen(void);
 Suite *suite_copy(void);
 Suite *suite_proxy(void);
 Suite *suite_conn(void);
+Suite *suite_compose(void);      /* tests/core/compose.c */
+Suite *suite_set_deadline(void); /* tests/core/deadline.c */
+Suite *suite_origin(void);       /* tests/core/origin.c */
+Suite *suite_after_inline(void); /* tests/core/inline.c */
+Suite *suite_notify(void);       /* tests/proc/notify.c */
 
 #endif
