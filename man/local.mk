@@ -195,3 +195,15 @@ dist_man3_MANS += \
 	man/ctx_conn_write.3 \
 	man/ctx_conn_fd.3 \
 	man/ctx_conn_close.3
+# Composing contexts (issue 23).
+dist_man3_MANS += \
+	man/ctx_set_deadline.3 \
+	man/ctx_with_merge.3 \
+	man/ctx_with_grace.3 \
+	man/ctx_origin.3 \
+	man/ctx_signal_notify.3 \
+	man/ctx_after_func_inline.3
+# aliases of man/ctx_signal_notify.3 and man/ctx_after_func_inline.3
+dist_man3_MANS += \
+	man/ctx_signal_stop.3 \
+	man/ctx_after_stop_wait.3
