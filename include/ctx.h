@@ -91,6 +91,33 @@ CTX_API ctx_t *ctx_with_deadline_cause(ctx_t *parent, int64_t deadline_ns,
 CTX_API ctx_t *ctx_with_timeout_cause(ctx_t *parent, int64_t timeout_ns,
                                       int cause);
 
+/* Move ctx's own deadline, earlier or later (INT64_MAX: none); the
+ * effective deadline stays the earliest along the chain (ctx_deadline).
+ * For ctx_with_cancel, _deadline, _timeout (and _cause), ctx_with_merge
+ * and ctx_with_grace contexts.  Threads waiting under ctx or below it
+ * see the change at once: moved earlier they end at the new time, moved
+ * later they do not end at the old one.  A deadline already past ends
+ * ctx at once (CTX_DEADLINE_EXCEEDED, the constructor's cause).  0;
+ * EINVAL for NULL, a root or another kind; ctx's error, changing
+ * nothing, if it is done; EAGAIN if the library's timer thread, which
+ * enforces a deadline moved earlier, cannot start (nothing changed). */
+CTX_API int ctx_set_deadline(ctx_t *ctx, int64_t deadline_ns);
+
+/* Done as soon as parent or other is done, with the error, cause, words
+ * and origin of whichever ended first (parent's if both had at
+ * creation).  Its deadline is the earlier of the two; values come from
+ * parent's chain only.  It holds a reference to both, and releasing it
+ * leaves nothing on either.  Cancellable as ctx_with_cancel.  NULL +
+ * EINVAL if either is NULL. */
+CTX_API ctx_t *ctx_with_merge(ctx_t *parent, ctx_t *other);
+
+/* The second phase of a graceful stop: done grace_ns after parent is
+ * done (counted from its creation if parent is done already), with the
+ * parent's error, cause, words and origin; at once, with its own cause,
+ * when cancelled itself.  Values come from parent; its deadline is the
+ * parent's plus grace_ns.  grace_ns <= 0: as ctx_with_cancel. */
+CTX_API ctx_t *ctx_with_grace(ctx_t *parent, int64_t grace_ns);
+
 /* A context that carries value under key (compared by address) and
  * otherwise behaves as its parent.  The nearest value wins. */
 CTX_API ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *value);
@@ -143,6 +170,13 @@ CTX_API int ctx_cause(ctx_t *ctx);
  * is live (or NULL). */
 CTX_API const char *ctx_cause_msg(ctx_t *ctx);
 
+/* Where the end came from, in words, the same for every context the end
+ * reached: the call and the file:line it was made at ("ctx_cancel at
+ * main.c:42"; also ctx_cancel_cause, ctx_cancel_msg, ctx_release), the
+ * deadline of the context made at file:line, a signal, a hang-up, an
+ * idle time.  NULL while ctx is live (or NULL); valid while ctx lives. */
+CTX_API const char *ctx_origin(ctx_t *ctx);
+
 /* The effective deadline (the earliest along the chain) in *deadline_ns;
  * false when there is none. */
 CTX_API bool ctx_deadline(ctx_t *ctx, int64_t *deadline_ns);
@@ -180,6 +214,20 @@ CTX_API ctx_t *ctx_with_signals(ctx_t *parent, const sigset_t *signals);
 /* The signal that ended ctx or an ancestor of it (ctx_with_signals);
  * 0 if ctx is live, was ended otherwise, or on NULL. */
 CTX_API int ctx_signo(ctx_t *ctx);
+
+/* Go's signal.Notify: each signal of set that arrives is sent to ch (a
+ * channel of int, see below) as its number, without blocking: dropped
+ * when ch is full.  While any registration holds a signal it is consumed
+ * by the library; ctx_signal_stop(ch) ends all of ch's registrations,
+ * and the previous handling of a signal is back when its last one goes.
+ * Several channels may take a signal: each gets it, one signal to all
+ * before the next, in arrival order; live ctx_with_signals contexts on
+ * it end as well.  0; EINVAL for a NULL channel or set, a channel whose
+ * elements are not ints, or a signal that cannot be caught; ENOMEM. */
+struct ctx_chan;
+CTX_API int ctx_signal_notify(struct ctx_chan *ch, const sigset_t *set);
+/* 0, EINVAL for NULL.  Once it returns, ch gets no more signals. */
+CTX_API int ctx_signal_stop(struct ctx_chan *ch);
 
 /* Go's r.Context(): a child of parent that ends with CTX_CANCELED, cause
  * ECONNRESET, when the peer of socket fd goes away (EPOLLRDHUP, EPOLLHUP
@@ -228,6 +276,18 @@ CTX_API ctx_after_t *ctx_after_func(ctx_t *ctx, void (*fn)(void *arg),
 /* Call exactly once per handle, which it frees.  True if it kept fn from
  * ever running; false if fn ran, runs or is about to run. */
 CTX_API bool ctx_after_stop(ctx_after_t *a);
+
+/* As ctx_after_func, but fn runs in the thread that ends ctx: inside the
+ * ctx_cancel* or ctx_release that ends it or an ancestor, in the thread
+ * (a waiter's, or a library thread) that sees its deadline pass, or in
+ * the caller before this returns when ctx is done already.  fn must not
+ * block; it may cancel contexts and stop other handles. */
+CTX_API ctx_after_t *ctx_after_func_inline(ctx_t *ctx,
+					   void (*fn)(void *arg), void *arg);
+/* ctx_after_stop, and when fn is running on another thread, return only
+ * once it has returned, so that arg may be freed.  Called from inside fn
+ * itself it does not wait. */
+CTX_API bool ctx_after_stop_wait(ctx_after_t *a);
 
 /* ---------------------------------------------------------------------
  * Waiting
@@ -753,9 +813,14 @@ CTX_API const char *ctx_backend(void);
  *
  * CTX_DEBUG=leaks in a program's environment makes it report on stderr at
  * exit every context created and never released, with the file and line
- * that created it, and every thread handle never joined or detached.  The
- * constructors (and ctx_thread_create) are also macros that record that
- * site; calling them through a pointer works too, without a site.
+ * that created it (and, for one that ended, its ctx_origin), and every
+ * thread handle never joined or detached.  The constructors (and
+ * ctx_thread_create) are also macros that record that site, and
+ * ctx_cancel, ctx_cancel_cause, ctx_cancel_msg and ctx_release macros
+ * that record theirs for ctx_origin; calling any of them through a
+ * pointer works too, without a site.  Define CTX_NO_SITE_MACROS for
+ * none.  A wrapper (C++) gives its own site: ctx__site(file, line) before
+ * a constructor, the ctx__*_at forms for the others.
  *
  * CTX_DEBUG=checks makes handles carry a magic number and keeps freed
  * ones poisoned for a while, so that a double release, a use after the
@@ -766,9 +831,23 @@ CTX_API const char *ctx_backend(void);
  * ("leaks,checks").
  * ------------------------------------------------------------------- */
 
-CTX_API void ctx__site(const char *file, int line); /* not for direct use */
+/* Not for direct use: what the macros below call. */
+CTX_API void ctx__site(const char *file, int line);
+CTX_API void ctx__cancel_at(ctx_t *ctx, const char *file, int line);
+CTX_API void ctx__cancel_cause_at(ctx_t *ctx, int cause, const char *file,
+				  int line);
+CTX_API void ctx__cancel_msg_at(const char *file, int line, ctx_t *ctx,
+				int cause, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+CTX_API void ctx__release_at(ctx_t *ctx, const char *file, int line);
 
 #if !defined(CTX_BUILDING_LIBRARY) && !defined(CTX_NO_SITE_MACROS)
+#define ctx_cancel(c) ctx__cancel_at(c, __FILE__, __LINE__)
+#define ctx_cancel_cause(c, cause) \
+	ctx__cancel_cause_at(c, cause, __FILE__, __LINE__)
+#define ctx_cancel_msg(c, cause, ...) \
+	ctx__cancel_msg_at(__FILE__, __LINE__, c, cause, __VA_ARGS__)
+#define ctx_release(c) ctx__release_at(c, __FILE__, __LINE__)
 #define CTX__AT(call) (ctx__site(__FILE__, __LINE__), call)
 #define ctx_with_cancel(p) CTX__AT(ctx_with_cancel(p))
 #define ctx_with_deadline(p, d) CTX__AT(ctx_with_deadline(p, d))
@@ -784,6 +863,8 @@ CTX_API void ctx__site(const char *file, int line); /* not for direct use */
 #define ctx_with_pidfd(p, fd) CTX__AT(ctx_with_pidfd(p, fd))
 #define ctx_with_timeout_header(p, v) CTX__AT(ctx_with_timeout_header(p, v))
 #define ctx_with_idle(p, i) CTX__AT(ctx_with_idle(p, i))
+#define ctx_with_merge(p, o) CTX__AT(ctx_with_merge(p, o))
+#define ctx_with_grace(p, g) CTX__AT(ctx_with_grace(p, g))
 #define ctx_thread_create(t, c, f, a) CTX__AT(ctx_thread_create(t, c, f, a))
 #define ctx_thread_create_attr(t, at, c, f, a) \
 	CTX__AT(ctx_thread_create_attr(t, at, c, f, a))

@@ -204,3 +204,15 @@ dist_man3_MANS += \
 # aliases of man/ctx_format_timeout.3
 dist_man3_MANS += \
 	man/ctx_with_timeout_header.3
+# Composing contexts (issue 23).
+dist_man3_MANS += \
+	man/ctx_set_deadline.3 \
+	man/ctx_with_merge.3 \
+	man/ctx_with_grace.3 \
+	man/ctx_origin.3 \
+	man/ctx_signal_notify.3 \
+	man/ctx_after_func_inline.3
+# aliases of man/ctx_signal_notify.3 and man/ctx_after_func_inline.3
+dist_man3_MANS += \
+	man/ctx_signal_stop.3 \
+	man/ctx_after_stop_wait.3

@@ -18,9 +18,12 @@ libctx_core_la_SOURCES = \
 	runtime/core/kind.h \
 	runtime/core/after.c \
 	runtime/core/cause.c \
+	runtime/core/compose.c \
 	runtime/core/context.c \
+	runtime/core/deadline.c \
 	runtime/core/debug.c \
 	runtime/core/format.c \
+	runtime/core/origin.c \
 	runtime/core/timer.c \
 	runtime/core/watch.c \
 	runtime/wait/wait.h \

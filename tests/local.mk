@@ -57,6 +57,10 @@ tests_check_ctx_SOURCES = \
 	tests/core/debug.c \
 	tests/core/checks.c \
 	tests/core/asserts.c \
+	tests/core/compose.c \
+	tests/core/deadline.c \
+	tests/core/origin.c \
+	tests/core/inline.c \
 	tests/wait/reactor.c \
 	tests/wait/storm.h \
 	tests/wait/storm.c \
@@ -83,6 +87,7 @@ tests_check_ctx_SOURCES = \
 	tests/proc/signals.c \
 	tests/proc/pidfd.c \
 	tests/proc/passctx.c \
+	tests/proc/notify.c \
 	tests/net/hang.h \
 	tests/net/hang.c \
 	tests/net/resolve.c \

@@ -12,14 +12,15 @@ int main(void)
 {
 	Suite *(*const suites[])(void) = {
 		suite_contract,
-		suite_context, suite_after, suite_debug, suite_checks,
+		suite_context, suite_compose, suite_set_deadline, suite_origin,
+		suite_after, suite_after_inline, suite_debug, suite_checks,
 		suite_asserts,
 		suite_reactor, suite_kill,
 		suite_wait, suite_io, suite_xfer, suite_syscalls,
 		suite_thread, suite_wg, suite_group, suite_errgroup,
 		suite_chan, suite_select, suite_cond, suite_sem,
 		suite_proc, suite_waitpid, suite_signals, suite_pidfd,
-		suite_passctx,
+		suite_passctx, suite_notify,
 		suite_resolve, suite_dial, suite_listen,
 		suite_copy, suite_proxy, suite_conn,
 		suite_server, suite_timeout_header,

@@ -17,7 +17,11 @@ Suite *suite_context(void);
 void add_context_done_fd(Suite *s); /* core/done_fd.c */
 void add_context_values(Suite *s);  /* core/values.c */
 void add_context_races(Suite *s);   /* core/races.c */
+Suite *suite_compose(void);      /* core/compose.c */
+Suite *suite_set_deadline(void); /* core/deadline.c */
+Suite *suite_origin(void);       /* core/origin.c */
 Suite *suite_after(void);
+Suite *suite_after_inline(void); /* core/inline.c */
 Suite *suite_debug(void);
 Suite *suite_checks(void);
 Suite *suite_asserts(void);
@@ -52,6 +56,7 @@ Suite *suite_waitpid(void);
 Suite *suite_signals(void);
 Suite *suite_pidfd(void);
 Suite *suite_passctx(void);
+Suite *suite_notify(void);       /* proc/notify.c */
 
 /* net/: names, dialing, listening, copying and connections. */
 Suite *suite_resolve(void);

@@ -97,7 +97,7 @@ struct server {
 #ifdef HAVE_OPENSSL
 	SSL_CTX *tls;         /* --tls: the certificate and key */
 #endif
-	ctx_t *base;          /* hard stop: cancelled after the grace */
+	ctx_t *base;          /* hard stop: ctx_with_grace(stop, grace) */
 	ctx_t *stop;          /* soft stop: SIGINT or SIGTERM */
 	ctx_wg_t *conns;      /* one count per connection thread */
 	ctx_chan_t *slots;    /* holds a token per open connection */

@@ -24,23 +24,25 @@
  * The contexts, as a Go server would have them:
  *
  *	background
- *	 `- base            cancelled when the shutdown grace runs out
- *	     |- stop        ctx_with_signals(SIGINT, SIGTERM): ends accept(),
- *	     |   |          waits for the next request, and header reads
- *	     |   `- idle    ctx_with_idle, touched by every read: keep-alive
- *	     |       |      idle time between requests
- *	     |       `- header deadline: fixed from the request's start
- *	     |- hup         ctx_with_signals(SIGHUP): reload (reopen the log)
- *	     `- connection  (a value: the connection) -- one thread each
- *	         `- request (a value: the request ID, logged on every line)
- *	             `- hangup  ctx_with_hangup on the socket: ends when
- *	                 |      the client goes (logged 499)
- *	                 |- per-request timeout: the handler's work
- *	                 `- write deadline: the answer
+ *	 `- stop            ctx_with_signals(SIGINT, SIGTERM): ends accept(),
+ *	     |              waits for the next request, and header reads
+ *	     |- idle        ctx_with_idle, touched by every read: keep-alive
+ *	     |   |          idle time between requests
+ *	     |   `- header deadline: fixed from the request's start
+ *	     `~ base        ctx_with_grace(stop, --grace): stop's end starts
+ *	         |          its grace, a second SIGINT or SIGTERM ends it
+ *	         `- connection  (a value: the connection) -- one thread each
+ *	             `- request (a value: the request ID, logged on every line)
+ *	                 `- hangup  ctx_with_hangup on the socket: ends when
+ *	                     |      the client goes (logged 499)
+ *	                     |- per-request timeout: the handler's work
+ *	                     `- write deadline: the answer
  *
+ * SIGHUP (a reload: the log is reopened) and the second SIGINT or
+ * SIGTERM come on a channel (ctx_signal_notify), read by a thread.
  * So a signal stops accepting and closes idle connections at once, while
- * requests being handled go on (they hang under base, not stop) until the
- * grace period ends and base is cancelled; a second SIGINT or SIGTERM
+ * requests being handled go on (they hang under base, which stop does
+ * not end) until the grace period ends; a second SIGINT or SIGTERM
  * cancels base at once; clients still in the accept queue then, and
  * requests cut off by the grace with nothing sent, get 503.  At
  * --max-conns the longest-idle keep-alive connection is closed to make

@@ -15,10 +15,12 @@
  *
  * The site comes from the header: each constructor is also a macro that
  * records __FILE__ and __LINE__ in a thread-local slot (ctx__site) before
- * calling the function, which takes and clears the slot.  Only when one
- * of the modes is on do nodes get a header (site, magic, registry links);
+ * calling the function, which takes and clears the slot.  Every node
+ * keeps it (packed, origin.c), for ctx_origin's deadlines; only when one
+ * of the modes is on do nodes get a header (magic, registry links);
  * otherwise the cost is that one thread-local store, and for every check
- * one branch on a flag that never changes.
+ * one branch on a flag that never changes.  A leak report says where a
+ * leaked context that has ended got its end (ctx_origin).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -178,13 +180,15 @@ void ctx__set_lifelong(ctx_t *c)
 
 /* ---- leak report ----------------------------------------------------- */
 
-/* The references that c's live children and the timer heap hold. */
+/* The references that c's live children (a merge's second parent's
+ * too) and the timer heap hold. */
 static int held_by_library(struct site_hdr *me)
 {
 	ctx_t *c = (ctx_t *)(me + 1);
 	int n = ctx__is_cancel(c) && (c->flags & CTX__F_IN_HEAP) ? 1 : 0;
 	for (struct site_hdr *h = live; h; h = h->next)
-		if (((ctx_t *)(h + 1))->parent == c)
+		if (((ctx_t *)(h + 1))->parent == c ||
+		    ctx__second_parent((ctx_t *)(h + 1)) == c)
 			n++;
 	return n;
 }
@@ -218,14 +222,18 @@ static const char *site_text(char *buf, size_t len, const char *file,
 	return buf;
 }
 
-/* "<chain> created at <site>", after prefix, before suffix. */
+/* "<chain> created at <site>", after prefix, before suffix, and the
+ * origin of its end if it has ended. */
 static void print_node(const char *prefix, struct site_hdr *h,
 		       const char *suffix)
 {
 	char text[256], at[512];
-	ctx_format((ctx_t *)(h + 1), text, sizeof(text));
-	fprintf(stderr, "%s%s created at %s%s\n", prefix, text,
-		site_text(at, sizeof(at), h->file, h->line), suffix);
+	ctx_t *c = (ctx_t *)(h + 1);
+	const char *end = ctx_origin(c);
+	ctx__format(c, text, sizeof(text), false);
+	fprintf(stderr, "%s%s created at %s%s%s%s%s\n", prefix, text,
+		site_text(at, sizeof(at), h->file, h->line), suffix,
+		end ? " (it ended: " : "", end ? end : "", end ? ")" : "");
 }
 
 static unsigned report_contexts(void)
@@ -322,12 +330,14 @@ void ctx__track_del(struct ctx__track *t)
 	pthread_mutex_unlock(&mu);
 }
 
-/* Allocate a node; in a debug mode, behind a header.  Takes the site. */
-void *ctx__node_alloc(size_t size)
+/* Allocate a node; in a debug mode, behind a header.  Takes the site,
+ * and gives it packed in *site. */
+void *ctx__node_alloc(size_t size, ctx__site_t *site)
 {
 	const char *file = site_file;
 	int line = site_line;
 	site_file = NULL;
+	*site = ctx__site_make(file, line);
 	if (!debug_any)
 		return ctx__malloc(size);
 	struct site_hdr *h = ctx__malloc(sizeof(*h) + size);

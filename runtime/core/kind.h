@@ -22,7 +22,8 @@ struct ctx__kind_hooks {
 	 * (a signal context gives the signals back). */
 	void (*release)(ctx_t *c);
 	/* The node is being freed, with no lock held: give back what the
-	 * kind holds outside the node.  Runs after release, if that ran. */
+	 * kind holds outside the node (its links too).  Runs after
+	 * release, if that ran. */
 	void (*free)(ctx_t *c);
 	/* A deadline of the node's own that moves, and that its `deadline`
 	 * field therefore does not hold (an idle context's): it may end the
@@ -37,6 +38,14 @@ struct ctx__kind_hooks {
 	 * node n report: end it (it must).  Called with a reference held
 	 * and no lock. */
 	void (*ready)(ctx_t *n);
+	/* A deadline the node takes from outside its chain, as it takes
+	 * its ancestor's: part of its effective deadline (c.deadline,
+	 * core.h), which waiters sleep until (a merge's other parent's; a
+	 * grace's parent's plus the grace).  CTX__NEVER: none. */
+	int64_t (*inherit)(ctx_t *n);
+	/* That deadline passed (ctx__check found it so): end the node the
+	 * way its kind ends then, or see that it moved. */
+	void (*expire)(ctx_t *n);
 };
 
 /* Indexed by enum ctx__kind; written before main only. */

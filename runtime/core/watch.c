@@ -151,7 +151,7 @@ static void end(ctx_t *c)
 	if (k && k->ready)
 		k->ready(c);
 	else
-		ctx__cancel(c, CTX_CANCELED, CTX_CANCELED);
+		ctx__cancel_by(c, CTX_CANCELED, CTX_CANCELED, NULL);
 }
 
 /* fd turned ready: end every context on it.  References are taken under

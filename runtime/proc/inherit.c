@@ -42,10 +42,11 @@ static void inherited_ready(ctx_t *c)
 {
 	int n = 0;
 	if (ioctl(((struct ctx__watch *)c)->fd, FIONREAD, &n) == 0 && n > 0)
-		ctx__cancel(c, CTX_DEADLINE_EXCEEDED, CTX_DEADLINE_EXCEEDED);
+		ctx__cancel_by(c, CTX_DEADLINE_EXCEEDED, CTX_DEADLINE_EXCEEDED,
+			       ctx__origin(CTX__BY_PARENT, 1, 0));
 	else
-		ctx_cancel_msg(c, CTX_CANCELED, "the parent's context ended "
-			       "or the parent exited");
+		ctx__cancel_by(c, CTX_CANCELED, CTX_CANCELED,
+			       ctx__origin(CTX__BY_PARENT, 0, 0));
 }
 
 static const struct ctx__kind_hooks inherited_kind = {

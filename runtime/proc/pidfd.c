@@ -22,7 +22,8 @@
 /* The ready hook (core/kind.h): the process exited. */
 static void pidfd_ready(ctx_t *c)
 {
-	ctx__cancel(c, CTX_CANCELED, ESRCH);
+	ctx__cancel_by(c, CTX_CANCELED, ESRCH,
+		       ctx__origin(CTX__BY_EXIT, 0, c->site));
 }
 
 static const struct ctx__kind_hooks pidfd_kind = {

@@ -17,7 +17,8 @@
 /* The ready hook (core/kind.h): the peer went away. */
 static void hangup_ready(ctx_t *c)
 {
-	ctx__cancel(c, CTX_CANCELED, ECONNRESET);
+	ctx__cancel_by(c, CTX_CANCELED, ECONNRESET,
+		       ctx__origin(CTX__BY_HANGUP, 0, c->site));
 }
 
 static const struct ctx__kind_hooks hangup_kind = {

@@ -47,8 +47,19 @@ START_TEST(test_leaks_reported_with_site)
 	ck_assert_msg(strstr(out, ".WithDeadline("), "no chain in:\n%s", out);
 	ck_assert_msg(!strstr(out, "leaky.c:12"),
 		      "a released context was reported:\n%s", out);
-	ck_assert_msg(strstr(out, "2 contexts never released"),
+	ck_assert_msg(strstr(out, "3 contexts never released"),
 		      "no count in:\n%s", out);
+}
+END_TEST
+
+/* A leaked context that has ended says where its end came from. */
+START_TEST(test_leak_report_origin)
+{
+	const char *out = run_leaky("leaks");
+	ck_assert_msg(strstr(out, "leaky.c:28 was never released (it ended: "
+			     "ctx_cancel at ") &&
+		      strstr(out, "leaky.c:29)"),
+		      "no origin for the ended context in:\n%s", out);
 }
 END_TEST
 
@@ -93,7 +104,7 @@ Suite *suite_debug(void)
 	tu_add_tests(tc, test_leaks_reported_with_site,
 		     test_thread_leaks_reported_with_site,
 		     test_refused_constructor_drops_site,
-		     test_silent_without_debug);
+		     test_leak_report_origin, test_silent_without_debug);
 	suite_add_tcase(s, tc);
 	return s;
 }

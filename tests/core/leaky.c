@@ -25,5 +25,7 @@ int main(void)
 	ctx_t *(*with_cancel)(ctx_t *) = ctx_with_cancel;
 	(void)ctx_with_signals(ctx_background(), NULL); /* line 26 */
 	(void)with_cancel(ctx_background());
+	ctx_t *ended = ctx_with_cancel(ctx_background()); /* line 28 */
+	ctx_cancel(ended); /* its origin in the report: line 29 */
 	return 0;
 }
