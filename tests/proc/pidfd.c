@@ -80,6 +80,11 @@ START_TEST(pidfd_own_exit_not_reaped)
 	ck_assert_int_eq(tu_wait_done(c, 10 * CTX_SEC), CTX_CANCELED);
 	ck_assert_int_eq(ctx_cause(c), ESRCH);
 	ck_assert_str_eq(ctx_cause_msg(c), strerror(ESRCH));
+	/* ctx_origin names the kind and where the context was made. */
+	const char *o = ctx_origin(c);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_msg(strstr(o, "ctx_with_pidfd") && strstr(o, "pidfd.c:"),
+		      "origin: %s", o);
 	int status;
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 7);
