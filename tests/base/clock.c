@@ -264,31 +264,41 @@ END_TEST
 
 /* poll, ppoll and epoll_wait on a descriptor that never turns ready:
  * their timeouts are on the manual clock.  A thread waiting on a
- * descriptor is not durably blocked, so the test advances in steps until
- * the call returns, and checks that it returned at its time. */
+ * descriptor is not durably blocked, so the test cannot know when the
+ * call has begun: the thread reads the clock just before it, and the
+ * test advances in steps of a second until the call returns.  The call
+ * cannot return before its 3 s have passed on the manual clock, however
+ * long the real wait; it returns at the step that passes them (one more
+ * if an advance came between the thread's reading and the call's). */
 struct poller {
 	int kind; /* 0 poll, 1 ppoll, 2 epoll_wait */
 	int fd;
 	_Atomic int rc;
+	_Atomic int64_t start; /* ctx_now() just before the call; 0: not yet */
 	int64_t woke;
 };
+
+static int poll_kind(ctx_t *ctx, struct poller *p)
+{
+	struct pollfd pf = { .fd = p->fd, .events = POLLIN };
+	if (p->kind == 0)
+		return ctx_poll(ctx, &pf, 1, 3 * CTX_SEC);
+	if (p->kind == 1)
+		return ctx_ppoll(ctx, &pf, 1, 3 * CTX_SEC, NULL);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	int rc = epoll_ctl(ep, EPOLL_CTL_ADD, p->fd, &ev);
+	if (rc == 0)
+		rc = ctx_epoll_wait(ctx, ep, &out, 1, 3 * CTX_SEC);
+	close(ep);
+	return rc;
+}
 
 static void *poller_main(ctx_t *ctx, void *arg)
 {
 	struct poller *p = arg;
-	struct pollfd pf = { .fd = p->fd, .events = POLLIN };
-	int rc;
-	if (p->kind == 0) {
-		rc = ctx_poll(ctx, &pf, 1, 3 * CTX_SEC);
-	} else if (p->kind == 1) {
-		rc = ctx_ppoll(ctx, &pf, 1, 3 * CTX_SEC, NULL);
-	} else {
-		int ep = epoll_create1(EPOLL_CLOEXEC);
-		struct epoll_event ev = { .events = EPOLLIN }, out;
-		epoll_ctl(ep, EPOLL_CTL_ADD, p->fd, &ev);
-		rc = ctx_epoll_wait(ctx, ep, &out, 1, 3 * CTX_SEC);
-		close(ep);
-	}
+	atomic_store(&p->start, ctx_now());
+	int rc = poll_kind(ctx, p);
 	p->woke = ctx_now();
 	atomic_store(&p->rc, rc);
 	return NULL;
@@ -299,24 +309,30 @@ START_TEST(test_poll_timeouts)
 	manual();
 	int pp[2];
 	ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
-	int64_t t0 = ctx_now();
 	struct poller p = { .kind = _i, .fd = pp[0] };
 	atomic_init(&p.rc, -2);
+	atomic_init(&p.start, 0);
 	ctx_thread_t *t;
 	ck_assert_int_eq(ctx_thread_create(&t, ctx_background(), poller_main,
 					   &p), 0);
 	int64_t r0 = real_ns();
-	tu_sleep_ns(20 * CTX_MSEC);
-	ck_assert_int_eq(atomic_load(&p.rc), -2);
-	for (int i = 1; i <= 3; i++) {
-		tu_sleep_ns(20 * CTX_MSEC); /* let it be in its wait */
-		ctx_clock_advance(CTX_SEC);
-	}
-	while (atomic_load(&p.rc) == -2 && real_ns() - r0 < 10 * CTX_SEC)
+	while (atomic_load(&p.start) == 0)
 		tu_sleep_ns(CTX_MSEC);
-	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, NULL), 0);
+	tu_sleep_ns(20 * CTX_MSEC); /* real time alone ends nothing */
+	ck_assert_int_eq(atomic_load(&p.rc), -2);
+	while (atomic_load(&p.rc) == -2 && real_ns() - r0 < 20 * CTX_SEC) {
+		ctx_clock_advance(CTX_SEC);
+		/* Past its time: give it long to return before moving on. */
+		bool due = ctx_now() >= atomic_load(&p.start) + 3 * CTX_SEC;
+		int64_t r1 = real_ns(), pause = due ? 2 * CTX_SEC : 5 * CTX_MSEC;
+		while (atomic_load(&p.rc) == -2 && real_ns() - r1 < pause)
+			tu_sleep_ns(CTX_MSEC);
+	}
 	ck_assert_int_eq(atomic_load(&p.rc), 0);
-	ck_assert_int_eq(p.woke, t0 + 3 * CTX_SEC);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, NULL), 0);
+	int64_t took = p.woke - atomic_load(&p.start);
+	ck_assert_int_ge(took, 3 * CTX_SEC);
+	ck_assert_int_le(took, 5 * CTX_SEC);
 	close(pp[0]);
 	close(pp[1]);
 }
@@ -389,7 +405,11 @@ START_TEST(test_wait_delay)
 	ck_assert_int_eq(ctx_read(ctx_background(), ctx_proc_stdio(p, 1), buf,
 				  3), 3); /* its trap is set */
 	ctx_cancel(c);
-	tu_sleep_ns(50 * CTX_MSEC); /* real time: TERM is ignored */
+	/* The cancel queued the after-func that sends TERM and sets the
+	 * kill delay going: wait until it has, then let real time show
+	 * that TERM is ignored. */
+	ck_assert_int_eq(ctx_clock_wait_idle(ctx_background()), 0);
+	tu_sleep_ns(50 * CTX_MSEC);
 	ck_assert_int_eq(kill(ctx_proc_pid(p), 0), 0);
 	ctx_clock_advance(10 * CTX_SEC - 1);
 	tu_sleep_ns(50 * CTX_MSEC);
@@ -664,6 +684,99 @@ START_TEST(test_auto_wait_group)
 }
 END_TEST
 
+/* A known thread waiting on a descriptor holds the clock: the main
+ * thread's hour-long sleep does not end until the byte that thread waits
+ * for has come, in real time, from a thread outside the test's time. */
+struct late_writer {
+	int fd;
+	_Atomic int64_t wrote; /* real_ns() of the write */
+};
+
+static void *write_later(void *arg)
+{
+	struct late_writer *w = arg;
+	tu_sleep_ns(100 * CTX_MSEC);
+	atomic_store(&w->wrote, real_ns());
+	ck_assert_int_eq(write(w->fd, "x", 1), 1);
+	return NULL;
+}
+
+START_TEST(test_auto_descriptor_holds)
+{
+	manual();
+	ctx_clock_auto(true);
+	int pp[2];
+	ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
+	int64_t t0 = ctx_now();
+	struct late_writer w = { .fd = pp[1] };
+	atomic_init(&w.wrote, 0);
+	ctx_thread_t *t;
+	ck_assert_int_eq(ctx_thread_create(&t, ctx_background(), read_main,
+					   &pp[0]), 0);
+	pthread_t other;
+	ck_assert_int_eq(pthread_create(&other, NULL, write_later, &w), 0);
+	ck_assert_int_eq(ctx_sleep(ctx_background(), HOUR), 0);
+	int64_t woke = real_ns(), wrote = atomic_load(&w.wrote);
+	ck_assert_int_eq(ctx_now() - t0, HOUR);
+	ck_assert_int_ne(wrote, 0); /* the sleep did not end before */
+	ck_assert_int_ge(woke, wrote);
+	void *rc;
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, &rc), 0);
+	ck_assert_int_eq((intptr_t)rc, 1);
+	pthread_join(other, NULL);
+	close(pp[0]);
+	close(pp[1]);
+}
+END_TEST
+
+/* An error group: one function fails after an hour, which cancels the
+ * group's context and ends the others' day-long sleeps then. */
+static int group_fn(ctx_t *ctx, void *arg)
+{
+	int fail_after = (int)(intptr_t)arg;
+	int e = ctx_sleep(ctx, fail_after ? fail_after * HOUR : 24 * HOUR);
+	return fail_after && !e ? EIO : e;
+}
+
+START_TEST(test_auto_group)
+{
+	manual();
+	ctx_clock_auto(true);
+	int64_t t0 = ctx_now(), r0 = real_ns();
+	ctx_group_t *g = ctx_group_new(ctx_background());
+	ck_assert_ptr_nonnull(g);
+	ck_assert_int_eq(ctx_group_go(g, group_fn, (void *)(intptr_t)0), 0);
+	ck_assert_int_eq(ctx_group_go(g, group_fn, (void *)(intptr_t)1), 0);
+	ck_assert_int_eq(ctx_group_go(g, group_fn, (void *)(intptr_t)0), 0);
+	ck_assert_int_eq(ctx_group_wait(g), EIO);
+	ck_assert_int_eq(ctx_now() - t0, HOUR);
+	ck_assert_int_lt(real_ns() - r0, CTX_SEC);
+	ctx_group_free(g);
+}
+END_TEST
+
+/* A select over a channel nobody sends on and the end of a context with
+ * a deadline: the jump goes to that deadline, and the DONE case wins. */
+START_TEST(test_auto_select_done)
+{
+	manual();
+	ctx_clock_auto(true);
+	int64_t t0 = ctx_now();
+	ctx_chan_t *ch = ctx_chan_new(sizeof(int), 0);
+	ctx_t *d = ctx_with_timeout(ctx_background(), 2 * HOUR);
+	int v;
+	struct ctx_case c[2] = {
+		{ .kind = CTX_CASE_RECV, .ch = ch, .elem = &v },
+		{ .kind = CTX_CASE_DONE, .done = d },
+	};
+	ck_assert_int_eq(ctx_select(ctx_background(), c, 2, 3 * HOUR), 1);
+	ck_assert_int_eq(c[1].result, CTX_DEADLINE_EXCEEDED);
+	ck_assert_int_eq(ctx_now() - t0, 2 * HOUR);
+	ctx_release(d);
+	ctx_chan_free(ch);
+}
+END_TEST
+
 Suite *suite_clock(void)
 {
 	Suite *s = suite_create("clock");
@@ -690,5 +803,8 @@ Suite *suite_clock(void)
 	tcase_add_test(tc, test_auto_ticker);
 	tcase_add_test(tc, test_auto_idle_timeout);
 	tcase_add_test(tc, test_auto_wait_group);
+	tcase_add_test(tc, test_auto_descriptor_holds);
+	tcase_add_test(tc, test_auto_group);
+	tcase_add_test(tc, test_auto_select_done);
 	return s;
 }
