@@ -195,3 +195,11 @@ dist_man3_MANS += \
 	man/ctx_conn_write.3 \
 	man/ctx_conn_fd.3 \
 	man/ctx_conn_close.3
+# Time that tests control (issue 29).
+dist_man3_MANS += \
+	man/ctx_clock_manual.3
+# aliases of man/ctx_clock_manual.3
+dist_man3_MANS += \
+	man/ctx_clock_advance.3 \
+	man/ctx_clock_wait_idle.3 \
+	man/ctx_clock_auto.3
