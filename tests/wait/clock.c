@@ -7,7 +7,7 @@
  *
  * Each test turns the manual clock on (Check runs it in a process of its
  * own) and a teardown turns it off again, for CK_FORK=no.  Real time is
- * read from CLOCK_MONOTONIC directly: ctx_now is the manual clock here.
+ * read from CLOCK_MONOTONIC (tu_real_ns): ctx_now is the manual clock here.
  * What a test asserts about time is exact, in manual nanoseconds; the
  * only real-time figures are upper bounds far above the work (hours of
  * manual time in under a second) and pauses that show something did NOT
@@ -27,22 +27,11 @@
 
 #define HOUR (3600 * CTX_SEC)
 
-static int64_t real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * CTX_SEC + ts.tv_nsec;
-}
-
 static void manual(void)
 {
 	ck_assert_int_eq(ctx_clock_manual(), 0);
 }
 
-static void back_to_real(void)
-{
-	ctx__clock_reset();
-}
 
 /* ---- the clock itself ------------------------------------------------- */
 
@@ -314,17 +303,17 @@ START_TEST(test_poll_timeouts)
 	ctx_thread_t *t;
 	ck_assert_int_eq(ctx_thread_create(&t, ctx_background(), poller_main,
 					   &p), 0);
-	int64_t r0 = real_ns();
+	int64_t r0 = tu_real_ns();
 	while (atomic_load(&p.start) == 0)
 		tu_sleep_ns(CTX_MSEC);
 	tu_sleep_ns(20 * CTX_MSEC); /* real time alone ends nothing */
 	ck_assert_int_eq(atomic_load(&p.rc), -2);
-	while (atomic_load(&p.rc) == -2 && real_ns() - r0 < 20 * CTX_SEC) {
+	while (atomic_load(&p.rc) == -2 && tu_real_ns() - r0 < 20 * CTX_SEC) {
 		ctx_clock_advance(CTX_SEC);
 		/* Past its time: give it long to return before moving on. */
 		bool due = ctx_now() >= atomic_load(&p.start) + 3 * CTX_SEC;
-		int64_t r1 = real_ns(), pause = due ? 2 * CTX_SEC : 5 * CTX_MSEC;
-		while (atomic_load(&p.rc) == -2 && real_ns() - r1 < pause)
+		int64_t r1 = tu_real_ns(), pause = due ? 2 * CTX_SEC : 5 * CTX_MSEC;
+		while (atomic_load(&p.rc) == -2 && tu_real_ns() - r1 < pause)
 			tu_sleep_ns(CTX_MSEC);
 	}
 	ck_assert_int_eq(atomic_load(&p.rc), 0);
@@ -388,13 +377,14 @@ START_TEST(test_idle_context)
 END_TEST
 
 /* A child process's kill delay: SIGKILL only once wait_delay of manual
- * time has passed after the cancel signal. */
+ * time has passed after the cancel signal (an hour: on the real clock the
+ * test would run out of time). */
 START_TEST(test_wait_delay)
 {
 	manual();
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	struct ctx_proc_attr attr = { .cancel_signal = SIGTERM,
-				      .wait_delay = 10 * CTX_SEC };
+				      .wait_delay = HOUR };
 	char *argv[] = { "sh", "-c", "trap '' TERM; echo up; "
 		"while :; do sleep 1; done", NULL };
 	attr.stdio[1] = CTX_STDIO_PIPE;
@@ -410,7 +400,7 @@ START_TEST(test_wait_delay)
 	ck_assert_int_eq(ctx_clock_wait_idle(ctx_background()), 0);
 	tu_sleep_ns(50 * CTX_MSEC);
 	ck_assert_int_eq(kill(ctx_proc_pid(p), 0), 0);
-	ctx_clock_advance(10 * CTX_SEC - 1);
+	ctx_clock_advance(HOUR - 1);
 	tu_sleep_ns(50 * CTX_MSEC);
 	ck_assert_int_eq(kill(ctx_proc_pid(p), 0), 0);
 	ctx_clock_advance(1);
@@ -486,9 +476,9 @@ START_TEST(test_descriptor_not_durable)
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	struct tu_canceller k;
 	tu_must_cancel_after(&k, c, 100 * CTX_MSEC);
-	int64_t r0 = real_ns();
+	int64_t r0 = tu_real_ns();
 	ck_assert_int_eq(ctx_clock_wait_idle(c), CTX_CANCELED);
-	ck_assert_int_ge(real_ns() - r0, 90 * CTX_MSEC);
+	ck_assert_int_ge(tu_real_ns() - r0, 90 * CTX_MSEC);
 	tu_canceller_join(&k);
 	ck_assert_int_eq(write(pp[1], "x", 1), 1);
 	void *rc;
@@ -571,11 +561,11 @@ START_TEST(test_auto_hour_sleeps)
 {
 	manual();
 	ctx_clock_auto(true);
-	int64_t t0 = ctx_now(), r0 = real_ns();
+	int64_t t0 = ctx_now(), r0 = tu_real_ns();
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(ctx_sleep(ctx_background(), HOUR), 0);
 	ck_assert_int_eq(ctx_now() - t0, 3 * HOUR);
-	ck_assert_int_lt(real_ns() - r0, CTX_SEC);
+	ck_assert_int_lt(tu_real_ns() - r0, CTX_SEC);
 }
 END_TEST
 
@@ -584,7 +574,7 @@ START_TEST(test_auto_order)
 {
 	manual();
 	ctx_clock_auto(true);
-	int64_t t0 = ctx_now(), r0 = real_ns();
+	int64_t t0 = ctx_now(), r0 = tu_real_ns();
 	struct sleeper s[4];
 	ctx_thread_t *t[4];
 	for (int i = 0; i < 4; i++) {
@@ -599,7 +589,7 @@ START_TEST(test_auto_order)
 		ck_assert_int_eq(s[i].woke, t0 + (4 - i) * HOUR);
 	}
 	ck_assert_int_eq(ctx_now() - t0, 4 * HOUR);
-	ck_assert_int_lt(real_ns() - r0, CTX_SEC);
+	ck_assert_int_lt(tu_real_ns() - r0, CTX_SEC);
 }
 END_TEST
 
@@ -608,13 +598,13 @@ START_TEST(test_auto_ticker)
 {
 	manual();
 	ctx_clock_auto(true);
-	int64_t t0 = ctx_now(), next = t0, r0 = real_ns();
+	int64_t t0 = ctx_now(), next = t0, r0 = tu_real_ns();
 	for (int i = 0; i < 86400; i++) {
 		next += CTX_SEC;
 		ck_assert_int_eq(ctx_sleep_until(ctx_background(), next), 0);
 		ck_assert_int_eq(ctx_now(), next);
 	}
-	ck_assert_int_lt(real_ns() - r0, 20 * CTX_SEC);
+	ck_assert_int_lt(tu_real_ns() - r0, 20 * CTX_SEC);
 }
 END_TEST
 
@@ -641,7 +631,7 @@ START_TEST(test_auto_idle_timeout)
 {
 	manual();
 	ctx_clock_auto(true);
-	int64_t t0 = ctx_now(), r0 = real_ns();
+	int64_t t0 = ctx_now(), r0 = tu_real_ns();
 	struct client cl = { .ch = ctx_chan_new(sizeof(int), 0), .sends = 6 };
 	ctx_t *idle = ctx_with_idle(ctx_background(), 30 * CTX_SEC);
 	ctx_thread_t *t;
@@ -655,7 +645,7 @@ START_TEST(test_auto_idle_timeout)
 	ck_assert_int_eq(ctx_err(idle), CTX_DEADLINE_EXCEEDED);
 	ck_assert_int_eq(ctx_now() - t0, 90 * CTX_SEC);
 	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, NULL), 0);
-	ck_assert_int_lt(real_ns() - r0, CTX_SEC);
+	ck_assert_int_lt(tu_real_ns() - r0, CTX_SEC);
 	ctx_release(idle);
 	ctx_chan_free(cl.ch);
 }
@@ -688,14 +678,14 @@ END_TEST
  * for has come, in real time, from a thread outside the test's time. */
 struct late_writer {
 	int fd;
-	_Atomic int64_t wrote; /* real_ns() of the write */
+	_Atomic int64_t wrote; /* tu_real_ns() of the write */
 };
 
 static void *write_later(void *arg)
 {
 	struct late_writer *w = arg;
 	tu_sleep_ns(100 * CTX_MSEC);
-	atomic_store(&w->wrote, real_ns());
+	atomic_store(&w->wrote, tu_real_ns());
 	ck_assert_int_eq(write(w->fd, "x", 1), 1);
 	return NULL;
 }
@@ -715,7 +705,7 @@ START_TEST(test_auto_descriptor_holds)
 	pthread_t other;
 	ck_assert_int_eq(pthread_create(&other, NULL, write_later, &w), 0);
 	ck_assert_int_eq(ctx_sleep(ctx_background(), HOUR), 0);
-	int64_t woke = real_ns(), wrote = atomic_load(&w.wrote);
+	int64_t woke = tu_real_ns(), wrote = atomic_load(&w.wrote);
 	ck_assert_int_eq(ctx_now() - t0, HOUR);
 	ck_assert_int_ne(wrote, 0); /* the sleep did not end before */
 	ck_assert_int_ge(woke, wrote);
@@ -741,7 +731,7 @@ START_TEST(test_auto_group)
 {
 	manual();
 	ctx_clock_auto(true);
-	int64_t t0 = ctx_now(), r0 = real_ns();
+	int64_t t0 = ctx_now(), r0 = tu_real_ns();
 	ctx_group_t *g = ctx_group_new(ctx_background());
 	ck_assert_ptr_nonnull(g);
 	ck_assert_int_eq(ctx_group_go(g, group_fn, (void *)(intptr_t)0), 0);
@@ -749,7 +739,7 @@ START_TEST(test_auto_group)
 	ck_assert_int_eq(ctx_group_go(g, group_fn, (void *)(intptr_t)0), 0);
 	ck_assert_int_eq(ctx_group_wait(g), EIO);
 	ck_assert_int_eq(ctx_now() - t0, HOUR);
-	ck_assert_int_lt(real_ns() - r0, CTX_SEC);
+	ck_assert_int_lt(tu_real_ns() - r0, CTX_SEC);
 	ctx_group_free(g);
 }
 END_TEST
@@ -780,7 +770,7 @@ Suite *suite_clock(void)
 {
 	Suite *s = suite_create("clock");
 	TCase *tc = tu_tcase(s, "manual", 30);
-	tcase_add_checked_fixture(tc, NULL, back_to_real);
+	tcase_add_checked_fixture(tc, NULL, ctx__clock_reset);
 	tcase_add_test(tc, test_manual_stands_still);
 	tcase_add_test(tc, test_real_clock_untouched);
 	tcase_add_test(tc, test_deadline_and_done_fd);
@@ -796,7 +786,7 @@ Suite *suite_clock(void)
 	tcase_add_test(tc, test_backoff_deadline);
 
 	tc = tu_tcase(s, "auto", 60);
-	tcase_add_checked_fixture(tc, NULL, back_to_real);
+	tcase_add_checked_fixture(tc, NULL, ctx__clock_reset);
 	tcase_add_test(tc, test_auto_hour_sleeps);
 	tcase_add_test(tc, test_auto_order);
 	tcase_add_test(tc, test_auto_ticker);
