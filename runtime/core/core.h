@@ -166,6 +166,9 @@ void ctx__timer_del(ctx_t *n);
  * by now.  And the earliest time a node is due, or CTX__NEVER. */
 void ctx__timer_run_due(void);
 int64_t ctx__timer_next(void);
+/* The clock went back to the real one (a test hook): the thread, asleep
+ * until signalled under the manual clock, looks at its times again. */
+void ctx__timer_clock_changed(void);
 
 /* debug.c: context nodes, with a header (site, magic) when CTX_DEBUG
  * names a mode.  The site is where the program called the constructor

@@ -189,6 +189,14 @@ int64_t ctx__timer_next(void)
 	return at;
 }
 
+void ctx__timer_clock_changed(void)
+{
+	pthread_once(&once, init);
+	pthread_mutex_lock(&mu);
+	pthread_cond_signal(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
 /* Called with mu held. */
 static int start_thread(void)
 {

@@ -93,6 +93,24 @@ START_TEST(test_deadline_and_done_fd)
 }
 END_TEST
 
+/* The tests' way back to the real clock (the teardown of each test here,
+ * for CK_FORK=no) leaves nothing on the manual one: a deadline the timer
+ * holds is then kept in real time. */
+START_TEST(test_reset_to_real)
+{
+	manual();
+	ctx_t *c = ctx_with_timeout(ctx_background(), 50 * CTX_MSEC);
+	struct pollfd p = { .fd = ctx_done_fd(c), .events = POLLIN };
+	ck_assert_int_ge(p.fd, 0);
+	tu_sleep_ns(100 * CTX_MSEC); /* the timer sleeps till signalled */
+	ck_assert_int_eq(poll(&p, 1, 0), 0);
+	ctx__clock_reset();
+	ck_assert_int_eq(poll(&p, 1, 5000), 1);
+	ck_assert_int_eq(ctx_err(c), CTX_DEADLINE_EXCEEDED);
+	ctx_release(c);
+}
+END_TEST
+
 /* ---- waiters wake when an advance passes their time ----------------- */
 
 struct sleeper {
@@ -774,6 +792,7 @@ Suite *suite_clock(void)
 	tcase_add_test(tc, test_manual_stands_still);
 	tcase_add_test(tc, test_real_clock_untouched);
 	tcase_add_test(tc, test_deadline_and_done_fd);
+	tcase_add_test(tc, test_reset_to_real);
 	tcase_add_test(tc, test_advance_wakes_sleeper);
 	tcase_add_loop_test(tc, test_deadline_ends_waits, 0, W_KINDS);
 	tcase_add_test(tc, test_call_timeouts);
