@@ -193,7 +193,8 @@ CTX_API const char *ctx_strerror(int err);
  * EINVAL (NULL context, or NULL buf with len > 0) or ENOMEM. */
 CTX_API int ctx_format(ctx_t *ctx, char *buf, size_t len);
 
-/* The current time on CLOCK_MONOTONIC, in nanoseconds. */
+/* The current time on CLOCK_MONOTONIC, in nanoseconds; once
+ * ctx_clock_manual has run, the manual clock's. */
 CTX_API int64_t ctx_now(void);
 
 /* ---------------------------------------------------------------------
@@ -799,6 +800,37 @@ CTX_API bool ctx_sem_try_acquire(ctx_sem_t *s, int64_t n);
 /* Releasing more than is held is reported on stderr. */
 CTX_API void ctx_sem_release(ctx_sem_t *s, int64_t n);
 CTX_API void ctx_sem_free(ctx_sem_t *s);
+
+/* ---------------------------------------------------------------------
+ * Time that tests control
+ *
+ * With the manual clock everything libctx times reads it: ctx_now,
+ * deadlines, sleeps, timed condition waits, select, poll and epoll
+ * timeouts, idle contexts, the kill delay of child processes,
+ * after-funcs and done descriptors.  Known threads: the one that called
+ * ctx_clock_manual and every thread libctx starts from then on.  A known
+ * thread is durably blocked while it waits in a libctx call that only
+ * time or another known thread can end (a sleep, ctx_wait, a condition
+ * variable, a semaphore, a channel, a select without descriptor cases,
+ * a join, a wait group, a group), and once it has finished; a thread
+ * waiting on a descriptor is not.
+ * ------------------------------------------------------------------- */
+
+/* From now on libctx's clock moves only when the program moves it; it
+ * starts at the real time.  0, or EBUSY if it is manual already. */
+CTX_API int ctx_clock_manual(void);
+/* Move the manual clock forward by ns: everything due by then fires
+ * (contexts end, done descriptors turn readable, after-funcs are queued)
+ * and every wait whose time has come wakes, before this returns.  Does
+ * nothing with the real clock or for ns < 0. */
+CTX_API void ctx_clock_advance(int64_t ns);
+/* Block until every known thread but the caller is durably blocked
+ * (and every after-func queued has returned): 0, or ctx's error when it
+ * ends first.  With the real clock: 0 at once. */
+CTX_API int ctx_clock_wait_idle(ctx_t *ctx);
+/* While on (and the clock manual), whenever every known thread is
+ * durably blocked the clock jumps to the next time something is due. */
+CTX_API void ctx_clock_auto(bool on);
 
 /* ---------------------------------------------------------------------
  * The backend

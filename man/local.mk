@@ -216,3 +216,11 @@ dist_man3_MANS += \
 dist_man3_MANS += \
 	man/ctx_signal_stop.3 \
 	man/ctx_after_stop_wait.3
+# Time that tests control (issue 29).
+dist_man3_MANS += \
+	man/ctx_clock_manual.3
+# aliases of man/ctx_clock_manual.3
+dist_man3_MANS += \
+	man/ctx_clock_advance.3 \
+	man/ctx_clock_wait_idle.3 \
+	man/ctx_clock_auto.3

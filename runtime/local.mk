@@ -35,6 +35,7 @@ libctx_core_la_SOURCES = \
 	runtime/wait/uring.c \
 	runtime/wait/call.h \
 	runtime/wait/call.c \
+	runtime/wait/clock.c \
 	runtime/io/io-op.h \
 	runtime/io/io.c \
 	runtime/io/xfer.c \

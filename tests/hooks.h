@@ -16,4 +16,9 @@ struct ctx__reactor;
 struct ctx__reactor *ctx__reactor_self(void);
 void ctx__reactor_wake(struct ctx__reactor *r);
 
+/* Back to the real clock, with no thread known to the manual one: the
+ * teardown of each test of the clock suite, for CK_FORK=no (the
+ * runtime's wait/clock.c). */
+void ctx__clock_reset(void);
+
 #endif

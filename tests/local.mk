@@ -65,6 +65,7 @@ tests_check_ctx_SOURCES = \
 	tests/wait/storm.h \
 	tests/wait/storm.c \
 	tests/wait/kill.c \
+	tests/wait/clock.c \
 	tests/wait/fdcount.c \
 	tests/io/pair.h \
 	tests/io/pair.c \

@@ -15,7 +15,7 @@ int main(void)
 		suite_context, suite_compose, suite_set_deadline, suite_origin,
 		suite_after, suite_after_inline, suite_debug, suite_checks,
 		suite_asserts,
-		suite_reactor, suite_kill,
+		suite_reactor, suite_kill, suite_clock,
 		suite_wait, suite_io, suite_xfer, suite_syscalls,
 		suite_thread, suite_wg, suite_group, suite_errgroup,
 		suite_chan, suite_select, suite_cond, suite_sem,

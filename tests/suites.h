@@ -30,6 +30,7 @@ Suite *suite_asserts(void);
 Suite *suite_reactor(void);
 void add_reactor_storm(Suite *s);   /* wait/storm.c */
 Suite *suite_kill(void);
+Suite *suite_clock(void);            /* the manual clock */
 Suite *suite_fdcount(void);
 
 /* io/: waits and transfers on descriptors. */

@@ -39,6 +39,27 @@ static inline int tu_count_fds(void)
 	return tu_count_dir("/proc/self/fd") - 1; /* the DIR's own */
 }
 
+/* CLOCK_MONOTONIC, also under the manual clock (ctx_clock_manual), where
+ * ctx_now() stands still: for bounds on how long a test waits in real
+ * time. */
+static inline int64_t tu_real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * CTX_SEC + ts.tv_nsec;
+}
+
+/* The test runs on the manual clock (ctx_clock_manual(3)), jumping on
+ * its own to the next due time whenever every known thread waits for
+ * time if autojump.  The tcase turns it off again after each test with
+ * the checked teardown ctx__clock_reset (hooks.h), for CK_FORK=no. */
+static inline void tu_manual_clock(bool autojump)
+{
+	ck_assert_int_eq(ctx_clock_manual(), 0);
+	ctx_clock_auto(autojump);
+}
+
 /* Milliseconds elapsed since t0 (a ctx_now() reading). */
 static inline double tu_ms_since(int64_t t0)
 {
@@ -282,10 +303,10 @@ static inline int tu_count_threads(void)
 /* Poll until count() says want or timeout_ns passes; the last count. */
 static inline int tu__settle(int (*count)(void), int want, int64_t timeout_ns)
 {
-	int64_t end = ctx_now() + timeout_ns;
+	int64_t end = tu_real_ns() + timeout_ns;
 	int n;
 
-	while ((n = count()) != want && ctx_now() < end)
+	while ((n = count()) != want && tu_real_ns() < end)
 		tu_sleep_ns(CTX_MSEC);
 	return n;
 }

@@ -56,6 +56,7 @@ struct ctx_after {
 	_Atomic int shares;    /* caller's and runner's */
 	struct ctx_after *next_queued;
 	struct ctx_after *outer; /* running on this thread before it */
+	bool at_work;          /* queued under the manual clock, counted */
 	uint32_t magic;        /* CTX__MAGIC_AFTER; poisoned once freed */
 	bool stop_called;      /* the caller's share is gone; caller's own */
 	bool in_place;         /* ctx_after_func_inline */
@@ -84,6 +85,7 @@ static void put_share(ctx_after_t *a)
  * runner's share. */
 static void run(ctx_after_t *a)
 {
+	bool at_work = a->at_work; /* a may be freed by put_share */
 	a->outer = running_here;
 	running_here = a;
 	a->fn(a->arg);
@@ -91,6 +93,8 @@ static void run(ctx_after_t *a)
 	if (atomic_exchange(&a->state, RAN) == WAITED)
 		ctx__futex_wake(&a->state, INT_MAX);
 	put_share(a);
+	if (at_work)
+		ctx__clock_work_end();
 }
 
 static void *runner_main(void *arg)
@@ -130,6 +134,10 @@ static void after_fire(struct ctx__link *l)
 		run(a);
 		return;
 	}
+	/* Under the manual clock a function queued is work in progress
+	 * until it returns, as a thread of the program at work would be:
+	 * ctx_clock_wait_idle waits for it, no automatic jump skips it. */
+	a->at_work = ctx__clock_work_begin();
 	pthread_mutex_lock(&mu);
 	a->next_queued = NULL;
 	*tail = a;

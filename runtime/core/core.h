@@ -342,6 +342,13 @@ ctx_t *ctx__watch_new(ctx_t *parent, enum ctx__kind kind, int fd,
 		      uint32_t events, int64_t deadline);
 /* The free hook of every watched kind: leave the table. */
 void ctx__watch_free(ctx_t *c);
+/* The manual clock moved: fire, in the calling thread, every node due
+ * by now.  And the earliest time a node is due, or CTX__NEVER. */
+void ctx__timer_run_due(void);
+int64_t ctx__timer_next(void);
+/* The clock went back to the real one (a test hook): the thread, asleep
+ * until signalled under the manual clock, looks at its times again. */
+void ctx__timer_clock_changed(void);
 
 /* debug.c: context nodes, with a header (site, magic) when CTX_DEBUG
  * names a mode.  The site is where the program called the constructor

@@ -16,6 +16,10 @@
  * the node's chain (ctx__expire), whatever the node's cached deadline
  * says: after a ctx_set_deadline (deadline.c) the cache may be late for
  * a moment, and the heap is what makes a deadline moved earlier hold.
+ *
+ * Under the manual clock (wait/clock.c) the thread sleeps until it is
+ * signalled, never until a time, and each advance of the clock fires
+ * what is due in the advancing thread, before the advance returns.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -93,6 +97,7 @@ static void heap_remove(int i)
 }
 
 static int grow(void);
+static void init(void);
 
 /* When to look at n next: its deadline, or sooner the moving deadline of
  * its kind (an idle context's). */
@@ -149,37 +154,49 @@ static bool rearm(ctx_t *n)
 	return true;
 }
 
+/* Under mu, which it drops while it works: take the earliest node out
+ * of the heap and fire it.  Past its deadline: this cancels it, unless
+ * the deadline moved (an idle node that was touched, a deadline set
+ * later). */
+static void fire_first(void)
+{
+	ctx_t *n = heap[0].n;
+	heap_remove(0);
+	pthread_mutex_unlock(&mu);
+	bool again = fire(n) && keep(n);
+	pthread_mutex_lock(&mu);
+	if (again && rearm(n))
+		return; /* the heap keeps the reference */
+	pthread_mutex_unlock(&mu);
+	ctx_unref(n);
+	pthread_mutex_lock(&mu);
+}
+
+/* Under mu: sleep until `at`.  The manual clock's time is no time the
+ * kernel knows: its advances fire what is due themselves
+ * (ctx__timer_run_due), and this thread only waits to be signalled. */
+static void sleep_until(int64_t at)
+{
+	if (ctx__clock_is_manual()) {
+		pthread_cond_wait(&cv, &mu);
+		return;
+	}
+	struct timespec ts = { .tv_sec = at / CTX_SEC,
+			       .tv_nsec = at % CTX_SEC };
+	pthread_cond_timedwait(&cv, &mu, &ts);
+}
+
 static void *timer_main(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&mu);
 	for (;;) {
-		if (heap_len == 0) {
+		if (heap_len == 0)
 			pthread_cond_wait(&cv, &mu);
-			continue;
-		}
-		ctx_t *n = heap[0].n;
-		int64_t at = heap[0].at;
-		if (ctx_now() < at) {
-			struct timespec ts = {
-				.tv_sec = at / CTX_SEC,
-				.tv_nsec = at % CTX_SEC,
-			};
-			pthread_cond_timedwait(&cv, &mu, &ts);
-			continue;
-		}
-		heap_remove(0);
-		pthread_mutex_unlock(&mu);
-		/* Past its deadline: this cancels it, unless the deadline
-		 * moved (an idle node that was touched, a deadline set
-		 * later). */
-		bool again = fire(n) && keep(n);
-		pthread_mutex_lock(&mu);
-		if (again && rearm(n))
-			continue; /* the heap keeps the reference */
-		pthread_mutex_unlock(&mu);
-		ctx_unref(n);
-		pthread_mutex_lock(&mu);
+		else if (ctx_now() < heap[0].at)
+			sleep_until(heap[0].at);
+		else
+			fire_first();
 	}
 	return NULL;
 }
@@ -291,4 +308,31 @@ void ctx__timer_del(ctx_t *n)
 	pthread_mutex_unlock(&mu);
 	if (found)
 		ctx_unref(n);
+}
+
+void ctx__timer_run_due(void)
+{
+	pthread_once(&once, init);
+	CTX_ASSERT(ctx__node_locks() == 0);
+	pthread_mutex_lock(&mu);
+	while (heap_len > 0 && heap[0].at <= ctx_now())
+		fire_first();
+	pthread_mutex_unlock(&mu);
+}
+
+int64_t ctx__timer_next(void)
+{
+	pthread_once(&once, init);
+	pthread_mutex_lock(&mu);
+	int64_t at = heap_len > 0 ? heap[0].at : CTX__NEVER;
+	pthread_mutex_unlock(&mu);
+	return at;
+}
+
+void ctx__timer_clock_changed(void)
+{
+	pthread_once(&once, init);
+	pthread_mutex_lock(&mu);
+	pthread_cond_signal(&cv);
+	pthread_mutex_unlock(&mu);
 }

@@ -102,6 +102,10 @@ int ctx_poll(ctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
  * it: one ppoll over the caller's descriptors and the context's done
  * descriptor, with the timeout cut at the context's deadline.  The done
  * descriptor stays with the context (one eventfd, made on first use).
+ *
+ * Under the manual clock the kernel's timeout would run on the real
+ * one: the wait has none, and its own deadline is a child context's,
+ * whose done descriptor the advance that passes it makes readable.
  */
 static int ppoll_once(ctx_t *ctx, struct pollfd *all, nfds_t nfds,
 		      int64_t deadline, const sigset_t *mask)
@@ -114,23 +118,34 @@ static int ppoll_once(ctx_t *ctx, struct pollfd *all, nfds_t nfds,
 		left = 0;
 	struct timespec ts = { .tv_sec = left / CTX_SEC,
 			       .tv_nsec = left % CTX_SEC };
-	return ppoll(all, nfds + 1, limit == CTX__NEVER ? NULL : &ts, mask);
+	bool none = limit == CTX__NEVER || ctx__clock_is_manual();
+	return ppoll(all, nfds + 1, none ? NULL : &ts, mask);
 }
 
 static int ppoll_wait(ctx_t *ctx, struct frame *f, struct pollfd *all)
 {
 	errno = 0;
-	int dfd = ctx_done_fd(ctx), n, e;
+	ctx_t *w = ctx__clock_is_manual() && f->deadline != CTX__NEVER ?
+			   ctx_with_deadline(ctx, f->deadline) : NULL;
+	int dfd = ctx_done_fd(w ? w : ctx), n = -1, e;
 	if (dfd < 0 && errno)
-		return -1;
+		goto out;
 	all[f->nfds] = (struct pollfd){ .fd = dfd, .events = POLLIN };
 	do {
 		n = ppoll_once(ctx, all, f->nfds, f->deadline, f->mask);
 		if (n < 0)
-			return -1; /* EINTR too: the mask is for that */
-		if ((e = ctx_err(ctx)))
-			return ctx__fail(e);
+			goto out; /* EINTR too: the mask is for that */
+		n -= all[f->nfds].revents != 0; /* the done descriptor's */
+		if ((e = ctx_err(ctx))) {
+			n = ctx__fail(e);
+			goto out;
+		}
 	} while (n == 0 && ctx_now() < f->deadline);
+out:
+	e = errno;
+	if (w)
+		ctx_release(w);
+	errno = e;
 	return n;
 }
 

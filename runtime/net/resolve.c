@@ -172,6 +172,7 @@ struct job {
 	char *node, *service;
 	struct addrinfo hints;
 	bool has_hints;
+	bool at_work;           /* queued under the manual clock, counted */
 	int rc, err;
 	struct addrinfo *res;
 	ctx_chan_t *done;       /* one int when rc/res are set */
@@ -250,9 +251,12 @@ static void *helper_main(void *arg)
 	(void)arg;
 	struct job *j;
 	while ((j = pool_next())) {
+		bool at_work = j->at_work;
 		if (!atomic_load(&j->abandoned))
 			job_run(j);
 		job_unref(j);
+		if (at_work)
+			ctx__clock_work_end();
 	}
 	return NULL;
 }
@@ -265,11 +269,15 @@ static int helper_spawn(void)
 }
 
 /* Queue j (taking a reference for the queue) and make sure a helper will
- * take it: an idle one, a new one under the cap, or the next to finish. */
+ * take it: an idle one, a new one under the cap, or the next to finish.
+ * Under the manual clock a job is work in progress until its helper is
+ * done with it (wait/clock.c): the lookup runs in real time, and its
+ * caller's wait on the channel must not let the clock jump meanwhile. */
 static int pool_submit(struct job *j)
 {
 	int e = 0;
 	atomic_fetch_add(&j->refs, 1);
+	j->at_work = ctx__clock_work_begin();
 	pthread_mutex_lock(&pool.mu);
 	j->next = NULL;
 	*pool.tail = j;
@@ -288,6 +296,8 @@ static int pool_submit(struct job *j)
 	}
 	pthread_cond_signal(&pool.cv);
 	pthread_mutex_unlock(&pool.mu);
+	if (e && j->at_work)
+		ctx__clock_work_end();
 	return e;
 }
 

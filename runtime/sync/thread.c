@@ -31,6 +31,7 @@ struct ctx_thread {
 	ctx__lock_t lock;
 	bool finished;          /* fn returned; under lock */
 	bool detached;          /* under lock */
+	bool known;             /* started under the manual clock */
 	struct ctx__waitq joiners;
 	struct ctx__track track; /* the creating site; leak registry */
 };
@@ -54,9 +55,14 @@ static void check_handle(ctx_thread_t *t, const char *fn)
 		    NULL, 0);
 }
 
+/* A thread started under the manual clock is known to it from before
+ * its creation until it has woken its joiners (wait/clock.c). */
 static void *thread_main(void *p)
 {
 	ctx_thread_t *t = p;
+	bool known = t->known;
+	if (known)
+		ctx__clock_adopt();
 	void *res = t->fn(t->ctx, t->arg);
 	struct ctx__wakeups w = { 0 };
 	ctx_unref(t->ctx);
@@ -69,6 +75,8 @@ static void *thread_main(void *p)
 	ctx__wakeups_flush(&w); /* t may be gone: the joiner frees it */
 	if (detached)
 		free_handle(t);
+	if (known)
+		ctx__clock_leave();
 	return NULL;
 }
 
@@ -96,8 +104,11 @@ int ctx_thread_create_attr(ctx_thread_t **out, const pthread_attr_t *attr,
 			     .fn = fn, .arg = arg, .track = track };
 	ctx__waitq_init(&t->joiners);
 	ctx__track_add(&t->track); /* before the thread may free t */
+	t->known = ctx__clock_spawning();
 	int e = pthread_create(&t->tid, attr, thread_main, t);
 	if (e) {
+		if (t->known)
+			ctx__clock_unspawn();
 		ctx_unref(t->ctx);
 		free_handle(t);
 		return e;
@@ -186,8 +197,11 @@ int ctx_thread_join(ctx_t *ctx, ctx_thread_t *t, void **result)
 	int e = joinable_by_me(t);
 	if (e)
 		return e;
-	/* A context that can never end needs no parking: join directly. */
-	if (ctx__node(ctx) && (e = wait_finished(ctx, t)))
+	/* A context that can never end needs no parking: join directly;
+	 * but under the manual clock the join is a durable block, which
+	 * only the parking wait reports (wait/clock.c). */
+	if ((ctx__node(ctx) || ctx__clock_is_manual()) &&
+	    (e = wait_finished(ctx, t)))
 		return e;
 	pthread_join(t->tid, NULL);
 	if (result)

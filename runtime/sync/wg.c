@@ -103,18 +103,25 @@ struct wg_job {
 	ctx_t *ctx;
 	void (*fn)(ctx_t *ctx, void *arg);
 	void *arg;
+	bool known;             /* started under the manual clock */
 };
 
 /* The reference to ctx goes before the done: a waiter that returns, and
  * a program that exits after it, find no library work left for this
- * thread (its context released, its job freed). */
+ * thread (its context released, its job freed).  Under the manual clock
+ * the thread is known from before its creation until after its done
+ * (wait/clock.c). */
 static void *wg_job_main(void *p)
 {
 	struct wg_job j = *(struct wg_job *)p;
 	free(p);
+	if (j.known)
+		ctx__clock_adopt();
 	j.fn(j.ctx, j.arg);
 	ctx_unref(j.ctx);
 	ctx_wg_done(j.wg);
+	if (j.known)
+		ctx__clock_leave();
 	return NULL;
 }
 
@@ -134,8 +141,11 @@ int ctx_wg_go(ctx_wg_t *wg, ctx_t *ctx, void (*fn)(ctx_t *ctx, void *arg),
 	if (!e) {
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		ctx_wg_add(wg, 1); /* before the thread can be done */
+		j->known = ctx__clock_spawning();
 		e = pthread_create(&t, &attr, wg_job_main, j);
 		pthread_attr_destroy(&attr);
+		if (e && j->known)
+			ctx__clock_unspawn();
 		if (e)
 			ctx_wg_add(wg, -1);
 	}

@@ -1,15 +1,16 @@
 /*
  * The skeleton's wait (call.h) and the back-off schedules.
  *
- * A wait on a descriptor is the reactor's (ctx__wait_fd): the
+ * A wait on a descriptor is the reactor's (ctx__wait_one): the
  * descriptor, the context and its deadline together.  A parking wait is
  * ctx__park's (waitq.h): any wake-up makes the call try again, since
- * the try looks at what the waker left.  A pause is the
- * same wait with no descriptor, until its time: a wake-up that comes
- * early (none should: nothing else knows of the wait) only makes it
- * look again.  A pause never ends the call by itself: when its time
- * comes, or the descriptor turns ready first, the call tries again; only
- * the call's own deadline, the context or an error end it.
+ * the try looks at what the waker left.  A pause is the same wait with
+ * no descriptor, until its time: a wake-up that comes early (only an
+ * advance of the manual clock sends one) only makes it look again.  A
+ * pause never ends the call by itself: when its time comes, on either
+ * clock under the manual one (call.h), or the descriptor turns ready
+ * first, the call tries again; only the call's own deadline, the
+ * context or an error end it.
  */
 #include "wait/wait.h"
 
@@ -35,11 +36,11 @@ int64_t ctx__backoff_next(const struct ctx__backoff *b, int64_t *step)
 }
 
 /* Wait with no descriptor until `until` or the context's end. */
-static int pause_until(ctx_t *ctx, int64_t until)
+static int pause_until(ctx_t *ctx, const struct ctx__want *how)
 {
 	int e;
 	do
-		e = ctx__wait_fd(ctx, -1, 0, until);
+		e = ctx__wait_one(ctx, -1, 0, how);
 	while (e == CTX__READY); /* a stray wake-up: look again */
 	return e;
 }
@@ -47,17 +48,19 @@ static int pause_until(ctx_t *ctx, int64_t until)
 int ctx__call_wait(ctx_t *ctx, struct ctx__call *c)
 {
 	if (c->lock) /* queued on an object: until a waker completes us */
-		return ctx__park(ctx, c->lock);
-	int64_t until = c->deadline;
+		return ctx__park_call(ctx, c->lock, c->call);
+	struct ctx__want how = { .deadline = c->deadline, .call = c->call };
 	if (c->backoff) {
-		int64_t at = ctx__add_sat(ctx_now(),
-					  ctx__backoff_next(c->backoff, &c->step));
-		until = at < until ? at : until;
+		how.pace = ctx__backoff_next(c->backoff, &c->step);
+		int64_t at = ctx__add_sat(ctx_now(), how.pace);
+		how.deadline = at < how.deadline ? at : how.deadline;
 	}
-	int e = c->fd < 0 ? pause_until(ctx, until) :
-			    ctx__wait_fd(ctx, c->fd, (uint32_t)c->events, until);
-	/* The pause's time, not the call's deadline: try again. */
-	if (e == CTX__EXPIRED && until < c->deadline)
+	int e = c->fd < 0 ? pause_until(ctx, &how) :
+			    ctx__wait_one(ctx, c->fd, (uint32_t)c->events, &how);
+	/* The pause's time (on either clock), not the call's deadline:
+	 * try again. */
+	if (e == CTX__EXPIRED &&
+	    (c->deadline == CTX__NEVER || ctx_now() < c->deadline))
 		e = CTX__READY;
 	return e;
 }

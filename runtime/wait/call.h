@@ -32,7 +32,10 @@
  *
  * The back-off schedules are named and live in call.c, so that every
  * call that has nothing to wait on paces its tries in one of a few
- * known ways.
+ * known ways.  What a call waits for by a schedule is outside the
+ * process, and moves in real time: under the manual clock a pause ends
+ * when its step has passed on either clock, and does not count as
+ * durably blocked (wait.h, want->pace).
  *
  * Included by wait/wait.h.
  */
@@ -77,6 +80,7 @@ struct ctx__call {
 	int64_t deadline;       /* the call's own; CTX__NEVER: none */
 	bool wait_first;        /* wait before the first try */
 	ctx__lock_t *lock;      /* a parking wait: dropped while it sleeps */
+	const char *call;       /* the libctx call, for the record; or NULL */
 	int64_t step;           /* the skeleton's: the last pause */
 };
 

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "wait/backend.h"
@@ -51,6 +52,8 @@ struct ctx__wait {
 	struct ctx__reactor *r;
 	ctx_t *n;              /* the cancel node waited on, or NULL */
 	int64_t limit;         /* min(context deadline, call deadline) */
+	int64_t pace_at;       /* manual clock: a pause's end, real time */
+	bool durable;          /* only time or another thread ends it */
 };
 
 struct ctx__reactor {
@@ -59,13 +62,18 @@ struct ctx__reactor {
 	_Atomic int inflight;  /* wakers still holding it (ctx__reactor_hold) */
 	uint32_t token;        /* seq when the current wait was published */
 	bool prepared;         /* token taken for the current wait */
-	bool registered;       /* thread-exit destructor set */
+	bool registered;       /* thread-exit destructor set, in the registry */
 	int wakefd;            /* the eventfd a waker writes, or -1 */
+	struct ctx__record rec; /* in the registry (wait.h) */
 };
 
 static __thread struct ctx__reactor tls = { .wakefd = -1 };
 static pthread_key_t exit_key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* The registry of every thread's record (wait.h). */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ctx__record *registry;
 
 /* ---- the backend, chosen once --------------------------------------- */
 
@@ -94,7 +102,7 @@ const char *ctx_backend(void)
 	return backend()->name;
 }
 
-/* ---- the reactor ----------------------------------------------------- */
+/* ---- the descriptors ------------------------------------------------- */
 
 static void close_fds(struct ctx__reactor *r)
 {
@@ -104,20 +112,87 @@ static void close_fds(struct ctx__reactor *r)
 	r->wakefd = -1;
 }
 
-/* A canceller may still be inside waiter_fire for this thread's last
- * wait: let it finish before the memory and the descriptors go. */
+/* ---- the registry ---------------------------------------------------- */
+
+static void registry_add(struct ctx__record *rec)
+{
+	pthread_mutex_lock(&registry_mu);
+	rec->next = registry;
+	rec->pprev = &registry;
+	if (registry)
+		registry->pprev = &rec->next;
+	registry = rec;
+	pthread_mutex_unlock(&registry_mu);
+}
+
+static void registry_del(struct ctx__record *rec)
+{
+	pthread_mutex_lock(&registry_mu);
+	*rec->pprev = rec->next;
+	if (rec->next)
+		rec->next->pprev = rec->pprev;
+	pthread_mutex_unlock(&registry_mu);
+}
+
+void ctx__registry_each(void (*fn)(struct ctx__record *rec, void *arg),
+			void *arg)
+{
+	pthread_mutex_lock(&registry_mu);
+	for (struct ctx__record *rec = registry; rec; rec = rec->next)
+		fn(rec, arg);
+	pthread_mutex_unlock(&registry_mu);
+}
+
+/* Once per thread, with its reactor: the record, in the registry. */
+static void record_init(struct ctx__reactor *r)
+{
+	struct ctx__record *rec = &r->rec;
+	rec->r = r;
+	rec->tid = (int)syscall(SYS_gettid);
+	atomic_init(&rec->fd, -1);
+	atomic_init(&rec->limit, CTX__NEVER);
+	registry_add(rec);
+}
+
+/* ---- the reactor ----------------------------------------------------- */
+
+/* Out of the registry first, so that no reader finds the thread going;
+ * a thread the library started and that left without returning
+ * (pthread_exit) stops counting at work.  A canceller may still be
+ * inside waiter_fire for this thread's last wait: let it finish before
+ * the memory and the descriptors go. */
 static void on_thread_exit(void *p)
 {
 	struct ctx__reactor *r = p;
+	if (atomic_load_explicit(&r->rec.known, memory_order_relaxed))
+		ctx__clock_leave();
+	registry_del(&r->rec);
 	while (atomic_load(&r->inflight))
 		sched_yield();
 	close_fds(r);
 }
 
+static void before_fork(void)
+{
+	pthread_mutex_lock(&registry_mu);
+}
+
+static void after_fork_parent(void)
+{
+	pthread_mutex_unlock(&registry_mu);
+}
+
 /* In the child only the forking thread lives on: close its copies of the
- * parent's descriptors, so its next wait makes its own. */
+ * parent's descriptors, so its next wait makes its own, and keep only
+ * its record. */
 static void after_fork_child(void)
 {
+	pthread_mutex_init(&registry_mu, NULL);
+	registry = NULL;
+	if (tls.registered)
+		registry_add(&tls.rec);
+	if (ctx__clock_is_manual())
+		ctx__clock_forked(atomic_load(&tls.rec.known));
 	close_fds(&tls);
 	tls.prepared = false;
 	atomic_store(&tls.sleeping, AWAKE);
@@ -127,7 +202,7 @@ static void after_fork_child(void)
 static void init(void)
 {
 	pthread_key_create(&exit_key, on_thread_exit);
-	pthread_atfork(NULL, NULL, after_fork_child);
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
 static int need_wakefd(struct ctx__reactor *r)
@@ -144,9 +219,15 @@ struct ctx__reactor *ctx__reactor_self(void)
 	if (__builtin_expect(!r->registered, 0)) {
 		pthread_once(&once, init);
 		pthread_setspecific(exit_key, r);
+		record_init(r);
 		r->registered = true;
 	}
 	return r;
+}
+
+struct ctx__record *ctx__record_self(void)
+{
+	return &ctx__reactor_self()->rec;
 }
 
 /* Take the token for a wait, before the thread is made known to any
@@ -176,9 +257,53 @@ static void forget_stale_wake(struct ctx__reactor *r)
 	r->token = atomic_load(&r->seq);
 }
 
+/*
+ * The manual clock's count of known threads at work (base/clock.c).  A
+ * known thread about to sleep in a durable wait stops counting, unless a
+ * wake-up came already (then false: it must not sleep).  It sets its
+ * flag before it reads the wake-up counter, and a waker bumps the
+ * counter before it reads the flag, so either the thread sees the
+ * wake-up or the waker sees the flag and counts the thread at work again
+ * (unblock), before the waker itself can block: a thread woken by
+ * another never goes uncounted between the two, and no jump of the clock
+ * can come in between.
+ */
+static bool block(struct ctx__reactor *r)
+{
+	if (!atomic_load_explicit(&r->rec.known, memory_order_relaxed))
+		return true;
+	int n = 1;
+	ctx__clock_lock();
+	atomic_store(&r->rec.blocked, true);
+	bool sleep = !woken(r);
+	if (sleep)
+		n = ctx__clock_count(-1);
+	else
+		atomic_store(&r->rec.blocked, false);
+	ctx__clock_unlock();
+	if (n == 0)
+		ctx__clock_idle();
+	return sleep;
+}
+
+/* The thread counts at work again: it woke, or a waker woke it. */
+static void unblock(struct ctx__reactor *r)
+{
+	if (!atomic_load(&r->rec.blocked))
+		return;
+	ctx__clock_lock();
+	if (atomic_load(&r->rec.blocked)) {
+		atomic_store(&r->rec.blocked, false);
+		ctx__clock_count(1);
+	}
+	ctx__clock_unlock();
+}
+
 void ctx__reactor_wake(struct ctx__reactor *r)
 {
 	atomic_fetch_add(&r->seq, 1);
+	if (ctx__clock_is_manual())
+		unblock(r);
 	switch (atomic_load(&r->sleeping)) {
 	case IN_FUTEX:
 		ctx__futex_wake(&r->seq, 1);
@@ -223,12 +348,54 @@ static void waiter_fire(struct ctx__link *l)
 static void set_limit(struct ctx__wait *w, int64_t deadline)
 {
 	int64_t d = w->n ? ctx__load_deadline(w->n) : CTX__NEVER;
-	w->limit = d < deadline ? d : deadline;
+	int64_t limit = d < deadline ? d : deadline;
+	if (limit != w->limit) /* the record's, for ctx_dump and the clock */
+		atomic_store_explicit(&w->r->rec.limit, limit,
+				      memory_order_release);
+	w->limit = limit;
+}
+
+/* What the wait is, in the thread's record (wait.h), then gen turns odd.
+ * Release stores, plain moves on x86: each is ordered after the last
+ * wait's end, so a reader that finds gen unchanged around its reads has
+ * read one wait's fields.  Under the manual clock the limit must be seen
+ * by an advance that moves the time past it, or the thread must see the
+ * new time (wait/clock.c): gen's store is then sequentially consistent,
+ * as are the loop's reading of the clock and the advance's. */
+static void record_begin(struct ctx__wait *w, ctx_t *ctx,
+			 const struct ctx__want *want)
+{
+	struct ctx__record *rec = &w->r->rec;
+	const memory_order rel = memory_order_release;
+	int what = want->xfer ? CTX__WAIT_XFER : want->nfds ? CTX__WAIT_FD :
+		   want->pace ? CTX__WAIT_PAUSE : want->parked ? CTX__WAIT_WAKE :
+		   CTX__WAIT_TIME;
+	int fd = want->xfer ? want->xfer->fd : want->nfds ? want->fds[0].fd : -1;
+	atomic_store_explicit(&rec->call, want->call, rel);
+	atomic_store_explicit(&rec->fd, fd, rel);
+	atomic_store_explicit(&rec->what, what, rel);
+	atomic_store_explicit(&rec->durable, w->durable, rel);
+	atomic_store_explicit(&rec->since, ctx__now_coarse(), rel);
+	atomic_store_explicit(&rec->limit, w->limit, rel);
+	atomic_store_explicit(&rec->ctx, ctx, rel);
+	uint32_t g = atomic_load_explicit(&rec->gen, memory_order_relaxed) | 1;
+	if (ctx__clock_is_manual())
+		atomic_store(&rec->gen, g);
+	else
+		atomic_store_explicit(&rec->gen, g, rel);
+}
+
+static void record_end(struct ctx__record *rec)
+{
+	uint32_t g = atomic_load_explicit(&rec->gen, memory_order_relaxed);
+	atomic_store_explicit(&rec->gen, g + 1, memory_order_release);
 }
 
 /* Refuse if the context is done; else hang a link on it that wakes this
- * thread. */
-static int wait_begin(struct ctx__wait *w, ctx_t *ctx, int64_t deadline)
+ * thread, work out the earliest time the wait must end, and say what the
+ * wait is in the thread's record. */
+static int wait_begin(struct ctx__wait *w, ctx_t *ctx,
+		      const struct ctx__want *want)
 {
 	w->r = ctx__reactor_self();
 	w->n = ctx__node(ctx);
@@ -241,12 +408,19 @@ static int wait_begin(struct ctx__wait *w, ctx_t *ctx, int64_t deadline)
 		w->r->prepared = false;
 		return e;
 	}
-	set_limit(w, deadline);
+	w->limit = CTX__NEVER;
+	set_limit(w, want->deadline);
+	w->durable = !want->nfds && !want->xfer && !want->pace;
+	w->pace_at = want->pace && ctx__clock_is_manual() ?
+			     ctx__add_sat(ctx__clock_real(), want->pace) :
+			     CTX__NEVER;
+	record_begin(w, ctx, want);
 	return 0;
 }
 
 static void wait_end(struct ctx__wait *w)
 {
+	record_end(&w->r->rec);
 	if (w->n)
 		ctx__link_del(w->n, &w->link);
 	w->r->prepared = false;
@@ -279,14 +453,15 @@ static void sleep_futex(struct ctx__reactor *r)
 #define FUTEX_SLEEP true
 #endif
 
-/* One sleep: on the futex when nothing but a wake-up can end it, else in
- * the backend, which the wake-up eventfd interrupts. */
-static int sleep_once(struct ctx__wait *w, struct ctx__want *want)
+/* One sleep until `limit` (a time on the real clock): on the futex when
+ * nothing but a wake-up can end it, else in the backend, which the
+ * wake-up eventfd interrupts. */
+static int sleep_until(struct ctx__wait *w, struct ctx__want *want,
+		       int64_t limit)
 {
 	struct ctx__reactor *r = w->r;
 	struct pollfd none[2];
-	bool futex_will_do = !want->nfds && !want->xfer &&
-			     w->limit == CTX__NEVER;
+	bool futex_will_do = !want->nfds && !want->xfer && limit == CTX__NEVER;
 	if (FUTEX_SLEEP && futex_will_do) {
 		sleep_futex(r);
 		return 0;
@@ -305,9 +480,34 @@ static int sleep_once(struct ctx__wait *w, struct ctx__want *want)
 	atomic_store(&r->sleeping, IN_KERNEL);
 	if (!woken(r))
 		e = backend()->sleep(r->wakefd, want->nfds ? want->fds : none,
-			      want->nfds, w->limit, &want->ready);
+			      want->nfds, limit, &want->ready);
 	atomic_store(&r->sleeping, AWAKE);
 	return e;
+}
+
+/* One sleep.  Under the manual clock no kernel timer stands for the
+ * limit, which is on a clock the kernel does not know: the advance that
+ * passes it wakes the thread (wait/clock.c).  Only a pause keeps a real
+ * time (want->pace).  A durable sleep of a known thread is counted. */
+static int sleep_once(struct ctx__wait *w, struct ctx__want *want)
+{
+	if (!ctx__clock_is_manual())
+		return sleep_until(w, want, w->limit);
+	if (w->durable && !block(w->r))
+		return 0; /* a wake-up came already: look again */
+	int e = sleep_until(w, want, w->pace_at);
+	if (w->durable)
+		unblock(w->r);
+	return e;
+}
+
+/* The call's own deadline passed, or under the manual clock a pause's
+ * real time. */
+static bool expired(const struct ctx__wait *w, const struct ctx__want *want)
+{
+	if (want->deadline != CTX__NEVER && ctx_now() >= want->deadline)
+		return true;
+	return w->pace_at != CTX__NEVER && ctx__clock_real() >= w->pace_at;
 }
 
 static bool want_met(struct ctx__wait *w, struct ctx__want *want)
@@ -339,10 +539,10 @@ static bool node_wait_fits(ctx_t *n, const struct ctx__want *want)
 {
 	return FUTEX_SLEEP && n && !want->nfds && !want->xfer &&
 	       !want->wakes && want->deadline == CTX__NEVER &&
-	       ctx__load_deadline(n) == CTX__NEVER;
+	       ctx__load_deadline(n) == CTX__NEVER && !ctx__clock_is_manual();
 }
 
-static int node_wait(ctx_t *n)
+static int node_sleep(ctx_t *n)
 {
 	ctx__node_lock(&n->lock);
 	int e = atomic_load_explicit(&n->err, memory_order_relaxed);
@@ -353,6 +553,18 @@ static int node_wait(ctx_t *n)
 		ctx__futex_wait((_Atomic uint32_t *)(void *)&n->err, 0);
 		e = atomic_load_explicit(&n->err, memory_order_acquire);
 	}
+	return e;
+}
+
+/* (The manual clock, which counts the threads that sleep, has every wake
+ * go through the thread's reactor: this wait is not for it.) */
+static int node_wait(ctx_t *ctx, ctx_t *n, const struct ctx__want *want)
+{
+	struct ctx__wait w = { .r = ctx__reactor_self(), .limit = CTX__NEVER,
+			       .pace_at = CTX__NEVER, .durable = true };
+	record_begin(&w, ctx, want);
+	int e = node_sleep(n);
+	record_end(&w.r->rec);
 	return e;
 }
 
@@ -370,9 +582,9 @@ int ctx__wait_for(ctx_t *ctx, struct ctx__want *want)
 {
 	ctx_t *n = ctx__node(ctx);
 	if (node_wait_fits(n, want))
-		return node_wait(n);
+		return node_wait(ctx, n, want);
 	struct ctx__wait w;
-	int e = wait_begin(&w, ctx, want->deadline);
+	int e = wait_begin(&w, ctx, want);
 	if (e)
 		return e;
 	want->ready = 0;
@@ -389,7 +601,7 @@ int ctx__wait_for(ctx_t *ctx, struct ctx__want *want)
 			e = CTX__READY;
 			break;
 		}
-		if (want->deadline != CTX__NEVER && ctx_now() >= want->deadline) {
+		if (expired(&w, want)) {
 			e = CTX__EXPIRED;
 			break;
 		}
@@ -403,14 +615,24 @@ int ctx__wait_for(ctx_t *ctx, struct ctx__want *want)
 	return e;
 }
 
-/* A wait for one descriptor, or (fd < 0) for a wake-up. */
-int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline)
+/* A wait for one descriptor, or (fd < 0) for a wake-up, as `how` says
+ * (its deadline, pace, call and parked). */
+int ctx__wait_one(ctx_t *ctx, int fd, uint32_t events,
+		  const struct ctx__want *how)
 {
 	struct pollfd p[3] = { { .fd = fd, .events = (short)events } };
-	struct ctx__want want = { .fds = p, .nfds = fd >= 0,
-				  .wakes = fd < 0, .deadline = deadline };
+	struct ctx__want want = *how;
+	want.fds = p;
+	want.nfds = fd >= 0;
+	want.wakes = fd < 0;
 	int e = ctx__wait_for(ctx, &want);
 	if (e == CTX__READY && fd >= 0 && (p[0].revents & POLLNVAL))
 		e = EBADF;
 	return e;
+}
+
+int ctx__wait_fd(ctx_t *ctx, int fd, uint32_t events, int64_t deadline)
+{
+	struct ctx__want how = { .deadline = deadline };
+	return ctx__wait_one(ctx, fd, events, &how);
 }

@@ -141,19 +141,27 @@ static inline void ctx__wakeups_flush(struct ctx__wakeups *w)
 
 /* Drop `lock`, wait for a wake-up or the context's end, take `lock`
  * again.  Returns 0 after a wake-up (the caller looks at its state) or
- * the context's error. */
-static inline int ctx__park(ctx_t *ctx, ctx__lock_t *lock)
+ * the context's error.  call names the libctx call, or is NULL. */
+static inline int ctx__park_call(ctx_t *ctx, ctx__lock_t *lock,
+				 const char *call)
 {
 	/* The token must predate every wake-up that can follow the unlock.
 	 * ctx__waitq_push took it for the first park; a park again (after
 	 * a stray wake-up) takes a fresh one here, under the lock: taken
 	 * after the unlock, it could already count the wake-up that
 	 * completes us, and we would sleep through it. */
+	struct ctx__want how = { .deadline = CTX__NEVER, .call = call,
+				 .parked = true };
 	ctx__reactor_prepare(ctx__reactor_self());
 	ctx__unlock(lock);
-	int e = ctx__wait_fd(ctx, -1, 0, CTX__NEVER);
+	int e = ctx__wait_one(ctx, -1, 0, &how);
 	ctx__lock(lock);
 	return e == CTX__READY ? 0 : e;
+}
+
+static inline int ctx__park(ctx_t *ctx, ctx__lock_t *lock)
+{
+	return ctx__park_call(ctx, lock, NULL);
 }
 
 #endif

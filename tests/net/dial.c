@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hooks.h"
 #include "net/resolve.h"
 #include "suites.h"
 #include "testutil.h"
@@ -209,8 +210,79 @@ static struct addrinfo *two(int port6, int port4)
 	return b;
 }
 
-/* IPv6 SYNs unanswered, IPv4 answers: connected over IPv4 after the
- * 250 ms attempt delay, long before the 1 s SYN retry. */
+/* The races below run on the manual clock: the dial waits on
+ * descriptors, which no automatic jump passes, so it runs on a thread of
+ * its own while the test moves the clock. */
+struct dialer {
+	ctx_thread_t *thread;
+	ctx_t *ctx;
+	struct addrinfo *list;
+	int64_t start, end;     /* ctx_now() around the call */
+	int fd, err;
+	_Atomic bool started, done;
+};
+
+static void *dialer_main(ctx_t *ctx, void *arg)
+{
+	(void)ctx;
+	struct dialer *d = arg;
+	d->start = ctx_now();
+	atomic_store(&d->started, true);
+	errno = 0;
+	d->fd = ctx__dial_addrs(d->ctx, d->list, SOCK_STREAM);
+	d->err = errno;
+	d->end = ctx_now();
+	atomic_store(&d->done, true);
+	return NULL;
+}
+
+static void dialer_start(struct dialer *d, ctx_t *c, struct addrinfo *list)
+{
+	*d = (struct dialer){ .ctx = c, .list = list };
+	atomic_init(&d->started, false);
+	atomic_init(&d->done, false);
+	ck_assert_int_eq(ctx_thread_create(&d->thread, ctx_background(),
+					   dialer_main, d), 0);
+	while (!atomic_load(&d->started))
+		tu_sleep_ns(CTX_MSEC / 2);
+	tu_sleep_ns(20 * CTX_MSEC); /* to its first wait */
+}
+
+/* Real time, up to `pause`, for the dial to return. */
+static void dialer_await(struct dialer *d, int64_t pause)
+{
+	int64_t r0 = tu_real_ns();
+	while (!atomic_load(&d->done) && tu_real_ns() - r0 < pause)
+		tu_sleep_ns(CTX_MSEC / 2);
+}
+
+/* Move the clock in steps of `step` until the dial returns or the clock
+ * reaches `to`, each step after a pause of real time for the dial to get
+ * back to its wait; from `due` on the pause is long, so that the dial
+ * returns at the step that passed its time, not some steps later. */
+static void dialer_step(struct dialer *d, int64_t step, int64_t due,
+			int64_t to)
+{
+	int64_t r0 = tu_real_ns();
+	while (!atomic_load(&d->done) && ctx_now() < to &&
+	       tu_real_ns() - r0 < 20 * CTX_SEC) {
+		dialer_await(d, ctx_now() >= due ? 2 * CTX_SEC : 2 * CTX_MSEC);
+		if (!atomic_load(&d->done))
+			ctx_clock_advance(step);
+	}
+}
+
+static void dialer_join(struct dialer *d)
+{
+	dialer_await(d, 10 * CTX_SEC);
+	ck_assert_msg(atomic_load(&d->done), "the dial did not return");
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), d->thread, NULL),
+			 0);
+}
+
+/* IPv6 SYNs unanswered, IPv4 answers: connected over IPv4 once the
+ * 250 ms attempt delay has passed on the manual clock, not before (and
+ * long before the 1 s SYN retry, in real time). */
 START_TEST(happy_eyeballs)
 {
 	int p6 = 0, filler, l6 = full_listener(AF_INET6, &p6, &filler);
@@ -222,24 +294,31 @@ START_TEST(happy_eyeballs)
 	struct addrinfo *list = two(p6, p4);
 	tu_warm_up();
 	int fds = tu_count_fds();
-	int64_t t0 = ctx_now();
-	int fd = ctx__dial_addrs(ctx_background(), list, SOCK_STREAM);
-	double ms = tu_ms_since(t0);
-	ck_assert_int_ge(fd, 0);
-	tu_assert_ms(ms, 240, 950); /* under the 1 s SYN retry */
+	tu_manual_clock(false);
+	struct dialer d;
+	dialer_start(&d, ctx_background(), list);
+	dialer_step(&d, 10 * CTX_MSEC, d.start + 250 * CTX_MSEC,
+		    d.start + CTX_SEC);
+	dialer_join(&d);
+	ck_assert_int_ge(d.fd, 0);
+	ck_assert_int_ge(d.end - d.start, 250 * CTX_MSEC);
+	ck_assert_int_le(d.end - d.start, 300 * CTX_MSEC);
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof peer;
-	ck_assert_int_eq(getpeername(fd, (struct sockaddr *)&peer, &len), 0);
+	ck_assert_int_eq(getpeername(d.fd, (struct sockaddr *)&peer, &len), 0);
 	ck_assert_int_eq(peer.ss_family, AF_INET);
-	assert_blocking_cloexec(fd);
-	close(fd);
-	ck_assert_int_eq(tu_count_fds(), fds); /* the IPv6 attempt closed */
+	assert_blocking_cloexec(d.fd);
+	close(d.fd);
+	/* the IPv6 attempt closed, and the dialer's own descriptors */
+	ck_assert_int_eq(tu_settle_fds(fds, CTX_SEC), fds);
 	ctx_freeaddrinfo(list);
 	close(l4), close(l6), close(filler);
 }
 END_TEST
 
-/* Every address hangs: the context ends the race and no socket is left. */
+/* Every address hangs: the context ends the race, at its deadline on the
+ * manual clock or when cancelled with both attempts out, and no socket
+ * is left. */
 START_TEST(all_hang)
 {
 	int p6 = 0, f6, l6 = full_listener(AF_INET6, &p6, &f6);
@@ -251,23 +330,29 @@ START_TEST(all_hang)
 	struct addrinfo *list = two(p6, p4);
 	tu_warm_up();
 	int fds = tu_count_fds();
-	ctx_t *c = ctx_with_timeout(ctx_background(), 600 * CTX_MSEC);
+	tu_manual_clock(false);
 	int64_t t0 = ctx_now();
-	tu_assert_fail(ctx__dial_addrs(c, list, SOCK_STREAM),
-		       CTX_DEADLINE_EXCEEDED);
-	tu_assert_ms(tu_ms_since(t0), 599, 600 + 1000);
+	ctx_t *c = ctx_with_timeout(ctx_background(), 600 * CTX_MSEC);
+	struct dialer d;
+	dialer_start(&d, c, list);
+	dialer_step(&d, 50 * CTX_MSEC, t0 + 600 * CTX_MSEC,
+		    t0 + 600 * CTX_MSEC);
+	dialer_join(&d);
+	ck_assert_int_eq(d.fd, -1);
+	ck_assert_int_eq(d.err, CTX_DEADLINE_EXCEEDED);
+	ck_assert_int_eq(d.end, t0 + 600 * CTX_MSEC);
 	ctx_release(c);
 	ck_assert_int_eq(tu_settle_fds(fds, CTX_SEC), fds);
 
 	c = ctx_with_cancel(ctx_background());
-	struct tu_canceller k;
-	tu_must_cancel_after(&k, c, 400 * CTX_MSEC);
-	t0 = ctx_now();
-	int fd = ctx__dial_addrs(c, list, SOCK_STREAM);
-	double ms = tu_ms_since(t0);
-	tu_canceller_join(&k);
-	tu_assert_fail(fd, CTX_CANCELED);
-	tu_assert_ms(ms, 360, 400 + 1000);
+	dialer_start(&d, c, list);
+	/* Past the second attempt's start (250 ms), then the cancel. */
+	dialer_step(&d, 50 * CTX_MSEC, INT64_MAX, d.start + 400 * CTX_MSEC);
+	ck_assert(!atomic_load(&d.done));
+	ctx_cancel(c);
+	dialer_join(&d);
+	ck_assert_int_eq(d.fd, -1);
+	ck_assert_int_eq(d.err, CTX_CANCELED);
 	ctx_release(c);
 	ck_assert_int_eq(tu_settle_fds(fds, CTX_SEC), fds);
 	ctx_freeaddrinfo(list);
@@ -331,7 +416,8 @@ Suite *suite_dial(void)
 #else
 	tcase_add_loop_test(tc, dial_out_of_fds, 0, 1);
 #endif
-	tc = tu_tcase(s, "happy_eyeballs", 10);
+	tc = tu_tcase(s, "happy_eyeballs", 60);
+	tcase_add_checked_fixture(tc, NULL, ctx__clock_reset);
 	tu_add_tests(tc, happy_eyeballs, all_hang);
 	return s;
 }

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hooks.h"
 #include "suites.h"
 #include "testutil.h"
 
@@ -53,17 +54,23 @@ static void read_ready(ctx_proc_t *p)
 	ck_assert(memcmp(buf, "ready\n", 6) == 0);
 }
 
-/* Whether pid has exited (a zombie not reaped yet), within timeout. */
+/* Whether pid has exited (a zombie not reaped yet): it stays a zombie. */
+static bool exited(pid_t pid)
+{
+	siginfo_t si = { .si_pid = 0 };
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	       si.si_pid;
+}
+
+/* Whether pid has exited within timeout (real time). */
 static bool gone_within(pid_t pid, int64_t timeout)
 {
-	int64_t end = ctx_now() + timeout;
+	int64_t end = tu_real_ns() + timeout;
 	do {
-		siginfo_t si = { .si_pid = 0 };
-		if (waitid(P_PID, (id_t)pid, &si,
-			   WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+		if (exited(pid))
 			return true;
 		tu_sleep_ns(5 * CTX_MSEC);
-	} while (ctx_now() < end);
+	} while (tu_real_ns() < end);
 	return false;
 }
 
@@ -423,13 +430,19 @@ START_TEST(test_proc_deadline_kill)
 }
 END_TEST
 
-/* Nobody waits: the deadline still kills the process. */
+/* Nobody waits: the deadline still kills the process, when it passes
+ * on the manual clock and not before. */
 START_TEST(test_proc_kill_no_waiter)
 {
+	tu_manual_clock(false);
 	ctx_t *c = ctx_with_timeout(ctx_background(), 100 * CTX_MSEC);
 	ctx_proc_t *p;
 	ck_assert_int_eq(ctx_proc_spawn(&p, c, "sleep", sleep30, NULL), 0);
 	ctx_unref(c);
+	ctx_clock_advance(100 * CTX_MSEC - 1);
+	ck_assert_int_eq(ctx_clock_wait_idle(ctx_background()), 0);
+	ck_assert(!exited(ctx_proc_pid(p)));
+	ctx_clock_advance(1);
 	ck_assert(gone_within(ctx_proc_pid(p), 10 * CTX_SEC));
 	int st = -1;
 	ck_assert_int_eq(ctx_proc_wait(p, &st), CTX_DEADLINE_EXCEEDED);
@@ -461,15 +474,35 @@ static double cancel_trapped(char *script, int64_t wait_delay, int *st)
 	return ms;
 }
 
-/* SIGTERM first; a process that ignores it gets SIGKILL wait_delay later. */
+/* SIGTERM first; a process that ignores it gets SIGKILL wait_delay later,
+ * to the nanosecond of the manual clock. */
 START_TEST(test_proc_term_ignored)
 {
-	int st;
-	double ms = cancel_trapped("trap '' TERM; echo ready; exec sleep 30",
-				   300 * CTX_MSEC, &st);
-	tu_assert_ms(ms, 250, 5000);
+	tu_manual_clock(false);
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	struct ctx_proc_attr a = { .stdio[1] = CTX_STDIO_PIPE,
+				   .cancel_signal = SIGTERM,
+				   .wait_delay = 300 * CTX_MSEC };
+	ctx_proc_t *p;
+	ck_assert_int_eq(ctx_proc_spawn(&p, c, "sh",
+					SH("trap '' TERM; echo ready; "
+					   "exec sleep 30"), &a), 0);
+	read_ready(p);
+	int64_t t0 = ctx_now();
+	ctx_cancel(c);
+	/* The runner has sent SIGTERM and set the delay going. */
+	ck_assert_int_eq(ctx_clock_wait_idle(ctx_background()), 0);
+	ctx_clock_advance(300 * CTX_MSEC - 1);
+	ck_assert_int_eq(ctx_clock_wait_idle(ctx_background()), 0);
+	ck_assert(!exited(ctx_proc_pid(p))); /* TERM ignored */
+	ctx_clock_advance(1);
+	int st = -1;
+	ck_assert_int_eq(ctx_proc_wait(p, &st), CTX_CANCELED);
+	ck_assert_int_eq(ctx_now() - t0, 300 * CTX_MSEC);
 	ck_assert(WIFSIGNALED(st));
 	ck_assert_int_eq(WTERMSIG(st), SIGKILL);
+	ctx_proc_free(p);
+	ctx_release(c);
 }
 END_TEST
 
@@ -552,10 +585,11 @@ START_TEST(test_proc_group)
 }
 END_TEST
 
-/* A member that ignores SIGTERM gets SIGKILL wait_delay later, and the
- * wait returns only once it is gone. */
+/* A member that ignores SIGTERM gets SIGKILL wait_delay later (on the
+ * manual clock), and the wait returns only once it is gone. */
 START_TEST(test_proc_group_leftover)
 {
+	tu_manual_clock(false);
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	struct ctx_proc_attr a = { .stdio[1] = CTX_STDIO_PIPE,
 				   .cancel_signal = SIGTERM,
@@ -569,9 +603,16 @@ START_TEST(test_proc_group_leftover)
 	pid_t pgid = ctx_proc_pid(p), kid = read_pid(p);
 	int64_t t0 = ctx_now();
 	ctx_cancel(c);
+	/* The runner has signalled the group and set the delay going;
+	 * the member is still there a nanosecond before it ends. */
+	ck_assert_int_eq(ctx_clock_wait_idle(ctx_background()), 0);
+	ctx_clock_advance(CTX_SEC - 1);
+	ck_assert_int_eq(ctx_clock_wait_idle(ctx_background()), 0);
+	ck_assert(member_runs(kid, pgid));
+	ctx_clock_advance(1);
 	int st = -1;
 	ck_assert_int_eq(ctx_proc_wait(p, &st), CTX_CANCELED);
-	tu_assert_ms(tu_ms_since(t0), 900, 10000);
+	ck_assert_int_eq(ctx_now() - t0, CTX_SEC);
 	ck_assert(!member_runs(kid, pgid));
 	ck_assert_int_eq(WTERMSIG(st), SIGTERM);
 	char buf[16];
@@ -669,15 +710,21 @@ START_TEST(test_proc_free_no_wait)
 		ck_assert_int_eq(waitpid(-1, NULL, WNOHANG) < 0 ? errno : 0,
 				 ECHILD);
 
-	/* Freed with a cancel pending: no after-func outlives it. */
+	/* Freed with a cancel pending: no after-func outlives it.  On the
+	 * manual clock: the deadline passes (the runner sends SIGTERM and
+	 * sets the SIGKILL going), the process is freed, then the SIGKILL's
+	 * time passes, and whatever it queued has run. */
+	tu_manual_clock(false);
 	ctx_t *c = ctx_with_timeout(ctx_background(), 50 * CTX_MSEC);
 	a = (struct ctx_proc_attr){ .cancel_signal = SIGTERM,
 				    .wait_delay = 50 * CTX_MSEC };
 	ck_assert_int_eq(ctx_proc_spawn(&p, c, "sleep", sleep30, &a), 0);
 	ctx_unref(c);
-	tu_sleep_ns(60 * CTX_MSEC);
+	ctx_clock_advance(50 * CTX_MSEC);
+	ck_assert_int_eq(ctx_clock_wait_idle(ctx_background()), 0);
 	ctx_proc_free(p);
-	tu_sleep_ns(100 * CTX_MSEC); /* a late SIGKILL would find nothing */
+	ctx_clock_advance(CTX_SEC); /* a late SIGKILL would find nothing */
+	ck_assert_int_eq(ctx_clock_wait_idle(ctx_background()), 0);
 	ck_assert_int_eq(tu_settle_fds(base, CTX_SEC), base);
 }
 END_TEST
@@ -686,18 +733,25 @@ END_TEST
 
 #define MANY 50
 
+/* Fifty children under one deadline, on the manual clock: however long
+ * the spawns take on a loaded machine, none is killed a nanosecond before
+ * the deadline, and each is killed at it. */
 START_TEST(test_proc_many_one_deadline)
 {
 	int n = tu_quick() ? 10 : MANY;
-	/* Room for 50 spawns on a loaded machine under a sanitizer: a
-	 * spawn on a context already past its deadline is refused. */
+	tu_manual_clock(false);
+	int64_t t0 = ctx_now();
 	ctx_t *c = ctx_with_timeout(ctx_background(), 2 * CTX_SEC);
 	ctx_proc_t *p[MANY];
-	int64_t t0 = ctx_now();
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(ctx_proc_spawn(&p[i], c, "sleep", sleep30,
 						NULL), 0);
 	ctx_unref(c);
+	ctx_clock_advance(2 * CTX_SEC - 1);
+	ck_assert_int_eq(ctx_clock_wait_idle(ctx_background()), 0);
+	for (int i = 0; i < n; i++)
+		ck_assert(!exited(ctx_proc_pid(p[i])));
+	ctx_clock_advance(1);
 	for (int i = 0; i < n; i++) {
 		int st = -1;
 		ck_assert_int_eq(ctx_proc_wait(p[i], &st),
@@ -705,7 +759,7 @@ START_TEST(test_proc_many_one_deadline)
 		ck_assert_int_eq(WTERMSIG(st), SIGKILL);
 		ctx_proc_free(p[i]);
 	}
-	tu_assert_ms(tu_ms_since(t0), 1990, 15000);
+	ck_assert_int_eq(ctx_now() - t0, 2 * CTX_SEC);
 }
 END_TEST
 
@@ -795,7 +849,7 @@ static void add_no_pidfd(Suite *s)
 		return;
 	}
 	TCase *tc = tu_tcase(s, "nopidfd", 60);
-	tcase_add_checked_fixture(tc, setup_no_pidfd, NULL);
+	tcase_add_checked_fixture(tc, setup_no_pidfd, ctx__clock_reset);
 	tu_add_tests(tc, test_proc_no_pidfd_runs_once, test_proc_pipes,
 		     test_proc_exit_codes, test_proc_exec_errors,
 		     test_proc_deadline_kill, test_proc_kill_no_waiter,
@@ -818,6 +872,7 @@ Suite *suite_proc(void)
 		     test_proc_exec_errors, test_proc_bad_input);
 
 	tc = tu_tcase(s, "cancel", 60);
+	tcase_add_checked_fixture(tc, NULL, ctx__clock_reset);
 	tu_add_tests(tc, test_proc_deadline_kill, test_proc_kill_no_waiter,
 		     test_proc_term_ignored, test_proc_term_exits,
 		     test_proc_exit_before_cancel, test_proc_group,

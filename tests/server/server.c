@@ -24,6 +24,7 @@
 #include <check.h>
 
 #include "ctx.h"
+#include "hooks.h"
 #include "suites.h"
 #include "testutil.h"
 
@@ -274,52 +275,52 @@ END_TEST
 
 /* ---- idle ------------------------------------------------------------ */
 
+/* A known thread (ctx_thread_create) that touches ctx every 5 ms of the
+ * manual clock until `until`, noting the time of its last touch. */
 struct toucher {
-	pthread_t thread;
+	ctx_thread_t *thread;
 	ctx_t *ctx;
 	int64_t until;
 	_Atomic int64_t last;
 };
 
-static void *toucher_main(void *arg)
+static void *toucher_main(ctx_t *ctx, void *arg)
 {
 	struct toucher *t = arg;
 	while (ctx_now() < t->until) {
 		atomic_store(&t->last, ctx_now());
 		ctx_touch(t->ctx);
-		tu_sleep_ns(5 * CTX_MSEC);
+		ctx_sleep(ctx, 5 * CTX_MSEC);
 	}
 	return NULL;
 }
 
 /* Touched from another thread for 10x its idle time, the context lives;
- * then it ends no sooner than idle after the last touch, and promptly:
- * within a second more (on a loaded machine the end came 53 ms late, so
- * 1.25x idle was a speed target, not a bound).  The waiter is in
- * ctx_sleep under a child all along. */
+ * then it ends exactly idle after the last touch.  On the manual clock,
+ * jumping: the toucher cannot be starved, and the 2 s take no real time
+ * to speak of.  The waiter is in ctx_sleep under a child all along. */
 START_TEST(test_idle_touched)
 {
 	const int64_t idle = 200 * CTX_MSEC;
+	tu_manual_clock(true);
 	int64_t t0 = ctx_now();
 	ctx_t *c = ctx_with_idle(ctx_background(), idle);
 	ck_assert_ptr_nonnull(c);
 	ctx_t *child = ctx_with_value(c, "k", NULL);
 	struct toucher t = { .ctx = child, .until = t0 + 10 * idle };
 	atomic_init(&t.last, t0);
-	ck_assert_int_eq(pthread_create(&t.thread, NULL, toucher_main, &t),
-			 0);
+	ck_assert_int_eq(ctx_thread_create(&t.thread, ctx_background(),
+					   toucher_main, &t), 0);
 	ck_assert_int_eq(ctx_sleep(child, LONG_WAIT), CTX_DEADLINE_EXCEEDED);
 	int64_t end = ctx_now();
-	pthread_join(t.thread, NULL);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), t.thread, NULL), 0);
 	int64_t last = atomic_load(&t.last);
-	ck_assert_int_ge(end - t0, 10 * idle);
-	ck_assert_int_ge(end - last, idle);
-	tu_assert_ms((double)(end - last) / CTX_MSEC, 200, 1200);
+	ck_assert_int_ge(last, t0 + 10 * idle - 5 * CTX_MSEC);
+	ck_assert_int_eq(end - last, idle);
 	ck_assert_int_eq(ctx_cause(c), CTX_DEADLINE_EXCEEDED);
 	int64_t d1, d2;
 	ck_assert(ctx_deadline(child, &d1));
-	ck_assert_int_ge(d1, last + idle);
-	ck_assert_int_le(d1, end);
+	ck_assert_int_eq(d1, end);
 	ctx_touch(c); /* after the end: changes nothing */
 	ck_assert(ctx_deadline(c, &d2));
 	ck_assert_int_eq(d1, d2);
@@ -328,17 +329,20 @@ START_TEST(test_idle_touched)
 }
 END_TEST
 
-/* ctx_deadline moves with each touch; an earlier deadline above wins. */
+/* ctx_deadline moves with each touch; an earlier deadline above wins.
+ * On the manual clock, jumping whenever the test waits. */
 START_TEST(test_idle_deadline)
 {
 	const int64_t idle = 300 * CTX_MSEC;
+	tu_manual_clock(true);
 	ctx_t *c = ctx_with_idle(ctx_background(), idle);
 	int64_t d0, d1;
 	ck_assert(ctx_deadline(c, &d0));
-	tu_sleep_ns(20 * CTX_MSEC);
+	ck_assert_int_eq(d0, ctx_now() + idle);
+	ctx_clock_advance(20 * CTX_MSEC);
 	ctx_touch(c);
 	ck_assert(ctx_deadline(c, &d1));
-	ck_assert_int_ge(d1 - d0, 20 * CTX_MSEC);
+	ck_assert_int_eq(d1 - d0, 20 * CTX_MSEC);
 	ctx_t *w = ctx_with_timeout(c, 5 * CTX_SEC); /* later than idle */
 	int64_t dw;
 	ck_assert(ctx_deadline(w, &dw));
@@ -352,10 +356,14 @@ START_TEST(test_idle_deadline)
 	ck_assert(ctx_deadline(q, &dq));
 	ck_assert_int_eq(dp, dq);
 	ck_assert_int_eq(ctx_sleep(q, LONG_WAIT), CTX_DEADLINE_EXCEEDED);
+	ck_assert_int_eq(ctx_now(), dp);
 	ctx_release(q);
 	ctx_release(p);
-	/* Untouched, it ends on its own, with nobody waiting. */
+	/* Untouched, it ends on its own, with nobody waiting: the jump
+	 * goes to its end. */
+	ck_assert_int_eq(ctx_err(c), 0);
 	ck_assert_int_eq(tu_wait_done(c, 2 * CTX_SEC), CTX_DEADLINE_EXCEEDED);
+	ck_assert_int_eq(ctx_now(), d1);
 	ctx_release(c);
 	errno = 0;
 	ck_assert_ptr_null(ctx_with_idle(NULL, idle));
@@ -471,6 +479,7 @@ Suite *suite_server(void)
 	tu_add_tests(tc, test_hangup_many, test_hangup_parent,
 		     test_hangup_fd_reuse, test_hangup_bad_input);
 	tc = tu_tcase(s, "idle", 30);
+	tcase_add_checked_fixture(tc, NULL, ctx__clock_reset);
 	tu_add_tests(tc, test_idle_touched, test_idle_deadline);
 	tc = tu_tcase(s, "causes", 30);
 	tu_add_tests(tc, test_signo_hup, test_signo_term, test_signo_other,

@@ -16,6 +16,7 @@
 #include <check.h>
 
 #include "ctx.h"
+#include "hooks.h"
 #include "suites.h"
 #include "testutil.h"
 
@@ -465,46 +466,47 @@ END_TEST
  * that a thread keeps touching, whose deadline keeps moving, and a plain
  * timeout behind it.  The select must still see the timeout pass, not
  * sleep to its own 3 s after the idle case's first deadline came and
- * went without ending it. */
+ * went without ending it.  On the manual clock, jumping: the toucher (a
+ * known thread, sleeping 5 ms between touches) cannot be starved, and
+ * the timeout ends the select at exactly 400 ms. */
 struct toucher {
-	pthread_t t;
+	ctx_thread_t *t;
 	ctx_t *c;
-	_Atomic bool stop;
 };
 
-static void *toucher_main(void *p)
+static void *toucher_main(ctx_t *ctx, void *p)
 {
 	struct toucher *k = p;
-	while (!atomic_load(&k->stop)) {
+	do
 		ctx_touch(k->c);
-		tu_sleep_ns(5 * CTX_MSEC);
-	}
+	while (ctx_sleep(ctx, 5 * CTX_MSEC) == 0);
 	return NULL;
 }
 
 START_TEST(test_select_moving_deadline)
 {
-	/* Touched every 5 ms, idle after 100: it ends only if the toucher
-	 * is starved of the CPU for 100 ms, which the message says. */
+	tu_manual_clock(true);
 	struct toucher k = { .c = ctx_with_idle(ctx_background(),
 						100 * CTX_MSEC) };
+	ctx_t *stop = ctx_with_cancel(ctx_background());
 	ctx_t *b = ctx_with_timeout(ctx_background(), 400 * CTX_MSEC);
 	ck_assert_ptr_nonnull(k.c);
 	ck_assert_ptr_nonnull(b);
-	ck_assert_int_eq(pthread_create(&k.t, NULL, toucher_main, &k), 0);
+	ck_assert_int_eq(ctx_thread_create(&k.t, stop, toucher_main, &k), 0);
 	struct ctx_case cs[2] = {
 		{ .kind = CTX_CASE_DONE, .done = k.c, .fd = -1 },
 		{ .kind = CTX_CASE_DONE, .done = b, .fd = -1 },
 	};
 	int64_t t0 = ctx_now();
 	int got = ctx_select(ctx_background(), cs, 2, 3 * CTX_SEC);
-	double ms = tu_ms_since(t0);
-	atomic_store(&k.stop, true);
-	pthread_join(k.t, NULL);
-	ck_assert_msg(got != 0, "the idle case ended: its toucher was starved");
+	int64_t took = ctx_now() - t0;
+	ctx_cancel(stop);
+	ck_assert_int_eq(ctx_thread_join(ctx_background(), k.t, NULL), 0);
 	ck_assert_int_eq(got, 1);
 	ck_assert_int_eq(cs[1].result, CTX_DEADLINE_EXCEEDED);
-	tu_assert_ms(ms, 350, 2500);
+	ck_assert_int_eq(took, 400 * CTX_MSEC);
+	ck_assert_int_eq(ctx_err(k.c), 0);
+	ctx_release(stop);
 	ctx_release(b);
 	ctx_release(k.c);
 }
@@ -558,6 +560,8 @@ Suite *suite_select(void)
 	tcase_add_loop_test(tc, test_select_wake, 0, 8);
 	tu_add_tests(tc, test_select_no_fd, test_select_many);
 	tcase_add_loop_test(tc, test_select_done_deadline, 0, 2);
+	tc = tu_tcase(s, "manual", 30);
+	tcase_add_checked_fixture(tc, NULL, ctx__clock_reset);
 	tcase_add_test(tc, test_select_moving_deadline);
 	tc = tu_tcase(s, "race", 240);
 	tu_add_tests(tc, test_select_race, test_select_pairs);
