@@ -4,8 +4,8 @@
 # SIGUSR1 writes ctx_dump's report to CTX_DUMP_FILE, and the server goes
 # on serving.  The report shows the accept loop on the listening socket,
 # the two handlers in ctx_sleep under their request's deadline, hang-up
-# and values, the header read on the client's socket with both
-# addresses, and the library threads.  Skips (77) without httpd or curl.
+# and values with the file:line that made each, the header read on the
+# client's socket with both addresses, and the library threads.  Skips (77) without httpd or curl.
 set -euo pipefail
 
 ex=${EXAMPLES:-examples}
@@ -74,11 +74,12 @@ check "\": in ctx_accept, waiting for fd [0-9]+ \(TCP socket listening on 127\.0
 [ "$(grep -cE '": in ctx_sleep, waiting for its context or the time, for [0-9.]+ s, [0-9.]+ s left$' <<<"$r")" = 2 ] ||
 	fail "not two handlers in ctx_sleep with time left"
 check "\": in ctx_read, waiting for fd [0-9]+ \(TCP socket 127\.0\.0\.1:$port, peer 127\.0\.0\.1:[0-9]+\)"
-# A handler's chain: the request's deadline, the hang-up, the values.
-check '^      WithDeadline made at .*, deadline in [0-9.]+ s$'
-check '^      WithHangup made at '
-check '^      WithValue made at '
-for t in ctx-dump ctx-signals ctx-hangup; do
+# A handler's chain, each with the file:line that made it: the
+# request's deadline, the hang-up, the values.
+check '^      WithDeadline made at (.*/)?request\.c:[0-9]+, deadline in [0-9.]+ s$'
+check '^      WithHangup made at (.*/)?request\.c:[0-9]+$'
+check '^      WithValue made at (.*/)?accept\.c:[0-9]+ \(key 0x[0-9a-f]+\)$'
+for t in ctx-dump ctx-signals ctx-watch; do
 	check "^  thread [0-9]+ \"$t\": "
 done
 

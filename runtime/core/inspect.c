@@ -23,6 +23,10 @@ const char *const ctx__kind_names[CTX__KINDS] = {
 	[CTX__SIGNALS] = "WithSignals",
 	[CTX__IDLE] = "WithIdle",
 	[CTX__HANGUP] = "WithHangup",
+	[CTX__PIDFD] = "WithPidfd",
+	[CTX__INHERITED] = "Inherited",
+	[CTX__MERGE] = "WithMerge",
+	[CTX__GRACE] = "WithGrace",
 };
 
 static double secs(int64_t ns)
@@ -47,13 +51,13 @@ static void deadline_text(ctx_t *c, struct ctx__text *t)
 
 void ctx__node_text(ctx_t *c, struct ctx__text *t)
 {
-	const char *file;
-	int line;
 	ctx__text_add(t, "%s", ctx__kind_name(c));
 	if (ctx__is_root(c))
 		return;
-	if (ctx__node_site(c, &file, &line))
-		ctx__text_add(t, " made at %s:%d", file, line);
+	const char *file = ctx__site_file(c->site);
+	if (file)
+		ctx__text_add(t, " made at %s:%d", file,
+			      ctx__site_line(c->site));
 	else
 		ctx__text_add(t, " made at an unknown place");
 	if (c->kind == CTX__VALUE)
@@ -67,6 +71,7 @@ int ctx__ended(ctx_t *c)
 	return n ? atomic_load_explicit(&n->err, memory_order_acquire) : 0;
 }
 
+/* "context canceled (cause: ...): ctx_cancel at main.c:30" */
 void ctx__end_text(ctx_t *c, struct ctx__text *t)
 {
 	int e = ctx__ended(c);
@@ -74,10 +79,12 @@ void ctx__end_text(ctx_t *c, struct ctx__text *t)
 		ctx__text_add(t, "live");
 		return;
 	}
-	const char *words = ctx_cause_msg(c);
+	const char *words = ctx_cause_msg(c), *origin = ctx_origin(c);
 	ctx__text_add(t, "%s", ctx_strerror(e));
 	if (words && ctx_cause(c) != e)
 		ctx__text_add(t, " (cause: %s)", words);
+	if (origin)
+		ctx__text_add(t, "; %s", origin);
 }
 
 void ctx__chain_text(ctx_t *c, const char *indent, struct ctx__text *t)

@@ -243,4 +243,5 @@ void ctx__clock_reset(void)
 	atomic_store(&auto_on, false);
 	ctx__registry_each(forget, NULL);
 	ctx__clock_stop();
+	ctx__timer_clock_changed();
 }

@@ -344,6 +344,20 @@ static void waiter_fire(struct ctx__link *l)
 	ctx__reactor_release(r);
 }
 
+/* The earliest time the wait must end: the call's own deadline or the
+ * context's.  Worked out before every sleep, since a look at the context
+ * may have found its deadline moved later (ctx_set_deadline; a deadline
+ * moved earlier ends the context through the timer thread instead). */
+static void set_limit(struct ctx__wait *w, int64_t deadline)
+{
+	int64_t d = w->n ? ctx__load_deadline(w->n) : CTX__NEVER;
+	int64_t limit = d < deadline ? d : deadline;
+	if (limit != w->limit) /* the record's, for ctx_dump and the clock */
+		atomic_store_explicit(&w->r->rec.limit, limit,
+				      memory_order_release);
+	w->limit = limit;
+}
+
 /* What the wait is, in the thread's record (wait.h), then gen turns odd.
  * Release stores, plain moves on x86: each is ordered after the last
  * wait's end, so a reader that finds gen unchanged around its reads has
@@ -394,8 +408,8 @@ void ctx__record_enter(ctx_t *ctx, const struct ctx__want *want)
 {
 	ctx_t *n = ctx__node(ctx);
 	struct ctx__wait w = { .r = ctx__reactor_self() };
-	w.limit = n && n->deadline < want->deadline ? n->deadline :
-						      want->deadline;
+	int64_t d = n ? ctx__load_deadline(n) : CTX__NEVER;
+	w.limit = d < want->deadline ? d : want->deadline;
 	record_begin(&w, ctx, want);
 	CTX__PROBE5(wait_begin, ctx, n, want->call, want->nfds ?
 		    want->fds[0].fd : -1, w.limit);
@@ -481,9 +495,8 @@ static int wait_begin(struct ctx__wait *w, ctx_t *ctx,
 		w->r->prepared = false;
 		return e;
 	}
-	int64_t deadline = want->deadline;
-	w->limit = w->n && w->n->deadline < deadline ? w->n->deadline :
-						     deadline;
+	w->limit = CTX__NEVER;
+	set_limit(w, want->deadline);
 	w->durable = !want->nfds && !want->xfer && !want->pace;
 	w->pace_at = want->pace && ctx__clock_is_manual() ?
 			     ctx__add_sat(ctx__clock_real(), want->pace) :
@@ -615,7 +628,7 @@ static bool node_wait_fits(ctx_t *n, const struct ctx__want *want)
 {
 	return FUTEX_SLEEP && n && !want->nfds && !want->xfer &&
 	       !want->wakes && want->deadline == CTX__NEVER &&
-	       n->deadline == CTX__NEVER && !ctx__clock_is_manual();
+	       ctx__load_deadline(n) == CTX__NEVER && !ctx__clock_is_manual();
 }
 
 static int node_sleep(ctx_t *n)
@@ -681,6 +694,7 @@ int ctx__wait_for(ctx_t *ctx, struct ctx__want *want)
 			e = CTX__EXPIRED;
 			break;
 		}
+		set_limit(&w, want->deadline);
 		if ((e = sleep_once(&w, want)))
 			break;
 	}

@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -82,6 +83,20 @@ static void assert_has(const char *s, const char *want)
 	ck_assert_msg(strstr(s, want) != NULL, "no \"%s\" in:\n%s", want, s);
 }
 
+/* What to look for, formatted into buf: "dump.c:%d..." with a line of
+ * this file (__FILE__ may carry a directory: the match starts after). */
+static const char *at_line(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static const char *at_line(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
 static int gettid_(void)
 {
 	return (int)syscall(SYS_gettid);
@@ -123,7 +138,10 @@ START_TEST(test_dump_pipe_reader)
 	char want[64];
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	ctx_t *top = ctx_with_cancel(ctx_background());
+	int top_line = __LINE__ - 1;
 	ctx_t *c = ctx_with_timeout(top, 60 * CTX_SEC);
+	int c_line = __LINE__ - 1;
+	char w[96];
 	ck_assert_int_eq(ctx_thread_create(&t, c, read_in_libctx, &p[0]), 0);
 	int tid = wait_tid();
 	char *s = dump_until("in ctx_read");
@@ -139,9 +157,10 @@ START_TEST(test_dump_pipe_reader)
 	ck_assert(waited >= 0 && waited < 60);
 	ck_assert(left > 0 && left <= 60.1); /* since: a coarse reading */
 	assert_has(l, "    its context: live\n      WithDeadline made at ");
-	assert_has(l, ", deadline in ");
+	assert_has(l, at_line(w, sizeof(w), "dump.c:%d, deadline in ", c_line));
 	assert_has(l, "\n      WithCancel made at ");
-	assert_has(l, "\n      Background\n");
+	assert_has(l, at_line(w, sizeof(w), "dump.c:%d\n      Background\n",
+			      top_line));
 	free(s);
 	ctx_cancel(top);
 	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, NULL), 0);
@@ -227,13 +246,16 @@ START_TEST(test_dump_started_outside)
 	ck_assert_int_eq(ctx_thread_create(&t, c, read_plain, &p[0]), 0);
 	int tid = wait_tid();
 	ctx_cancel(c);
+	int cancel_line = __LINE__ - 1;
 	snprintf(want, sizeof(want), "outside libctx: read(2) on fd %d "
 		 "(pipe:[", p[0]);
 	char *s = dump_until(want);
 	const char *l = thread_line(s, tid);
 	assert_has(l, want);
-	assert_has(l, "    started by libctx under: context canceled\n"
-		      "      WithCancel made at ");
+	assert_has(l, "    started by libctx under: context canceled; "
+		      "ctx_cancel at ");
+	assert_has(l, at_line(want, sizeof(want), "dump.c:%d\n      WithCancel "
+			      "made at ", cancel_line));
 	assert_has(s, "Threads libctx started, now outside it: 1\n");
 	free(s);
 	ck_assert_int_eq(write(p[1], "x", 1), 1);
@@ -269,7 +291,8 @@ START_TEST(test_dump_parked)
 		      "it, for ");
 	assert_has(l, ", no deadline\n    its context: live\n"
 		      "      Background\n"
-		      "    started by libctx under: context canceled\n");
+		      "    started by libctx under: context canceled; "
+		      "ctx_cancel at ");
 	free(s);
 	ctx_chan_close(ch);
 	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, NULL), 0);
@@ -418,12 +441,15 @@ START_TEST(test_stuck_plain_read)
 	free(dump_until("outside libctx: read(2)")); /* it sits in read */
 	int64_t t0 = ctx_now();
 	ctx_cancel(c);
+	int cancel_line = __LINE__ - 1;
 	char *r = reports_within(20000);
 	double ms = tu_ms_since(t0);
 	ck_assert_msg(ms >= STUCK_MS - 1, "reported after %.1f ms", ms);
 	assert_has(r, "libctx: stuck: 300 ms after a context ended (context "
-		      "canceled), 1 thread is still under it:\n"
-		      "libctx: stuck:   the context: WithCancel made at ");
+		      "canceled; ctx_cancel at ");
+	assert_has(r, at_line(want, sizeof(want), "dump.c:%d), 1 thread is "
+			      "still under it:\nlibctx: stuck:   the context: "
+			      "WithCancel made at ", cancel_line));
 	snprintf(want, sizeof(want), "libctx: stuck:   thread %d \"", tid);
 	assert_has(r, want);
 	snprintf(want, sizeof(want), "\", started by libctx under it: outside "
@@ -509,12 +535,17 @@ START_TEST(test_stuck_deadline_running)
 	stuck_on();
 	int64_t t0 = ctx_now();
 	ctx_t *c = ctx_with_timeout(ctx_background(), 100 * CTX_MSEC);
+	int c_line = __LINE__ - 1;
+	char want[128];
 	ck_assert_int_eq(ctx_thread_create(&t, c, spin, NULL), 0);
 	wait_tid();
 	char *r = reports_within(20000);
 	ck_assert_msg(tu_ms_since(t0) >= 100 + STUCK_MS - 1,
 		      "reported after %.1f ms", tu_ms_since(t0));
-	assert_has(r, "ms after a context ended (context deadline exceeded)");
+	assert_has(r, "ms after a context ended (context deadline exceeded; "
+		      "the deadline of the context made at ");
+	assert_has(r, at_line(want, sizeof(want), "dump.c:%d), 1 thread is ",
+			      c_line));
 	assert_has(r, "the context: WithDeadline made at ");
 	assert_has(r, "\", started by libctx under it: outside libctx: "
 		      "running\n");
@@ -606,7 +637,9 @@ START_TEST(test_env_stuck)
 	char *o = run_dumpee("CTX_DEBUG=stuck=200", "stuck", &st);
 	ck_assert_msg(st == 0, "status %d:\n%s", st, o);
 	assert_has(o, "libctx: stuck: 200 ms after a context ended (context "
-		      "canceled), 1 thread is still under it:\n");
+		      "canceled; ctx_cancel at ");
+	assert_has(o, "dumpee.c:");
+	assert_has(o, "), 1 thread is still under it:\n");
 	assert_has(o, "\", started by libctx under it: outside libctx: "
 		      "read(2) on fd ");
 	ck_assert_ptr_null(strstr(strstr(o, "libctx: stuck: 200") + 1,
