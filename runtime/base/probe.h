@@ -14,9 +14,11 @@
  * (ctx_dump(3) documents them for users; share/libctx/ has scripts that
  * use them):
  *
- *   create      ctx, parent, kind (a string: "WithCancel", ...)
- *   cancel      ctx, err, cause, words (or NULL), top: once for every
- *               node an end reaches; top is the node it began at
+ *   create      ctx, parent, kind (a string: "WithCancel", ...), file,
+ *               line (where the program made it; NULL, 0: unknown)
+ *   cancel      ctx, err, cause, origin (ctx_origin's words, or NULL),
+ *               top: once for every node an end reaches, before its
+ *               waiters wake; top is the node the end began at
  *   wait_begin  ctx, node, call (or NULL), fd (or -1), limit (ns)
  *   wait_end    ctx, node, call, result (0 ready, -1 the call's own
  *               deadline, or the context's error or an errno value)
