@@ -63,7 +63,8 @@ struct ctx__reactor {
 	_Atomic int inflight;  /* wakers still holding it (ctx__reactor_hold) */
 	uint32_t token;        /* seq when the current wait was published */
 	bool prepared;         /* token taken for the current wait */
-	bool registered;       /* thread-exit destructor set, in the registry */
+	bool registered;       /* in the registry */
+	bool exiting;          /* thread-exit destructor set (see record_under) */
 	int wakefd;            /* the eventfd a waker writes, or -1 */
 	struct ctx__record rec; /* in the registry (wait.h) */
 };
@@ -215,14 +216,24 @@ static int need_wakefd(struct ctx__reactor *r)
 	return r->wakefd < 0 ? errno : 0;
 }
 
+/* The record in the registry; once, or again after ctx__record_under
+ * took a record that never waited out. */
+static void reactor_register(struct ctx__reactor *r)
+{
+	if (r->registered)
+		return;
+	pthread_once(&once, init);
+	record_init(r);
+	r->registered = true;
+}
+
 struct ctx__reactor *ctx__reactor_self(void)
 {
 	struct ctx__reactor *r = &tls;
-	if (__builtin_expect(!r->registered, 0)) {
-		pthread_once(&once, init);
+	if (__builtin_expect(!r->exiting, 0)) {
+		reactor_register(r);
 		pthread_setspecific(exit_key, r);
-		record_init(r);
-		r->registered = true;
+		r->exiting = true;
 	}
 	return r;
 }
@@ -425,12 +436,27 @@ void ctx__record_leave(ctx_t *ctx, const struct ctx__want *want,
 
 /* ---- readers ------------------------------------------------------- */
 
+/*
+ * A thread libctx started is in the registry while it runs, for the
+ * reports.  If it never waits it needs no thread-exit destructor: its
+ * record goes when it says it no longer runs under its context.  (A
+ * destructor of pthread_setspecific costs every thread that has one a
+ * walk of glibc's key table at its exit: some 700 instructions, a third
+ * of a thread's start and join besides its kernel work.)
+ */
 void ctx__record_under(ctx_t *ctx)
 {
-	struct ctx__record *rec = ctx__record_self();
-	atomic_store(&rec->under, ctx);
-	if (!ctx && atomic_load(&rec->peek))
-		wait_for_reader(rec);
+	struct ctx__reactor *r = &tls;
+	reactor_register(r);
+	atomic_store(&r->rec.under, ctx);
+	if (ctx)
+		return;
+	if (atomic_load(&r->rec.peek))
+		wait_for_reader(&r->rec);
+	if (!r->exiting) {
+		registry_del(&r->rec);
+		r->registered = false;
+	}
 }
 
 /* The wait's fields, read while gen said the wait is on: the thread
