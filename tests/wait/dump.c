@@ -260,6 +260,11 @@ START_TEST(test_dump_started_outside)
 	free(s);
 	ck_assert_int_eq(write(p[1], "x", 1), 1);
 	ck_assert_int_eq(ctx_thread_join(ctx_background(), t, NULL), 0);
+	/* Gone with its thread (it never waited: no thread-exit hook). */
+	s = dump_text();
+	snprintf(want, sizeof(want), "  thread %d \"", tid);
+	ck_assert_msg(!strstr(s, want), "thread %d still listed:\n%s", tid, s);
+	free(s);
 	ctx_release(c);
 	close(p[0]);
 	close(p[1]);
