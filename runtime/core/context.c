@@ -579,6 +579,12 @@ static int make_done_fd(ctx_t *n)
 	return fd;
 }
 
+bool ctx_can_end(ctx_t *c)
+{
+	CHECK(c);
+	return c && ctx__node(c);
+}
+
 int ctx_done_fd(ctx_t *c)
 {
 	CHECK(c);
