@@ -73,7 +73,15 @@ extern "C" {
 #define CTX_MSEC INT64_C(1000000)
 #define CTX_SEC INT64_C(1000000000)
 
+/* In C++ the name ctx is the namespace of <ctx.hpp>, and a struct tag
+ * of that name would clash with it, so there the opaque struct has
+ * another tag.  No call sees the difference: the functions are extern
+ * "C", and a ctx_t * is the same pointer in both languages. */
+#ifdef __cplusplus
+typedef struct ctx_context ctx_t;
+#else
 typedef struct ctx ctx_t;
+#endif
 
 /* ---------------------------------------------------------------------
  * Contexts: the tree, cancelling, references
