@@ -9,6 +9,7 @@
 # The overview and the family pages.
 dist_man3_MANS = \
 	man/ctx.3 \
+	man/ctx.hpp.3 \
 	man/ctx_with_cancel.3 \
 	man/ctx_err.3 \
 	man/ctx_done_fd.3 \
