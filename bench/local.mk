@@ -80,6 +80,17 @@ bench_bench_conn_LDADD = libctx-core.la
 bench_bench_conn_CFLAGS = $(BENCH_CFLAGS)
 EXTRA_bench_bench_conn_DEPENDENCIES = examples/tcpproxy$(EXEEXT)
 
+# bench_cpp (issue 26): <ctx.hpp> beside the C calls and the standard
+# library's std::stop_token; C++20, built where configure found it.
+if HAVE_CXX20
+noinst_PROGRAMS += bench/bench_cpp
+bench_bench_cpp_SOURCES = bench/bench_cpp.c bench/cpp_ops.cc \
+	bench/cpp_ops.h bench/benchutil.h
+bench_bench_cpp_LDADD = libctx-core.la
+bench_bench_cpp_CFLAGS = $(BENCH_CFLAGS)
+bench_bench_cpp_CXXFLAGS = -std=c++20 -O2 -Wall -Wextra -pthread
+endif
+
 BENCH_RUN = CXX="$(CXX)" GNUPLOT="$(GNUPLOT)" PYTHON3="$(PYTHON3)" \
 	$(SHELL) $(srcdir)/bench/run.sh "$(abs_builddir)" "$(abs_srcdir)" "$(GO)"
 PYTHON3 = python3
@@ -99,6 +110,6 @@ bench-quick: all
 	@$(BENCH_RUN) --quick
 EXTRA_DIST += bench/run.sh bench/report.py bench/rows.txt bench/go/go.mod \
 	bench/go/doc.go bench/go/context_bench_test.go bench/stoptoken.cc \
-	bench/PERFORMANCE.md bench/go/select_bench_test.go
+	bench/PERFORMANCE.md bench/go/select_bench_test.go bench/cpp_ops.h
 clean-local:
 	rm -rf bench/results bench/go-cache bench/go-path bench/stoptoken.so

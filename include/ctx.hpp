@@ -253,6 +253,76 @@ private:
 	ctx_t *c_ = nullptr;
 };
 
+class context;
+
+namespace detail {
+/* What an owner holds beside its reference and drops before releasing
+ * it: with_stop_token's stop callback, which must be unregistered (and
+ * a call of it under way on another thread finished) while the context
+ * it cancels still exists.  Tied to the owner, it costs no thread. */
+struct attachment {
+	virtual ~attachment() = default;
+};
+void attach(context &c, attachment *a) noexcept;
+
+/* Two parties share a bridge: the caller that set it up and the
+ * after-func that fires when the context ends.  The last one done with
+ * it stops the handle (each needs exactly one ctx_after_stop) and frees
+ * it. */
+struct bridge {
+	std::atomic<int> parties{ 2 };
+	ctx_after_t *handle = nullptr;
+	virtual ~bridge() = default;
+	void leave() noexcept
+	{
+		if (parties.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+			::ctx_after_stop(handle);
+			delete this;
+		}
+	}
+};
+
+/* Registers b's fire on c; b's caller then calls b->leave().  Throws,
+ * b freed, if the after-func cannot be made. */
+template <class B> void arm(B *b, ctx_t *c)
+{
+	b->handle = ::ctx_after_func(c, &B::fire, b);
+	if (!b->handle) {
+		int e = errno;
+		delete b;
+		raise(e, "ctx_after_func");
+	}
+}
+
+/* A disowned context's attachment, kept until the context ends. */
+struct kept final : bridge {
+	attachment *a;
+	explicit kept(attachment *x) noexcept : a(x) {}
+	~kept() override { delete a; }
+	static void fire(void *arg) noexcept
+	{
+		static_cast<kept *>(arg)->leave();
+	}
+};
+
+/* Out of memory, it is dropped at once instead (a stop callback: the
+ * stop no longer cancels the context). */
+inline void keep_until_end(ctx_t *c, attachment *a) noexcept
+{
+	kept *k = new (std::nothrow) kept(a);
+	if (!k) {
+		delete a;
+		return;
+	}
+	k->handle = ::ctx_after_func(c, &kept::fire, k);
+	if (!k->handle) {
+		delete k; /* and a with it */
+		return;
+	}
+	k->leave();
+}
+} // namespace detail
+
 /* Owns one reference: move-only; the destructor is ctx_release (NULL-
  * safe), so a context ends with the scope that made it. */
 class context : public detail::queries<context> {
@@ -260,16 +330,22 @@ public:
 	constexpr context() noexcept = default;
 	/* Adopts a reference the caller owns (from a C constructor). */
 	constexpr explicit context(ctx_t *owned) noexcept : c_(owned) {}
-	context(context &&o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
+	context(context &&o) noexcept
+		: c_(std::exchange(o.c_, nullptr)),
+		  a_(std::exchange(o.a_, nullptr))
+	{
+	}
 	context &operator=(context &&o) noexcept
 	{
-		if (this != &o)
+		if (this != &o) {
 			reset(std::exchange(o.c_, nullptr));
+			a_ = std::exchange(o.a_, nullptr);
+		}
 		return *this;
 	}
 	context(const context &) = delete;
 	context &operator=(const context &) = delete;
-	~context() { ::ctx_release(c_); }
+	~context() { reset(); }
 
 	constexpr ctx_t *get() const noexcept { return c_; }
 	constexpr explicit operator bool() const noexcept
@@ -277,19 +353,34 @@ public:
 		return c_ != nullptr;
 	}
 	operator ref() const noexcept { return ref(c_); }
-	/* Gives the reference up to the caller, who must release it. */
-	ctx_t *disown() noexcept { return std::exchange(c_, nullptr); }
+	/* Gives the reference up to the caller, who must release it.  What
+	 * the context held beside it (with_stop_token's callback) stays
+	 * until the context ends. */
+	ctx_t *disown() noexcept
+	{
+		if (a_)
+			detail::keep_until_end(c_, std::exchange(a_, nullptr));
+		return std::exchange(c_, nullptr);
+	}
 	/* Releases the context held (ctx_release) and adopts owned. */
 	void reset(ctx_t *owned = nullptr) noexcept
 	{
+		delete std::exchange(a_, nullptr);
 		::ctx_release(std::exchange(c_, owned));
 	}
 	void cancel() noexcept { ::ctx_cancel(c_); }
 	void cancel(int cause) noexcept { ::ctx_cancel_cause(c_, cause); }
 
 private:
+	friend void detail::attach(context &, detail::attachment *) noexcept;
 	ctx_t *c_ = nullptr;
+	detail::attachment *a_ = nullptr;
 };
+
+inline void detail::attach(context &c, attachment *a) noexcept
+{
+	delete std::exchange(c.a_, a);
+}
 
 /* ---- factories ----------------------------------------------------- */
 
@@ -497,23 +588,6 @@ private:
 /* ---- std::stop_token, both ways (C++20) ------------------------------ */
 
 namespace detail {
-/* Two parties share each bridge's state: the caller that set it up and
- * the after-func that fires when the context ends.  The last one done
- * with it stops the handle (each needs exactly one ctx_after_stop) and
- * frees it. */
-struct bridge {
-	std::atomic<int> parties{2};
-	ctx_after_t *handle = nullptr;
-	virtual ~bridge() = default;
-	void leave() noexcept
-	{
-		if (parties.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-			::ctx_after_stop(handle);
-			delete this;
-		}
-	}
-};
-
 /* stop_token_of: the context's end requests the stop. */
 struct stop_on_end final : bridge {
 	std::stop_source src;
@@ -526,10 +600,10 @@ struct stop_on_end final : bridge {
 };
 
 /* with_stop_token: a stop request cancels the child, with words.  The
- * callback is unregistered once the child ends (fire), which waits for
- * a call of it under way on another thread; until then the after-func
- * holds a reference that keeps the child alive for it. */
-struct cancel_on_stop final : bridge {
+ * owner drops the callback before it releases the child: the callback's
+ * destructor waits for a call of it under way on another thread, so it
+ * never touches a freed context. */
+struct cancel_on_stop final : attachment {
 	struct canceller {
 		ctx_t *c;
 		void operator()() const noexcept
@@ -537,23 +611,12 @@ struct cancel_on_stop final : bridge {
 			::ctx_cancel_msg(c, CTX_CANCELED, "stop requested");
 		}
 	};
-	std::optional<std::stop_callback<canceller>> cb;
-	static void fire(void *arg) noexcept
+	std::stop_callback<canceller> cb;
+	cancel_on_stop(std::stop_token st, ctx_t *c)
+		: cb(std::move(st), canceller{ c })
 	{
-		static_cast<cancel_on_stop *>(arg)->leave();
 	}
 };
-
-/* Registers b's fire on c; b's caller then calls b->leave(). */
-template <class B> void arm(B *b, ctx_t *c)
-{
-	b->handle = ::ctx_after_func(c, &B::fire, b);
-	if (!b->handle) {
-		int e = errno;
-		delete b;
-		raise(e, "ctx_after_func");
-	}
-}
 } // namespace detail
 
 /* A token whose stop is requested when c ends (on a thread of the
@@ -574,18 +637,15 @@ inline std::stop_token stop_token_of(ref c)
  * the words "stop requested"), at once if the stop is requested
  * already.  The stop callback runs in the thread that requests the
  * stop, so a thread blocked in a ctx_ call under the child returns at
- * once. */
+ * once.  The returned context holds the callback: it is unregistered
+ * when the context is released (or, disowned, when it ends). */
 inline context with_stop_token(ref parent, std::stop_token st,
 			       site s = {})
 {
 	context child = with_cancel(parent, s);
-	if (!st.stop_possible())
-		return child;
-	auto *b = new detail::cancel_on_stop;
-	detail::arm(b, child.get());
-	b->cb.emplace(std::move(st),
-		      detail::cancel_on_stop::canceller{ child.get() });
-	b->leave();
+	if (st.stop_possible())
+		detail::attach(child, new detail::cancel_on_stop(
+					      std::move(st), child.get()));
 	return child;
 }
 #endif /* __cpp_lib_jthread */

@@ -105,6 +105,41 @@ START_TEST(with_stop_token_release_race)
 }
 END_TEST
 
+/* The callback moves with its context, goes when the context is
+ * assigned over, and stays with a disowned one until it ends. */
+START_TEST(with_stop_token_moved_disowned)
+{
+	std::stop_source s1, s2;
+	ctx::context a = ctx::with_stop_token(ctx::background(),
+					      s1.get_token());
+	ctx::context b = std::move(a);
+	s1.request_stop();
+	ck_assert(b.err() == std::errc::operation_canceled);
+	ctx_t *held = ctx_ref(b.get());
+	b = ctx::with_stop_token(ctx::background(), s2.get_token());
+	ck_assert_int_eq(ctx_err(held), CTX_CANCELED); /* released */
+	ctx_unref(held);
+	ck_assert(!b.done());
+	s2.request_stop();
+	ck_assert(b.done());
+
+	for (int i = 0; i < 200; i++) {
+		std::stop_source src;
+		ctx_t *raw = ctx::with_stop_token(ctx::background(),
+						  src.get_token())
+				     .disown();
+		ck_assert_int_eq(ctx_err(raw), 0);
+		if (i == 0) {
+			src.request_stop();
+			ck_assert_int_eq(ctx_err(raw), CTX_CANCELED);
+		}
+		std::thread stopper([&] { src.request_stop(); });
+		ctx_release(raw); /* the kept callback goes when it ends */
+		stopper.join();
+	}
+}
+END_TEST
+
 /* The context's end requests the stop (soon after, from a library
  * thread): by cancel, by deadline, already done. */
 START_TEST(stop_token_of_ends)
@@ -188,6 +223,7 @@ TCase *tcase_stop()
 	tcase_add_test(tc, jthread_read);
 	tcase_add_test(tc, with_stop_token_edges);
 	tcase_add_test(tc, with_stop_token_release_race);
+	tcase_add_test(tc, with_stop_token_moved_disowned);
 	tcase_add_test(tc, stop_token_of_ends);
 	tcase_add_test(tc, stop_token_of_never);
 	tcase_add_test(tc, stop_token_of_condvar);
