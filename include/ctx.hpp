@@ -148,7 +148,7 @@ inline const std::error_category &category() noexcept
 namespace detail {
 /* What a C call's errno becomes: std::bad_alloc for ENOMEM, as new
  * would throw, else std::system_error. */
-[[noreturn]] inline void raise(int err, const char *what)
+[[noreturn]] inline void throw_errno(int err, const char *what)
 {
 	if (err == ENOMEM)
 		throw std::bad_alloc();
@@ -159,7 +159,7 @@ namespace detail {
 inline ctx_t *made(ctx_t *c, const char *what)
 {
 	if (!c)
-		raise(errno, what);
+		throw_errno(errno, what);
 	return c;
 }
 
@@ -290,7 +290,7 @@ template <class B> void arm(B *b, ctx_t *c)
 	if (!b->handle) {
 		int e = errno;
 		delete b;
-		raise(e, "ctx_after_func");
+		throw_errno(e, "ctx_after_func");
 	}
 }
 
@@ -521,7 +521,7 @@ public:
 		int e = ::ctx_thread_create(&t_, child_.get(),
 					    detail::thread_start, st_.get());
 		if (e)
-			detail::raise(e, "ctx_thread_create");
+			detail::throw_errno(e, "ctx_thread_create");
 	}
 	thread(thread &&o) noexcept
 		: child_(std::move(o.child_)), st_(std::move(o.st_)),
@@ -553,10 +553,10 @@ public:
 	void join()
 	{
 		if (!t_)
-			detail::raise(EINVAL, "ctx::thread::join");
+			detail::throw_errno(EINVAL, "ctx::thread::join");
 		int e = ::ctx_thread_join(::ctx_background(), t_, nullptr);
 		if (e)
-			detail::raise(e, "ctx::thread::join");
+			detail::throw_errno(e, "ctx::thread::join");
 		t_ = nullptr;
 		child_.reset();
 		std::exception_ptr ex = std::exchange(st_->thrown, nullptr);
