@@ -29,6 +29,10 @@
  *      context being done (ctx_with_hangup, a thread in ctx_wait on it),
  *      beside a thread in ctx_read on the socket seeing end of file;
  *      rounds in turn, p50 and p99 of 10 blocks.
+ *  compose/callback    from ctx_cancel's call to a function the end runs
+ *      having started: ctx_after_func_inline (in the cancelling thread)
+ *      beside ctx_after_func (on the library's runner thread, woken);
+ *      rounds in turn, p50 and p99 of 10 blocks.
  *
  * Not here: ctx_sleep_until (its cost is the wait), ctx_waitid (a child's
  * exit dominates), FIFO opens and contended locks (the other end's cost).
@@ -597,6 +601,66 @@ static void bench_server(void)
 	free(v[1]);
 }
 
+/* ---- compose: the end of a context to its callback ------------------- */
+
+struct stamp {
+	_Atomic uint32_t ran;
+	int64_t at;
+};
+
+static void stamp_fn(void *arg)
+{
+	struct stamp *s = arg;
+
+	s->at = bench_now();
+	atomic_store_explicit(&s->ran, 1, memory_order_release);
+	bench_futex_wake(&s->ran, 1);
+}
+
+/* One round: ns from the cancel's call to fn's start. */
+static double callback_once(bool in_place)
+{
+	struct stamp s = { 0 };
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	ctx_after_t *a = !c ? NULL : in_place ?
+		ctx_after_func_inline(c, stamp_fn, &s) :
+		ctx_after_func(c, stamp_fn, &s);
+	int64_t t0;
+
+	if (!a)
+		bench_fail("after-func: %s", strerror(errno));
+	bench_nap_ns(200000); /* the runner asleep, as it is at rest */
+	t0 = bench_now();
+	ctx_cancel(c);
+	if (in_place && !atomic_load(&s.ran))
+		bench_fail("ctx_after_func_inline: fn had not run when "
+			   "ctx_cancel returned");
+	bench_await_word(&s.ran, 1, 10 * (int64_t)1000000000, "callback");
+	if (ctx_after_stop_wait(a))
+		bench_fail("after-func: stopped, yet it ran");
+	ctx_release(c);
+	return (double)(s.at - t0);
+}
+
+static void bench_compose(void)
+{
+	int n = B.quick ? 50 : 400;
+	double *v[2];
+
+	if (!bench_wanted("compose/callback"))
+		return;
+	v[0] = bench_alloc((size_t)n * sizeof(double));
+	v[1] = bench_alloc((size_t)n * sizeof(double));
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < 2; k++)
+			v[k][i] = callback_once(!k);
+	bench_dist("compose/callback", "ctx_after_func_inline", v[0], n, 10,
+		   "ns");
+	bench_dist("compose/callback", "ctx_after_func", v[1], n, 10, "ns");
+	free(v[0]);
+	free(v[1]);
+}
+
 int main(int argc, char **argv)
 {
 	bench_init(argc, argv);
@@ -609,5 +673,6 @@ int main(int argc, char **argv)
 	bench_section("waitany", bench_waitany);
 	bench_section("proc", bench_proc);
 	bench_section("server", bench_server);
+	bench_section("compose", bench_compose);
 	return 0;
 }

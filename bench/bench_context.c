@@ -1,11 +1,13 @@
 /*
  * bench_context: the operations of Go's context benchmarks
  * (context/benchmark_test.go) on libctx, plus the bytes and descriptors
- * a live context costs, and ctx_select over two ready channels.  bench/go/
- * times the same operations in Go; bench/run.sh runs the two programs in
- * turn (--run K: this program's medians are rep K) and bench/report.py
- * sets each run beside the Go run after it.  Rows are named go/<the Go
- * benchmark's name>.
+ * a live context costs, ctx_select over two ready channels, and a merge
+ * of two live contexts (ctx_with_merge, beside an after-func bridge
+ * written by hand; Go's: context.AfterFunc, or a goroutine before Go
+ * 1.21).  bench/go/ times the same operations in Go; bench/run.sh runs
+ * the two programs in turn (--run K: this program's medians are rep K)
+ * and bench/report.py sets each run beside the Go run after it.  Rows
+ * are named go/<the Go benchmark's name>.
  *
  * Go collects an abandoned context tree; C must release it.  Every timed
  * C operation therefore includes freeing what it made (leaf first, as a
@@ -495,6 +497,96 @@ static void bench_live(ctx_t **slot)
 			live_row(&kinds[k], slot, counts[c]);
 }
 
+/* ---- Merge --------------------------------------------------------- */
+
+/* A context done when either of two live ones is, made and released:
+ * ctx_with_merge, beside the bridge one writes without it -- a child of
+ * the first, and an after-func on the second that cancels the child,
+ * holding a reference for the function until the handle is stopped.
+ * bench/go's BenchmarkMerge is Go's way (context.AfterFunc; a goroutine
+ * before Go 1.21). */
+struct merge_arg {
+	ctx_t *a, *b;
+};
+
+static const char *const merge_names[] = { "libctx", "bridge" };
+
+static void bridge_fire(void *arg)
+{
+	ctx_cancel(arg);
+	ctx_unref(arg);
+}
+
+static ctx_t *bridge_merge(ctx_t *a, ctx_t *b, ctx_after_t **h)
+{
+	ctx_t *m = must(ctx_with_cancel(a), "ctx_with_cancel");
+
+	*h = ctx_after_func(b, bridge_fire, ctx_ref(m));
+	if (!*h)
+		bench_fail("ctx_after_func: %s", strerror(errno));
+	return m;
+}
+
+static void run_merge(void *p, int impl, int tid, uint64_t n)
+{
+	struct merge_arg *a = p;
+	uint64_t bad = 0;
+
+	(void)tid;
+	for (uint64_t i = 0; i < n; i++) {
+		ctx_after_t *h = NULL;
+		ctx_t *m = impl ? bridge_merge(a->a, a->b, &h) :
+				  must(ctx_with_merge(a->a, a->b),
+				       "ctx_with_merge");
+		bad += ctx_err(m) != 0;
+		if (h && ctx_after_stop(h))
+			ctx_unref(m); /* the function's reference */
+		ctx_release(m);
+	}
+	check_bad("Merge", bad);
+}
+
+/* Before the timing: each way ends when the second context does. */
+static void merge_works(void)
+{
+	for (int impl = 0; impl < 2; impl++) {
+		ctx_t *a = must(ctx_with_cancel(ctx_background()), "a");
+		ctx_t *b = must(ctx_with_cancel(ctx_background()), "b");
+		ctx_after_t *h = NULL;
+		ctx_t *m = impl ? bridge_merge(a, b, &h) :
+				  must(ctx_with_merge(a, b), "merge");
+		ctx_cancel(b);
+		if (ctx_wait(m) != CTX_CANCELED || ctx_err(a))
+			bench_fail("Merge (%s): not ended by the second",
+				   merge_names[impl]);
+		if (h && ctx_after_stop(h))
+			bench_fail("Merge (bridge): the function never ran");
+		ctx_release(m);
+		ctx_release(b);
+		ctx_release(a);
+	}
+}
+
+static void bench_merge(void)
+{
+	struct merge_arg a = {
+		must(ctx_with_cancel(ctx_background()), "ctx_with_cancel"),
+		must(ctx_with_cancel(ctx_background()), "ctx_with_cancel"),
+	};
+
+	printf("# Merge: ctx_with_merge of two live contexts + ctx_release;"
+	       " bridge: ctx_with_cancel + ctx_after_func on the other +"
+	       " ctx_after_stop + ctx_release\n");
+	merge_works();
+	bench_measure(&(struct bench_spec){
+		.scenario = "go/Merge", .names = merge_names, .nimpls = 2,
+		.fn = run_merge, .arg = &a });
+	if (ctx_err(a.a) || ctx_err(a.b))
+		bench_fail("Merge: a parent ended");
+	ctx_release(a.b);
+	ctx_release(a.a);
+}
+
 /* ---- SelectTwoReady ------------------------------------------------ */
 
 struct sel2 {
@@ -565,6 +657,7 @@ int main(int argc, char **argv)
 	bench_deep_value();
 	bench_live(slot);
 	bench_select();
+	bench_merge();
 	free(slot);
 	return 0;
 }

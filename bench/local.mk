@@ -110,6 +110,7 @@ bench-quick: all
 	@$(BENCH_RUN) --quick
 EXTRA_DIST += bench/run.sh bench/report.py bench/rows.txt bench/go/go.mod \
 	bench/go/doc.go bench/go/context_bench_test.go bench/stoptoken.cc \
-	bench/PERFORMANCE.md bench/go/select_bench_test.go bench/cpp_ops.h
+	bench/PERFORMANCE.md bench/go/select_bench_test.go \
+	bench/go/merge_bench_test.go bench/go/merge_goroutine_bench_test.go
 clean-local:
 	rm -rf bench/results bench/go-cache bench/go-path bench/stoptoken.so

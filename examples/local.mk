@@ -50,9 +50,19 @@ examples_httpd_SOURCES = examples/httpd-src/httpd.h \
 	examples/httpd-src/accept.c examples/httpd-src/conn.c \
 	examples/httpd-src/request.c examples/httpd-src/handlers.c \
 	examples/httpd-src/parse.c examples/httpd-src/transport.c \
-	examples/httpd-src/tls.c examples/httpd-src/log.c
-examples_httpd_LDADD = $(HTTPD_TLS_LIBS) libctx.la $(HTTP_PARSER_LIBS)
-examples_httpd_CFLAGS = $(AM_CFLAGS) $(HTTPD_TLS_CFLAGS)
+	examples/httpd-src/tls.c examples/httpd-src/log.c \
+	examples/httpd-src/upstream.c
+examples_httpd_LDADD = $(HTTPD_TLS_LIBS) $(HTTPD_CURL_LIBS) libctx.la \
+	$(HTTP_PARSER_LIBS)
+examples_httpd_CFLAGS = $(AM_CFLAGS) $(HTTPD_TLS_CFLAGS) $(HTTPD_CURL_CFLAGS)
+endif
+# httpd --upstream URL: through libctx-curl, when libcurl is there.
+if HAVE_LIBCURL
+HTTPD_CURL_LIBS = glue/curl/libctx-curl.la $(LIBCURL_LIBS)
+HTTPD_CURL_CFLAGS = -I$(srcdir)/glue/curl $(LIBCURL_CFLAGS)
+else
+HTTPD_CURL_LIBS =
+HTTPD_CURL_CFLAGS =
 endif
 # httpd --tls CERT KEY: through libctx-ssl, when OpenSSL is there.
 if HAVE_OPENSSL
@@ -65,10 +75,12 @@ endif
 
 # The tests run the programs with real clients; each skips (exit 77) when
 # what it needs was not built or is not installed.
-EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh tests/fetch.sh tests/tcpproxy.sh
+EXAMPLE_TESTS = tests/examples.sh tests/httpd.sh tests/fetch.sh tests/tcpproxy.sh \
+	tests/chain.sh
 TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) tests/tap.sh \
-	examples/README examples/bench-httpd.sh examples/bench-httpd.lua
+	examples/README examples/bench-httpd.sh examples/bench-httpd.lua \
+	examples/inherit.sh
 
 # Load: wrk against httpd's /fast (`make bench-httpd`; needs wrk).
 .PHONY: bench-httpd

@@ -2,8 +2,9 @@
  * What the glue libraries' test runners and benchmarks share (not
  * installed): throwaway servers run from a temporary directory, as an
  * unprivileged user when the tests run as root, and a runner that runs
- * its suites on both backends.  glue/pq/testserver.c and
- * glue/redis/testserver.c start PostgreSQL and Redis with these.
+ * its suites on both backends.  glue/pq/testserver.c,
+ * glue/redis/testserver.c and glue/curl/grpcserver.c start PostgreSQL,
+ * Redis and a gRPC server with these.
  */
 #ifndef CTX_GLUE_TESTING_H
 #define CTX_GLUE_TESTING_H
@@ -80,5 +81,13 @@ void tg_pq_stop(struct tg_server *s);
  * socket's path, passed on in CTX_TEST_REDIS as above. */
 int tg_redis_start(struct tg_server *s);
 void tg_redis_stop(struct tg_server *s);
+
+/* gRPC (glue/curl/grpcserver.c): the Go program source built offline
+ * from Debian's golang-google-grpc-dev (GOPATH mode) into a temporary
+ * directory and run there on 127.0.0.1.  address is HOST:PORT, passed
+ * on in CTX_TEST_GRPC as above.  77 without go, the grpc package or
+ * HTTP/2 in libcurl. */
+int tg_grpc_start(struct tg_server *s, const char *source);
+void tg_grpc_stop(struct tg_server *s);
 
 #endif

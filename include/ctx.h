@@ -111,6 +111,33 @@ CTX_API ctx_t *ctx_with_deadline_cause(ctx_t *parent, int64_t deadline_ns,
 CTX_API ctx_t *ctx_with_timeout_cause(ctx_t *parent, int64_t timeout_ns,
                                       int cause) CTX_NOEXCEPT;
 
+/* Move ctx's own deadline, earlier or later (INT64_MAX: none); the
+ * effective deadline stays the earliest along the chain (ctx_deadline).
+ * For ctx_with_cancel, _deadline, _timeout (and _cause), ctx_with_merge
+ * and ctx_with_grace contexts.  Threads waiting under ctx or below it
+ * see the change at once: moved earlier they end at the new time, moved
+ * later they do not end at the old one.  A deadline already past ends
+ * ctx at once (CTX_DEADLINE_EXCEEDED, the constructor's cause).  0;
+ * EINVAL for NULL, a root or another kind; ctx's error, changing
+ * nothing, if it is done; EAGAIN if the library's timer thread, which
+ * enforces a deadline moved earlier, cannot start (nothing changed). */
+CTX_API int ctx_set_deadline(ctx_t *ctx, int64_t deadline_ns) CTX_NOEXCEPT;
+
+/* Done as soon as parent or other is done, with the error, cause, words
+ * and origin of whichever ended first (parent's if both had at
+ * creation).  Its deadline is the earlier of the two; values come from
+ * parent's chain only.  It holds a reference to both, and releasing it
+ * leaves nothing on either.  Cancellable as ctx_with_cancel.  NULL +
+ * EINVAL if either is NULL. */
+CTX_API ctx_t *ctx_with_merge(ctx_t *parent, ctx_t *other) CTX_NOEXCEPT;
+
+/* The second phase of a graceful stop: done grace_ns after parent is
+ * done (counted from its creation if parent is done already), with the
+ * parent's error, cause, words and origin; at once, with its own cause,
+ * when cancelled itself.  Values come from parent; its deadline is the
+ * parent's plus grace_ns.  grace_ns <= 0: as ctx_with_cancel. */
+CTX_API ctx_t *ctx_with_grace(ctx_t *parent, int64_t grace_ns) CTX_NOEXCEPT;
+
 /* A context that carries value under key (compared by address) and
  * otherwise behaves as its parent.  The nearest value wins. */
 CTX_API ctx_t *ctx_with_value(ctx_t *parent, const void *key,
@@ -175,6 +202,13 @@ CTX_API int ctx_cause(ctx_t *ctx) CTX_NOEXCEPT;
  * is live (or NULL). */
 CTX_API const char *ctx_cause_msg(ctx_t *ctx) CTX_NOEXCEPT;
 
+/* Where the end came from, in words, the same for every context the end
+ * reached: the call and the file:line it was made at ("ctx_cancel at
+ * main.c:42"; also ctx_cancel_cause, ctx_cancel_msg, ctx_release), the
+ * deadline of the context made at file:line, a signal, a hang-up, an
+ * idle time.  NULL while ctx is live (or NULL); valid while ctx lives. */
+CTX_API const char *ctx_origin(ctx_t *ctx) CTX_NOEXCEPT;
+
 /* The effective deadline (the earliest along the chain) in *deadline_ns;
  * false when there is none. */
 CTX_API bool ctx_deadline(ctx_t *ctx, int64_t *deadline_ns) CTX_NOEXCEPT;
@@ -200,8 +234,8 @@ CTX_API int ctx_format(ctx_t *ctx, char *buf, size_t len) CTX_NOEXCEPT;
 CTX_API int64_t ctx_now(void) CTX_NOEXCEPT;
 
 /* ---------------------------------------------------------------------
- * Contexts that end on an event: a signal, a client that hangs up, an
- * idle deadline
+ * Contexts that end on an event: a signal, a client that hangs up, a
+ * process that exits, an idle deadline
  * ------------------------------------------------------------------- */
 
 /* Done with CTX_CANCELED when any signal of the set arrives (Go's
@@ -219,6 +253,21 @@ CTX_API ctx_t *ctx_with_signals(ctx_t *parent,
  * 0 if ctx is live, was ended otherwise, or on NULL. */
 CTX_API int ctx_signo(ctx_t *ctx) CTX_NOEXCEPT;
 
+/* Go's signal.Notify: each signal of set that arrives is sent to ch (a
+ * channel of int, see below) as its number, without blocking: dropped
+ * when ch is full.  While any registration holds a signal it is consumed
+ * by the library; ctx_signal_stop(ch) ends all of ch's registrations,
+ * and the previous handling of a signal is back when its last one goes.
+ * Several channels may take a signal: each gets it, one signal to all
+ * before the next, in arrival order; live ctx_with_signals contexts on
+ * it end as well.  0; EINVAL for a NULL channel or set, a channel whose
+ * elements are not ints, or a signal that cannot be caught; ENOMEM. */
+struct ctx_chan;
+CTX_API int ctx_signal_notify(struct ctx_chan *ch,
+			      const sigset_t *set) CTX_NOEXCEPT;
+/* 0, EINVAL for NULL.  Once it returns, ch gets no more signals. */
+CTX_API int ctx_signal_stop(struct ctx_chan *ch) CTX_NOEXCEPT;
+
 /* Go's r.Context(): a child of parent that ends with CTX_CANCELED, cause
  * ECONNRESET, when the peer of socket fd goes away (EPOLLRDHUP, EPOLLHUP
  * or an error), with no thread reading fd; its data stays for its
@@ -227,6 +276,15 @@ CTX_API int ctx_signo(ctx_t *ctx) CTX_NOEXCEPT;
  * context, then close fd.  NULL + errno (EINVAL, EBADF, EPERM for a file
  * that cannot be watched, ENOMEM). */
 CTX_API ctx_t *ctx_with_hangup(ctx_t *parent, int fd) CTX_NOEXCEPT;
+
+/* A child of parent that ends with CTX_CANCELED, cause ESRCH, when the
+ * process behind pidfd exits (pidfd_open(2), SO_PEERPIDFD, a pidfd of
+ * clone3), whether or not it is the caller's child.  It borrows pidfd,
+ * which must stay open while the context lives, and waits for and reaps
+ * nothing.  Watched by the hang-up thread; no descriptor of its own.
+ * NULL + errno (EINVAL, EBADF for a descriptor that is not a pidfd,
+ * ENOSYS, ENOMEM). */
+CTX_API ctx_t *ctx_with_pidfd(ctx_t *parent, int pidfd) CTX_NOEXCEPT;
 
 /* A child of parent that ends with CTX_DEADLINE_EXCEEDED once idle_ns
  * pass without a ctx_touch (idle_ns <= 0: ended at once).  NULL + errno. */
@@ -257,6 +315,18 @@ CTX_API ctx_after_t *ctx_after_func(ctx_t *ctx, void (*fn)(void *arg),
 /* Call exactly once per handle, which it frees.  True if it kept fn from
  * ever running; false if fn ran, runs or is about to run. */
 CTX_API bool ctx_after_stop(ctx_after_t *a) CTX_NOEXCEPT;
+
+/* As ctx_after_func, but fn runs in the thread that ends ctx: inside the
+ * ctx_cancel* or ctx_release that ends it or an ancestor, in the thread
+ * (a waiter's, or a library thread) that sees its deadline pass, or in
+ * the caller before this returns when ctx is done already.  fn must not
+ * block; it may cancel contexts and stop other handles. */
+CTX_API ctx_after_t *ctx_after_func_inline(ctx_t *ctx,
+					   void (*fn)(void *arg), void *arg) CTX_NOEXCEPT;
+/* ctx_after_stop, and when fn is running on another thread, return only
+ * once it has returned, so that arg may be freed.  Called from inside fn
+ * itself it does not wait. */
+CTX_API bool ctx_after_stop_wait(ctx_after_t *a) CTX_NOEXCEPT;
 
 /* ---------------------------------------------------------------------
  * Waiting
@@ -500,6 +570,27 @@ CTX_API int ctx_conn_fd(const ctx_conn_t *c) CTX_NOEXCEPT;
 CTX_API void ctx_conn_close(ctx_conn_t *c) CTX_NOEXCEPT;
 
 /* ---------------------------------------------------------------------
+ * Deadlines on the wire: gRPC's grpc-timeout, Envoy's
+ * x-envoy-expected-rq-timeout-ms
+ * ------------------------------------------------------------------- */
+
+/* ctx's remaining time as a grpc-timeout value: at most 8 digits and a
+ * unit (H, M, S, m, u, n), the finest that holds it, rounded up; "0n"
+ * once the deadline has passed.  Returns its length (10 bytes of buf
+ * always suffice), 0 (and "") when ctx has no deadline, or -1 with
+ * errno: EINVAL (NULL ctx, NULL buf with len > 0), ERANGE (buf too
+ * small; "" written when len > 0). */
+CTX_API int ctx_format_timeout(ctx_t *ctx, char *buf, size_t len) CTX_NOEXCEPT;
+/* A child of parent with a deadline the header value gives from now:
+ * grpc-timeout's form, or plain milliseconds without a unit (Envoy's);
+ * whitespace around it is allowed.  A value too large for the clock
+ * means no deadline; 0 an expired one.  NULL + errno EINVAL for a
+ * malformed value (empty, a sign, a unit unknown or after more than 8
+ * digits, anything after it), a NULL value or parent; ENOMEM. */
+CTX_API ctx_t *ctx_with_timeout_header(ctx_t *parent,
+				       const char *value) CTX_NOEXCEPT;
+
+/* ---------------------------------------------------------------------
  * Child processes (Go's exec.CommandContext with Cancel and WaitDelay)
  *
  * A process the context kills: when ctx ends before the process exits,
@@ -536,6 +627,9 @@ struct ctx_proc_attr {
 				      passes; 0: at once */
 	bool new_group;            /* own process group; signals go to the
 				      whole group */
+	bool pass_ctx;             /* the child gets ctx's remaining time
+				      and a descriptor that ends with it
+				      (CTX_TIMEOUT_NS, CTX_DONE_FD) */
 };
 
 /* 0 or an error number; a program that cannot be executed (ENOENT,
@@ -567,6 +661,18 @@ CTX_API void ctx_proc_free(ctx_proc_t *p) CTX_NOEXCEPT;
  * returns as ctx_proc_wait. */
 CTX_API int ctx_proc_output(ctx_t *ctx, char *const argv[], char **out,
 			    size_t *outlen, int *status) CTX_NOEXCEPT;
+
+/* In a program started with pass_ctx: the context its parent passed
+ * (the parent's remaining time, counted from this program's start, and
+ * an end when the parent's context ends or the parent dies); else
+ * ctx_background().  Made by the first call, which takes both variables
+ * out of the environment (as setenv(3) does: before threads that read
+ * it), and kept by the library until exit: every call returns the same
+ * context, which the caller does not release (ctx_ref and ctx_unref
+ * pair as usual).  Pass it on with pass_ctx.  NULL + errno (ENOMEM,
+ * EMFILE, EPERM for a descriptor that cannot be watched) if it cannot
+ * be made; a later call tries again. */
+CTX_API ctx_t *ctx_inherited(void) CTX_NOEXCEPT;
 
 /* ---------------------------------------------------------------------
  * Threads
@@ -758,13 +864,16 @@ CTX_API const char *ctx_backend(void) CTX_NOEXCEPT;
  *
  * CTX_DEBUG=leaks in a program's environment makes it report on stderr at
  * exit every context created and never released, with the file and line
- * that created it, and every thread handle never joined or detached.  In
- * C the constructors (and ctx_thread_create) are also macros that record
- * that site; calling them through a pointer works too, without a site.
- * C++ has no such macros, since a function-like macro would shadow the
- * function's name (`::ctx_with_cancel(p)`, a member of that name, a
- * template argument with a comma); there <ctx.hpp>, or any caller, gives
- * the site with ctx_set_site.
+ * that created it (and, for one that ended, its ctx_origin), and every
+ * thread handle never joined or detached.  In C the constructors (and
+ * ctx_thread_create) are also macros that record that site, and
+ * ctx_cancel, ctx_cancel_cause, ctx_cancel_msg and ctx_release macros
+ * that record theirs for ctx_origin; calling any of them through a
+ * pointer works too, without a site.  Define CTX_NO_SITE_MACROS for
+ * none.  C++ has no such macros, since a function-like macro would
+ * shadow the function's name (`::ctx_with_cancel(p)`, a member of that
+ * name, a template argument with a comma); there <ctx.hpp>, or any
+ * caller, gives the site with ctx_set_site.
  *
  * CTX_DEBUG=checks makes handles carry a magic number and keeps freed
  * ones poisoned for a while, so that a double release, a use after the
@@ -782,12 +891,29 @@ CTX_API const char *ctx_backend(void) CTX_NOEXCEPT;
  * such as __FILE__.  What the C macros below do before each call; for
  * C++ and for wrappers that pass their own caller's site. */
 CTX_API void ctx_set_site(const char *file, int line) CTX_NOEXCEPT;
-/* The same, under the name the macros of programs built before
- * ctx_set_site call; not for direct use. */
+
+/* Not for direct use: what the macros below call (ctx__site is
+ * ctx_set_site under the name older programs' macros call). */
 CTX_API void ctx__site(const char *file, int line) CTX_NOEXCEPT;
+CTX_API void ctx__cancel_at(ctx_t *ctx, const char *file,
+			    int line) CTX_NOEXCEPT;
+CTX_API void ctx__cancel_cause_at(ctx_t *ctx, int cause, const char *file,
+				  int line) CTX_NOEXCEPT;
+CTX_API void ctx__cancel_msg_at(const char *file, int line, ctx_t *ctx,
+				int cause, const char *fmt,
+				...) CTX_NOEXCEPT
+	__attribute__((format(printf, 5, 6)));
+CTX_API void ctx__release_at(ctx_t *ctx, const char *file,
+			     int line) CTX_NOEXCEPT;
 
 #if !defined(CTX_BUILDING_LIBRARY) && !defined(CTX_NO_SITE_MACROS) && \
 	!defined(__cplusplus)
+#define ctx_cancel(c) ctx__cancel_at(c, __FILE__, __LINE__)
+#define ctx_cancel_cause(c, cause) \
+	ctx__cancel_cause_at(c, cause, __FILE__, __LINE__)
+#define ctx_cancel_msg(c, cause, ...) \
+	ctx__cancel_msg_at(__FILE__, __LINE__, c, cause, __VA_ARGS__)
+#define ctx_release(c) ctx__release_at(c, __FILE__, __LINE__)
 #define CTX__AT(call) (ctx__site(__FILE__, __LINE__), call)
 #define ctx_with_cancel(p) CTX__AT(ctx_with_cancel(p))
 #define ctx_with_deadline(p, d) CTX__AT(ctx_with_deadline(p, d))
@@ -800,7 +926,11 @@ CTX_API void ctx__site(const char *file, int line) CTX_NOEXCEPT;
 #define ctx_without_cancel(p) CTX__AT(ctx_without_cancel(p))
 #define ctx_with_signals(p, s) CTX__AT(ctx_with_signals(p, s))
 #define ctx_with_hangup(p, fd) CTX__AT(ctx_with_hangup(p, fd))
+#define ctx_with_pidfd(p, fd) CTX__AT(ctx_with_pidfd(p, fd))
+#define ctx_with_timeout_header(p, v) CTX__AT(ctx_with_timeout_header(p, v))
 #define ctx_with_idle(p, i) CTX__AT(ctx_with_idle(p, i))
+#define ctx_with_merge(p, o) CTX__AT(ctx_with_merge(p, o))
+#define ctx_with_grace(p, g) CTX__AT(ctx_with_grace(p, g))
 #define ctx_thread_create(t, c, f, a) CTX__AT(ctx_thread_create(t, c, f, a))
 #define ctx_thread_create_attr(t, at, c, f, a) \
 	CTX__AT(ctx_thread_create_attr(t, at, c, f, a))

@@ -198,3 +198,24 @@ dist_man3_MANS += \
 	man/ctx_conn_write.3 \
 	man/ctx_conn_fd.3 \
 	man/ctx_conn_close.3
+# Processes and services (issue 27): contexts across processes, a
+# process's exit, deadlines on the wire.
+dist_man3_MANS += \
+	man/ctx_with_pidfd.3 \
+	man/ctx_inherited.3 \
+	man/ctx_format_timeout.3
+# aliases of man/ctx_format_timeout.3
+dist_man3_MANS += \
+	man/ctx_with_timeout_header.3
+# Composing contexts (issue 23).
+dist_man3_MANS += \
+	man/ctx_set_deadline.3 \
+	man/ctx_with_merge.3 \
+	man/ctx_with_grace.3 \
+	man/ctx_origin.3 \
+	man/ctx_signal_notify.3 \
+	man/ctx_after_func_inline.3
+# aliases of man/ctx_signal_notify.3 and man/ctx_after_func_inline.3
+dist_man3_MANS += \
+	man/ctx_signal_stop.3 \
+	man/ctx_after_stop_wait.3

@@ -18,10 +18,14 @@ libctx_core_la_SOURCES = \
 	runtime/core/kind.h \
 	runtime/core/after.c \
 	runtime/core/cause.c \
+	runtime/core/compose.c \
 	runtime/core/context.c \
+	runtime/core/deadline.c \
 	runtime/core/debug.c \
 	runtime/core/format.c \
+	runtime/core/origin.c \
 	runtime/core/timer.c \
+	runtime/core/watch.c \
 	runtime/wait/wait.h \
 	runtime/wait/backend.h \
 	runtime/wait/waitq.h \
@@ -50,6 +54,10 @@ libctx_core_la_SOURCES = \
 	runtime/proc/proc.c \
 	runtime/proc/signals.c \
 	runtime/proc/wait.c \
+	runtime/proc/pidfd.c \
+	runtime/proc/pass.h \
+	runtime/proc/pass.c \
+	runtime/proc/inherit.c \
 	runtime/net/resolve.h \
 	runtime/net/resolve.c \
 	runtime/net/dial.c \
@@ -62,7 +70,9 @@ libctx_core_la_SOURCES = \
 	runtime/net/conn.c \
 	runtime/net/conn.h \
 	runtime/server/hangup.c \
-	runtime/server/idle.c
+	runtime/server/idle.c \
+	runtime/server/timeout.h \
+	runtime/server/timeout.c
 libctx_core_la_CPPFLAGS = $(AM_CPPFLAGS) -DCTX_BUILDING_LIBRARY
 libctx_core_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(LIBURING_CFLAGS) $(CARES_CFLAGS)
 libctx_core_la_LIBADD = $(LIBURING_LIBS) $(CARES_LIBS)

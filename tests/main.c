@@ -1,7 +1,8 @@
 /*
  * The one test runner: adds every suite and runs them.  CK_FORK=no runs
  * in one process (for valgrind and gdb); CK_RUN_SUITE and CK_RUN_CASE
- * pick a subset, as Check provides.
+ * pick a subset, as Check provides.  The suites come by folder, in the
+ * order of runtime/'s layers, after the contract test.
  */
 #include <stdlib.h>
 
@@ -9,37 +10,29 @@
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite_context());
-	srunner_add_suite(sr, suite_io());
-	srunner_add_suite(sr, suite_reactor());
-	srunner_add_suite(sr, suite_wait());
-	srunner_add_suite(sr, suite_thread());
-	srunner_add_suite(sr, suite_chan());
-	srunner_add_suite(sr, suite_group());
-	srunner_add_suite(sr, suite_after());
-	srunner_add_suite(sr, suite_signals());
-	srunner_add_suite(sr, suite_stress());
-	srunner_add_suite(sr, suite_faults());
-	srunner_add_suite(sr, suite_debug());
-	srunner_add_suite(sr, suite_syscalls());
-	srunner_add_suite(sr, suite_xfer());
-	srunner_add_suite(sr, suite_cond());
-	srunner_add_suite(sr, suite_sem());
-	srunner_add_suite(sr, suite_select());
-	srunner_add_suite(sr, suite_errgroup()); \
-	srunner_add_suite(sr, suite_proc()); \
-	srunner_add_suite(sr, suite_server()); \
-	srunner_add_suite(sr, suite_checks());
-	srunner_add_suite(sr, suite_kill()); \
-	srunner_add_suite(sr, suite_resolve());
-	srunner_add_suite(sr, suite_dial());
-	srunner_add_suite(sr, suite_asserts());
-	srunner_add_suite(sr, suite_sequence());
-	srunner_add_suite(sr, suite_fdcount());
-	srunner_add_suite(sr, suite_listen());
-	srunner_add_suite(sr, suite_copy());
-	srunner_add_suite(sr, suite_proxy());
-	srunner_add_suite(sr, suite_conn());
+	Suite *(*const suites[])(void) = {
+		suite_contract,
+		suite_context, suite_compose, suite_set_deadline, suite_origin,
+		suite_after, suite_after_inline, suite_debug, suite_checks,
+		suite_asserts,
+		suite_reactor, suite_kill,
+		suite_wait, suite_io, suite_xfer, suite_syscalls,
+		suite_thread, suite_wg, suite_group, suite_errgroup,
+		suite_chan, suite_select, suite_cond, suite_sem,
+		suite_proc, suite_waitpid, suite_signals, suite_pidfd,
+		suite_passctx, suite_notify,
+		suite_resolve, suite_dial, suite_listen,
+		suite_copy, suite_proxy, suite_conn,
+		suite_server, suite_timeout_header,
+		suite_stress, suite_sequence, suite_faults,
+		/* Last: it fills the process with a thousand blocked
+		 * threads (in a child of its own). */
+		suite_fdcount,
+	};
+	SRunner *sr = srunner_create(NULL);
+
+	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+		srunner_add_suite(sr, suites[i]());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -90,6 +90,7 @@ def request(port, path, rcvbuf=0):
 # so ("silent at MS"), and hold the socket 10 s.  Prints "got N in MS".
 def slow(port, total, rate, stop):
     s = request(port, "/big?n=%d" % total, 65536)
+    print("connected", flush=True)
     t0 = time.time()
     got = 0
     while True:
@@ -158,6 +159,18 @@ echo "# upstream: python3 on port $up"
 
 # start_proxy NAME ARGS...: tcpproxy ARGS LISTEN UPSTREAM in the
 # background; its pid in $tp, its port in $pp, its log $tmp/NAME.log.
+# under_way FILE: wait until the slow reader writing FILE is connected
+# (a loaded machine took over 0.5 s to start python), then let 0.5 s of
+# its transfer go by.
+under_way() {
+	local i
+	for i in $(seq 300); do
+		grep -q '^connected' "$1" && break
+		sleep 0.05
+	done
+	sleep 0.5
+}
+
 start_proxy() {
 	local name=$1
 	shift
@@ -262,8 +275,11 @@ wait "$clients" || true
 served=$(cat "$tmp/idle.out")
 echo "# 100 idle clients under ulimit -n 128: $served served; the proxy" \
      "held $fds descriptors and $threads threads"
-check "100 idle clients under ulimit -n 128: at least 40 served ($served)" \
-	[ "${served:-0}" -ge 40 ]
+# 41 at three descriptors a connection; 39 on a loaded machine, where
+# more clients are still being dialled (a fourth, short-lived
+# descriptor each) when the limit is reached.
+check "100 idle clients under ulimit -n 128: at least 35 served ($served)" \
+	[ "${served:-0}" -ge 35 ]
 stop_proxy
 check "... and it stops cleanly after (exit $rc)" [ "$rc" = 0 ]
 
@@ -274,7 +290,7 @@ start_proxy grace -g 10
 "$PY" "$tmp/helper.py" slow "$pp" 8000000 4000000 0 >"$tmp/grace.rd" &
 reader=$!
 pids+=("$reader")
-sleep 0.5
+under_way "$tmp/grace.rd"
 t0=$(now_ms)
 kill -TERM "$tp"
 sleep 0.2
@@ -298,10 +314,12 @@ for how in second grace; do
 	grace=10
 	[ "$how" = second ] || grace=0.5
 	start_proxy cut -g "$grace"
-	"$PY" "$tmp/helper.py" slow "$pp" 8000000 4000000 0 >"$tmp/cut.rd" &
+	# 32 MB at 4 MB/s: the socket buffers between the proxy and the
+	# reader can hold several MB, which still arrive after a cut.
+	"$PY" "$tmp/helper.py" slow "$pp" 32000000 4000000 0 >"$tmp/cut.rd" &
 	reader=$!
 	pids+=("$reader")
-	sleep 0.5
+	under_way "$tmp/cut.rd"
 	t0=$(now_ms)
 	kill -TERM "$tp"
 	if [ "$how" = second ]; then sleep 0.3; kill -INT "$tp"; fi
@@ -315,8 +333,8 @@ for how in second grace; do
 	else
 		what="the end of a 0.5 s grace"; lo=500; hi=1500
 	fi
-	check "$what cuts the transfer (got ${got:-0} of 8000000)" \
-		[ "${got:-0}" -lt 8000000 ]
+	check "$what cuts the transfer (got ${got:-0} of 32000000)" \
+		[ "${got:-0}" -lt 32000000 ]
 	check "... and tcpproxy exits 0 promptly (rc $rc, $took ms)" \
 		eval '[ "$rc" = 0 ] && between "$took" $lo $((hi * slack))'
 	check "... the connection's line says why" \

@@ -10,6 +10,11 @@
  *	GET /fast   200 at once
  *	GET /slow   --slow ms of work: 200 if the work wins, 504 if the
  *	            deadline does, nothing (logged 499) if the client goes
+ *	GET /proxy  the --upstream service's answer, through libctx-curl
+ *	            under the request's context (upstream.c)
+ *
+ * The request's deadline is the caller's when it sends one (request.c),
+ * so every endpoint keeps to it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -91,7 +96,8 @@ static void handle_fast(ctx_t *ctx, struct conn *c, struct response *res)
 static void handle_index(ctx_t *ctx, struct conn *c, struct response *res)
 {
 	(void)ctx, (void)c;
-	reply(res, 200, "OK", "libctx httpd: GET /fast, GET /slow\n");
+	reply(res, 200, "OK", "libctx httpd: GET /fast, GET /slow, "
+	      "GET /proxy\n");
 }
 
 /* The endpoints by path (the URL's path alone, without the query). */
@@ -102,6 +108,7 @@ static const struct handler {
 	{ "/", handle_index },
 	{ "/fast", handle_fast },
 	{ "/slow", handle_slow },
+	{ "/proxy", handle_proxy },
 };
 
 static bool path_is(const char *url, const struct http_parser_url *u,

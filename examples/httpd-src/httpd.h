@@ -15,6 +15,8 @@
  *	             one request under its header and idle deadlines
  *	request.c    one request: its contexts and deadline, the answer
  *	handlers.c   the endpoints and the table that routes to them
+ *	upstream.c   /proxy: the next service through libctx-curl, with
+ *	             the time left in grpc-timeout (--upstream)
  *	parse.c      http-parser's callbacks and the request's checks
  *	transport.c  plain TCP, the transport table's first row, and 503
  *	tls.c        TLS through libctx-ssl, the same table's second row
@@ -85,6 +87,8 @@ struct options {
 	const char *log;      /* the log file (SIGHUP reopens it), or stderr */
 	bool quiet;           /* no access log line per request */
 	const char *cert, *key; /* --tls */
+	const char *upstream; /* --upstream: /proxy's URL, or NULL */
+	int64_t deadline_margin; /* taken off the deadline sent upstream */
 };
 
 struct server {
@@ -93,7 +97,7 @@ struct server {
 #ifdef HAVE_OPENSSL
 	SSL_CTX *tls;         /* --tls: the certificate and key */
 #endif
-	ctx_t *base;          /* hard stop: cancelled after the grace */
+	ctx_t *base;          /* hard stop: ctx_with_grace(stop, grace) */
 	ctx_t *stop;          /* soft stop: SIGINT or SIGTERM */
 	ctx_wg_t *conns;      /* one count per connection thread */
 	ctx_chan_t *slots;    /* holds a token per open connection */
@@ -108,6 +112,13 @@ extern struct server srv;
 
 /* ---- connections and requests (conn.c, request.c, parse.c) ----------- */
 
+/* A header's value, kept whole (parse.c); too_long when it did not fit. */
+struct header_value {
+	char text[32];
+	size_t len;
+	bool seen, too_long;
+};
+
 struct request {
 	char id[24];          /* X-Request-Id, and the log's tag */
 	char url[2048];
@@ -118,8 +129,12 @@ struct request {
 	bool started, complete, keep_alive;
 	/* Header checks (RFC 9112): Host on HTTP/1.1, no obs-fold,
 	 * Expect: 100-continue answered before the body is read. */
-	char field[16], expect[32];
+	char field[40], expect[32];
 	size_t field_len, expect_len;
+	/* How long the caller will wait, if it says (request.c caps the
+	 * request's deadline by it): gRPC's and Envoy's headers. */
+	struct header_value grpc_timeout, envoy_timeout;
+	struct header_value *capture; /* the one a value goes to, or NULL */
 	bool in_value, has_host, in_expect, no_host, folded;
 	bool want_continue, sent_continue, headers_done;
 	char prev;            /* the fold scanner's last header byte */
@@ -170,6 +185,11 @@ void linger(ctx_t *ctx, int fd);
 void route(ctx_t *ctx, struct conn *c, struct response *res);
 void reply(struct response *res, int status, const char *reason,
 	   const char *body);
+
+/* upstream.c: GET /proxy; the libcurl set-up (main.c calls them). */
+void handle_proxy(ctx_t *ctx, struct conn *c, struct response *res);
+int upstream_setup(void);
+void upstream_teardown(void);
 
 /* accept.c */
 int listen_on(void);

@@ -5,33 +5,44 @@
  *	httpd [--addr A] [--port N] [--timeout MS] [--slow MS] [--grace MS]
  *	      [--header-timeout MS] [--idle-timeout MS] [--write-timeout MS]
  *	      [--max-conns N] [--log FILE] [--quiet] [--tls CERT KEY]
+ *	      [--upstream URL] [--deadline-margin MS]
  *
  *	GET /fast   200 at once
  *	GET /slow   --slow ms of work under a --timeout per-request deadline:
  *	            200 if the work wins, 504 if the deadline does (and the
  *	            work stops then: it does not run on after the answer);
  *	            a client that goes away ends the work at once, logged 499
+ *	GET /proxy  GET --upstream URL through libctx-curl, the time left
+ *	            (less --deadline-margin, 10 ms) sent on in grpc-timeout:
+ *	            the upstream's 504 comes back before this request's
+ *
+ * A request that says how long its caller will wait (grpc-timeout,
+ * x-envoy-expected-rq-timeout-ms) has that deadline when it is sooner
+ * than --timeout, so httpd's behind one another (--upstream) all stop at
+ * the first one's deadline, or as soon as its client goes.
  *
  * The contexts, as a Go server would have them:
  *
  *	background
- *	 `- base            cancelled when the shutdown grace runs out
- *	     |- stop        ctx_with_signals(SIGINT, SIGTERM): ends accept(),
- *	     |   |          waits for the next request, and header reads
- *	     |   `- idle    ctx_with_idle, touched by every read: keep-alive
- *	     |       |      idle time between requests
- *	     |       `- header deadline: fixed from the request's start
- *	     |- hup         ctx_with_signals(SIGHUP): reload (reopen the log)
- *	     `- connection  (a value: the connection) -- one thread each
- *	         `- request (a value: the request ID, logged on every line)
- *	             `- hangup  ctx_with_hangup on the socket: ends when
- *	                 |      the client goes (logged 499)
- *	                 |- per-request timeout: the handler's work
- *	                 `- write deadline: the answer
+ *	 `- stop            ctx_with_signals(SIGINT, SIGTERM): ends accept(),
+ *	     |              waits for the next request, and header reads
+ *	     |- idle        ctx_with_idle, touched by every read: keep-alive
+ *	     |   |          idle time between requests
+ *	     |   `- header deadline: fixed from the request's start
+ *	     `~ base        ctx_with_grace(stop, --grace): stop's end starts
+ *	         |          its grace, a second SIGINT or SIGTERM ends it
+ *	         `- connection  (a value: the connection) -- one thread each
+ *	             `- request (a value: the request ID, logged on every line)
+ *	                 `- hangup  ctx_with_hangup on the socket: ends when
+ *	                     |      the client goes (logged 499)
+ *	                     |- per-request timeout: the handler's work
+ *	                     `- write deadline: the answer
  *
+ * SIGHUP (a reload: the log is reopened) and the second SIGINT or
+ * SIGTERM come on a channel (ctx_signal_notify), read by a thread.
  * So a signal stops accepting and closes idle connections at once, while
- * requests being handled go on (they hang under base, not stop) until the
- * grace period ends and base is cancelled; a second SIGINT or SIGTERM
+ * requests being handled go on (they hang under base, which stop does
+ * not end) until the grace period ends; a second SIGINT or SIGTERM
  * cancels base at once; clients still in the accept queue then, and
  * requests cut off by the grace with nothing sent, get 503.  At
  * --max-conns the longest-idle keep-alive connection is closed to make
@@ -58,6 +69,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -72,6 +84,7 @@ struct options opt = {
 	.idle_timeout = 30000 * CTX_MSEC,
 	.write_timeout = 10000 * CTX_MSEC,
 	.max_conns = 1000,
+	.deadline_margin = 10 * CTX_MSEC,
 };
 
 struct server srv = { .lfd = -1, .spare = -1 };
@@ -86,7 +99,8 @@ static void usage(FILE *f)
 		"             [--header-timeout MS] [--idle-timeout MS]"
 		" [--write-timeout MS]\n"
 		"             [--max-conns N] [--log FILE] [--quiet]"
-		" [--tls CERT KEY]\n");
+		" [--tls CERT KEY]\n"
+		"             [--upstream URL] [--deadline-margin MS]\n");
 }
 
 static long long number(const char *name, long long max)
@@ -149,6 +163,21 @@ static void parse_tls(int argc, char **argv)
 	opt.key = argv[optind++];
 }
 
+/* --upstream URL: an http or https URL, in a build with libcurl. */
+static void parse_upstream(void)
+{
+#ifndef HAVE_LIBCURL
+	fprintf(stderr, "httpd: --upstream: built without libcurl\n");
+	exit(2);
+#endif
+	if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) {
+		fprintf(stderr, "httpd: --upstream: not an http:// or "
+				"https:// URL: '%s'\n", optarg);
+		exit(2);
+	}
+	opt.upstream = optarg;
+}
+
 static const struct option longopts[] = {
 	{ "addr", required_argument, NULL, 'a' },
 	{ "port", required_argument, NULL, 'p' },
@@ -162,6 +191,8 @@ static const struct option longopts[] = {
 	{ "log", required_argument, NULL, 'l' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "tls", required_argument, NULL, 'T' },
+	{ "upstream", required_argument, NULL, 'u' },
+	{ "deadline-margin", required_argument, NULL, 'M' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -187,6 +218,8 @@ static void parse_options(int argc, char **argv)
 		case 'l': opt.log = optarg; break;
 		case 'q': opt.quiet = true; break;
 		case 'T': parse_tls(argc, argv); break;
+		case 'u': parse_upstream(); break;
+		case 'M': opt.deadline_margin = msec("deadline-margin", false); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -212,7 +245,9 @@ static void raise_nofile(void)
 }
 
 /* The port on stdout's first line (tests and scripts wait for it), and
- * what the server is about in the log. */
+ * what the server is about in the log.  The log's times count from the
+ * start; the start on CLOCK_MONOTONIC, which every process of a machine
+ * shares, lets a test line up the logs of several servers. */
 static void announce(void)
 {
 	char addr[INET_ADDRSTRLEN];
@@ -225,6 +260,9 @@ static void announce(void)
 	     addr, opt.port, opt.cert ? " over TLS" : "", ms(opt.timeout),
 	     ms(opt.slow),
 	     ms(opt.header_timeout), ms(opt.idle_timeout), ms(opt.grace));
+	hlog(NULL, "started at %.6f s on the monotonic clock%s%s",
+	     (double)srv.started / CTX_SEC, opt.upstream ? "; upstream " : "",
+	     opt.upstream ? opt.upstream : "");
 }
 
 int main(int argc, char **argv)
@@ -237,6 +275,11 @@ int main(int argc, char **argv)
 	raise_nofile();
 	/* Before the first line: the test sends SIGINT once it reads it. */
 	srv.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/* libcurl's global set-up, before any thread. */
+	if (opt.upstream && upstream_setup() < 0) {
+		fprintf(stderr, "httpd: start: libcurl's set-up failed\n");
+		return 1;
+	}
 	if (setup() < 0 || listen_on() < 0) {
 		perror("httpd: start");
 		teardown();
@@ -246,5 +289,7 @@ int main(int argc, char **argv)
 
 	int e = accept_loop();
 	shut_down(e);
+	if (opt.upstream)
+		upstream_teardown();
 	return e != CTX_CANCELED;
 }

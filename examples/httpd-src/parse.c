@@ -1,11 +1,13 @@
 /*
  * parse.c: a request's bytes into a struct request, through http-parser.
  * The callbacks keep what the server needs (the URL, whether Host and
- * Expect came, the body's size) and refuse what it must not accept: an
- * over-long URL (414), a body over MAX_BODY (413), HTTP/1.1 without Host
- * and folded header lines (400).  The parser pauses after each message,
- * so a pipelined next request waits in the buffer until this one is
- * answered.  Nothing here waits: reading is conn.c's.
+ * Expect came, the caller's deadline from grpc-timeout or
+ * x-envoy-expected-rq-timeout-ms, the body's size) and refuse what it
+ * must not accept: an over-long URL (414), a body over MAX_BODY (413),
+ * HTTP/1.1 without Host and folded header lines (400).  The parser
+ * pauses after each message, so a pipelined next request waits in the
+ * buffer until this one is answered.  Nothing here waits: reading is
+ * conn.c's.
  */
 #include <stdio.h>
 #include <string.h>
@@ -38,7 +40,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
 }
 
 /* Header names come in pieces: keep the first bytes of each, enough to
- * tell Host and Expect from the rest. */
+ * tell Host, Expect and the deadline headers from the rest. */
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
 	struct request *r = &((struct conn *)p->data)->req;
@@ -54,6 +56,33 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+/* The header whose value is kept whole, by name: the caller's deadline
+ * (a repeated header: the last one counts). */
+static struct header_value *captured(struct request *r)
+{
+	struct header_value *h = NULL;
+
+	if (!strcasecmp(r->field, "grpc-timeout"))
+		h = &r->grpc_timeout;
+	else if (!strcasecmp(r->field, "x-envoy-expected-rq-timeout-ms"))
+		h = &r->envoy_timeout;
+	if (h)
+		*h = (struct header_value){ .seen = true };
+	return h;
+}
+
+/* Values come in pieces too. */
+static void capture(struct header_value *h, const char *at, size_t len)
+{
+	if (len >= sizeof(h->text) - h->len) {
+		h->too_long = true; /* refused whole: request.c says 400 */
+		return;
+	}
+	memcpy(h->text + h->len, at, len);
+	h->len += len;
+	h->text[h->len] = '\0';
+}
+
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
 	struct request *r = &((struct conn *)p->data)->req;
@@ -63,7 +92,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 		r->in_expect = !strcasecmp(r->field, "expect");
 		if (!strcasecmp(r->field, "host"))
 			r->has_host = true;
+		r->capture = captured(r);
 	}
+	if (r->capture && !r->capture->too_long)
+		capture(r->capture, at, len);
 	for (size_t i = 0; r->in_expect && i < len &&
 			   r->expect_len < sizeof(r->expect) - 1; i++)
 		r->expect[r->expect_len++] = at[i];

@@ -4,13 +4,17 @@
  *	req           the connection's context, the request ID a value
  *	 |- hangup    ctx_with_hangup on the socket: ends when the client
  *	 |   |        goes, so the handler's work stops (logged 499)
- *	 |   `- deadline  the handler's time (request_deadline)
+ *	 |   `- caller's deadline  grpc-timeout, x-envoy-expected-rq-
+ *	 |       |    timeout-ms (ctx_with_timeout_header), when sent
+ *	 |       `- deadline  the handler's time (request_deadline)
  *	 `- write deadline  the answer's (respond)
  *
- * The handler works under the deadline; the answer is written under a
- * deadline of its own, so a client that does not read cannot hold the
- * thread.  A malformed request gets its 4xx here too, then the
- * connection is drained for a moment and closed.
+ * The handler works under the deadline: --timeout, or sooner when the
+ * caller says it will not wait that long, as a gRPC server's call ends
+ * at the client's deadline.  The answer is written under a deadline of
+ * its own, so a client that does not read cannot hold the thread.  A
+ * malformed request gets its 4xx here too, then the connection is
+ * drained for a moment and closed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -97,12 +101,82 @@ void bad_request(ctx_t *req, struct conn *c)
 	}
 }
 
-/* The deadline of a request's work: --timeout from its start.  Every
- * handler's waits are under it, so this is the one place that decides
- * how long a request may take. */
-static ctx_t *request_deadline(ctx_t *hup)
+/* The caller's deadline: a context under parent for each deadline
+ * header that came (each can only shorten the time), or parent itself
+ * (a new reference) when none did.  NULL + EINVAL for a malformed or
+ * over-long value. */
+static ctx_t *caller_deadline(ctx_t *parent, const struct request *r)
 {
-	return ctx_with_timeout(hup, opt.timeout);
+	const struct header_value *h[] = { &r->grpc_timeout,
+					   &r->envoy_timeout };
+	ctx_t *c = ctx_ref(parent);
+
+	for (size_t i = 0; c && i < sizeof(h) / sizeof(h[0]); i++) {
+		if (!h[i]->seen)
+			continue;
+		errno = EINVAL;
+		ctx_t *next = h[i]->too_long ? NULL :
+			      ctx_with_timeout_header(c, h[i]->text);
+		int e = errno;
+		/* The child holds its parent: this reference can go. */
+		ctx_unref(c);
+		c = next;
+		errno = e;
+	}
+	return c;
+}
+
+/* The deadline of a request's work: --timeout from its start, or the
+ * caller's, whichever comes first.  Every handler's waits are under it,
+ * so this is the one place that decides how long a request may take.
+ * NULL + errno (EINVAL: a malformed deadline header). */
+static ctx_t *request_deadline(ctx_t *hup, const struct request *r)
+{
+	ctx_t *caller = caller_deadline(hup, r);
+
+	if (!caller)
+		return NULL;
+	ctx_t *c = ctx_with_timeout(caller, opt.timeout);
+	int e = errno;
+	ctx_unref(caller);
+	errno = e;
+	return c;
+}
+
+/* When the caller sent its deadline, what it left this request: the
+ * chain test reads it at the end of a chain of httpd's. */
+static void log_budget(ctx_t *ctx, const struct request *r)
+{
+	int64_t d;
+
+	if ((r->grpc_timeout.seen || r->envoy_timeout.seen) &&
+	    ctx_deadline(ctx, &d))
+		hlog(ctx, "budget %lld us (grpc-timeout %s, "
+			  "x-envoy-expected-rq-timeout-ms %s)",
+		     (long long)((d - ctx_now()) / CTX_USEC),
+		     r->grpc_timeout.seen ? r->grpc_timeout.text : "-",
+		     r->envoy_timeout.seen ? r->envoy_timeout.text : "-");
+}
+
+/* No context for the request: a malformed deadline header (400, as a
+ * gRPC server refuses one), else out of memory or descriptors (503).
+ * Always false: the connection closes. */
+static bool no_context(ctx_t *req, struct conn *c, int e)
+{
+	struct response res = { .close = true };
+
+	if (e != EINVAL) {
+		hlog(req, "request context: %s: 503", strerror(e));
+		c->io.t->busy(&c->io);
+		return false;
+	}
+	reply(&res, 400, "Bad Request", "bad request: malformed "
+	      "grpc-timeout or x-envoy-expected-rq-timeout-ms\n");
+	hlog(req, "%s %s -> 400: malformed deadline header",
+	     http_method_str(c->parser.method), c->req.url);
+	if (respond(req, c, &res))
+		c->io.t->close(req, &c->io);
+	return false;
 }
 
 /* The handler gave no answer: the client went away (499), or the grace
@@ -136,14 +210,11 @@ bool handle(ctx_t *req, struct conn *c)
 	struct response res = { 0 };
 	int64_t t0 = ctx_now();
 	CTX_AUTO ctx_t *hup = ctx_with_hangup(req, c->io.fd);
-	CTX_AUTO ctx_t *ctx = hup ? request_deadline(hup) : NULL;
+	CTX_AUTO ctx_t *ctx = hup ? request_deadline(hup, &c->req) : NULL;
 
-	if (!ctx) {
-		int e = errno;
-		hlog(req, "request context: %s: 503", strerror(e));
-		c->io.t->busy(&c->io);
-		return false;
-	}
+	if (!ctx)
+		return no_context(req, c, errno);
+	log_budget(ctx, &c->req);
 	route(ctx, c, &res);
 	if (res.none)
 		return no_answer(req, c, hup, ctx, t0);

@@ -2,19 +2,22 @@
  * shutdown.c: the server's life under signals.  The contexts that every
  * connection hangs under, and what ends them:
  *
- *	base   cancelled when the shutdown grace runs out, or at a second
- *	       SIGINT or SIGTERM: every request still running ends
- *	stop   ctx_with_signals(SIGINT, SIGTERM) under base: ends accept()
- *	       and every wait for a next request or its headers
- *	hup    ctx_with_signals(SIGHUP) under base, on a thread of its own:
- *	       a reload, which here reopens the log
+ *	stop   ctx_with_signals(SIGINT, SIGTERM): ends accept() and every
+ *	       wait for a next request or its headers
+ *	base   ctx_with_grace(stop, --grace): ends the grace after stop,
+ *	       or at once at a second SIGINT or SIGTERM; every request
+ *	       runs under it
+ *
+ * and a channel that receives SIGHUP, SIGINT and SIGTERM
+ * (ctx_signal_notify), read by a thread of its own: each SIGHUP is a
+ * reload, which here reopens the log; the second SIGINT or SIGTERM cuts
+ * the grace short.
  *
  * The stop has two phases, like Go's Shutdown(ctx): at the first signal
  * stop ends, the listener closes (its queue answered 503) and idle
- * connections close; busy ones have --grace ms to finish, then base is
- * cancelled and their threads get a bounded time to end (they end
- * promptly: every wait is a libctx wait).  The process exits after that
- * either way.
+ * connections close; busy ones have until base ends to finish, then
+ * their threads get a bounded time to end (they end promptly: every wait
+ * is a libctx wait).  The process exits after that either way.
  */
 #include <errno.h>
 #include <signal.h>
@@ -25,55 +28,37 @@
 
 #define FINAL_WAIT (500 * CTX_MSEC) /* for cancelled requests to end */
 
-/* ---- start and reload ------------------------------------------------- */
+static ctx_chan_t *sigs;      /* SIGHUP, SIGINT, SIGTERM, as numbers */
+static ctx_thread_t *watcher; /* reads sigs */
 
-/* SIGHUP asks for a reload, as for most daemons: here that is reopening
- * the log.  A context of its own tells it from SIGTERM (ctx_signo).  Its
- * thread arms the next context before letting the old one go, so that
- * no SIGHUP ever finds the default action (exit) in place. */
-static ctx_t *arm_reload(ctx_t *ctx)
+/* ---- signals ------------------------------------------------------------ */
+
+/* The first SIGINT or SIGTERM has ended stop (a signal context on the
+ * same signals); the second ends the grace at once.  SIGHUP asks for a
+ * reload, as for most daemons: here that is reopening the log. */
+static void *watch_signals(ctx_t *ctx, void *arg)
 {
-	sigset_t set;
+	int signo, stops = 0, e;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	return ctx_with_signals(ctx, &set);
-}
-
-static void *reloader(ctx_t *ctx, void *arg)
-{
-	ctx_t *hup = arg;
-
-	while (ctx_wait(hup) == CTX_CANCELED && ctx_signo(hup) == SIGHUP) {
-		ctx_t *next = arm_reload(ctx);
-		int e = open_log();
-		hlog(NULL, "%s: reload requested: %s", ctx_cause_msg(hup),
-		     e ? strerror(e) : opt.log ? "log reopened" :
-		     "nothing to reload (logging to stderr)");
-		ctx_release(hup);
-		if (!(hup = next))
-			return NULL;
+	(void)arg;
+	while (ctx_chan_recv(ctx, sigs, &signo) == 0) {
+		if (signo != SIGHUP && ++stops == 2) {
+			hlog(NULL, "second signal %s received: cancelling "
+			     "requests now", sigabbrev_np(signo));
+			ctx_cancel_msg(srv.base, ESHUTDOWN, "server stopped "
+				       "by a second signal");
+		} else if (signo == SIGHUP) {
+			e = open_log();
+			hlog(NULL, "signal HUP received: reload requested: %s",
+			     e ? strerror(e) : opt.log ? "log reopened" :
+			     "nothing to reload (logging to stderr)");
+		}
 	}
-	ctx_release(hup); /* ended otherwise: the server is going away */
-	return NULL;
+	return NULL; /* the channel is closed: the server is going away */
 }
 
-/* Under base: cancelling it at shutdown ends the thread. */
-static int start_reloader(void)
-{
-	ctx_thread_t *t;
-	ctx_t *hup = arm_reload(srv.base);
-	int e = hup ? ctx_thread_create(&t, srv.base, reloader, hup) : errno;
-
-	if (e) {
-		ctx_release(hup);
-		return e;
-	}
-	(void)ctx_thread_detach(t);
-	return 0;
-}
-
-/* The contexts of the server's life and what they share. */
+/* The contexts of the server's life, the signals' channel and its
+ * thread, and what they share. */
 int setup(void)
 {
 	sigset_t set;
@@ -81,56 +66,38 @@ int setup(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	srv.base = ctx_with_cancel(ctx_background());
-	srv.stop = srv.base ? ctx_with_signals(srv.base, &set) : NULL;
+	srv.stop = ctx_with_signals(ctx_background(), &set);
+	srv.base = srv.stop ? ctx_with_grace(srv.stop, opt.grace) : NULL;
 	srv.conns = ctx_wg_new();
 	srv.slots = ctx_chan_new(1, (size_t)opt.max_conns);
-	if (!srv.base || !srv.stop || !srv.conns || !srv.slots)
+	sigs = ctx_chan_new(sizeof(int), 8);
+	if (!srv.base || !srv.stop || !srv.conns || !srv.slots || !sigs)
 		return -1;
+	sigaddset(&set, SIGHUP);
 	int e = open_log();
 	if (!e)
-		e = start_reloader();
+		e = ctx_signal_notify(sigs, &set);
+	if (!e)
+		e = ctx_thread_create(&watcher, ctx_background(),
+				      watch_signals, NULL);
 	errno = e;
 	return e ? -1 : 0;
 }
 
 /* ---- the stop ----------------------------------------------------------- */
 
-/* A context that a second SIGINT or SIGTERM ends. */
-static ctx_t *second_signal(void)
+/* Wait for the busy connections until base ends (the grace ran out or a
+ * second signal came: it cancels them), then give their threads a
+ * bounded time to end. */
+static void drain(void)
 {
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	return ctx_with_signals(ctx_background(), &set);
-}
-
-/* Like Go's Shutdown(ctx): the listener is closed and idle connections
- * end with stop; wait for the busy ones until the grace runs out or a
- * second signal comes, then cancel them, with words for their logs, and
- * give their threads a bounded time to end (they end promptly: every
- * wait is a libctx wait).  The process exits after that either way. */
-static void drain(ctx_t *again)
-{
-	CTX_AUTO ctx_t *grace = again ? ctx_with_timeout(again, opt.grace) :
-					NULL;
-	int e = grace ? ctx_wg_wait(grace, srv.conns) : errno;
+	int e = ctx_wg_wait(srv.base, srv.conns);
 
 	if (!e)
 		return;
-	if (e == CTX_CANCELED && ctx_signo(grace)) {
-		hlog(NULL, "second %s: cancelling requests now",
-		     ctx_cause_msg(grace));
-		ctx_cancel_msg(srv.base, CTX_CANCELED, "server stopped by "
-			       "a second signal");
-	} else {
+	if (ctx_cause(srv.base) != ESHUTDOWN)
 		hlog(NULL, "grace period of %lld ms over: cancelling "
 			   "requests still running", ms(opt.grace));
-		ctx_cancel_msg(srv.base, CTX_CANCELED, "shutdown grace of "
-			       "%lld ms over", ms(opt.grace));
-	}
 	CTX_AUTO ctx_t *last = ctx_with_timeout(ctx_background(),
 						 FINAL_WAIT);
 	e = last ? ctx_wg_wait(last, srv.conns) : errno;
@@ -139,11 +106,20 @@ static void drain(ctx_t *again)
 			   "exiting anyway", ms(FINAL_WAIT), ctx_strerror(e));
 }
 
-/* Everything setup made, and the TLS context; safe after a failed setup. */
+/* Everything setup made, and the TLS context; safe after a failed setup.
+ * The signals' thread ends once it has read what is left on the closed
+ * channel. */
 void teardown(void)
 {
-	ctx_release(srv.stop); /* gives SIGINT and SIGTERM back */
+	if (sigs) {
+		ctx_signal_stop(sigs); /* SIGHUP's default action is back */
+		ctx_chan_close(sigs);
+		if (watcher)
+			ctx_thread_join(ctx_background(), watcher, NULL);
+		ctx_chan_free(sigs);
+	}
 	ctx_release(srv.base);
+	ctx_release(srv.stop); /* gives SIGINT and SIGTERM back */
 	if (srv.slots)
 		ctx_chan_free(srv.slots);
 	if (srv.conns)
@@ -156,9 +132,8 @@ void teardown(void)
  * requests in flight their grace, and release everything. */
 void shut_down(int e)
 {
-	/* At once, so that a quick second signal is not lost. */
-	CTX_AUTO ctx_t *again = second_signal();
-
+	if (e != CTX_CANCELED) /* the grace starts now */
+		ctx_cancel_msg(srv.stop, e, "accept: %s", strerror(e));
 	drain_queue();
 	close(srv.lfd);
 	if (e == CTX_CANCELED)
@@ -166,8 +141,7 @@ void shut_down(int e)
 			   "for requests in flight", ms(opt.grace));
 	else
 		hlog(NULL, "accept: %s: shutting down", strerror(e));
-	drain(again);
+	drain();
 	teardown();
 	hlog(NULL, "bye");
 }
-

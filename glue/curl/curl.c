@@ -32,10 +32,15 @@
  * keeps up to four, so hot hosts are usually there), and HTTP/2 streams
  * of different threads never share a connection.
  *
- * A transfer the context ends is removed from its multi handle mid-way:
+ * A transfer the context ends is removed from its multi handle mid-way.
  * libcurl closes its HTTP/1 connection then (a "premature" done) rather
- * than cache it half-read, so the handle can go back to the pool; the
- * curl suite checks that the server sees the close.  A handle whose own calls failed (out of memory) is freed.
+ * than cache it half-read, but keeps an HTTP/2 one in its cache with the
+ * stream neither finished nor reset (libcurl 7.88): the server's work
+ * for it goes on, and the next transfer on that connection fails with
+ * CURLE_HTTP2.  So that handle is freed, not pooled, which closes its
+ * connections: the server sees the close, and its work stops (the curl
+ * suite checks it for HTTP/1, check_grpc for HTTP/2).  A handle whose
+ * own calls failed (out of memory) is freed too.
  *
  * Fork: the child starts with an empty pool.  The parent's handles are
  * left unfreed there, since freeing them would shut down TLS on sockets
@@ -86,29 +91,30 @@ static CURLcode result_of(CURLM *m, CURL *easy)
 	return CURLE_FAILED_INIT;
 }
 
-/* Drive the transfer until it ends or ctx does; *broken when a libcurl
- * call on the multi handle failed, which leaves it unfit for reuse. */
+/* Drive the transfer until it ends or ctx does; *broken when ctx ended
+ * it or a libcurl call on the multi handle failed, either of which
+ * leaves the handle unfit for reuse (see the top). */
 static CURLcode drive(ctx_t *ctx, CURLM *m, CURL *easy, int done_fd,
 		      bool *broken)
 {
 	struct curl_waitfd w = { .fd = done_fd, .events = CURL_WAIT_POLLIN };
-	int running = 1, e;
+	int running = 1, e = 0;
 	CURLMcode mc;
 	while ((mc = curl_multi_perform(m, &running)) == CURLM_OK) {
 		if ((e = ctx_err(ctx)))
-			return ended(e);
+			break;
 		if (!running)
 			return result_of(m, easy);
 		/* The cap only bounds how long curl sleeps when it has no
 		 * timer of its own; the done descriptor wakes it sooner. */
 		mc = curl_multi_poll(m, done_fd >= 0 ? &w : NULL,
 				     done_fd >= 0 ? 1 : 0, 1000, NULL);
-		if (mc != CURLM_OK)
+		if (mc != CURLM_OK || (e = ctx_err(ctx)))
 			break;
-		if ((e = ctx_err(ctx)))
-			return ended(e);
 	}
 	*broken = true;
+	if (e)
+		return ended(e);
 	return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
 					 : CURLE_FAILED_INIT;
 }
@@ -235,7 +241,8 @@ CTX_API CURLcode ctx_curl_perform(ctx_t *ctx, CURL *easy)
 	} else {
 		rc = drive(ctx, p->m, easy, fd, &broken);
 		forget_messages(p->m);
-		/* Mid-transfer, this closes the connection (see the top). */
+		/* Mid-transfer, this leaves the connection to be closed
+		 * with the handle (see the top). */
 		if (curl_multi_remove_handle(p->m, easy) != CURLM_OK)
 			broken = true;
 	}

@@ -24,6 +24,8 @@
 
 #define MAX_CONNS 64
 
+Suite *suite_curl_deadline(void); /* deadline_tests.c */
+
 /* Paths: "/ok" answers "hello" and keeps the connection; "/half" sends
  * its headers and 3 of its 10 bytes, then nothing; anything else never
  * answers. */
@@ -495,6 +497,7 @@ static Suite *suite_curl(void)
 static int run(void)
 {
 	SRunner *sr = srunner_create(suite_curl());
+	srunner_add_suite(sr, suite_curl_deadline());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -26,6 +26,7 @@ struct ctx__msg *ctx__msg_new(int signo, const char *fmt, va_list ap)
 		return NULL;
 	atomic_init(&m->refs, 1);
 	m->signo = signo;
+	m->origin = NULL;
 	vsnprintf(m->text, (size_t)len + 1, fmt, ap);
 	return m;
 }
@@ -48,19 +49,39 @@ static struct ctx__msg *msg_of(int signo, const char *fmt, ...)
 
 /* Without memory for the words the cancellation still happens, with its
  * cause: ending the context matters more than describing it. */
+static void cancel_msg(const char *file, int line, ctx_t *ctx, int cause,
+		       const char *fmt, va_list ap)
+{
+	if (!ctx || !ctx__is_cancel(ctx) ||
+	    atomic_load_explicit(&ctx->err, memory_order_relaxed))
+		return;
+	const struct ctx__origin *o = ctx__origin(
+		CTX__BY_CANCEL_MSG, 0, ctx__site_make(file, line));
+	struct ctx__msg *m = fmt ? ctx__msg_new(0, fmt, ap) : NULL;
+	uintptr_t end = ctx__end_of_origin(o);
+	if (m) {
+		m->origin = o;
+		end = (uintptr_t)m;
+	}
+	ctx__cancel_end(ctx, CTX_CANCELED, cause ? cause : CTX_CANCELED, end);
+	ctx__msg_put(m);
+}
+
+CTX_API void ctx__cancel_msg_at(const char *file, int line, ctx_t *ctx,
+				int cause, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cancel_msg(file, line, ctx, cause, fmt, ap);
+	va_end(ap);
+}
+
 void ctx_cancel_msg(ctx_t *ctx, int cause, const char *fmt, ...)
 {
-	if (!ctx || !ctx__is_cancel(ctx))
-		return;
-	struct ctx__msg *m = NULL;
-	if (fmt) {
-		va_list ap;
-		va_start(ap, fmt);
-		m = ctx__msg_new(0, fmt, ap);
-		va_end(ap);
-	}
-	ctx__cancel_msg(ctx, CTX_CANCELED, cause ? cause : CTX_CANCELED, m);
-	ctx__msg_put(m);
+	va_list ap;
+	va_start(ap, fmt);
+	cancel_msg(NULL, 0, ctx, cause, fmt, ap);
+	va_end(ap);
 }
 
 /* An errno value has a name; anything else (an application's own code)
@@ -78,14 +99,16 @@ const char *ctx_cause_msg(ctx_t *ctx)
 	if (!cause)
 		return NULL;
 	ctx_t *n = ctx__node(ctx);
-	if (is_errno(cause) && !n->c.msg)
-		return ctx_strerror(cause);
-	/* A number gets words of its own, made once and kept with the
-	 * node so that they live as long as it. */
 	ctx__lock(&n->lock);
-	if (!n->c.msg)
-		n->c.msg = msg_of(0, "%d", cause);
-	const char *s = n->c.msg ? n->c.msg->text : "(no memory)";
+	struct ctx__msg *m = ctx__end_msg(n->c.end);
+	/* A number gets words of its own, made once and kept with the
+	 * node so that they live as long as it; they keep the origin. */
+	if (!m && !is_errno(cause) && (m = msg_of(0, "%d", cause))) {
+		m->origin = ctx__end_origin(n->c.end);
+		n->c.end = (uintptr_t)m;
+	}
+	const char *s = m ? m->text : is_errno(cause) ? ctx_strerror(cause) :
+		"(no memory)";
 	ctx__unlock(&n->lock);
 	return s;
 }

@@ -6,10 +6,11 @@
  * whoever looks (ctx_err, a waiting thread, the timer thread); the first
  * to see it passed performs the cancellation, once, under the node lock.
  *
- * Only cancel nodes (WithCancel, WithDeadline, WithTimeout, WithSignals)
- * carry state and children.  A value or without-cancel context reports the
- * state of its nearest cancel ancestor (c->anc), so a done check on any
- * context is one pointer hop and one atomic load.
+ * Only cancel nodes (WithCancel, WithDeadline, WithTimeout, WithSignals,
+ * ...) carry state and children.  A value or without-cancel context
+ * reports the state of its nearest cancel ancestor (c->v.anc), so a done
+ * check on any context is one pointer hop and one atomic load.
+ * Deadlines are deadline.c's; how an end is described, origin.c's.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -23,20 +24,17 @@
 
 const struct ctx__kind_hooks *ctx__kinds[CTX__KINDS];
 
-static ctx_t background = {
-	.kind = CTX__ROOT_BACKGROUND, .deadline = CTX__NEVER, .done_fd = -1,
-};
-static ctx_t todo = {
-	.kind = CTX__ROOT_TODO, .deadline = CTX__NEVER, .done_fd = -1,
-};
+static ctx_t background = { .kind = CTX__ROOT_BACKGROUND, .done_fd = -1 };
+static ctx_t todo = { .kind = CTX__ROOT_TODO, .done_fd = -1 };
 
 /* CTX_DEBUG=checks: is c a live node (roots always are)?  When off, one
- * predictable branch. */
-#define CHECK(c)                                                        \
+ * predictable branch.  CHECK_AS names the public call. */
+#define CHECK_AS(c, fn)                                                 \
 	do {                                                            \
 		if (CTX__CHECKING() && (c))                             \
-			ctx__check_ctx((c), __func__, false);           \
+			ctx__check_ctx((c), (fn), false);               \
 	} while (0)
+#define CHECK(c) CHECK_AS(c, __func__)
 
 ctx_t *ctx_background(void) { return &background; }
 ctx_t *ctx_todo(void) { return &todo; }
@@ -76,7 +74,7 @@ static bool drop_ref(ctx_t *c)
 
 static void detach(ctx_t *c)
 {
-	ctx_t *a = c->anc;
+	ctx_t *a = ctx__anc(c);
 	if (!a)
 		return;
 	ctx__node_lock(&a->lock);
@@ -101,13 +99,13 @@ static void free_chain(ctx_t *c)
 		if (ctx__is_cancel(c) &&
 		    !atomic_load_explicit(&c->err, memory_order_acquire))
 			detach(c);
-		CTX_ASSERT(!ctx__is_cancel(c) || !c->c.children);
-		CTX_ASSERT(!ctx__is_cancel(c) || !c->c.links);
 		const struct ctx__kind_hooks *k = ctx__kind_of(c);
 		if (k && k->free)
-			k->free(c);
+			k->free(c); /* its links on itself go too */
+		CTX_ASSERT(!ctx__is_cancel(c) || !c->c.children);
+		CTX_ASSERT(!ctx__is_cancel(c) || !c->c.links);
 		if (ctx__is_cancel(c))
-			ctx__msg_put(c->c.msg);
+			ctx__end_put(c->c.end);
 		if (c->done_fd >= 0)
 			close(c->done_fd);
 		ctx__node_free(c);
@@ -165,7 +163,7 @@ static void take_children(ctx_t *n, ctx_t **work)
 	n->c.children = NULL;
 }
 
-static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
+static bool mark(ctx_t *n, int err, int cause, uintptr_t end,
 		 ctx_t **work)
 {
 	ctx__node_lock(&n->lock);
@@ -174,8 +172,7 @@ static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
 		return false;
 	}
 	n->cause = cause;
-	if ((n->c.msg = m))
-		atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	n->c.end = ctx__end_get(end);
 	atomic_store_explicit(&n->err, err, memory_order_release);
 	if (n->done_fd >= 0)
 		eventfd_write(n->done_fd, 1);
@@ -195,42 +192,56 @@ static bool mark(ctx_t *n, int err, int cause, struct ctx__msg *m,
 	return true;
 }
 
-void ctx__cancel_msg(ctx_t *c, int err, int cause, struct ctx__msg *m)
+void ctx__cancel_end(ctx_t *c, int err, int cause, uintptr_t end)
 {
 	ctx_t *work = NULL;
 	if (atomic_load_explicit(&c->err, memory_order_relaxed) ||
-	    !mark(c, err, cause, m, &work))
+	    !mark(c, err, cause, end, &work))
 		return;
 	detach(c);
 	while (work) {
 		ctx_t *ch = work;
 		work = ch->c.sib_next;
-		mark(ch, err, cause, m, &work);
+		mark(ch, err, cause, end, &work);
 		unref(ch);
 	}
 }
 
-void ctx__cancel(ctx_t *c, int err, int cause)
+/* A cancel by the program's call `how` made at file:line.  The origin is
+ * looked up only when there is a live node to end: a cancel of a done
+ * context, or of one that cannot be cancelled, costs nothing more. */
+static void cancel_at(ctx_t *c, int cause, enum ctx__how how,
+		      const char *file, int line)
 {
-	ctx__cancel_msg(c, err, cause, NULL);
+	if (!c || !ctx__is_cancel(c) ||
+	    atomic_load_explicit(&c->err, memory_order_relaxed))
+		return;
+	ctx__cancel_by(c, CTX_CANCELED, cause ? cause : CTX_CANCELED,
+		       ctx__origin(how, 0, ctx__site_make(file, line)));
 }
 
-static void cancel_cause(ctx_t *c, int cause)
+CTX_API void ctx__cancel_cause_at(ctx_t *c, int cause, const char *file,
+				  int line)
 {
-	if (c && ctx__is_cancel(c))
-		ctx__cancel(c, CTX_CANCELED, cause ? cause : CTX_CANCELED);
+	CHECK_AS(c, "ctx_cancel_cause");
+	cancel_at(c, cause, CTX__BY_CANCEL_CAUSE, file, line);
 }
 
+CTX_API void ctx__cancel_at(ctx_t *c, const char *file, int line)
+{
+	CHECK_AS(c, "ctx_cancel");
+	cancel_at(c, CTX_CANCELED, CTX__BY_CANCEL, file, line);
+}
+
+/* Called through a pointer, or from C++: no site. */
 void ctx_cancel_cause(ctx_t *c, int cause)
 {
-	CHECK(c);
-	cancel_cause(c, cause);
+	ctx__cancel_cause_at(c, cause, NULL, 0);
 }
 
 void ctx_cancel(ctx_t *c)
 {
-	CHECK(c);
-	cancel_cause(c, CTX_CANCELED);
+	ctx__cancel_at(c, NULL, 0);
 }
 
 /*
@@ -266,8 +277,8 @@ static bool alone(ctx_t *c)
  */
 static bool release_alone(ctx_t *c)
 {
-	if (!c || c->kind != CTX__CANCEL || c->deadline != CTX__NEVER ||
-	    !held_alone(c))
+	if (!c || c->kind != CTX__CANCEL ||
+	    ctx__load_deadline(c) != CTX__NEVER || !held_alone(c))
 		return false;
 	detach(c);
 	if (!alone(c))
@@ -277,42 +288,24 @@ static bool release_alone(ctx_t *c)
 	return true;
 }
 
-/* Checked once, here: the parts below are the unchecked internals. */
-void ctx_release(ctx_t *c)
+/* Checked once, here: the parts below are the unchecked internals.
+ * A node released alone ends where nobody can look, so its origin is
+ * never worked out. */
+CTX_API void ctx__release_at(ctx_t *c, const char *file, int line)
 {
 	if (CTX__CHECKING() && c)
-		ctx__check_ctx(c, __func__, true);
+		ctx__check_ctx(c, "ctx_release", true);
 	const struct ctx__kind_hooks *k = c ? ctx__kind_of(c) : NULL;
 	if (k && k->release)
 		k->release(c); /* a signal context's handling is back now */
 	if (!release_alone(c))
-		cancel_cause(c, CTX_CANCELED);
+		cancel_at(c, CTX_CANCELED, CTX__BY_RELEASE, file, line);
 	unref(c);
 }
 
-/* The deadline d of n has passed: cancel the node that owns it, which
- * ends n with it.  If the owner was cancelled a moment ago by another
- * thread still walking the tree, end n now with the owner's state rather
- * than report it live. */
-static void expire(ctx_t *n)
+void ctx_release(ctx_t *c)
 {
-	ctx_t *o = n;
-	while (o->anc && !(o->own_deadline && o->deadline == n->deadline))
-		o = o->anc;
-	ctx__cancel(o, CTX_DEADLINE_EXCEEDED, o->c.deadline_cause);
-	if (o != n && !atomic_load_explicit(&n->err, memory_order_relaxed)) {
-		int e = atomic_load_explicit(&o->err, memory_order_acquire);
-		ctx__cancel_msg(n, e, o->cause, o->c.msg);
-	}
-}
-
-/* A live node with a deadline: is it past? */
-int ctx__check_deadline(ctx_t *n)
-{
-	if (ctx__surely_before(n->deadline) || ctx_now() < n->deadline)
-		return 0;
-	expire(n);
-	return atomic_load_explicit(&n->err, memory_order_acquire);
+	ctx__release_at(c, NULL, 0);
 }
 
 /* ---- links ----------------------------------------------------------- */
@@ -334,12 +327,13 @@ int ctx__link_add(ctx_t *n, struct ctx__link *l)
 	return e;
 }
 
-void ctx__link_del(ctx_t *n, struct ctx__link *l)
+bool ctx__link_unlist(ctx_t *n, struct ctx__link *l)
 {
+	bool was = false;
 	int s = atomic_load_explicit(&l->state, memory_order_acquire);
 	if (s == CTX__LINK_LISTED) {
 		ctx__node_lock(&n->lock);
-		if (l->pprev) {
+		if ((was = l->pprev)) {
 			*l->pprev = l->next;
 			if (l->next)
 				l->next->pprev = l->pprev;
@@ -349,6 +343,12 @@ void ctx__link_del(ctx_t *n, struct ctx__link *l)
 		}
 		ctx__node_unlock(&n->lock);
 	}
+	return was;
+}
+
+void ctx__link_del(ctx_t *n, struct ctx__link *l)
+{
+	ctx__link_unlist(n, l);
 	/* Fired by a canceller that may still be using it: a few
 	 * instructions, unless the canceller was preempted. */
 	for (int i = 0; atomic_load_explicit(&l->state, memory_order_acquire) ==
@@ -371,7 +371,8 @@ static ctx_t *alloc_node(ctx_t *parent, enum ctx__kind kind, size_t size)
 	}
 	if (CTX__CHECKING())
 		ctx__check_ctx(parent, "deriving a context", false);
-	ctx_t *c = ctx__node_alloc(size); /* takes the site */
+	ctx__site_t site;
+	ctx_t *c = ctx__node_alloc(size, &site); /* takes the site */
 	if (!c) {
 		errno = ENOMEM;
 		return NULL;
@@ -381,15 +382,14 @@ static ctx_t *alloc_node(ctx_t *parent, enum ctx__kind kind, size_t size)
 	c->kind = kind;
 	c->done_fd = -1;
 	c->parent = ctx_ref(parent);
-	c->anc = ctx__node(parent);
-	c->deadline = c->anc ? c->anc->deadline : CTX__NEVER;
+	c->site = site;
 	return c;
 }
 
 /* Hang c under its cancel ancestor, or end it now if that one is done. */
 static void attach(ctx_t *c)
 {
-	ctx_t *a = c->anc;
+	ctx_t *a = ctx__anc(c);
 	if (!a)
 		return;
 	ctx__check(a); /* an expired deadline ends a before c can join it */
@@ -397,9 +397,7 @@ static void attach(ctx_t *c)
 	int e = atomic_load_explicit(&a->err, memory_order_relaxed);
 	if (e) {
 		c->cause = a->cause;
-		if ((c->c.msg = a->c.msg))
-			atomic_fetch_add_explicit(&c->c.msg->refs, 1,
-						  memory_order_relaxed);
+		c->c.end = ctx__end_get(a->c.end);
 		atomic_store_explicit(&c->err, e, memory_order_relaxed);
 	} else {
 		c->c.sib_next = a->c.children;
@@ -419,16 +417,16 @@ ctx_t *ctx__new_cancel(ctx_t *parent, enum ctx__kind kind, size_t size,
 	if (!c)
 		return NULL;
 	c->c.heap_idx = -1;
-	if (deadline < c->deadline) {
-		c->deadline = deadline;
-		c->own_deadline = 1;
-		c->c.deadline_cause = cause ? cause : CTX_DEADLINE_EXCEEDED;
-	}
+	c->c.deadline_cause = cause ? cause : CTX_DEADLINE_EXCEEDED;
+	ctx_t *a = ctx__anc(c);
+	int64_t above = a ? ctx__load_deadline(a) : CTX__NEVER;
+	atomic_init(&c->c.own, deadline);
+	atomic_init(&c->c.deadline, deadline < above ? deadline : above);
 	/* As Go does: join the parent first, so a done parent's error and
 	 * cause win over a deadline that is already past. */
 	attach(c);
-	if (c->own_deadline && deadline <= ctx_now())
-		ctx__cancel(c, CTX_DEADLINE_EXCEEDED, c->c.deadline_cause);
+	if (deadline != CTX__NEVER && deadline <= ctx_now())
+		ctx__end_by_deadline(c);
 	return c;
 }
 
@@ -475,20 +473,17 @@ ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *value)
 {
 	ctx_t *c = alloc_node(parent, CTX__VALUE, SMALL_NODE_SIZE);
 	if (c) {
+		c->v.anc = ctx__node(parent);
 		c->v.key = key;
 		c->v.value = value;
 	}
 	return c;
 }
 
+/* Its v.anc stays NULL: nothing above reaches it. */
 ctx_t *ctx_without_cancel(ctx_t *parent)
 {
-	ctx_t *c = alloc_node(parent, CTX__WITHOUT, SMALL_NODE_SIZE);
-	if (c) {
-		c->anc = NULL;
-		c->deadline = CTX__NEVER;
-	}
-	return c;
+	return alloc_node(parent, CTX__WITHOUT, SMALL_NODE_SIZE);
 }
 
 /* ---- queries --------------------------------------------------------- */
@@ -528,39 +523,6 @@ void *ctx_value(ctx_t *c, const void *key)
 		if (c->kind == CTX__VALUE && c->v.key == key)
 			return c->v.value;
 	return NULL;
-}
-
-/* The earliest of n's deadline and the moving deadlines of the kinds at
- * or above it (kind.h).  The walk is short: cancel nodes only. */
-int64_t ctx__deadline_of(ctx_t *n)
-{
-	int64_t d = n->deadline;
-	for (ctx_t *a = n; a; a = a->anc) {
-		const struct ctx__kind_hooks *k = ctx__kind_of(a);
-		int64_t t = k && k->deadline ? k->deadline(a) : CTX__NEVER;
-		d = t < d ? t : d;
-	}
-	return d;
-}
-
-/* Have the timer thread end n at its deadline, for those who must learn
- * of it with no thread of the program inside the library (done fds,
- * after-funcs).  Returns 0 or an error number (the thread cannot start). */
-int ctx__watch_deadline(ctx_t *n)
-{
-	ctx__node_lock(&n->lock);
-	bool add = !atomic_load_explicit(&n->err, memory_order_relaxed) &&
-		   n->deadline != CTX__NEVER && !(n->flags & CTX__F_IN_HEAP);
-	if (add)
-		n->flags |= CTX__F_IN_HEAP;
-	ctx__node_unlock(&n->lock);
-	int e = add ? ctx__timer_add(n) : 0;
-	if (e) {
-		ctx__node_lock(&n->lock);
-		n->flags &= (uint8_t)~CTX__F_IN_HEAP;
-		ctx__node_unlock(&n->lock);
-	}
-	return e;
 }
 
 /* Make n's eventfd, or return the one it has. */

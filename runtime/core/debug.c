@@ -17,10 +17,12 @@
  * that records __FILE__ and __LINE__ in a thread-local slot (ctx__site,
  * the same as the public ctx_set_site, which C++ and wrappers call
  * themselves) before calling the function, which takes and clears the
- * slot.  Only when one
- * of the modes is on do nodes get a header (site, magic, registry links);
+ * slot.  Every node keeps it (packed, origin.c), for ctx_origin's
+ * deadlines; only when one of the modes is on do nodes get a header
+ * (magic, registry links);
  * otherwise the cost is that one thread-local store, and for every check
- * one branch on a flag that never changes.
+ * one branch on a flag that never changes.  A leak report says where a
+ * leaked context that has ended got its end (ctx_origin).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -131,10 +133,10 @@ void ctx__check_ctx(ctx_t *c, const char *fn, bool releasing)
 	if (magic == CTX__MAGIC_BORROWED && !releasing)
 		return;
 	if (magic == CTX__MAGIC_BORROWED)
-		ctx__misuse(fn, "releasing a borrowed context (ctx_group_ctx: "
-			    "the group owns it; cancel it with ctx_cancel, "
-			    "or pair ctx_ref with ctx_unref)", h->file,
-			    h->line);
+		ctx__misuse(fn, "releasing a borrowed context (ctx_group_ctx "
+			    "or ctx_inherited: the group or the library owns "
+			    "it; cancel it with ctx_cancel, or pair ctx_ref "
+			    "with ctx_unref)", h->file, h->line);
 	if (magic == CTX__DEAD)
 		ctx__misuse(fn, "context used after its last reference was "
 			    "dropped (released twice, or used after "
@@ -163,15 +165,38 @@ void ctx__set_borrowed(ctx_t *c)
 				      memory_order_relaxed);
 }
 
+/* Unlink h from the leak registry; under mu. */
+static void untrack(struct site_hdr *h)
+{
+	if (!h->pprev)
+		return;
+	*h->pprev = h->next;
+	if (h->next)
+		h->next->pprev = h->pprev;
+	h->pprev = NULL;
+}
+
+void ctx__set_lifelong(ctx_t *c)
+{
+	ctx__set_borrowed(c);
+	if (!ctx__debug_leaks)
+		return;
+	pthread_mutex_lock(&mu);
+	untrack(hdr(c));
+	pthread_mutex_unlock(&mu);
+}
+
 /* ---- leak report ----------------------------------------------------- */
 
-/* The references that c's live children and the timer heap hold. */
+/* The references that c's live children (a merge's second parent's
+ * too) and the timer heap hold. */
 static int held_by_library(struct site_hdr *me)
 {
 	ctx_t *c = (ctx_t *)(me + 1);
 	int n = ctx__is_cancel(c) && (c->flags & CTX__F_IN_HEAP) ? 1 : 0;
 	for (struct site_hdr *h = live; h; h = h->next)
-		if (((ctx_t *)(h + 1))->parent == c)
+		if (((ctx_t *)(h + 1))->parent == c ||
+		    ctx__second_parent((ctx_t *)(h + 1)) == c)
 			n++;
 	return n;
 }
@@ -205,14 +230,18 @@ static const char *site_text(char *buf, size_t len, const char *file,
 	return buf;
 }
 
-/* "<chain> created at <site>", after prefix, before suffix. */
+/* "<chain> created at <site>", after prefix, before suffix, and the
+ * origin of its end if it has ended. */
 static void print_node(const char *prefix, struct site_hdr *h,
 		       const char *suffix)
 {
 	char text[256], at[512];
-	ctx_format((ctx_t *)(h + 1), text, sizeof(text));
-	fprintf(stderr, "%s%s created at %s%s\n", prefix, text,
-		site_text(at, sizeof(at), h->file, h->line), suffix);
+	ctx_t *c = (ctx_t *)(h + 1);
+	const char *end = ctx_origin(c);
+	ctx__format(c, text, sizeof(text), false);
+	fprintf(stderr, "%s%s created at %s%s%s%s%s\n", prefix, text,
+		site_text(at, sizeof(at), h->file, h->line), suffix,
+		end ? " (it ended: " : "", end ? end : "", end ? ")" : "");
 }
 
 static unsigned report_contexts(void)
@@ -309,12 +338,14 @@ void ctx__track_del(struct ctx__track *t)
 	pthread_mutex_unlock(&mu);
 }
 
-/* Allocate a node; in a debug mode, behind a header.  Takes the site. */
-void *ctx__node_alloc(size_t size)
+/* Allocate a node; in a debug mode, behind a header.  Takes the site,
+ * and gives it packed in *site. */
+void *ctx__node_alloc(size_t size, ctx__site_t *site)
 {
 	const char *file = site_file;
 	int line = site_line;
 	site_file = NULL;
+	*site = ctx__site_make(file, line);
 	if (!debug_any)
 		return ctx__malloc(size);
 	struct site_hdr *h = ctx__malloc(sizeof(*h) + size);
@@ -343,9 +374,7 @@ void ctx__node_free(void *node)
 	struct site_hdr *h = (struct site_hdr *)node - 1;
 	if (ctx__debug_leaks) {
 		pthread_mutex_lock(&mu);
-		*h->pprev = h->next;
-		if (h->next)
-			h->next->pprev = h->pprev;
+		untrack(h);
 		pthread_mutex_unlock(&mu);
 	}
 	if (!ctx__debug_checks) {

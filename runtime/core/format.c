@@ -1,6 +1,8 @@
 /*
  * ctx_format: the chain printed the way Go's String() prints it,
- * "context.Background.WithCancel.WithDeadline(...)", root first.
+ * "context.Background.WithCancel.WithDeadline(...)", root first, and
+ * for a context that has ended, where its end came from (ctx_origin):
+ * "context.Background.WithCancel [ended: ctx_cancel at main.c:42]".
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +29,20 @@ static void emit(struct out *o, const char *fmt, ...)
 		o->used += (size_t)n;
 }
 
+/* A deadline of its own that is earlier than the one it inherits makes
+ * it a WithDeadline; a later one is kept (a deadline above may move
+ * later, ctx_set_deadline) but until then a WithCancel, as Go has it. */
+static void emit_cancel(struct out *o, ctx_t *c)
+{
+	int64_t own = atomic_load_explicit(&c->c.own, memory_order_relaxed);
+	if (own == CTX__NEVER || own >= ctx__fixed_deadline(ctx__anc(c)))
+		emit(o, ".WithCancel");
+	else
+		emit(o, ".WithDeadline(%lld.%09lld [%+.6fs])",
+		     (long long)(own / CTX_SEC), (long long)(own % CTX_SEC),
+		     (double)(own - ctx_now()) / CTX_SEC);
+}
+
 static void emit_node(struct out *o, ctx_t *c)
 {
 	switch (c->kind) {
@@ -43,14 +59,7 @@ static void emit_node(struct out *o, ctx_t *c)
 		emit(o, ".WithoutCancel");
 		break;
 	case CTX__CANCEL:
-		if (!c->own_deadline) {
-			emit(o, ".WithCancel");
-			break;
-		}
-		emit(o, ".WithDeadline(%lld.%09lld [%+.6fs])",
-		     (long long)(c->deadline / CTX_SEC),
-		     (long long)(c->deadline % CTX_SEC),
-		     (double)(c->deadline - ctx_now()) / CTX_SEC);
+		emit_cancel(o, c);
 		break;
 	default: /* a feature's kind: the name its hooks give */
 		emit(o, "%s", ctx__kind_of(c) && ctx__kind_of(c)->name ?
@@ -59,12 +68,8 @@ static void emit_node(struct out *o, ctx_t *c)
 	}
 }
 
-int ctx_format(ctx_t *c, char *buf, size_t len)
+int ctx__format(ctx_t *c, char *buf, size_t len, bool origin)
 {
-	if (!c || (!buf && len)) {
-		errno = EINVAL;
-		return -1;
-	}
 	size_t depth = 0;
 	for (ctx_t *p = c; p; p = p->parent)
 		depth++;
@@ -82,5 +87,17 @@ int ctx_format(ctx_t *c, char *buf, size_t len)
 	for (i = 0; i < depth; i++)
 		emit_node(&o, chain[i]);
 	free(chain);
+	const char *end = origin ? ctx_origin(c) : NULL;
+	if (end)
+		emit(&o, " [ended: %s]", end);
 	return o.used > INT32_MAX ? INT32_MAX : (int)o.used;
+}
+
+int ctx_format(ctx_t *c, char *buf, size_t len)
+{
+	if (!c || (!buf && len)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return ctx__format(c, buf, len, true);
 }

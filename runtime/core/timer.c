@@ -11,34 +11,49 @@
  * child when it has work.
  *
  * The heap holds a reference to each node in it; cancelling a node takes
- * it out (ctx__timer_del).
+ * it out (ctx__timer_del).  Its entries carry their keys, so that a node
+ * spends no bytes on them.  When an entry comes due the thread walks
+ * the node's chain (ctx__expire), whatever the node's cached deadline
+ * says: after a ctx_set_deadline (deadline.c) the cache may be late for
+ * a moment, and the heap is what makes a deadline moved earlier hold.
  */
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "core/core.h"
 
+struct entry {
+	int64_t at; /* when to look at n next */
+	ctx_t *n;
+};
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv;
-static ctx_t **heap;
+static struct entry *heap;
 static int heap_len, heap_cap;
 static bool running;
 
+/* Ended by the heap itself: no memory to keep watching it. */
+static const struct ctx__origin no_room = {
+	.how = CTX__BY_LIBRARY,
+	.text = "libctx's timer thread, out of memory for its heap",
+};
+
 static bool before(int i, int j)
 {
-	return heap[i]->c.timer_at < heap[j]->c.timer_at;
+	return heap[i].at < heap[j].at;
 }
 
-static void put(int i, ctx_t *n)
+static void put(int i, struct entry e)
 {
-	heap[i] = n;
-	n->c.heap_idx = i;
+	heap[i] = e;
+	e.n->c.heap_idx = i;
 }
 
 static void swap(int i, int j)
 {
-	ctx_t *t = heap[i];
+	struct entry t = heap[i];
 	put(i, heap[j]);
 	put(j, t);
 }
@@ -68,8 +83,8 @@ static void sift_down(int i)
 
 static void heap_remove(int i)
 {
-	CTX_ASSERT(i >= 0 && i < heap_len && heap[i]->c.heap_idx == i);
-	heap[i]->c.heap_idx = -1;
+	CTX_ASSERT(i >= 0 && i < heap_len && heap[i].n->c.heap_idx == i);
+	heap[i].n->c.heap_idx = -1;
 	if (--heap_len == i)
 		return;
 	put(i, heap[heap_len]);
@@ -81,23 +96,39 @@ static int grow(void);
 
 /* When to look at n next: its deadline, or sooner the moving deadline of
  * its kind (an idle context's). */
-static int64_t due(ctx_t *n)
+int64_t ctx__timer_due(ctx_t *n)
 {
 	const struct ctx__kind_hooks *k = ctx__kind_of(n);
 	int64_t t = k && k->deadline ? k->deadline(n) : CTX__NEVER;
-	return t < n->deadline ? t : n->deadline;
+	int64_t d = ctx__load_deadline(n);
+	return t < d ? t : d;
 }
 
 /* n is due: end it if its deadline passed, else ask its kind.  True if
- * n is live and must be looked at again at due(n). */
+ * n is live and must be looked at again. */
 static bool fire(ctx_t *n)
 {
-	ctx__check(n); /* its own deadline, if that is what passed */
+	ctx__expire(n); /* ends it, or finds its deadline moved */
 	const struct ctx__kind_hooks *k = ctx__kind_of(n);
-	if (!k || !k->fire ||
-	    atomic_load_explicit(&n->err, memory_order_acquire))
+	if (atomic_load_explicit(&n->err, memory_order_acquire))
 		return false;
+	if (!k || !k->fire || !k->deadline || k->deadline(n) > ctx_now())
+		return true;
 	return k->fire(n);
+}
+
+/* After fire, without mu: whether n still has a time to be looked at.
+ * A node that has none leaves the heap unmarked, under its lock, so
+ * that a deadline given it later (ctx_set_deadline) adds it again. */
+static bool keep(ctx_t *n)
+{
+	ctx__node_lock(&n->lock);
+	bool live = !atomic_load_explicit(&n->err, memory_order_relaxed) &&
+		    ctx__timer_due(n) != CTX__NEVER;
+	if (!live)
+		n->flags &= (uint8_t)~CTX__F_IN_HEAP;
+	ctx__node_unlock(&n->lock);
+	return live;
 }
 
 /* Under mu: put n back for its next due time, unless a cancel ran since
@@ -109,12 +140,11 @@ static bool rearm(ctx_t *n)
 		return false;
 	if (grow()) { /* no room: end it rather than let it live on */
 		pthread_mutex_unlock(&mu);
-		ctx__cancel(n, CTX_DEADLINE_EXCEEDED, ENOMEM);
+		ctx__cancel_by(n, CTX_DEADLINE_EXCEEDED, ENOMEM, &no_room);
 		pthread_mutex_lock(&mu);
 		return false;
 	}
-	n->c.timer_at = due(n);
-	put(heap_len++, n);
+	put(heap_len++, (struct entry){ ctx__timer_due(n), n });
 	sift_up(n->c.heap_idx);
 	return true;
 }
@@ -128,11 +158,12 @@ static void *timer_main(void *arg)
 			pthread_cond_wait(&cv, &mu);
 			continue;
 		}
-		ctx_t *n = heap[0];
-		if (ctx_now() < n->c.timer_at) {
+		ctx_t *n = heap[0].n;
+		int64_t at = heap[0].at;
+		if (ctx_now() < at) {
 			struct timespec ts = {
-				.tv_sec = n->c.timer_at / CTX_SEC,
-				.tv_nsec = n->c.timer_at % CTX_SEC,
+				.tv_sec = at / CTX_SEC,
+				.tv_nsec = at % CTX_SEC,
 			};
 			pthread_cond_timedwait(&cv, &mu, &ts);
 			continue;
@@ -140,8 +171,9 @@ static void *timer_main(void *arg)
 		heap_remove(0);
 		pthread_mutex_unlock(&mu);
 		/* Past its deadline: this cancels it, unless the deadline
-		 * moved (an idle node that was touched). */
-		bool again = fire(n);
+		 * moved (an idle node that was touched, a deadline set
+		 * later). */
+		bool again = fire(n) && keep(n);
 		pthread_mutex_lock(&mu);
 		if (again && rearm(n))
 			continue; /* the heap keeps the reference */
@@ -164,9 +196,23 @@ static int start_thread(void)
 static void before_fork(void) { pthread_mutex_lock(&mu); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&mu); }
 
+static void cv_init(void)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+/* The condition variable is made anew too: the child's copy still
+ * counts the parent's thread as asleep on it, and glibc would give that
+ * absent sleeper a signal meant for the child's thread, then wait for
+ * it forever at the next. */
 static void after_fork_child(void)
 {
 	pthread_mutex_init(&mu, NULL);
+	cv_init();
 	running = false;
 	if (heap_len > 0)
 		start_thread();
@@ -174,11 +220,7 @@ static void after_fork_child(void)
 
 static void init(void)
 {
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&cv, &a);
-	pthread_condattr_destroy(&a);
+	cv_init();
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
@@ -187,7 +229,7 @@ static int grow(void)
 	if (heap_len < heap_cap)
 		return 0;
 	int cap = heap_cap ? 2 * heap_cap : 64;
-	ctx_t **h = realloc(heap, (size_t)cap * sizeof(*h));
+	struct entry *h = realloc(heap, (size_t)cap * sizeof(*h));
 	if (!h)
 		return ENOMEM;
 	heap = h;
@@ -210,14 +252,32 @@ int ctx__timer_add(ctx_t *n)
 	if ((e = grow()))
 		goto out;
 	ctx_ref(n);
-	n->c.timer_at = due(n);
-	put(heap_len++, n);
+	put(heap_len++, (struct entry){ ctx__timer_due(n), n });
 	sift_up(n->c.heap_idx);
 	if (n->c.heap_idx == 0)
 		pthread_cond_signal(&cv);
 out:
 	pthread_mutex_unlock(&mu);
 	return e;
+}
+
+/* A node in the heap whose due time moved: its entry's key follows.  A
+ * node out of it for a moment (being fired) gets the new time when it is
+ * put back, which reads it after this store. */
+void ctx__timer_rekey(ctx_t *n)
+{
+	pthread_once(&once, init);
+	CTX_ASSERT(ctx__node_locks() == 0);
+	pthread_mutex_lock(&mu);
+	int i = n->c.heap_idx;
+	if (i >= 0) {
+		heap[i].at = ctx__timer_due(n);
+		sift_down(i);
+		sift_up(i);
+		if (n->c.heap_idx == 0)
+			pthread_cond_signal(&cv);
+	}
+	pthread_mutex_unlock(&mu);
 }
 
 void ctx__timer_del(ctx_t *n)

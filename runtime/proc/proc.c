@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "wait/wait.h"
+#include "proc/pass.h"
 
 extern char **environ;
 
@@ -67,6 +68,8 @@ struct ctx_proc {
 	pid_t pid;            /* -1 until the spawn stores it under mu */
 	int pidfd;            /* -1 without one: the pid alone then */
 	int fd[3];            /* the parent's pipe ends, or -1 */
+	int pass_fd;          /* pass_ctx: the parent's end (pass.c), or
+				 -1; under mu */
 	ctx_t *ctx;           /* held until the reap */
 	int cancel_signal;
 	int64_t wait_delay;
@@ -168,6 +171,7 @@ static void arm_kill_locked(ctx_proc_t *p)
  * leads one, is still signalled (the unreaped leader keeps it ours). */
 static void cancel_locked(ctx_proc_t *p)
 {
+	ctx__pass_end(&p->pass_fd, ctx_err(p->ctx)); /* the child's ctx */
 	if (p->reaped || p->cancelled)
 		return;
 	int x = exited(p, NULL);
@@ -212,6 +216,7 @@ static int reap(ctx_proc_t *p)
 	if (r < 0)
 		e = errno; /* ECHILD: the program reaped it elsewhere */
 	p->reaped = true;
+	ctx__pass_end(&p->pass_fd, 0);
 	ctx_after_t *ca = p->cancel_after, *ka = p->kill_after;
 	p->cancel_after = p->kill_after = NULL;
 	pthread_mutex_unlock(&p->mu);
@@ -395,9 +400,11 @@ int ctx_proc_signal(ctx_proc_t *p, int sig)
 
 /* ---- spawning ------------------------------------------------------ */
 
-/* The child's end of each pipe, closed in the parent after the spawn. */
+/* The child's end of each pipe, closed in the parent after the spawn,
+ * and what pass_ctx hands the child (pass.h). */
 struct plumbing {
 	int child[3];
+	struct ctx__pass pass;
 };
 
 /* A pipe for stdio n: the parent's end in p->fd[n], the child's in
@@ -408,19 +415,9 @@ static int make_pipe(ctx_proc_t *p, struct plumbing *pl, int n)
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return errno;
-	for (int i = 0; i < 2; i++) {
-		if (fds[i] > 2)
-			continue;
-		int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
-		if (d < 0) {
-			int e = errno;
-			close(fds[0]);
-			close(fds[1]);
-			return e;
-		}
-		close(fds[i]);
-		fds[i] = d;
-	}
+	int e = ctx__above_stdio(fds);
+	if (e)
+		return e;
 	int mine = n == 0 ? 1 : 0; /* the parent writes stdin, reads others */
 	p->fd[n] = fds[mine];
 	pl->child[n] = fds[!mine];
@@ -489,14 +486,16 @@ static int check_attr(const struct ctx_proc_attr *a)
 }
 
 /* posix_spawn, then the pidfd where the kernel has them (without one,
- * ENOSYS or EMFILE, the pid serves: see the top).  The pid is stored
- * under p->mu, and a ctx that ended before then is acted on here: its
+ * ENOSYS or EMFILE, the pid serves: see the top).  The pid, and with
+ * pass_ctx the parent's end of the child's descriptor, are stored under
+ * p->mu, and a ctx that ended before then is acted on here: its
  * after-func found no process to signal. */
 static int start(ctx_proc_t *p, const char *file, char *const argv[],
-		 const struct ctx_proc_attr *a, posix_spawn_file_actions_t *fa,
-		 posix_spawnattr_t *sa)
+		 const struct ctx_proc_attr *a, struct plumbing *pl,
+		 posix_spawn_file_actions_t *fa, posix_spawnattr_t *sa)
 {
-	char *const *envp = a->envp ? (char *const *)a->envp : environ;
+	char *const *envp = pl->pass.envp ? pl->pass.envp :
+			    a->envp ? (char *const *)a->envp : environ;
 	pid_t pid;
 	int e = strchr(file, '/') ? posix_spawn(&pid, file, fa, sa, argv, envp)
 				  : posix_spawnp(&pid, file, fa, sa, argv, envp);
@@ -506,6 +505,8 @@ static int start(ctx_proc_t *p, const char *file, char *const argv[],
 	pthread_mutex_lock(&p->mu);
 	p->pid = pid;
 	p->pidfd = pidfd;
+	p->pass_fd = pl->pass.wr;
+	pl->pass.wr = -1;
 	if (ctx_err(p->ctx))
 		cancel_locked(p);
 	pthread_mutex_unlock(&p->mu);
@@ -528,6 +529,7 @@ static ctx_proc_t *proc_new(ctx_t *ctx, const struct ctx_proc_attr *a)
 	if (!p)
 		return NULL;
 	*p = (ctx_proc_t){ .pid = -1, .pidfd = -1, .fd = { -1, -1, -1 },
+			   .pass_fd = -1,
 			   .cancel_signal = a->cancel_signal ? a->cancel_signal
 							     : SIGKILL,
 			   .wait_delay = a->wait_delay, .group = a->new_group };
@@ -552,7 +554,8 @@ static void proc_discard(ctx_proc_t *p)
 static int spawn(ctx_proc_t *p, const char *file, char *const argv[],
 		 const struct ctx_proc_attr *a)
 {
-	struct plumbing pl = { .child = { -1, -1, -1 } };
+	struct plumbing pl = { .child = { -1, -1, -1 },
+			       .pass = { .rd = -1, .wr = -1 } };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t sa;
 	int e = posix_spawn_file_actions_init(&fa);
@@ -562,14 +565,17 @@ static int spawn(ctx_proc_t *p, const char *file, char *const argv[],
 		e = plumb(p, &pl, &fa, a);
 		if (!e)
 			e = set_attr(&sa, a);
+		if (!e && a->pass_ctx)
+			e = ctx__pass_prepare(&pl.pass, p->ctx, a->envp, &fa);
 		if (!e)
-			e = start(p, file, argv, a, &fa, &sa);
+			e = start(p, file, argv, a, &pl, &fa, &sa);
 		posix_spawnattr_destroy(&sa);
 	}
 	posix_spawn_file_actions_destroy(&fa);
 	for (int n = 0; n < 3; n++)
 		if (pl.child[n] >= 0)
 			close(pl.child[n]);
+	ctx__pass_after(&pl.pass);
 	return e;
 }
 

@@ -53,6 +53,13 @@ static bool freeze(struct idle_ctx *i, int64_t v)
 	return v < 0 || atomic_compare_exchange_strong(&i->last, &v, -1 - v);
 }
 
+/* Ended by its idle time: the origin names where it was made. */
+static void end_idle(ctx_t *n)
+{
+	ctx__cancel_by(n, CTX_DEADLINE_EXCEEDED, CTX_DEADLINE_EXCEEDED,
+		       ctx__origin(CTX__BY_IDLE, 0, n->site));
+}
+
 /* The fire hook: the timer thread found the live node n at its idle
  * deadline, as last computed.  End it, unless a touch moved the
  * deadline since: then true, to be looked at again. */
@@ -62,7 +69,7 @@ static bool idle_fire(ctx_t *n)
 	int64_t v = atomic_load(&i->last);
 	if (v < 0 || ctx_now() < ctx__add_sat(v, i->idle) || !freeze(i, v))
 		return true; /* touched since: sleep until the new deadline */
-	ctx__cancel(n, CTX_DEADLINE_EXCEEDED, CTX_DEADLINE_EXCEEDED);
+	end_idle(n);
 	return false;
 }
 
@@ -101,7 +108,7 @@ ctx_t *ctx_with_idle(ctx_t *parent, int64_t idle_ns)
 	if (ctx__link_add(c, &i->ended))
 		ended_fire(&i->ended); /* the parent was done already */
 	if (idle_ns <= 0) {
-		ctx__cancel(c, CTX_DEADLINE_EXCEEDED, CTX_DEADLINE_EXCEEDED);
+		end_idle(c);
 		return c;
 	}
 	ctx__lock(&c->lock); /* a cancel of the parent may read flags */

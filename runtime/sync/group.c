@@ -29,6 +29,24 @@ struct ctx_group {
 	pthread_attr_t *attr;   /* ctx_group_set_attr's copy, or NULL */
 };
 
+/* The origins of the group's own ends of its context (ctx_origin). */
+static const struct ctx__origin by_error = {
+	.how = CTX__BY_LIBRARY,
+	.text = "ctx_group_go: a function of the group returned an error",
+}, by_wait = {
+	.how = CTX__BY_LIBRARY,
+	.text = "ctx_group_wait: every function of the group returned",
+}, by_free = {
+	.how = CTX__BY_LIBRARY,
+	.text = "ctx_group_free",
+};
+
+/* The group's context is a plain cancel node (ctx_with_cancel). */
+static void end(ctx_group_t *g, int cause, const struct ctx__origin *o)
+{
+	ctx__cancel_by(g->ctx, CTX_CANCELED, cause ? cause : CTX_CANCELED, o);
+}
+
 struct job {
 	ctx_group_t *g;
 	int (*fn)(ctx_t *ctx, void *arg);
@@ -91,7 +109,7 @@ static void *job_main(ctx_t *ctx, void *p)
 	ctx__unlock(&g->lock);
 	ctx__wakeups_flush(&w);
 	if (first)
-		ctx_cancel_cause(g->ctx, r);
+		end(g, r, &by_error);
 	return NULL;
 }
 
@@ -267,7 +285,7 @@ int ctx_group_wait(ctx_group_t *g)
 	if (!g)
 		return EINVAL;
 	drain(g);
-	ctx_cancel_cause(g->ctx, g->first_err);
+	end(g, g->first_err, &by_wait);
 	ctx__lock(&g->lock);
 	int e = g->first_err;
 	ctx__unlock(&g->lock);
@@ -279,7 +297,7 @@ void ctx_group_free(ctx_group_t *g)
 {
 	if (!g)
 		return;
-	ctx_cancel(g->ctx);
+	end(g, CTX_CANCELED, &by_free);
 	drain(g);
 	ctx_unref(g->ctx);
 	free_attr(g->attr);

@@ -216,8 +216,18 @@ static void waiter_fire(struct ctx__link *l)
 	ctx__reactor_release(r);
 }
 
+/* The earliest time the wait must end: the call's own deadline or the
+ * context's.  Worked out before every sleep, since a look at the context
+ * may have found its deadline moved later (ctx_set_deadline; a deadline
+ * moved earlier ends the context through the timer thread instead). */
+static void set_limit(struct ctx__wait *w, int64_t deadline)
+{
+	int64_t d = w->n ? ctx__load_deadline(w->n) : CTX__NEVER;
+	w->limit = d < deadline ? d : deadline;
+}
+
 /* Refuse if the context is done; else hang a link on it that wakes this
- * thread, and work out the earliest time the wait must end. */
+ * thread. */
 static int wait_begin(struct ctx__wait *w, ctx_t *ctx, int64_t deadline)
 {
 	w->r = ctx__reactor_self();
@@ -231,8 +241,7 @@ static int wait_begin(struct ctx__wait *w, ctx_t *ctx, int64_t deadline)
 		w->r->prepared = false;
 		return e;
 	}
-	w->limit = w->n && w->n->deadline < deadline ? w->n->deadline :
-						     deadline;
+	set_limit(w, deadline);
 	return 0;
 }
 
@@ -330,7 +339,7 @@ static bool node_wait_fits(ctx_t *n, const struct ctx__want *want)
 {
 	return FUTEX_SLEEP && n && !want->nfds && !want->xfer &&
 	       !want->wakes && want->deadline == CTX__NEVER &&
-	       n->deadline == CTX__NEVER;
+	       ctx__load_deadline(n) == CTX__NEVER;
 }
 
 static int node_wait(ctx_t *n)
@@ -384,6 +393,7 @@ int ctx__wait_for(ctx_t *ctx, struct ctx__want *want)
 			e = CTX__EXPIRED;
 			break;
 		}
+		set_limit(&w, want->deadline);
 		if ((e = sleep_once(&w, want)))
 			break;
 	}

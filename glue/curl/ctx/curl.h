@@ -25,6 +25,17 @@
  * or ends; returns the previous timeout, or -1 with EINVAL for ns < 0.
  * ctx_curl_close_idle: free every idle one now, closing its connections
  * (Go's CloseIdleConnections); call it before curl_global_cleanup.
+ *
+ * ctx_curl_set_deadline_header: the context's remaining time as a
+ * grpc-timeout header (ctx_format_timeout's value), so that the server
+ * stops when the caller would stop waiting.  The line goes into the
+ * caller's list *headers (NULL: a new list), replacing a grpc-timeout
+ * line already there (none is added, and an old one is dropped, when the
+ * context has no deadline), and the list is set on easy as
+ * CURLOPT_HTTPHEADER.  Call it just before ctx_curl_perform; the caller
+ * frees *headers (curl_slist_free_all) once easy no longer uses it.
+ * CURLE_OK, CURLE_OUT_OF_MEMORY, CURLE_BAD_FUNCTION_ARGUMENT for NULL
+ * arguments.
  */
 #ifndef CTX_CURL_H
 #define CTX_CURL_H
@@ -41,6 +52,9 @@ CTX_API CURLcode ctx_curl_perform(ctx_t *ctx, CURL *easy) CTX_NOEXCEPT;
 CTX_API int ctx_curl_set_idle_limit(int n) CTX_NOEXCEPT;
 CTX_API int64_t ctx_curl_set_idle_timeout(int64_t ns) CTX_NOEXCEPT;
 CTX_API void ctx_curl_close_idle(void) CTX_NOEXCEPT;
+CTX_API CURLcode ctx_curl_set_deadline_header(ctx_t *ctx, CURL *easy,
+					      struct curl_slist **headers)
+	CTX_NOEXCEPT;
 
 #ifdef __cplusplus
 }
