@@ -884,12 +884,14 @@ CTX_API const char *ctx_backend(void) CTX_NOEXCEPT;
  * ("leaks,checks").
  * ------------------------------------------------------------------- */
 
-/* The creation site that the next constructor (ctx_with_*,
- * ctx_without_cancel) or ctx_thread_create(_attr) called by this thread
- * records: CTX_DEBUG reports it.  That call takes the site and clears
- * it, also when it fails.  file is kept, not copied: a string literal
- * such as __FILE__.  What the C macros below do before each call; for
- * C++ and for wrappers that pass their own caller's site. */
+/* The site that the next of these calls made by this thread records:
+ * a constructor (ctx_with_*, ctx_without_cancel) or ctx_thread_create
+ * (_attr) as where it was made (CTX_DEBUG=leaks, ctx_dump), ctx_cancel,
+ * ctx_cancel_cause, ctx_cancel_msg or ctx_release as where the end came
+ * from (ctx_origin).  That call takes the site and clears it, also when
+ * it fails.  file is kept, not copied: a string literal such as
+ * __FILE__.  What the C macros below do for each call; for C++ and for
+ * wrappers that pass their own caller's site. */
 CTX_API void ctx_set_site(const char *file, int line) CTX_NOEXCEPT;
 
 /* Not for direct use: what the macros below call (ctx__site is
