@@ -108,7 +108,8 @@ public:
 	}
 	constexpr const char *file() const noexcept { return file_; }
 	constexpr int line() const noexcept { return line_; }
-	/* ctx_set_site: the next constructor this thread calls records it. */
+	/* ctx_set_site: the next constructor, cancel or release this
+	 * thread calls records it. */
 	void set() const noexcept { ::ctx_set_site(file_, line_); }
 
 private:
@@ -202,6 +203,8 @@ public:
 	{
 		return ::ctx_cause_msg(p());
 	}
+	/* ctx_origin: what ended it, and where; NULL while live. */
+	const char *origin() const noexcept { return ::ctx_origin(p()); }
 	/* The effective deadline.  libctx's clock is CLOCK_MONOTONIC,
 	 * which is what steady_clock reads on Linux (libstdc++, libc++). */
 	std::optional<time_point> deadline() const noexcept
@@ -368,8 +371,17 @@ public:
 		delete std::exchange(a_, nullptr);
 		::ctx_release(std::exchange(c_, owned));
 	}
-	void cancel() noexcept { ::ctx_cancel(c_); }
-	void cancel(int cause) noexcept { ::ctx_cancel_cause(c_, cause); }
+	/* ctx_cancel, ctx_cancel_cause; ctx_origin names the caller. */
+	void cancel(site s = {}) noexcept
+	{
+		s.set();
+		::ctx_cancel(c_);
+	}
+	void cancel(int cause, site s = {}) noexcept
+	{
+		s.set();
+		::ctx_cancel_cause(c_, cause);
+	}
 
 private:
 	friend void detail::attach(context &, detail::attachment *) noexcept;
@@ -456,6 +468,25 @@ inline context without_cancel(ref parent, site s = {})
 	s.set();
 	return context(detail::made(::ctx_without_cancel(parent.get()),
 				    "ctx_without_cancel"));
+}
+
+/* Done when parent or other is done (ctx_with_merge). */
+inline context with_merge(ref parent, ref other, site s = {})
+{
+	s.set();
+	return context(detail::made(
+		::ctx_with_merge(parent.get(), other.get()), "ctx_with_merge"));
+}
+
+/* Done grace after parent is done, or when cancelled (ctx_with_grace). */
+template <class Rep, class Period>
+context with_grace(ref parent, std::chrono::duration<Rep, Period> grace,
+		   site s = {})
+{
+	s.set();
+	return context(detail::made(
+		::ctx_with_grace(parent.get(), detail::to_ns(grace)),
+		"ctx_with_grace"));
 }
 
 /* ---- threads ------------------------------------------------------- */
@@ -546,7 +577,7 @@ public:
 	/* The child the callable runs under (null once joined). */
 	ref get_context() const noexcept { return child_; }
 	/* Cancels the child: the callable's ctx_ calls return. */
-	void cancel() noexcept { child_.cancel(); }
+	void cancel(site s = {}) noexcept { child_.cancel(s); }
 	/* Waits for the callable to return; rethrows what it threw.
 	 * std::system_error: invalid_argument if not joinable,
 	 * resource_deadlock_would_occur from the thread itself. */
@@ -570,7 +601,7 @@ private:
 	{
 		if (!t_)
 			return;
-		child_.cancel();
+		child_.cancel(site(nullptr, 0));
 		/* Only a thread joining itself fails; it must not be left
 		 * running with its state freed, so that is fatal. */
 		if (::ctx_thread_join(::ctx_background(), t_, nullptr))
@@ -583,6 +614,47 @@ private:
 	std::unique_ptr<detail::thread_state> st_;
 	ctx_thread_t *t_ = nullptr;
 };
+
+/* ---- after-functions ----------------------------------------------- */
+
+/* Go's context.AfterFunc with a callable: f() runs once, on a thread of
+ * the library's, after c is done (soon, if it is already).  stop() and
+ * the destructor are ctx_after_stop_wait: when f is running on another
+ * thread they return once it has returned, so what f uses by reference
+ * may go with the after.  It holds f, so it neither moves nor copies.
+ * f must not throw: an exception leaving it calls std::terminate. */
+template <class F> class after {
+public:
+	template <class G>
+	after(ref c, G &&g) : fn_(std::forward<G>(g))
+	{
+		h_ = ::ctx_after_func(c.get(), &after::run, this);
+		if (!h_)
+			detail::throw_errno(errno, "ctx_after_func");
+	}
+	after(const after &) = delete;
+	after &operator=(const after &) = delete;
+	~after() { stop(); }
+
+	/* True if it kept f from ever running; false if f ran, runs (then
+	 * it returns once f has returned; from inside f, at once) or is
+	 * about to run, and on every call after the first. */
+	bool stop() noexcept
+	{
+		return h_ && ::ctx_after_stop_wait(std::exchange(h_, nullptr));
+	}
+
+private:
+	static void run(void *arg) noexcept
+	{
+		static_cast<after *>(arg)->fn_();
+	}
+
+	F fn_;
+	ctx_after_t *h_ = nullptr;
+};
+
+template <class G> after(ref, G &&) -> after<std::decay_t<G>>;
 
 #if defined(__cpp_lib_jthread)
 /* ---- std::stop_token, both ways (C++20) ------------------------------ */

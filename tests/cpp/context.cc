@@ -60,6 +60,37 @@ START_TEST(cancel)
 }
 END_TEST
 
+/* cancel() passes its caller's site on: ctx_origin names this file and
+ * line (ctx_set_site, then the C function, which takes it). */
+START_TEST(cancel_origin)
+{
+	ctx::context c = ctx::with_cancel(ctx::background());
+	ctx::context d = ctx::with_cancel(ctx::background());
+	int line = __LINE__ + 1;
+	c.cancel();
+	d.cancel(EPIPE);
+	std::string want = "context.cc:" + std::to_string(line);
+	std::string oc = c.origin(), od = d.origin();
+	ck_assert_msg(oc.find("ctx_cancel at ") != std::string::npos &&
+			      oc.find(want) != std::string::npos,
+		      "origin \"%s\"", oc.c_str());
+	want = "context.cc:" + std::to_string(line + 1);
+	ck_assert_msg(od.find("ctx_cancel_cause at ") != std::string::npos &&
+			      od.find(want) != std::string::npos,
+		      "origin \"%s\"", od.c_str());
+
+	/* The destructor has no caller's line to give. */
+	ctx_t *held;
+	{
+		ctx::context e = ctx::with_cancel(ctx::background());
+		held = ctx_ref(e.get());
+	}
+	ck_assert_ptr_nonnull(std::strstr(ctx_origin(held),
+					  "ctx_release at an unknown site"));
+	ctx_unref(held);
+}
+END_TEST
+
 START_TEST(category)
 {
 	const std::error_category &cat = ctx::category();
@@ -282,6 +313,25 @@ START_TEST(without_cancel)
 }
 END_TEST
 
+START_TEST(merge_and_grace)
+{
+	ctx::context a = ctx::with_cancel(ctx::background());
+	ctx::context b = ctx::with_timeout(ctx::background(), 1h);
+	ctx::context m = ctx::with_merge(a, b);
+	ck_assert(!m.done());
+	b.cancel(EPIPE);
+	ck_assert(m.err() == std::errc::operation_canceled);
+	ck_assert_int_eq(m.cause(), EPIPE);
+
+	ctx::context p = ctx::with_cancel(ctx::background());
+	ctx::context g = ctx::with_grace(p, 30ms);
+	auto t0 = clock::now();
+	p.cancel();
+	ck_assert_int_eq(ctx_wait(g.get()), CTX_CANCELED);
+	ck_assert(clock::now() - t0 >= 30ms);
+}
+END_TEST
+
 /* str() past its stack buffer: the whole of ctx_format's text. */
 START_TEST(str_long)
 {
@@ -320,6 +370,7 @@ TCase *tcase_context()
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, roots);
 	tcase_add_test(tc, cancel);
+	tcase_add_test(tc, cancel_origin);
 	tcase_add_test(tc, category);
 	tcase_add_test(tc, destructor_releases);
 	tcase_add_test(tc, move);
@@ -332,6 +383,7 @@ TCase *tcase_context()
 	tcase_add_test(tc, cause_factories);
 	tcase_add_test(tc, values);
 	tcase_add_test(tc, without_cancel);
+	tcase_add_test(tc, merge_and_grace);
 	tcase_add_test(tc, str_long);
 	tcase_add_test(tc, temporary_parent);
 	return tc;

@@ -23,6 +23,7 @@
 
 TCase *tcase_context();
 TCase *tcase_thread();
+TCase *tcase_after();
 TCase *tcase_stop();
 TCase *tcase_constructs();
 TCase *tcase_sites();

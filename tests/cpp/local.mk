@@ -17,8 +17,8 @@ TESTS += tests/cpp/headers.sh
 EXTRA_DIST += tests/cpp/headers.sh tests/cpp/plain.cc tests/cpp/uring.sh
 
 CPP_TEST_SOURCES = tests/cpp/cpptest.h tests/cpp/main.cc \
-	tests/cpp/context.cc tests/cpp/thread.cc tests/cpp/stop.cc \
-	tests/cpp/constructs.cc tests/cpp/sites.cc
+	tests/cpp/context.cc tests/cpp/thread.cc tests/cpp/after.cc \
+	tests/cpp/stop.cc tests/cpp/constructs.cc tests/cpp/sites.cc
 CPP_TEST_CPPFLAGS = -I$(top_srcdir)/include $(CHECK_CFLAGS)
 CPP_TEST_WARN = -Wall -Wextra -pedantic -Werror -Wshadow -Wold-style-cast
 CPP_TEST_LDADD = libctx.la $(CHECK_LIBS)
@@ -47,7 +47,7 @@ endif
 # links its own programs.
 CPP_TEST_SRC_PATHS = $(srcdir)/tests/cpp/main.cc \
 	$(srcdir)/tests/cpp/context.cc $(srcdir)/tests/cpp/thread.cc \
-	$(srcdir)/tests/cpp/stop.cc $(srcdir)/tests/cpp/constructs.cc \
+	$(srcdir)/tests/cpp/after.cc $(srcdir)/tests/cpp/stop.cc $(srcdir)/tests/cpp/constructs.cc \
 	$(srcdir)/tests/cpp/sites.cc
 CPP_TEST_DEPS = $(CPP_TEST_SRC_PATHS) $(srcdir)/tests/cpp/cpptest.h \
 	$(srcdir)/include/ctx.hpp $(srcdir)/include/ctx.h libctx.la

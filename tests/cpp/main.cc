@@ -16,6 +16,7 @@ int main(int argc, char **argv)
 	Suite *s = suite_create("cpp");
 	suite_add_tcase(s, tcase_context());
 	suite_add_tcase(s, tcase_thread());
+	suite_add_tcase(s, tcase_after());
 	if (TCase *tc = tcase_stop())
 		suite_add_tcase(s, tc);
 	else
