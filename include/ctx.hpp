@@ -9,7 +9,8 @@
  *                 releases; a context converts to it implicitly.
  *  factories      background(), with_cancel, with_timeout (any
  *                 std::chrono duration), with_deadline (a steady_clock
- *                 time point), with_value, without_cancel.  They throw
+ *                 time point), with_value, without_cancel, with_merge,
+ *                 with_grace.  They throw
  *                 std::bad_alloc or std::system_error where the C calls
  *                 return NULL.
  *  ctx::thread    runs a callable (captures allowed) under a child of a
@@ -29,7 +30,8 @@
  * std::source_location where the library has it (C++20), else from
  * __builtin_FILE and __builtin_LINE (g++, clang++), and hands it to
  * ctx_set_site before the C call, so CTX_DEBUG=leaks names the line
- * that made a leaked context, as the C macros do for C.  In C++ <ctx.h>
+ * that made a leaked context, as the C macros do for C; cancel() does
+ * the same for ctx_origin.  In C++ <ctx.h>
  * defines no function-like macro, so ::ctx_with_cancel(p) and a member
  * named ctx_with_timeout work, and every C function is noexcept.
  *
