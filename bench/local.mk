@@ -80,6 +80,17 @@ bench_bench_conn_LDADD = libctx-core.la
 bench_bench_conn_CFLAGS = $(BENCH_CFLAGS)
 EXTRA_bench_bench_conn_DEPENDENCIES = examples/tcpproxy$(EXEEXT)
 
+# bench_cpp (issue 26): <ctx.hpp> beside the C calls and the standard
+# library's std::stop_token; C++20, built where configure found it.
+if HAVE_CXX20
+noinst_PROGRAMS += bench/bench_cpp
+bench_bench_cpp_SOURCES = bench/bench_cpp.c bench/cpp_ops.cc \
+	bench/cpp_ops.h bench/benchutil.h
+bench_bench_cpp_LDADD = libctx-core.la
+bench_bench_cpp_CFLAGS = $(BENCH_CFLAGS)
+bench_bench_cpp_CXXFLAGS = -std=c++20 -O2 -Wall -Wextra -pthread
+endif
+
 BENCH_RUN = CXX="$(CXX)" GNUPLOT="$(GNUPLOT)" PYTHON3="$(PYTHON3)" \
 	$(SHELL) $(srcdir)/bench/run.sh "$(abs_builddir)" "$(abs_srcdir)" "$(GO)"
 PYTHON3 = python3

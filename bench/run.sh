@@ -22,6 +22,7 @@
 #   bench_calls    libctx's calls beside the plain ones: the system-call
 #                  surface, condition variables, semaphores, select,
 #                  spawn, server contexts
+#   bench_cpp      <ctx.hpp> beside the C calls and std::stop_token
 #   bench_backend  echo and file reads; it and bench_impls's wake-ups and
 #                  hot path run once per backend (CTX_BACKEND=epoll, then
 #                  io_uring when it is there)
@@ -183,6 +184,14 @@ if grep -q '^# implementations:.* nsync' "$results/bench_impls.csv"; then
 fi
 run bench_sync bench_sync
 run bench_calls bench_calls
+# bench_cpp needs C++20 (configure builds it where $CXX has std::jthread).
+if [ -x "$builddir/bench/bench_cpp" ]; then
+	run bench_cpp bench_cpp
+else
+	echo "# skipped: cpp/: bench_cpp not built (no C++20 compiler)" \
+		>"$results/bench_cpp.csv"
+	echo "bench: bench_cpp not built (no C++20 compiler): cpp table left out" >&2
+fi
 # The backends side by side: bench_backend and bench_impls's wake-ups and
 # hot path on each, one run after the other.  A build without liburing,
 # or a kernel that refuses a ring, falls back to epoll: each program says

@@ -105,3 +105,14 @@ examples_fetch_CFLAGS += -I$(srcdir)/glue/ssl $(OPENSSL_CFLAGS)
 examples_fetch_LDADD += glue/ssl/libctx-ssl.la $(OPENSSL_LIBS)
 endif
 endif
+
+# A std::jthread whose request_stop ends a ctx_read it is blocked in,
+# through <ctx.hpp> (issue 26); it checks itself, and make check runs it.
+if HAVE_CXX20
+noinst_PROGRAMS += examples/jthread_read
+examples_jthread_read_SOURCES = examples/jthread_read.cc
+examples_jthread_read_CPPFLAGS = -I$(top_srcdir)/include
+examples_jthread_read_CXXFLAGS = -std=c++20 $(CPP_TEST_WARN) -pthread
+examples_jthread_read_LDADD = libctx.la
+TESTS += examples/jthread_read
+endif

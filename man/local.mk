@@ -9,6 +9,7 @@
 # The overview and the family pages.
 dist_man3_MANS = \
 	man/ctx.3 \
+	man/ctx.hpp.3 \
 	man/ctx_with_cancel.3 \
 	man/ctx_err.3 \
 	man/ctx_done_fd.3 \
@@ -51,12 +52,14 @@ dist_man3_MANS += \
 	man/ctx_ref.3 \
 	man/ctx_unref.3 \
 	man/ctx_release.3 \
-	man/CTX_AUTO.3
+	man/CTX_AUTO.3 \
+	man/ctx_set_site.3
 # aliases of man/ctx_err.3
 dist_man3_MANS += \
 	man/ctx_cause.3 \
 	man/ctx_deadline.3 \
 	man/ctx_value.3 \
+	man/ctx_can_end.3 \
 	man/ctx_strerror.3 \
 	man/ctx_format.3 \
 	man/ctx_now.3

@@ -8,8 +8,9 @@
 #     includes a system header first, and one with _GNU_SOURCE.
 #  2. The EXAMPLES program of each full page in man/ (its last .EX/.EE
 #     block) compiles with -std=gnu11 -Wall -Werror (syntax and types;
-#     nothing is linked or run); so does that of each page of the glue
-#     libraries (glue/*/man), with their dependencies' include flags.
+#     nothing is linked or run), ctx.hpp(3)'s with ${CXX:-c++} -std=c++20;
+#     so does that of each page of the glue libraries (glue/*/man), with
+#     their dependencies' include flags.
 #
 # Run from the build directory with $srcdir set (automake's driver).
 # Exit status: 0 pass, 1 fail, 77 skip (no C compiler).
@@ -61,7 +62,19 @@ example() {
 	     inex { buf = buf $0 "\n" }
 	     END { printf "%s", last }' "$page" | sed 's/\\-/-/g; s/\\(aq/'"'"'/g; s/\\e/\\/g' > "$tmp/ex.c"
 	grep -q 'main(' "$tmp/ex.c" || return 0
-	if "$cc" -std=gnu11 -Wall -Werror -I"$inc" "$@" -c "$tmp/ex.c" -o "$tmp/ex.o" 2> "$tmp/ex.err"; then
+	if [ "${name%.hpp}" != "$name" ]; then
+		# ctx.hpp(3)'s example is C++20.
+		cxx=${CXX:-c++}
+		if ! echo 'int main() {}' |
+		     $cxx -std=c++20 -x c++ -fsyntax-only - 2>/dev/null; then
+			echo "ok - example of ${page#"$srcdir"/} # SKIP no C++20 compiler ($cxx)"
+			return 0
+		fi
+		set -- $cxx -std=c++20 -Wall -Werror -x c++ -I"$inc" "$@"
+	else
+		set -- "$cc" -std=gnu11 -Wall -Werror -I"$inc" "$@"
+	fi
+	if "$@" -c "$tmp/ex.c" -o "$tmp/ex.o" 2> "$tmp/ex.err"; then
 		echo "ok - example of ${page#"$srcdir"/}"
 	else
 		echo "not ok - example of ${page#"$srcdir"/}:"

@@ -76,11 +76,15 @@ CTX_API void ctx__cancel_msg_at(const char *file, int line, ctx_t *ctx,
 	va_end(ap);
 }
 
+/* Without the macro (a pointer, C++): the site ctx_set_site gave. */
 void ctx_cancel_msg(ctx_t *ctx, int cause, const char *fmt, ...)
 {
+	const char *file;
+	int line;
+	ctx__site_take(&file, &line);
 	va_list ap;
 	va_start(ap, fmt);
-	cancel_msg(NULL, 0, ctx, cause, fmt, ap);
+	cancel_msg(file, line, ctx, cause, fmt, ap);
 	va_end(ap);
 }
 

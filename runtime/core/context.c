@@ -248,15 +248,22 @@ CTX_API void ctx__cancel_at(ctx_t *c, const char *file, int line)
 	cancel_at(c, CTX_CANCELED, CTX__BY_CANCEL, file, line);
 }
 
-/* Called through a pointer, or from C++: no site. */
+/* Called through a pointer, or from C++ (no macros there): the site
+ * ctx_set_site gave, if the caller gave one, else none. */
 void ctx_cancel_cause(ctx_t *c, int cause)
 {
-	ctx__cancel_cause_at(c, cause, NULL, 0);
+	const char *file;
+	int line;
+	ctx__site_take(&file, &line);
+	ctx__cancel_cause_at(c, cause, file, line);
 }
 
 void ctx_cancel(ctx_t *c)
 {
-	ctx__cancel_at(c, NULL, 0);
+	const char *file;
+	int line;
+	ctx__site_take(&file, &line);
+	ctx__cancel_at(c, file, line);
 }
 
 /*
@@ -320,7 +327,10 @@ CTX_API void ctx__release_at(ctx_t *c, const char *file, int line)
 
 void ctx_release(ctx_t *c)
 {
-	ctx__release_at(c, NULL, 0);
+	const char *file;
+	int line;
+	ctx__site_take(&file, &line);
+	ctx__release_at(c, file, line);
 }
 
 /* ---- links ----------------------------------------------------------- */
@@ -569,6 +579,12 @@ static int make_done_fd(ctx_t *n)
 	ctx__node_unlock(&n->lock);
 	errno = e;
 	return fd;
+}
+
+bool ctx_can_end(ctx_t *c)
+{
+	CHECK(c);
+	return c && ctx__node(c);
 }
 
 int ctx_done_fd(ctx_t *c)

@@ -17,11 +17,13 @@
  *          doing (wait/stuck.c); deadline contexts are then enforced by
  *          the timer thread, so that their ends are seen when due.
  *
- * The site comes from the header: each constructor is also a macro that
- * records __FILE__ and __LINE__ in a thread-local slot (ctx__site) before
- * calling the function, which takes and clears the slot.  Every node
- * keeps it (packed, origin.c), for ctx_origin's deadlines; only when one
- * of the modes is on do nodes get a header (magic, registry links);
+ * The site comes from the header: in C each constructor is also a macro
+ * that records __FILE__ and __LINE__ in a thread-local slot (ctx__site,
+ * the same as the public ctx_set_site, which C++ and wrappers call
+ * themselves) before calling the function, which takes and clears the
+ * slot.  Every node keeps it (packed, origin.c), for ctx_origin's
+ * deadlines; only when one of the modes is on do nodes get a header
+ * (magic, registry links);
  * otherwise the cost is that one thread-local store, and for every check
  * one branch on a flag that never changes.  A leak report says where a
  * leaked context that has ended got its end (ctx_origin).
@@ -57,10 +59,16 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct site_hdr *live;
 static struct ctx__track *live_threads;
 
-CTX_API void ctx__site(const char *file, int line)
+CTX_API void ctx_set_site(const char *file, int line)
 {
 	site_file = file;
 	site_line = line;
+}
+
+/* What the macros of programs built before ctx_set_site call. */
+CTX_API void ctx__site(const char *file, int line)
+{
+	ctx_set_site(file, line);
 }
 
 void ctx__site_take(const char **file, int *line)

@@ -190,6 +190,29 @@ static struct {
 	.tail = &pool.head,
 };
 
+/* fork(): the child has none of the parent's helpers, but its copy of
+ * the pool still counts them (idle ones too, so a submitter would queue
+ * for one that never comes).  The child starts from an empty pool; the
+ * jobs queued in the parent belong to threads the child does not have,
+ * so they are left behind (not freed: a helper of the parent may have
+ * been reading one at the fork). */
+static void pool_before_fork(void) { pthread_mutex_lock(&pool.mu); }
+static void pool_after_fork_parent(void) { pthread_mutex_unlock(&pool.mu); }
+static void pool_after_fork_child(void)
+{
+	pthread_mutex_init(&pool.mu, NULL);
+	pthread_cond_init(&pool.cv, NULL);
+	pool.head = NULL;
+	pool.tail = &pool.head;
+	pool.threads = pool.idle = 0;
+}
+
+__attribute__((constructor)) static void pool_fork_hooks(void)
+{
+	pthread_atfork(pool_before_fork, pool_after_fork_parent,
+		       pool_after_fork_child);
+}
+
 int ctx__resolve_helpers(void)
 {
 	pthread_mutex_lock(&pool.mu);

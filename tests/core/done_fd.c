@@ -2,7 +2,8 @@
  * Done descriptors (ctx_done_fd): level-triggered, readable once the
  * context is done -- also at a deadline nobody waits for -- one per
  * context, never for one that cannot end, close-on-exec, closed when the
- * context is freed, and EMFILE.
+ * context is freed, and EMFILE; ctx_can_end, which tells the contexts
+ * that cannot end apart without one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -168,6 +169,38 @@ START_TEST(test_done_fd_never)
 }
 END_TEST
 
+/* ctx_can_end tells the same contexts apart, without a descriptor:
+ * false for those that can never be done, true for every other, done
+ * or live (a value context over one that can end, too). */
+START_TEST(test_can_end)
+{
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	ctx_t *w = ctx_without_cancel(c);
+	ctx_t *never[] = { ctx_background(), ctx_todo(), w,
+			   ctx_with_value(ctx_todo(), key_a, NULL),
+			   ctx_with_value(w, key_b, NULL) };
+	ctx_t *can[] = { c, ctx_with_timeout(w, HOUR),
+			 ctx_with_value(c, key_a, NULL),
+			 ctx_with_cancel(ctx_todo()) };
+	int base = tu_count_fds();
+
+	ck_assert(!ctx_can_end(NULL));
+	for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+		ck_assert_msg(!ctx_can_end(never[i]), "never #%zu", i);
+	for (size_t i = 0; i < sizeof(can) / sizeof(can[0]); i++)
+		ck_assert_msg(ctx_can_end(can[i]), "can #%zu", i);
+	ctx_cancel(can[3]);
+	ck_assert(ctx_can_end(can[3])); /* done: it could end, and did */
+	ck_assert_int_eq(tu_count_fds(), base);
+	for (size_t i = 3; i < sizeof(never) / sizeof(never[0]); i++)
+		ctx_release(never[i]);
+	for (size_t i = 1; i < sizeof(can) / sizeof(can[0]); i++)
+		ctx_release(can[i]);
+	ctx_release(w);
+	ctx_release(c);
+}
+END_TEST
+
 START_TEST(test_done_fd_cloexec)
 {
 	ctx_t *c = ctx_with_timeout(ctx_background(), HOUR);
@@ -256,7 +289,7 @@ void add_context_done_fd(Suite *s)
 	tc = tu_tcase(s, "done_fd", 30);
 	tu_add_tests(tc, test_done_fd_level, test_done_fd_cancel,
 		     test_done_fd_deadline, test_done_fd_deadline_inherited,
-		     test_done_fd_same, test_done_fd_never,
+		     test_done_fd_same, test_done_fd_never, test_can_end,
 		     test_done_fd_cloexec, test_done_fd_closed_on_free,
 		     test_done_fd_emfile);
 }

@@ -113,6 +113,41 @@ START_TEST(test_origin_no_site)
 }
 END_TEST
 
+/* Through a pointer (as from C++, where no macro is), each ending call
+ * records the site ctx_set_site gave just before, and takes it: the
+ * next call without one records none. */
+START_TEST(test_origin_set_site)
+{
+	void (*cancel)(ctx_t *) = ctx_cancel;
+	void (*cause)(ctx_t *, int) = ctx_cancel_cause;
+	void (*msg)(ctx_t *, int, const char *, ...) = ctx_cancel_msg;
+	void (*release)(ctx_t *) = ctx_release;
+	ctx_t *c[5];
+	for (int i = 0; i < 5; i++)
+		c[i] = ctx_with_cancel(ctx_background());
+	ctx_set_site(__FILE__, 1001);
+	cancel(c[0]);
+	ctx_set_site(__FILE__, 1002);
+	cause(c[1], EPIPE);
+	ctx_set_site(__FILE__, 1003);
+	msg(c[2], EPIPE, "words");
+	ctx_ref(c[3]);
+	ctx_set_site(__FILE__, 1004);
+	release(c[3]);
+	cancel(c[4]); /* the site went with the call before */
+	assert_origin(c[0], "ctx_cancel", 1001);
+	assert_origin(c[1], "ctx_cancel_cause", 1002);
+	assert_origin(c[2], "ctx_cancel_msg", 1003);
+	assert_origin(c[3], "ctx_release", 1004);
+	ck_assert_ptr_nonnull(strstr(ctx_origin(c[4]),
+				     "ctx_cancel at an unknown site"));
+	ctx_unref(c[3]);
+	for (int i = 0; i < 5; i++)
+		if (i != 3)
+			ctx_release(c[i]);
+}
+END_TEST
+
 /* A deadline names the context whose own deadline passed, by the line
  * that made it, for every context under it. */
 START_TEST(test_origin_deadline)
@@ -273,6 +308,7 @@ Suite *suite_origin(void)
 	tcase_add_test(tc, test_origin_first_wins);
 	tcase_add_test(tc, test_origin_with_number_words);
 	tcase_add_test(tc, test_origin_no_site);
+	tcase_add_test(tc, test_origin_set_site);
 	tcase_add_test(tc, test_origin_deadline);
 	tcase_add_test(tc, test_origin_features);
 	tcase_add_test(tc, test_origin_group);

@@ -275,6 +275,35 @@ START_TEST(cares_abandoned)
 END_TEST
 #endif
 
+/* A lookup in a child forked while the parent's helper threads sat
+ * idle: the child has none of them, so it must start its own rather
+ * than queue for one that the child's copy of the pool still counts. */
+START_TEST(threads_after_fork)
+{
+	ck_assert(ctx__resolve_force(CTX__RESOLVE_THREADS));
+	struct addrinfo h = { .ai_family = AF_INET,
+			      .ai_socktype = SOCK_STREAM }, *r;
+	ck_assert_int_eq(ctx_getaddrinfo(ctx_background(), "localhost", "80",
+					 &h, &r), 0);
+	ctx_freeaddrinfo(r);
+	tu_sleep_ns(50 * CTX_MSEC); /* the helper is back, idle */
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		ctx_t *c = ctx_with_timeout(ctx_background(), 5 * CTX_SEC);
+		int rc = ctx_getaddrinfo(c, "localhost", "80", &h, &r);
+		_exit(rc == 0 && has_v4(r, "127.0.0.1") ? 0 :
+		      errno == CTX_DEADLINE_EXCEEDED ? 2 : 1);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ctx__resolve_force(CTX__RESOLVE_DEFAULT);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "the child's lookup failed (status %#x; exit 2: it "
+		      "waited out its 5 s deadline)", status);
+}
+END_TEST
+
 /* 20 abandoned lookups cost at most the cap of helper threads and no
  * descriptor; once getaddrinfo returns, the helpers drop the queued jobs
  * whose callers left. */
@@ -329,5 +358,6 @@ Suite *suite_resolve(void)
 #endif
 	tc = tu_tcase(s, "threads", 20);
 	tcase_add_test(tc, threads_abandoned_bounded);
+	tcase_add_test(tc, threads_after_fork);
 	return s;
 }

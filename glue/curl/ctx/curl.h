@@ -48,12 +48,13 @@
 extern "C" {
 #endif
 
-CTX_API CURLcode ctx_curl_perform(ctx_t *ctx, CURL *easy);
-CTX_API int ctx_curl_set_idle_limit(int n);
-CTX_API int64_t ctx_curl_set_idle_timeout(int64_t ns);
-CTX_API void ctx_curl_close_idle(void);
+CTX_API CURLcode ctx_curl_perform(ctx_t *ctx, CURL *easy) CTX_NOEXCEPT;
+CTX_API int ctx_curl_set_idle_limit(int n) CTX_NOEXCEPT;
+CTX_API int64_t ctx_curl_set_idle_timeout(int64_t ns) CTX_NOEXCEPT;
+CTX_API void ctx_curl_close_idle(void) CTX_NOEXCEPT;
 CTX_API CURLcode ctx_curl_set_deadline_header(ctx_t *ctx, CURL *easy,
-					      struct curl_slist **headers);
+					      struct curl_slist **headers)
+	CTX_NOEXCEPT;
 
 #ifdef __cplusplus
 }

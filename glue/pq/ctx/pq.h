@@ -48,15 +48,16 @@
 extern "C" {
 #endif
 
-CTX_API PGconn *ctx_pq_connect(ctx_t *ctx, const char *conninfo);
-CTX_API PGresult *ctx_pq_exec(ctx_t *ctx, PGconn *conn, const char *sql);
+CTX_API PGconn *ctx_pq_connect(ctx_t *ctx, const char *conninfo) CTX_NOEXCEPT;
+CTX_API PGresult *ctx_pq_exec(ctx_t *ctx, PGconn *conn,
+			      const char *sql) CTX_NOEXCEPT;
 CTX_API PGresult *ctx_pq_exec_params(ctx_t *ctx, PGconn *conn,
 				     const char *sql, int n,
 				     const Oid *types,
 				     const char *const *values,
 				     const int *lengths, const int *formats,
-				     int result_format);
-CTX_API PGresult *ctx_pq_get_result(ctx_t *ctx, PGconn *conn);
+				     int result_format) CTX_NOEXCEPT;
+CTX_API PGresult *ctx_pq_get_result(ctx_t *ctx, PGconn *conn) CTX_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -42,12 +42,14 @@
 extern "C" {
 #endif
 
-CTX_API redisContext *ctx_redis_connect(ctx_t *ctx, const char *address);
+CTX_API redisContext *ctx_redis_connect(ctx_t *ctx,
+					const char *address) CTX_NOEXCEPT;
 CTX_API redisReply *ctx_redis_command(ctx_t *ctx, redisContext *c,
-				      const char *fmt, ...);
+				      const char *fmt, ...) CTX_NOEXCEPT;
 CTX_API redisReply *ctx_redis_vcommand(ctx_t *ctx, redisContext *c,
-				       const char *fmt, va_list ap);
-CTX_API int ctx_redis_get_reply(ctx_t *ctx, redisContext *c, void **reply);
+				       const char *fmt, va_list ap) CTX_NOEXCEPT;
+CTX_API int ctx_redis_get_reply(ctx_t *ctx, redisContext *c,
+				void **reply) CTX_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -40,12 +40,12 @@
 extern "C" {
 #endif
 
-CTX_API int ctx_sqlite3_step(ctx_t *ctx, sqlite3_stmt *stmt);
+CTX_API int ctx_sqlite3_step(ctx_t *ctx, sqlite3_stmt *stmt) CTX_NOEXCEPT;
 CTX_API int ctx_sqlite3_exec(ctx_t *ctx, sqlite3 *db, const char *sql,
 			     int (*cb)(void *, int, char **, char **),
-			     void *arg, char **errmsg);
+			     void *arg, char **errmsg) CTX_NOEXCEPT;
 CTX_API int ctx_sqlite3_progress_handler(sqlite3 *db, int n,
-					 int (*fn)(void *), void *arg);
+					 int (*fn)(void *), void *arg) CTX_NOEXCEPT;
 
 #ifdef __cplusplus
 }

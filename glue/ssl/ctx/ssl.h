@@ -26,12 +26,14 @@
 extern "C" {
 #endif
 
-CTX_API int ctx_ssl_connect(ctx_t *ctx, SSL *ssl);
-CTX_API int ctx_ssl_accept(ctx_t *ctx, SSL *ssl);
-CTX_API ssize_t ctx_ssl_read(ctx_t *ctx, SSL *ssl, void *buf, size_t len);
+CTX_API int ctx_ssl_connect(ctx_t *ctx, SSL *ssl) CTX_NOEXCEPT;
+CTX_API int ctx_ssl_accept(ctx_t *ctx, SSL *ssl) CTX_NOEXCEPT;
+CTX_API ssize_t ctx_ssl_read(ctx_t *ctx, SSL *ssl, void *buf,
+			     size_t len) CTX_NOEXCEPT;
 CTX_API ssize_t ctx_ssl_write(ctx_t *ctx, SSL *ssl, const void *buf,
-			      size_t len); /* all bytes */
-CTX_API int ctx_ssl_shutdown(ctx_t *ctx, SSL *ssl); /* sends close_notify */
+			      size_t len) CTX_NOEXCEPT; /* all bytes */
+/* Sends close_notify. */
+CTX_API int ctx_ssl_shutdown(ctx_t *ctx, SSL *ssl) CTX_NOEXCEPT;
 
 /* Connections (ctx_conn_t, <ctx.h>) over TLS.  ctx_ssl_dial dials
  * address as ctx_dial does, sends the host as SNI (not an address
@@ -42,12 +44,12 @@ CTX_API int ctx_ssl_shutdown(ctx_t *ctx, SSL *ssl); /* sends close_notify */
  * EINVAL (malformed address; no host to check), or EPROTO for a TLS
  * failure, a refused certificate included (OpenSSL's queue says more). */
 CTX_API ctx_conn_t *ctx_ssl_dial(ctx_t *ctx, const char *address,
-				 SSL_CTX *sslctx);
+				 SSL_CTX *sslctx) CTX_NOEXCEPT;
 /* A connection over a handshaken ssl and its socket (SSL_set_fd), taking
  * both: ctx_conn_close sends close_notify, frees ssl, closes the socket.
  * On failure both are let go too: NULL, errno EINVAL (NULL ssl, no
  * socket) or ENOMEM. */
-CTX_API ctx_conn_t *ctx_ssl_conn_new(SSL *ssl);
+CTX_API ctx_conn_t *ctx_ssl_conn_new(SSL *ssl) CTX_NOEXCEPT;
 
 #ifdef __cplusplus
 }
