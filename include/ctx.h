@@ -919,7 +919,7 @@ CTX_API const char *ctx_backend(void) CTX_NOEXCEPT;
  * and what it serves; with CTX_DEBUG=leaks every live context, as a
  * tree.  0, EBADF, ENOMEM (what fit was written), or write(2)'s error
  * (EPIPE without a SIGPIPE). */
-CTX_API int ctx_dump(int fd);
+CTX_API int ctx_dump(int fd) CTX_NOEXCEPT;
 
 /* ---------------------------------------------------------------------
  * Debugging
