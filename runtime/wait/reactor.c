@@ -2,12 +2,13 @@
  * The per-thread reactor, and the one wait every blocking call uses.
  *
  * Each thread that blocks has a reactor: a wake-up counter, and -- made
- * the first time the thread waits for a descriptor or a deadline -- an
- * eventfd that wakes it.  How the thread sleeps on descriptors is the
- * backend's business (backend.h: poll.c or uring.c), chosen once per
- * process in this file, the only one that asks which backend runs.  Each
- * backend keeps at most one more descriptor per thread (a timerfd, or the
- * ring); all are closed by a thread-exit destructor.
+ * the first time the thread waits for a descriptor or a deadline -- a
+ * descriptor that wakes it and also times its deadlines (readiness.c:
+ * one timerfd).  How the thread sleeps on descriptors is the backend's
+ * business (backend.h: poll.c or uring.c), chosen once per process in
+ * this file, the only one that asks which backend runs.  The io_uring
+ * backend adds a ring for a thread that makes transfers on regular
+ * files; all are closed by a thread-exit destructor.
  *
  * A context is never registered with the kernel.  A waiting thread hangs a link
  * on the context (its nearest cancel node); cancelling the context fires
@@ -20,12 +21,13 @@
  * Waking.  A waker bumps the thread's counter and then looks at how the
  * thread sleeps: in futex_wait on the counter (a wait with no descriptor
  * and no deadline: joins, channels, wait groups, ctx_wait), in the
- * backend (the eventfd is written), or not at all yet (nothing more to do).  The
- * waiter took a token (the counter's value) before it made itself known
- * to any waker, and announces how it sleeps before it checks the counter
- * one last time; both sides use sequentially consistent operations, so
- * either the waker sees the announcement or the waiter sees the bump.
- * No wake-up is lost and an early one costs no system call.
+ * backend (the descriptor is written), or not at all yet (nothing more to
+ * do).  The waiter took a token (the counter's value) before it made
+ * itself known to any waker, and announces how it sleeps before it
+ * checks the counter one last time; both sides use sequentially
+ * consistent operations, so either the waker sees the announcement or
+ * the waiter sees the bump.  No wake-up is lost and an early one costs
+ * no system call.
  *
  * The stale-wake rule.  In a wait whose event is not a wake-up (a
  * descriptor, a transfer, a deadline), a wake-up can only have come from
@@ -38,7 +40,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "wait/backend.h"
@@ -60,7 +61,7 @@ struct ctx__reactor {
 	uint32_t token;        /* seq when the current wait was published */
 	bool prepared;         /* token taken for the current wait */
 	bool registered;       /* thread-exit destructor set */
-	int wakefd;            /* the eventfd a waker writes, or -1 */
+	int wakefd;            /* the descriptor a waker writes, or -1 */
 };
 
 static __thread struct ctx__reactor tls = { .wakefd = -1 };
@@ -134,8 +135,11 @@ static int need_wakefd(struct ctx__reactor *r)
 {
 	if (__builtin_expect(r->wakefd >= 0, 1))
 		return 0;
-	r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	return r->wakefd < 0 ? errno : 0;
+	int fd = ctx__readiness_wakefd();
+	if (fd < 0)
+		return -fd;
+	r->wakefd = fd;
+	return 0;
 }
 
 struct ctx__reactor *ctx__reactor_self(void)
@@ -184,7 +188,7 @@ void ctx__reactor_wake(struct ctx__reactor *r)
 		ctx__futex_wake(&r->seq, 1);
 		break;
 	case IN_KERNEL:
-		eventfd_write(r->wakefd, 1);
+		ctx__readiness_wake(r->wakefd);
 		break;
 	}
 }
@@ -271,7 +275,7 @@ static void sleep_futex(struct ctx__reactor *r)
 #endif
 
 /* One sleep: on the futex when nothing but a wake-up can end it, else in
- * the backend, which the wake-up eventfd interrupts. */
+ * the backend, which the wake-up descriptor interrupts. */
 static int sleep_once(struct ctx__wait *w, struct ctx__want *want)
 {
 	struct ctx__reactor *r = w->r;
@@ -291,8 +295,8 @@ static int sleep_once(struct ctx__wait *w, struct ctx__want *want)
 	}
 	if (e)
 		return e;
-	if (backend()->settle)
-		backend()->settle(r->wakefd);
+	if (backend()->settle && (e = backend()->settle(r->wakefd, w->limit)))
+		return e;
 	atomic_store(&r->sleeping, IN_KERNEL);
 	if (!woken(r))
 		e = backend()->sleep(r->wakefd, want->nfds ? want->fds : none,
