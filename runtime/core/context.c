@@ -266,8 +266,18 @@ static bool alone(ctx_t *c)
  */
 static bool release_alone(ctx_t *c)
 {
-	if (!c || c->kind != CTX__CANCEL || c->deadline != CTX__NEVER ||
-	    !held_alone(c))
+	if (!c || c->kind != CTX__CANCEL || c->deadline != CTX__NEVER)
+		return false;
+	/* Done already, and held by the caller alone: whoever ended it
+	 * took it out of its ancestor's list before it dropped the
+	 * reference its walk held, so the parent's lock (which every child
+	 * of a cancelled root would take in turn) is not needed.  err is
+	 * read before the count: a walk takes its reference before it
+	 * marks the node, so the count read after its mark is seen is that
+	 * walk's or later. */
+	if (atomic_load_explicit(&c->err, memory_order_acquire))
+		return held_alone(c);
+	if (!held_alone(c))
 		return false;
 	detach(c);
 	if (!alone(c))
