@@ -22,6 +22,7 @@
 #include "core/core.h"
 
 const struct ctx__kind_hooks *ctx__kinds[CTX__KINDS];
+void (*ctx__links_flush)(void);
 
 static ctx_t background = {
 	.kind = CTX__ROOT_BACKGROUND, .deadline = CTX__NEVER, .done_fd = -1,
@@ -208,6 +209,8 @@ void ctx__cancel_msg(ctx_t *c, int err, int cause, struct ctx__msg *m)
 		mark(ch, err, cause, m, &work);
 		unref(ch);
 	}
+	if (ctx__links_flush)
+		ctx__links_flush();
 }
 
 void ctx__cancel(ctx_t *c, int err, int cause)

@@ -152,6 +152,11 @@ void ctx__link_del(ctx_t *n, struct ctx__link *l);
 
 int ctx__watch_deadline(ctx_t *n); /* have the timer thread end n */
 
+/* Set before main by the wait layer (wait/reactor.c, "Sharing out"):
+ * called at the end of every cancellation, once its walk has fired all
+ * its links, to make the wake-ups the links put off. */
+extern void (*ctx__links_flush)(void);
+
 /* n's current deadline: its own field, or sooner the moving deadline of
  * a node at or above it (an idle context's, kind.h).  What a waiter
  * should sleep until. */

@@ -54,6 +54,16 @@ struct ctx__wait {
 	int64_t limit;         /* min(context deadline, call deadline) */
 };
 
+/* Wake-ups that a cancellation shares out ("Sharing out", below). */
+struct wake_list {
+	_Atomic int refs;
+	_Atomic int next;      /* the next entry to take */
+	int n;
+	struct ctx__reactor *r[]; /* each held (ctx__reactor_hold) */
+};
+
+enum { OWED_INLINE = 8 };
+
 struct ctx__reactor {
 	_Atomic uint32_t seq;  /* bumped by every wake-up */
 	_Atomic int sleeping;  /* AWAKE, IN_FUTEX or IN_KERNEL */
@@ -62,7 +72,12 @@ struct ctx__reactor {
 	bool prepared;         /* token taken for the current wait */
 	bool registered;       /* thread-exit destructor set */
 	int wakefd;            /* the descriptor a waker writes, or -1 */
+	struct wake_list *_Atomic help; /* handed over by a waker, or NULL */
+	/* The wake-ups this thread's cancellation put off, each held. */
+	struct ctx__reactor **owed, *owed_inline[OWED_INLINE];
+	int n_owed, cap_owed;
 };
+
 
 static __thread struct ctx__reactor tls = { .wakefd = -1 };
 static pthread_key_t exit_key;
@@ -105,24 +120,42 @@ static void close_fds(struct ctx__reactor *r)
 	r->wakefd = -1;
 }
 
-/* A canceller may still be inside waiter_fire for this thread's last
- * wait: let it finish before the memory and the descriptors go. */
+static void list_put(struct wake_list *l);
+
+static void drop_owed(struct ctx__reactor *r)
+{
+	if (r->owed != r->owed_inline)
+		free(r->owed);
+	r->owed = r->owed_inline;
+	r->cap_owed = OWED_INLINE;
+}
+
+/* A canceller may still be waking this thread, or hold it in a list of
+ * wake-ups it shares out: let it finish before the memory and the
+ * descriptors go. */
 static void on_thread_exit(void *p)
 {
 	struct ctx__reactor *r = p;
 	while (atomic_load(&r->inflight))
 		sched_yield();
+	struct wake_list *l = atomic_exchange(&r->help, NULL);
+	if (l)
+		list_put(l);
+	drop_owed(r);
 	close_fds(r);
 }
 
 /* In the child only the forking thread lives on: close its copies of the
- * parent's descriptors, so its next wait makes its own. */
+ * parent's descriptors, so its next wait makes its own.  A list handed
+ * to it belongs to the parent's threads, which stayed behind. */
 static void after_fork_child(void)
 {
 	close_fds(&tls);
 	tls.prepared = false;
 	atomic_store(&tls.sleeping, AWAKE);
 	atomic_store(&tls.inflight, 0); /* its cancellers stayed behind */
+	atomic_store(&tls.help, NULL);
+	tls.n_owed = 0;
 }
 
 static void init(void)
@@ -148,6 +181,8 @@ struct ctx__reactor *ctx__reactor_self(void)
 	if (__builtin_expect(!r->registered, 0)) {
 		pthread_once(&once, init);
 		pthread_setspecific(exit_key, r);
+		r->owed = r->owed_inline;
+		r->cap_owed = OWED_INLINE;
 		r->registered = true;
 	}
 	return r;
@@ -205,19 +240,155 @@ void ctx__reactor_release(struct ctx__reactor *r)
 	atomic_fetch_sub(&r->inflight, 1);
 }
 
+/* ---- sharing out the wake-ups of a cancellation ---------------------- */
+
+/*
+ * One cancel can end the waits of many threads.  Each wake-up is a
+ * system call on the woken thread's descriptor (or futex), and a woken
+ * thread placed on the canceller's CPU preempts the canceller as that
+ * call returns: the canceller then waits for a turn after each thread it
+ * wakes, and on a host of few CPUs the woken threads run one by one
+ * beside it, while it alone does the waking (issue 30: perf sched showed
+ * every wake-up of a 256-thread fan-out made by the canceller, about half
+ * of them preempting it).  So a cancellation puts its wake-ups off until
+ * its walk of the tree is over (waiter_fire adds each thread to the
+ * canceller's list; the core calls flush_owed at the end of the walk),
+ * and then shares them out: each thread it wakes is handed the list, and
+ * as soon as it runs it wakes up to SHARE_EACH more from it before it
+ * goes on with its own return.  The threads waking others double at each
+ * step and every CPU takes part.  The canceller goes on taking from the
+ * list until it is empty: a thread handed the list may never look at it
+ * (it was not asleep, or it is about to exit), so no wake-up depends on
+ * anyone but the canceller.
+ */
+enum {
+	SHARE_MIN = 4,  /* fewer wake-ups than this: the canceller's own */
+	SHARE_EACH = 2, /* how many a woken thread takes from the list */
+};
+
+static void list_put(struct wake_list *l)
+{
+	if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
+		free(l);
+}
+
+/* Hand l to r's thread, which takes from it when it next runs. */
+static void hand(struct ctx__reactor *r, struct wake_list *l)
+{
+	atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+	struct wake_list *old = atomic_exchange(&r->help, l);
+	if (old)
+		list_put(old);
+}
+
+/* Take up to max entries of l and wake each, handing l on while
+ * something is left in it. */
+static void take(struct wake_list *l, int max)
+{
+	for (int k = 0; k < max; k++) {
+		int i = atomic_fetch_add_explicit(&l->next, 1,
+						  memory_order_relaxed);
+		if (i >= l->n)
+			return;
+		struct ctx__reactor *r = l->r[i];
+		if (i + 1 < l->n)
+			hand(r, l);
+		ctx__reactor_wake(r);
+		ctx__reactor_release(r);
+	}
+}
+
+/* A thread back from a sleep: wake its share of a list handed to it. */
+static void help_out(struct ctx__reactor *r)
+{
+	if (!atomic_load_explicit(&r->help, memory_order_relaxed))
+		return;
+	struct wake_list *l = atomic_exchange(&r->help, NULL);
+	if (l) {
+		take(l, SHARE_EACH);
+		list_put(l);
+	}
+}
+
+/* Put off the wake-up of r (held) until the walk is over; false if there
+ * is no room for it (it is then made at once). */
+static bool owe(struct ctx__reactor *me, struct ctx__reactor *r)
+{
+	if (me->n_owed == me->cap_owed) {
+		int cap = 2 * me->cap_owed;
+		struct ctx__reactor **a = ctx__malloc((size_t)cap * sizeof(*a));
+		if (!a)
+			return false;
+		memcpy(a, me->owed, (size_t)me->n_owed * sizeof(*a));
+		if (me->owed != me->owed_inline)
+			free(me->owed);
+		me->owed = a;
+		me->cap_owed = cap;
+	}
+	me->owed[me->n_owed++] = r;
+	return true;
+}
+
+/* The list of n owed wake-ups, to share out; NULL if too short to be
+ * worth it or if there is no memory for it. */
+static struct wake_list *owed_list(struct ctx__reactor *me, int n)
+{
+	struct wake_list *l = NULL;
+	if (n >= SHARE_MIN)
+		l = ctx__malloc(sizeof(*l) + (size_t)n * sizeof(l->r[0]));
+	if (l) {
+		atomic_init(&l->refs, 1);
+		atomic_init(&l->next, 0);
+		l->n = n;
+		memcpy(l->r, me->owed, (size_t)n * sizeof(l->r[0]));
+	}
+	return l;
+}
+
+/* The core's ctx__links_flush: the walk of a cancellation is over. */
+static void flush_owed(void)
+{
+	struct ctx__reactor *me = &tls;
+	int n = me->n_owed;
+	if (!n)
+		return;
+	me->n_owed = 0;
+	struct wake_list *l = owed_list(me, n);
+	if (l) {
+		take(l, n);
+		list_put(l);
+	} else {
+		for (int i = 0; i < n; i++) {
+			ctx__reactor_wake(me->owed[i]);
+			ctx__reactor_release(me->owed[i]);
+		}
+	}
+	if (me->cap_owed > 1024) /* a rare tree's worth: give it back */
+		drop_owed(me);
+}
+
+__attribute__((constructor)) static void flush_hook(void)
+{
+	ctx__links_flush = flush_owed;
+}
+
 /* ---- the one wait ---------------------------------------------------- */
 
 /* Runs after the node's lock is dropped.  The link is released before
  * the wake-up, so that a woken thread that runs at once (on this CPU) need
  * not wait for this one to come back; the in-flight count keeps its
- * reactor, and the descriptor written, alive until the wake is done. */
+ * reactor, and the descriptor written, alive until the wake is done.  The
+ * wake-up itself is put off until the cancellation's walk is over (see
+ * "Sharing out", above). */
 static void waiter_fire(struct ctx__link *l)
 {
 	struct ctx__reactor *r = ((struct ctx__wait *)l)->r;
 	ctx__reactor_hold(r);
 	ctx__link_done(l);
-	ctx__reactor_wake(r);
-	ctx__reactor_release(r);
+	if (!owe(ctx__reactor_self(), r)) {
+		ctx__reactor_wake(r);
+		ctx__reactor_release(r);
+	}
 }
 
 /* Refuse if the context is done; else hang a link on it that wakes this
@@ -388,7 +559,9 @@ int ctx__wait_for(ctx_t *ctx, struct ctx__want *want)
 			e = CTX__EXPIRED;
 			break;
 		}
-		if ((e = sleep_once(&w, want)))
+		e = sleep_once(&w, want);
+		help_out(w.r);
+		if (e)
 			break;
 	}
 	if (want->xfer)
