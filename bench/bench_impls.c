@@ -26,7 +26,8 @@
  *                     under its own child of the cancelled context.
  *  fanout-idle/<N>    the same after the CPUs went idle: the canceller
  *                     sleeps 20 ms once all are asleep; libctx-child on
- *                     pipes against condvar's broadcast.
+ *                     pipes against condvar's broadcast and the floor's
+ *                     one eventfd write (floor-child).
  *  lateness/<d>/<how> a sleep of d, and a wait on a context whose deadline
  *                     is d away: how late the call returned.
  *  hotpath/<fd>       ns per 1-byte read with the data already there; the
@@ -566,13 +567,15 @@ static void scen_fanout(void)
  * waiters seen asleep, the canceller sleeps 20 ms, then one cancel.
  * libctx-child: each waiter in ctx_read on its own pipe under its own
  * child of the cancelled context; condvar: each in pthread_cond_wait on
- * the context's one condition, woken by one broadcast.
+ * the context's one condition, woken by one broadcast; floor-child: each
+ * in epoll_wait on its pipe and the context's eventfd (a child shares
+ * its parent's), all woken by the one write of the cancel.
  */
 static void scen_fanout_idle(void)
 {
 	static const int sizes[] = { 256, 1024 };
 	const struct bench_impl *im[BENCH_MAX_IMPLS];
-	struct crowd *cs[2];
+	struct crowd *cs[3];
 
 	bench_raise_nofile(3 * 1024 + 256);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
@@ -587,6 +590,10 @@ static void scen_fanout_idle(void)
 					     NULL, rounds, PAIR_AUTO);
 		if (pick(" libctx ", im))
 			cs[nc++] = crowd_new(im[0], "libctx-child",
+					     OP_CHILD_READ, n, -1, NULL,
+					     rounds, PAIR_PIPE);
+		if (pick(" floor ", im))
+			cs[nc++] = crowd_new(im[0], "floor-child",
 					     OP_CHILD_READ, n, -1, NULL,
 					     rounds, PAIR_PIPE);
 		if (nc)
