@@ -16,7 +16,9 @@
  *      the file sent into a pipe or a blocking stream socket (sendfile),
  *      spliced into a pipe, or copied into a second file.
  *  waitany/<row>       issue 13's waits: a round trip between two threads
- *      on one mutex and condition variable (ctx_cond_t, pthread_cond_t);
+ *      on one mutex and condition variable (ctx_cond_t, pthread_cond_t),
+ *      the threads free, both on one CPU (/onecpu) or each on its own
+ *      (/twocpus);
  *      acquire + release of a semaphore (ctx_sem_t, sem_t), uncontended
  *      and by four threads on one of size 2; 8 senders to one receiver
  *      selecting over 8 channels against 8 receivers on one channel
@@ -229,6 +231,7 @@ struct pp {
 	ctx_cond_t cc;
 	int turn;
 	bool plain;
+	int peer_cpu;    /* -1: both free; else both pinned, the peer here */
 	uint64_t n;
 };
 
@@ -276,14 +279,24 @@ static void *pp_peer(void *arg)
 static void pp_run(void *arg, int plain, int tid, uint64_t n)
 {
 	struct pp *p = arg;
+	pthread_attr_t attr;
+	cpu_set_t one;
 	pthread_t t;
 
 	(void)tid;
 	p->n = n;
 	p->turn = 0;
 	p->plain = plain;
-	if (pthread_create(&t, NULL, pp_peer, p))
+	pthread_attr_init(&attr);
+	bench_pin(p->peer_cpu < 0 ? -1 : cpu_a);
+	CPU_ZERO(&one);
+	CPU_SET(p->peer_cpu < 0 ? 0 : p->peer_cpu, &one);
+	if (p->peer_cpu >= 0 &&
+	    pthread_attr_setaffinity_np(&attr, sizeof(one), &one))
+		bench_fail("pthread_attr_setaffinity_np");
+	if (pthread_create(&t, &attr, pp_peer, p))
 		bench_fail("pthread_create");
+	pthread_attr_destroy(&attr);
 	pp_turns(p, 0);
 	pthread_join(t, NULL);
 	if (p->turn != 0)
@@ -433,8 +446,21 @@ static void bench_waitany(void)
 	static struct semb sb[2];
 	static struct fan f;
 
-	bench_measure(&(struct bench_spec){ .scenario = "waitany/cond_pingpong",
-		.names = pt, .nimpls = 2, .fn = pp_run, .arg = &pp });
+	/* Free, both on one CPU, each on its own. */
+	static const char *const pp_scen[] = {
+		"waitany/cond_pingpong", "waitany/cond_pingpong/onecpu",
+		"waitany/cond_pingpong/twocpus",
+	};
+	for (int k = 0; k < 3; k++) {
+		pp.peer_cpu = k == 0 ? -1 : k == 1 ? cpu_a : cpu_b;
+		if (k == 2 && cpu_b < 0) {
+			printf("# skipped: %s: one CPU allowed\n", pp_scen[k]);
+			continue;
+		}
+		bench_measure(&(struct bench_spec){ .scenario = pp_scen[k],
+			.names = pt, .nimpls = 2, .fn = pp_run, .arg = &pp });
+	}
+	bench_pin(-1);
 	for (int i = 0; i < 2; i++) {
 		sb[i].s = ctx_sem_new(i + 1);
 		if (!sb[i].s || sem_init(&sb[i].ps, 0, i + 1))
@@ -664,6 +690,7 @@ static void bench_compose(void)
 int main(int argc, char **argv)
 {
 	bench_init(argc, argv);
+	bench_cpus_init();
 	bench_print_machine("bench_calls: libctx's calls beside the plain "
 			    "ones");
 	printf("# libctx backend: %s\n", ctx_backend());

@@ -24,6 +24,10 @@
  *                     last is back; each round is a rep.  libctx-child:
  *                     each waiter in ctx_read on its own silent socket
  *                     under its own child of the cancelled context.
+ *  fanout-idle/<N>    the same after the CPUs went idle: the canceller
+ *                     sleeps 20 ms once all are asleep; libctx-child on
+ *                     pipes against condvar's broadcast and the floor's
+ *                     one eventfd write (floor-child).
  *  lateness/<d>/<how> a sleep of d, and a wait on a context whose deadline
  *                     is d away: how late the call returned.
  *  hotpath/<fd>       ns per 1-byte read with the data already there; the
@@ -39,7 +43,9 @@
  *  rest               up to 10,000 threads (64 KiB stacks) as in idle, in
  *                     a process of their own; the far ends of the sockets
  *                     in a keeper process: RSS and descriptors per thread,
- *                     CPU at rest, stop_all.  The condvar side runs at most
+ *                     CPU at rest, stop_all and per_thread (stop_all over
+ *                     the threads; fanout prints it too), three rounds
+ *                     with fresh contexts.  The condvar side runs at most
  *                     500 threads per CPU: each polls 100 times a second.
  *  sweep/<op>/T=<t>   WithCancel (child of a shared parent: create, cancel,
  *                     release) and Err (of a shared context) on t threads
@@ -261,13 +267,18 @@ static void keeper_give(int *fd)
 	*fd = -1;
 }
 
+/* What a reading waiter reads: a UNIX socket pair (a pipe for a lone
+ * OP_READ waiter), a TCP connection over the loopback, or a pipe. */
+enum pair { PAIR_AUTO, PAIR_TCP, PAIR_PIPE };
+
 /* n waiters of im doing op; each with a context of its own under
  * `root` when root is given (then every round cancels root). */
 static struct crowd *crowd_new(const struct bench_impl *im, const char *name,
 			       enum op op, int n, int cpu, void *root,
-			       int rounds, bool tcp)
+			       int rounds, enum pair how)
 {
 	struct crowd *c = bench_alloc(sizeof(*c));
+	bool tcp = how == PAIR_TCP;
 	int e;
 
 	*c = (struct crowd){ .im = im, .name = name ? name : im->name,
@@ -282,7 +293,8 @@ static struct crowd *crowd_new(const struct bench_impl *im, const char *name,
 		if (op == OP_READ || op == OP_CHILD_READ) {
 			if (tcp)
 				bench_tcp_pair(w->fds);
-			else if (op == OP_READ && n == 1)
+			else if (how == PAIR_PIPE ||
+				 (op == OP_READ && n == 1))
 				e = pipe2(w->fds, O_CLOEXEC);
 			else
 				e = socketpair(AF_UNIX, SOCK_STREAM |
@@ -443,6 +455,12 @@ static void crowds_run(const char *scen, struct crowd **cs, int nc,
 		printf(" of rounds\n");
 	}
 	for (int i = 0; i < nc; i++) {
+		/* A round a rep (fan-out): each round's time per waiter too,
+		 * to set beside the rest scenario's thousands. */
+		for (int r = 0; cs[i]->n > 1 && reps == cs[i]->nlat &&
+				r < reps; r++)
+			bench_row(scen, "per_thread", cs[i]->name, r + 1,
+				  cs[i]->lat[r] / cs[i]->n, "ns");
 		bench_dist(scen, cs[i]->name, cs[i]->lat, cs[i]->nlat, reps,
 			   "ns");
 		crowd_free(cs[i]);
@@ -467,7 +485,7 @@ static void wake_one(const char *where, int wcpu, enum op op)
 		if ((op != OP_READ || im[i]->read) &&
 		    (op != OP_JOIN || im[i]->thread_join))
 			cs[nc++] = crowd_new(im[i], NULL, op, 1, wcpu, NULL,
-					     rounds, false);
+					     rounds, PAIR_AUTO);
 	crowds_run(scen, cs, nc, B.quick ? 10 : 50, rounds, BLOCKS, 20, 0, 0);
 }
 
@@ -507,7 +525,7 @@ static void scen_stopread(void)
 	       "UNIX socketpair (no loopback)", rounds);
 	for (int i = 0; i < n; i++)
 		cs[i] = crowd_new(im[i], NULL, OP_READ, 1, -1, NULL, rounds,
-				  true);
+				  PAIR_TCP);
 	crowds_run("stopread", cs, n, 2, rounds, BLOCKS, 1, CTX_MSEC,
 		   21 * CTX_MSEC);
 }
@@ -535,12 +553,52 @@ static void scen_fanout(void)
 			continue;
 		for (int i = 0; i < nc; i++)
 			cs[i] = crowd_new(im[i], NULL, OP_WAIT, n, -1, NULL,
-					  rounds, false);
+					  rounds, PAIR_AUTO);
 		if (pick(" libctx ", im))
 			cs[nc++] = crowd_new(im[0], "libctx-child",
 					     OP_CHILD_READ, n, -1, NULL,
-					     rounds, false);
+					     rounds, PAIR_AUTO);
 		crowds_run(scen, cs, nc, 1, rounds, rounds, 1, 0, 0);
+	}
+}
+
+/*
+ * Fan-out after the CPUs went idle, as in a server between events: all
+ * waiters seen asleep, the canceller sleeps 20 ms, then one cancel.
+ * libctx-child: each waiter in ctx_read on its own pipe under its own
+ * child of the cancelled context; condvar: each in pthread_cond_wait on
+ * the context's one condition, woken by one broadcast; floor-child: each
+ * in epoll_wait on its pipe and the context's eventfd (a child shares
+ * its parent's), all woken by the one write of the cancel.
+ */
+static void scen_fanout_idle(void)
+{
+	static const int sizes[] = { 256, 1024 };
+	const struct bench_impl *im[BENCH_MAX_IMPLS];
+	struct crowd *cs[3];
+
+	bench_raise_nofile(3 * 1024 + 256);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		int n = sizes[k], nc = 0, rounds = B.quick ? 3 : 15;
+		char scen[32];
+
+		snprintf(scen, sizeof(scen), "fanout-idle/%d", n);
+		if (!bench_wanted(scen))
+			continue;
+		if (pick(" condvar ", im))
+			cs[nc++] = crowd_new(im[0], NULL, OP_WAIT, n, -1,
+					     NULL, rounds, PAIR_AUTO);
+		if (pick(" libctx ", im))
+			cs[nc++] = crowd_new(im[0], "libctx-child",
+					     OP_CHILD_READ, n, -1, NULL,
+					     rounds, PAIR_PIPE);
+		if (pick(" floor ", im))
+			cs[nc++] = crowd_new(im[0], "floor-child",
+					     OP_CHILD_READ, n, -1, NULL,
+					     rounds, PAIR_PIPE);
+		if (nc)
+			crowds_run(scen, cs, nc, 1, rounds, rounds, 1,
+				   20 * CTX_MSEC, 20 * CTX_MSEC + 1);
 	}
 }
 
@@ -853,22 +911,47 @@ static void measure_rest(struct crowd *c)
 	bench_row(rest.scen, "threads", c->name, rest.rep, c->n, "threads");
 }
 
+/* Another round for a crowd whose root the last one cancelled: a fresh
+ * root, and a fresh child of it for each waiter (all back, waiting for
+ * the round to start). */
+static void *renew_root(struct crowd *c, void *root)
+{
+	const struct bench_impl *im = c->im;
+
+	for (int i = 0; i < c->n; i++)
+		im->release(c->w[i].ctx);
+	im->release(root);
+	root = c->ctx = new_ctx(im);
+	for (int i = 0; i < c->n; i++)
+		c->w[i].ctx = must(im->with_cancel(root), "child");
+	return root;
+}
+
 /* n threads of im at rest in reads under children of one root, then one
- * cancel of the root. */
-static void at_rest(const struct bench_impl *im, int n)
+ * cancel of the root; `rounds` times, reps rest.rep onwards. */
+static void at_rest(const struct bench_impl *im, int n, int rounds)
 {
 	void *root;
 	struct crowd *c;
+	int rep0 = rest.rep;
 
 	rest.rss0 = (double)rss_bytes();
 	rest.fds0 = bench_count_fds();
 	root = new_ctx(im);
-	c = crowd_new(im, NULL, OP_READ, n, -1, root, 1, false);
+	c = crowd_new(im, NULL, OP_READ, n, -1, root, rounds, PAIR_AUTO);
 	/* Thousands of polling threads are often found running. */
 	c->loose = keeper_ctl >= 0 && im->slice_ns;
 	snprintf(c->what, sizeof(c->what), "%s/%s", rest.scen, im->name);
-	crowd_round(c, true, 0, 0, measure_rest);
-	bench_row(rest.scen, "stop_all", im->name, rest.rep, c->lat[0], "ns");
+	for (int r = 0; r < rounds; r++) {
+		if (r)
+			root = renew_root(c, root);
+		rest.rep = rep0 + r;
+		crowd_round(c, true, 0, 0, measure_rest);
+		bench_row(rest.scen, "stop_all", im->name, rest.rep, c->lat[r],
+			  "ns");
+		bench_row(rest.scen, "per_thread", im->name, rest.rep,
+			  c->lat[r] / n, "ns");
+	}
 	crowd_free(c);
 	im->release(root);
 }
@@ -892,7 +975,7 @@ static void scen_idle(void)
 		  "s");
 	for (rest.rep = 1; rest.rep <= (B.quick ? 1 : 3); rest.rep++)
 		for (int i = 0; i < n; i++)
-			at_rest(im[i], 1000);
+			at_rest(im[i], 1000, 1);
 }
 
 /* Each in a process of its own, with a keeper process of its own: glibc
@@ -932,7 +1015,7 @@ static void rest_in_child(const struct bench_impl *im, int n)
 	}
 	close(sv[1]);
 	keeper_ctl = sv[0];
-	at_rest(im, n);
+	at_rest(im, n, B.quick ? 1 : 3);
 	close(keeper_ctl);
 	if (waitpid(keeper, &st, 0) != keeper || !WIFEXITED(st))
 		bench_fail("keeper: did not exit cleanly");
@@ -941,11 +1024,12 @@ static void rest_in_child(const struct bench_impl *im, int n)
 }
 
 /* How many threads the descriptor limit allows, at most want: each
- * holds its socket and libctx's wake-up eventfd (the ring too on
- * io_uring).  As root the hard limit is raised with the soft one. */
+ * holds its socket and libctx's wake-up descriptor (io_uring adds a ring
+ * only for transfers on regular files).  As root the hard limit is
+ * raised with the soft one. */
 static int threads_that_fit(int want, rlim_t *limit)
 {
-	int per = strcmp(ctx_backend(), "io_uring") ? 2 : 3;
+	int per = 2;
 	rlim_t need = (rlim_t)want * (rlim_t)per + 128;
 	struct rlimit rl;
 
@@ -1161,6 +1245,7 @@ int main(int argc, char **argv)
 	bench_section("wake", scen_wake);
 	bench_section("stopread", scen_stopread);
 	bench_section("fanout", scen_fanout);
+	bench_section("fanout-idle", scen_fanout_idle);
 	bench_section("lateness", scen_lateness);
 	bench_section("hotpath", scen_hotpath);
 	bench_section("create", scen_create);

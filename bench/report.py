@@ -327,7 +327,7 @@ def render(spec, data, results):
     for item in spec["items"]:
         kind = item[0]
         if kind == "text":
-            print(item[1])
+            print(substitute(item[1], data))
         elif kind == "comments":
             for line in data.comments.get(item[1], []):
                 print("    " + line)

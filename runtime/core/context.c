@@ -24,6 +24,7 @@
 #include "core/core.h"
 
 const struct ctx__kind_hooks *ctx__kinds[CTX__KINDS];
+void (*ctx__links_flush)(void);
 
 static ctx_t background = { .kind = CTX__ROOT_BACKGROUND, .done_fd = -1 };
 static ctx_t todo = { .kind = CTX__ROOT_TODO, .done_fd = -1 };
@@ -216,6 +217,8 @@ void ctx__cancel_end(ctx_t *c, int err, int cause, uintptr_t end)
 		mark(ch, err, cause, end, &work, c);
 		unref(ch);
 	}
+	if (ctx__links_flush)
+		ctx__links_flush();
 	ctx__end_fn *hook = atomic_load_explicit(&ctx__end_hook,
 						 memory_order_relaxed);
 	if (__builtin_expect(hook != NULL, 0))
@@ -299,8 +302,18 @@ static bool alone(ctx_t *c)
  */
 static bool release_alone(ctx_t *c)
 {
-	if (!c || c->kind != CTX__CANCEL ||
-	    ctx__load_deadline(c) != CTX__NEVER || !held_alone(c))
+	if (!c || c->kind != CTX__CANCEL || ctx__load_deadline(c) != CTX__NEVER)
+		return false;
+	/* Done already, and held by the caller alone: whoever ended it
+	 * took it out of its ancestor's list before it dropped the
+	 * reference its walk held, so the parent's lock (which every child
+	 * of a cancelled root would take in turn) is not needed.  err is
+	 * read before the count: a walk takes its reference before it
+	 * marks the node, so the count read after its mark is seen is that
+	 * walk's or later. */
+	if (atomic_load_explicit(&c->err, memory_order_acquire))
+		return held_alone(c);
+	if (!held_alone(c))
 		return false;
 	detach(c);
 	if (!alone(c))

@@ -337,6 +337,11 @@ ctx_t *ctx__second_parent(ctx_t *c);
  * apart). */
 int ctx__format(ctx_t *c, char *buf, size_t len, bool origin);
 
+/* Set before main by the wait layer (wait/reactor.c, "Sharing out"):
+ * called at the end of every cancellation, once its walk has fired all
+ * its links, to make the wake-ups the links put off. */
+extern void (*ctx__links_flush)(void);
+
 /* timer.c: the lazily started timer thread that ends contexts at their
  * deadlines when no waiting thread would see it (done fds, after-funcs).
  * The heap holds a reference to each node in it. */

@@ -45,20 +45,19 @@ static struct ctx__waitq *queue_of(ctx_cond_t *c)
 	return q;
 }
 
-/* Called with the condition's lock held; returns with it dropped.  Sleep
- * until our node is completed, ctx ends or `deadline` passes.  A
- * completed node is seen without the lock: the waker does not touch it
- * once done is set (waitq.h), and a woken thread that queued behind the
- * waker for the lock would cost a futex round trip for nothing.  The
- * token for a sleep after a stray wake-up is taken under the lock, as in
- * ctx__park.  If we leave unsignalled, we take ourselves off the queue. */
+/* Queued, with no lock held: sleep until our node is completed, ctx
+ * ends or `deadline` passes.  A completed node is seen without the lock:
+ * the waker does not touch it once done is set (waitq.h), and a woken
+ * thread that queued behind the waker for the lock would cost a futex
+ * round trip for nothing.  The token of the first sleep was taken when
+ * we queued; the one for a sleep after a stray wake-up is taken under
+ * the lock, as in ctx__park.  If we leave unsignalled, we take ourselves
+ * off the queue. */
 static int park(ctx_t *ctx, ctx_cond_t *c, struct ctx__waitq_node *me,
 		int64_t deadline)
 {
 	ctx__lock_t *l = lock_of(c);
 	for (;;) {
-		ctx__reactor_prepare(ctx__reactor_self());
-		ctx__unlock(l);
 		struct ctx__want how = { .deadline = deadline,
 					 .call = "ctx_cond_wait" };
 		int e = ctx__wait_one(ctx, -1, 0, &how);
@@ -75,6 +74,8 @@ static int park(ctx_t *ctx, ctx_cond_t *c, struct ctx__waitq_node *me,
 			ctx__unlock(l);
 			return e == CTX__EXPIRED ? CTX_DEADLINE_EXCEEDED : e;
 		}
+		ctx__reactor_prepare(ctx__reactor_self());
+		ctx__unlock(l);
 	}
 }
 
@@ -92,6 +93,11 @@ static int wait_until(ctx_t *ctx, ctx_cond_t *c, pthread_mutex_t *m,
 	ctx__lock(lock_of(c));
 	ctx__waitq_push(queue_of(c), &me);
 	atomic_fetch_add(waiters_of(c), 1);
+	/* Queued, so a signal that follows the caller's check of its
+	 * predicate finds us; the mutex goes after our own lock, not under
+	 * it: a thread that the unlock wakes runs at once on this CPU, and
+	 * its signal would find our lock held by a thread that cannot run. */
+	ctx__unlock(lock_of(c));
 	pthread_mutex_unlock(m);
 	/* A signal that reached us counts even if ctx ended as it came:
 	 * reporting the error would lose it for the other waiters. */

@@ -1,10 +1,11 @@
 /*
  * The readiness backend ("epoll" to ctx_backend() and CTX_BACKEND, the
  * name the API fixed): a thread sleeps in poll(2) on the descriptors it
- * waits for, its wake-up eventfd and its timerfd (readiness.c, which
- * says why poll(2) and not epoll).  It has no transfers: io/ does a
- * regular file's read or write as the plain call, which no context can
- * end once it has started.  Usable everywhere; the default.
+ * waits for and its wake-up descriptor, which also times its deadlines
+ * (readiness.c, which says why poll(2) and not epoll).  It has no
+ * transfers: io/ does a regular file's read or write as the plain call,
+ * which no context can end once it has started.  Usable everywhere; the
+ * default.
  */
 #include "wait/backend.h"
 

@@ -2,12 +2,13 @@
  * The per-thread reactor, and the one wait every blocking call uses.
  *
  * Each thread that blocks has a reactor: a wake-up counter, and -- made
- * the first time the thread waits for a descriptor or a deadline -- an
- * eventfd that wakes it.  How the thread sleeps on descriptors is the
- * backend's business (backend.h: poll.c or uring.c), chosen once per
- * process in this file, the only one that asks which backend runs.  Each
- * backend keeps at most one more descriptor per thread (a timerfd, or the
- * ring); all are closed by a thread-exit destructor.
+ * the first time the thread waits for a descriptor or a deadline -- a
+ * descriptor that wakes it and also times its deadlines (readiness.c:
+ * one timerfd).  How the thread sleeps on descriptors is the backend's
+ * business (backend.h: poll.c or uring.c), chosen once per process in
+ * this file, the only one that asks which backend runs.  The io_uring
+ * backend adds a ring for a thread that makes transfers on regular
+ * files; all are closed by a thread-exit destructor.
  *
  * A context is never registered with the kernel.  A waiting thread hangs a link
  * on the context (its nearest cancel node); cancelling the context fires
@@ -20,12 +21,13 @@
  * Waking.  A waker bumps the thread's counter and then looks at how the
  * thread sleeps: in futex_wait on the counter (a wait with no descriptor
  * and no deadline: joins, channels, wait groups, ctx_wait), in the
- * backend (the eventfd is written), or not at all yet (nothing more to do).  The
- * waiter took a token (the counter's value) before it made itself known
- * to any waker, and announces how it sleeps before it checks the counter
- * one last time; both sides use sequentially consistent operations, so
- * either the waker sees the announcement or the waiter sees the bump.
- * No wake-up is lost and an early one costs no system call.
+ * backend (the descriptor is written), or not at all yet (nothing more to
+ * do).  The waiter took a token (the counter's value) before it made
+ * itself known to any waker, and announces how it sleeps before it
+ * checks the counter one last time; both sides use sequentially
+ * consistent operations, so either the waker sees the announcement or
+ * the waiter sees the bump.  No wake-up is lost and an early one costs
+ * no system call.
  *
  * The stale-wake rule.  In a wait whose event is not a wake-up (a
  * descriptor, a transfer, a deadline), a wake-up can only have come from
@@ -57,6 +59,16 @@ struct ctx__wait {
 	bool durable;          /* only time or another thread ends it */
 };
 
+/* Wake-ups that a cancellation shares out ("Sharing out", below). */
+struct wake_list {
+	_Atomic int refs;
+	_Atomic int next;      /* the next entry to take */
+	int n;
+	struct ctx__reactor *r[]; /* each held (ctx__reactor_hold) */
+};
+
+enum { OWED_INLINE = 8 };
+
 struct ctx__reactor {
 	_Atomic uint32_t seq;  /* bumped by every wake-up */
 	_Atomic int sleeping;  /* AWAKE, IN_FUTEX or IN_KERNEL */
@@ -67,7 +79,12 @@ struct ctx__reactor {
 	bool exiting;          /* thread-exit destructor set (see record_under) */
 	int wakefd;            /* the eventfd a waker writes, or -1 */
 	struct ctx__record rec; /* in the registry (wait.h) */
+	struct wake_list *_Atomic help; /* handed over by a waker, or NULL */
+	/* The wake-ups this thread's cancellation put off, each held. */
+	struct ctx__reactor **owed, *owed_inline[OWED_INLINE];
+	int n_owed, cap_owed;
 };
+
 
 static __thread struct ctx__reactor tls = { .wakefd = -1 };
 static pthread_key_t exit_key;
@@ -158,11 +175,21 @@ static void record_init(struct ctx__reactor *r)
 
 /* ---- the reactor ----------------------------------------------------- */
 
+static void list_put(struct wake_list *l);
+
+static void drop_owed(struct ctx__reactor *r)
+{
+	if (r->owed != r->owed_inline)
+		free(r->owed);
+	r->owed = r->owed_inline;
+	r->cap_owed = OWED_INLINE;
+}
+
 /* Out of the registry first, so that no reader finds the thread going;
  * a thread the library started and that left without returning
  * (pthread_exit) stops counting at work.  A canceller may still be
- * inside waiter_fire for this thread's last wait: let it finish before
- * the memory and the descriptors go. */
+ * waking this thread, or hold it in a list of wake-ups it shares out:
+ * let it finish before the memory and the descriptors go. */
 static void on_thread_exit(void *p)
 {
 	struct ctx__reactor *r = p;
@@ -171,6 +198,10 @@ static void on_thread_exit(void *p)
 	registry_del(&r->rec);
 	while (atomic_load(&r->inflight))
 		sched_yield();
+	struct wake_list *l = atomic_exchange(&r->help, NULL);
+	if (l)
+		list_put(l);
+	drop_owed(r);
 	close_fds(r);
 }
 
@@ -186,7 +217,8 @@ static void after_fork_parent(void)
 
 /* In the child only the forking thread lives on: close its copies of the
  * parent's descriptors, so its next wait makes its own, and keep only
- * its record. */
+ * its record.  A list handed to it belongs to the parent's threads,
+ * which stayed behind. */
 static void after_fork_child(void)
 {
 	pthread_mutex_init(&registry_mu, NULL);
@@ -199,6 +231,8 @@ static void after_fork_child(void)
 	tls.prepared = false;
 	atomic_store(&tls.sleeping, AWAKE);
 	atomic_store(&tls.inflight, 0); /* its cancellers stayed behind */
+	atomic_store(&tls.help, NULL);
+	tls.n_owed = 0;
 }
 
 static void init(void)
@@ -212,8 +246,11 @@ static int need_wakefd(struct ctx__reactor *r)
 {
 	if (__builtin_expect(r->wakefd >= 0, 1))
 		return 0;
-	r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	return r->wakefd < 0 ? errno : 0;
+	int fd = ctx__readiness_wakefd();
+	if (fd < 0)
+		return -fd;
+	r->wakefd = fd;
+	return 0;
 }
 
 /* The record in the registry; once, or again after ctx__record_under
@@ -234,6 +271,8 @@ struct ctx__reactor *ctx__reactor_self(void)
 		reactor_register(r);
 		pthread_setspecific(exit_key, r);
 		r->exiting = true;
+		r->owed = r->owed_inline;
+		r->cap_owed = OWED_INLINE;
 	}
 	return r;
 }
@@ -323,7 +362,7 @@ void ctx__reactor_wake(struct ctx__reactor *r)
 		ctx__futex_wake(&r->seq, 1);
 		break;
 	case IN_KERNEL:
-		eventfd_write(r->wakefd, 1);
+		ctx__readiness_wake(r->wakefd);
 		break;
 	}
 }
@@ -340,19 +379,158 @@ void ctx__reactor_release(struct ctx__reactor *r)
 	atomic_fetch_sub(&r->inflight, 1);
 }
 
+/* ---- sharing out the wake-ups of a cancellation ---------------------- */
+
+/*
+ * One cancel can end the waits of many threads.  Each wake-up is a
+ * system call on the woken thread's descriptor (or futex), and a woken
+ * thread placed on the canceller's CPU preempts the canceller as that
+ * call returns: the canceller then waits for a turn after each thread it
+ * wakes, and on a host of few CPUs the woken threads run one by one
+ * beside it, while it alone does the waking (issue 30: perf sched showed
+ * every wake-up of a 256-thread fan-out made by the canceller, about half
+ * of them preempting it).  So a cancellation puts its wake-ups off until
+ * its walk of the tree is over (waiter_fire adds each thread to the
+ * canceller's list; the core calls flush_owed at the end of the walk),
+ * and then shares them out: each thread it wakes is handed the list, and
+ * as soon as it runs it wakes one more from it, handing it on, before
+ * it goes on with its own return; every CPU that runs a woken thread
+ * takes part.  (Two each did worse: the first wake-up's thread, placed
+ * on the helper's own CPU, preempts it before its second.  fanout-idle,
+ * 1,024 threads, four runs each in turn, load average 1-3: libctx/condvar
+ * 1.04-1.20 with one, 1.36-1.50 with two.)  The canceller goes on taking
+ * from the list until it is empty: a thread handed the list may never
+ * look at it (it was not asleep, or it is about to exit), so no wake-up
+ * depends on anyone but the canceller.
+ */
+enum {
+	SHARE_MIN = 4,  /* fewer wake-ups than this: the canceller's own */
+	SHARE_EACH = 1, /* how many a woken thread takes from the list */
+};
+
+static void list_put(struct wake_list *l)
+{
+	if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
+		free(l);
+}
+
+/* Hand l to r's thread, which takes from it when it next runs. */
+static void hand(struct ctx__reactor *r, struct wake_list *l)
+{
+	atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+	struct wake_list *old = atomic_exchange(&r->help, l);
+	if (old)
+		list_put(old);
+}
+
+/* Take up to max entries of l and wake each, handing l on while
+ * something is left in it. */
+static void take(struct wake_list *l, int max)
+{
+	for (int k = 0; k < max; k++) {
+		int i = atomic_fetch_add_explicit(&l->next, 1,
+						  memory_order_relaxed);
+		if (i >= l->n)
+			return;
+		struct ctx__reactor *r = l->r[i];
+		if (i + 1 < l->n)
+			hand(r, l);
+		ctx__reactor_wake(r);
+		ctx__reactor_release(r);
+	}
+}
+
+/* A thread back from a sleep: wake its share of a list handed to it. */
+static void help_out(struct ctx__reactor *r)
+{
+	if (!atomic_load_explicit(&r->help, memory_order_relaxed))
+		return;
+	struct wake_list *l = atomic_exchange(&r->help, NULL);
+	if (l) {
+		take(l, SHARE_EACH);
+		list_put(l);
+	}
+}
+
+/* Put off the wake-up of r (held) until the walk is over; false if there
+ * is no room for it (it is then made at once). */
+static bool owe(struct ctx__reactor *me, struct ctx__reactor *r)
+{
+	if (me->n_owed == me->cap_owed) {
+		int cap = 2 * me->cap_owed;
+		struct ctx__reactor **a = ctx__malloc((size_t)cap * sizeof(*a));
+		if (!a)
+			return false;
+		memcpy(a, me->owed, (size_t)me->n_owed * sizeof(*a));
+		if (me->owed != me->owed_inline)
+			free(me->owed);
+		me->owed = a;
+		me->cap_owed = cap;
+	}
+	me->owed[me->n_owed++] = r;
+	return true;
+}
+
+/* The list of n owed wake-ups, to share out; NULL if too short to be
+ * worth it or if there is no memory for it. */
+static struct wake_list *owed_list(struct ctx__reactor *me, int n)
+{
+	struct wake_list *l = NULL;
+	if (n >= SHARE_MIN)
+		l = ctx__malloc(sizeof(*l) + (size_t)n * sizeof(l->r[0]));
+	if (l) {
+		atomic_init(&l->refs, 1);
+		atomic_init(&l->next, 0);
+		l->n = n;
+		memcpy(l->r, me->owed, (size_t)n * sizeof(l->r[0]));
+	}
+	return l;
+}
+
+/* The core's ctx__links_flush: the walk of a cancellation is over. */
+static void flush_owed(void)
+{
+	struct ctx__reactor *me = &tls;
+	int n = me->n_owed;
+	if (!n)
+		return;
+	me->n_owed = 0;
+	struct wake_list *l = owed_list(me, n);
+	if (l) {
+		take(l, n);
+		list_put(l);
+	} else {
+		for (int i = 0; i < n; i++) {
+			ctx__reactor_wake(me->owed[i]);
+			ctx__reactor_release(me->owed[i]);
+		}
+	}
+	if (me->cap_owed > 1024) /* a rare tree's worth: give it back */
+		drop_owed(me);
+}
+
+__attribute__((constructor)) static void flush_hook(void)
+{
+	ctx__links_flush = flush_owed;
+}
+
 /* ---- the one wait ---------------------------------------------------- */
 
 /* Runs after the node's lock is dropped.  The link is released before
  * the wake-up, so that a woken thread that runs at once (on this CPU) need
  * not wait for this one to come back; the in-flight count keeps its
- * reactor, and the descriptor written, alive until the wake is done. */
+ * reactor, and the descriptor written, alive until the wake is done.  The
+ * wake-up itself is put off until the cancellation's walk is over (see
+ * "Sharing out", above). */
 static void waiter_fire(struct ctx__link *l)
 {
 	struct ctx__reactor *r = ((struct ctx__wait *)l)->r;
 	ctx__reactor_hold(r);
 	ctx__link_done(l);
-	ctx__reactor_wake(r);
-	ctx__reactor_release(r);
+	if (!owe(ctx__reactor_self(), r)) {
+		ctx__reactor_wake(r);
+		ctx__reactor_release(r);
+	}
 }
 
 /* The earliest time the wait must end: the call's own deadline or the
@@ -590,8 +768,8 @@ static int sleep_until(struct ctx__wait *w, struct ctx__want *want,
 	}
 	if (e)
 		return e;
-	if (backend()->settle)
-		backend()->settle(r->wakefd);
+	if (backend()->settle && (e = backend()->settle(r->wakefd, limit)))
+		return e;
 	atomic_store(&r->sleeping, IN_KERNEL);
 	if (!woken(r))
 		e = backend()->sleep(r->wakefd, want->nfds ? want->fds : none,
@@ -721,7 +899,9 @@ int ctx__wait_for(ctx_t *ctx, struct ctx__want *want)
 			break;
 		}
 		set_limit(&w, want->deadline);
-		if ((e = sleep_once(&w, want)))
+		e = sleep_once(&w, want);
+		help_out(w.r);
+		if (e)
 			break;
 	}
 	if (want->xfer)

@@ -26,8 +26,9 @@
  * first one and freed at thread exit; after fork() the child makes a
  * fresh one.
  * One round of waiting submits, together: a poll on each descriptor, a
- * poll on the thread's wake-up eventfd (kept armed across the rounds of
- * one transfer until it fires), and an absolute CLOCK_MONOTONIC timeout
+ * poll on the thread's wake-up descriptor (readiness.c; kept armed
+ * across the rounds of one transfer until it fires), and an absolute
+ * CLOCK_MONOTONIC timeout
  * for the earliest deadline (kept armed across them until the time
  * changes).  Both are removed when the transfer ends (quirk e).  The poll on
  * the caller's descriptor is removed and waited for before the round
@@ -35,8 +36,8 @@
  * carry an older round number in their user data and are ignored.
  *
  * Quirks:
- *  a. A poll on an eventfd completes while its counter is non-zero, so the
- *     wake-up eventfd is read empty whenever its poll fires.  The read is
+ *  a. A poll on the wake-up descriptor completes while its count is
+ *     non-zero, so it is read empty whenever its poll fires.  The read is
  *     a ring request too, submitted with the removal of the round's polls
  *     in the one io_uring_enter that ends the round: a wake-up costs the
  *     woken thread no read(2) of its own.  Its completion is waited for
@@ -49,11 +50,13 @@
  *     and timeout removal, cancel) are marked IOSQE_CQE_SKIP_SUCCESS: a
  *     completion of theirs would end the next round at once, whose own
  *     clean-up would end the one after, and the thread would spin.
- *  d. The ring does not honour the eventfd's O_NONBLOCK: a read of an
- *     empty one is parked on an internal poll until the next write
+ *  d. The ring does not honour an eventfd's O_NONBLOCK (the wake-up
+ *     descriptor is one where the kernel lacks TFD_IOC_SET_TICKS,
+ *     readiness.c): a read of an empty one is parked on an internal
+ *     poll until the next write
  *     (6.18 here), where read(2) fails with EAGAIN.  So the read of
  *     quirk a asks RWF_NOWAIT, which makes it fail at once instead: a
- *     read that finds the eventfd empty can never hold the round.
+ *     read that finds the descriptor empty can never hold the round.
  *  e. Nothing of a transfer outlives it: its end removes the wake-up
  *     poll and the timeout and consumes every completion, so the ring is
  *     empty whenever the thread sleeps in poll(2) or starts the next
@@ -179,6 +182,8 @@ static void on_cqe(struct io_uring_cqe *cqe, struct round *rd)
 		tr.wake_armed = false;
 		/* Fired, not removed: read it empty (quirk a). */
 		tr.wake_unread |= cqe->res > 0;
+		if (cqe->res > 0)
+			ctx__readiness_woke();
 	} else if (kind == K_DRAIN) {
 		tr.draining = false;
 	} else if (kind == K_RW && tr.op && UD_N(d) == tr.op->id) {
@@ -277,7 +282,7 @@ static void add_polls(struct io_uring *ring, struct round *rd)
 	}
 }
 
-/* The end of a round, in one submission: read the wake-up eventfd
+/* The end of a round, in one submission: read the wake-up descriptor
  * empty if its poll fired (quirk a), and remove the polls still pending,
  * each of which holds its file open; then wait until they are gone. */
 static void end_round(struct io_uring *ring, int wakefd, struct round *rd)
@@ -327,16 +332,17 @@ static int sleep_ring(int wakefd, struct pollfd *fds, nfds_t n,
 	return -e;
 }
 
-/* The poll(2) sleeps leave the eventfd as the readiness backend's do:
- * they are the same sleep (readiness.c).  The ring's own rounds read it
- * empty themselves (quirk a). */
-static void settle(int wakefd)
+/* The poll(2) sleeps leave the wake-up descriptor as the readiness
+ * backend's do: they are the same sleep (readiness.c).  The ring's own
+ * rounds read it empty themselves (quirk a). */
+static int settle(int wakefd, int64_t limit)
 {
-	ctx__readiness_settle(wakefd);
+	/* A round on the ring times itself (arm_timer). */
+	return ctx__readiness_settle(wakefd, tr.op ? CTX__NEVER : limit);
 }
 
 /* Whether nothing of an earlier transfer is left on the ring: no request
- * in flight, no completion unread, no eventfd read owed (quirk e). */
+ * in flight, no completion unread, no wake-up read owed (quirk e). */
 static bool ring_quiet(void)
 {
 	return !tr.ok || (!tr.op && !tr.wake_armed && !tr.wake_unread &&
@@ -409,8 +415,8 @@ static int xfer_start(int wakefd, struct ctx__xfer *x)
 
 /* The end of a transfer leaves the ring empty (quirk e): the wake-up
  * poll and the timeout, kept armed across its rounds, are removed, and
- * their completions, the eventfd's read and any other are waited for
- * and consumed. */
+ * their completions, the wake-up descriptor's read and any other are
+ * waited for and consumed. */
 /* Queue the removal of what stays armed across rounds; false if there
  * was no SQE for it. */
 static bool queue_removals(struct io_uring *ring)

@@ -417,10 +417,11 @@ START_TEST(test_emfile_new_thread)
 	pthread_join(pr.th, NULL);
 	pthread_join(pw.th, NULL);
 	assert_no_notes();
-	/* The thread's reactor is made a descriptor at a time (the eventfd
-	 * first, the timerfd for its first timed wait), and what it could
-	 * make it keeps until it exits: at most `room` more, checked to be
-	 * gone once it has exited, at the end. */
+	/* The thread's reactor is made a descriptor at a time (its wake-up
+	 * descriptor first and, where the kernel needs one, a timerfd for
+	 * its first timed wait), and what it could make it keeps until it
+	 * exits: at most `room` more, checked to be gone once it has
+	 * exited, at the end. */
 	ck_assert_msg(fn >= fds && fn - fds <= x.room, "room %d: %d "
 		      "descriptors open with the limit low, %d before",
 		      x.room, fn, fds);

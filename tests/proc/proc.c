@@ -688,9 +688,9 @@ END_TEST
 START_TEST(test_proc_free_no_wait)
 {
 	/* A first wait makes this thread's reactor (descriptors of its
-	 * own, which stay): count from there.  Its wake-up eventfd is made
-	 * only by a wait that really sleeps, and on a loaded machine a
-	 * 1 ms sleep could find its deadline gone before it got there. */
+	 * own, which stay): count from there.  Its wake-up descriptor is
+	 * made only by a wait that really sleeps, and on a loaded machine
+	 * a 1 ms sleep could find its deadline gone before it got there. */
 	ck_assert_int_eq(ctx_sleep(ctx_background(), 50 * CTX_MSEC), 0);
 	int base = tu_count_fds();
 	struct ctx_proc_attr a = { .stdio = { CTX_STDIO_PIPE, CTX_STDIO_PIPE,
