@@ -192,12 +192,13 @@ static struct {
 
 /* fork(): the child has none of the parent's helpers, but its copy of
  * the pool still counts them (idle ones too, so a submitter would queue
- * for one that never comes).  The child starts from an empty pool; the
- * jobs queued in the parent belong to threads the child does not have,
- * so they are left behind (not freed: a helper of the parent may have
- * been reading one at the fork). */
-static void pool_before_fork(void) { pthread_mutex_lock(&pool.mu); }
-static void pool_after_fork_parent(void) { pthread_mutex_unlock(&pool.mu); }
+ * for one that never comes).  The child starts from an empty pool with
+ * a fresh lock and condition variable; the jobs queued in the parent
+ * belong to threads the child does not have, so they are left behind
+ * (not freed: a helper of the parent may have been reading one).  The
+ * lock is not taken around the fork: everything it guards is reset
+ * here, and taking it there would order it against ctx__spawn's lock,
+ * which pool_submit takes under it. */
 static void pool_after_fork_child(void)
 {
 	pthread_mutex_init(&pool.mu, NULL);
@@ -209,8 +210,7 @@ static void pool_after_fork_child(void)
 
 __attribute__((constructor)) static void pool_fork_hooks(void)
 {
-	pthread_atfork(pool_before_fork, pool_after_fork_parent,
-		       pool_after_fork_child);
+	pthread_atfork(NULL, NULL, pool_after_fork_child);
 }
 
 int ctx__resolve_helpers(void)
