@@ -280,6 +280,13 @@ END_TEST
  * than queue for one that the child's copy of the pool still counts. */
 START_TEST(threads_after_fork)
 {
+#ifdef TU_TSAN
+	/* ThreadSanitizer stops a child that starts a thread after a fork
+	 * of a process with threads (die_after_fork), which this is. */
+	fprintf(stderr, "resolve/threads_after_fork: skipped under "
+		"ThreadSanitizer\n");
+	return;
+#endif
 	ck_assert(ctx__resolve_force(CTX__RESOLVE_THREADS));
 	struct addrinfo h = { .ai_family = AF_INET,
 			      .ai_socktype = SOCK_STREAM }, *r;
@@ -299,8 +306,8 @@ START_TEST(threads_after_fork)
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ctx__resolve_force(CTX__RESOLVE_DEFAULT);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "the child's lookup failed (status %#x; exit 2: it "
-		      "waited out its 5 s deadline)", status);
+		      "the child's lookup failed (exit %d; 2: it waited out "
+		      "its 5 s deadline)", WEXITSTATUS(status));
 }
 END_TEST
 
