@@ -49,6 +49,11 @@ enum ct_situation {
  * runs it in the arrangement where it waits (ctx_group_go, whose
  * functions run under a done context as well). */
 #define CT_DONE_WAITING (1u << 16)
+/* The row forks a helper that exits without exec: skipped under
+ * valgrind, which checks the child's copy of the heap at its exit (what
+ * only the parent's other threads reach looks lost) and then replaces
+ * the child's exit status with its error code. */
+#define CT_FORKS (1u << 17)
 
 /* How a call reports an error. */
 enum ct_style {

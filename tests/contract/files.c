@@ -617,7 +617,7 @@ static void lock_teardown(void *v)
 	.kept = fifo_kept, .teardown = fifo_teardown, .flags = CT_NOT_PARTIAL
 #define LOCK .setup = lock_setup, .ready = lock_ready, .call = lock_call,   \
 	.check = lock_check, .kept = lock_kept, .teardown = lock_teardown,  \
-	.flags = CT_NOT_PARTIAL
+	.flags = CT_NOT_PARTIAL | CT_FORKS
 #define SENDFILE .setup = sendfile_setup, .ready = sendfile_ready,          \
 	.call = sendfile_call, .check = sendfile_check,                     \
 	.kept = sendfile_kept, .teardown = sendfile_teardown,               \

@@ -139,7 +139,10 @@ static void dial_kept(void *v)
 	struct st *s = v;
 
 	ck_assert_int_eq(s->fd, -1);
-	ck_assert_int_eq(tu_settle_fds(s->fds, CTX_SEC), s->fds);
+	/* None left open; fewer is fine: a resolver helper idle since an
+	 * earlier test may leave meanwhile with its descriptor (seen under
+	 * valgrind, where everything takes longer). */
+	ck_assert_int_le(tu_settle_fds(s->fds, CTX_SEC), s->fds);
 }
 
 static void dial_teardown(void *v)

@@ -306,8 +306,8 @@ static void proc_teardown(void *v)
 #define ROW .style = CT_ERRNO, .size = sizeof(struct st)
 #define CHILD .setup = child_setup, .teardown = child_teardown
 #define WAITS .ready = child_ready, .settle = child_settle,                 \
-	.flags = CT_NOT_PARTIAL
-#define LOOKS .ready = exited_ready, .flags = CT_NEVER_WAITS
+	.flags = CT_NOT_PARTIAL | CT_FORKS
+#define LOOKS .ready = exited_ready, .flags = CT_NEVER_WAITS | CT_FORKS
 
 const struct ct_row ct_rows_proc[] = {
 	{ .name = "ctx_waitpid by pid", .arg = BY_PID, ROW, CHILD, WAITS,
