@@ -221,7 +221,10 @@ static void after_fork_parent(void)
  * which stayed behind. */
 static void after_fork_child(void)
 {
-	pthread_mutex_init(&registry_mu, NULL);
+	/* The lock before_fork took is this thread's: give it back rather
+	 * than initialise it again (ThreadSanitizer would still see it
+	 * held, and report the next lock as a double lock). */
+	pthread_mutex_unlock(&registry_mu);
 	registry = NULL;
 	if (tls.registered)
 		registry_add(&tls.rec);

@@ -218,6 +218,12 @@ END_TEST
 
 START_TEST(pass_bad_spawn_leaves_nothing)
 {
+	if (tu_valgrind()) {
+		/* Under valgrind the spawn's child runs apart from the parent
+		 * (no shared memory), so a failed exec shows as exit 127. */
+		fprintf(stderr, "passctx/bad_spawn: skipped under valgrind\n");
+		return;
+	}
 	int fds = tu_count_fds();
 	char *argv[] = { "/nonexistent/program", NULL };
 	struct ctx_proc_attr a = { .pass_ctx = true };
