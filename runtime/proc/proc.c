@@ -171,8 +171,10 @@ static void arm_kill_locked(ctx_proc_t *p)
  * leads one, is still signalled (the unreaped leader keeps it ours). */
 static void cancel_locked(ctx_proc_t *p)
 {
+	if (p->reaped) /* its reap ended the child's ctx and let go of ctx */
+		return;
 	ctx__pass_end(&p->pass_fd, ctx_err(p->ctx)); /* the child's ctx */
-	if (p->reaped || p->cancelled)
+	if (p->cancelled)
 		return;
 	int x = exited(p, NULL);
 	if (x < 0 || (x == 1 && !p->group))
@@ -219,11 +221,14 @@ static int reap(ctx_proc_t *p)
 	ctx__pass_end(&p->pass_fd, 0);
 	ctx_after_t *ca = p->cancel_after, *ka = p->kill_after;
 	p->cancel_after = p->kill_after = NULL;
+	/* Taken under the lock: an after-func already running (stop_after
+	 * cannot stop it) reads ctx under it, and sees reaped first. */
+	ctx_t *ctx = p->ctx;
+	p->ctx = NULL;
 	pthread_mutex_unlock(&p->mu);
 	stop_after(p, ca);
 	stop_after(p, ka);
-	ctx_unref(p->ctx);
-	p->ctx = NULL;
+	ctx_unref(ctx);
 	return e;
 }
 
