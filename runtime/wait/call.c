@@ -35,14 +35,19 @@ int64_t ctx__backoff_next(const struct ctx__backoff *b, int64_t *step)
 	return *step;
 }
 
-/* Wait with no descriptor until `until` or the context's end. */
+/* Wait with no descriptor until `until` or the context's end.  Not a
+ * wait for a wake-up (want.wakes): nothing but the context or the time
+ * can end a pause, so a wake-up that comes is stale and the reactor's
+ * loop forgets it, and a pause with no deadline on a context with none
+ * (ctx_wait) can sleep on the context itself, one futex call waking
+ * every such waiter (wait/reactor.c: node_wait). */
 static int pause_until(ctx_t *ctx, const struct ctx__want *how)
 {
-	int e;
-	do
-		e = ctx__wait_one(ctx, -1, 0, how);
-	while (e == CTX__READY); /* a stray wake-up: look again */
-	return e;
+	struct ctx__want want = *how;
+	want.fds = NULL;
+	want.nfds = 0;
+	want.wakes = false;
+	return ctx__wait_for(ctx, &want);
 }
 
 int ctx__call_wait(ctx_t *ctx, struct ctx__call *c)

@@ -834,6 +834,91 @@ static void *fan_main(void *arg)
 	return NULL;
 }
 
+/* The system call thread tid sleeps in and its first argument, from
+ * /proc (the futex word, for a futex); false if it runs or is gone. */
+static bool task_syscall(pid_t tid, long *nr, unsigned long *arg0)
+{
+	char path[64], buf[256];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return sscanf(buf, "%ld %lx", nr, arg0) == 2;
+}
+
+/*
+ * Threads in ctx_wait on one context with no deadline sleep on one word
+ * of the context, so that its cancel wakes them all with one futex call
+ * rather than one per thread.  (Until this test, ctx_wait asked the
+ * reactor for a wait that ends on any wake-up, which ruled that out: each
+ * thread slept on its own word and the cancel woke them one by one, 2x
+ * the condvar broadcast at 1,024 threads in bench fanout/1024.)  Beside
+ * them one thread in ctx_wait on a child with a deadline: that one is
+ * timed, so it sleeps in the reactor, and ends with the rest.
+ */
+enum { ONE_WORD = 8 };
+
+START_TEST(test_wait_one_word)
+{
+#ifdef TU_TSAN
+	fprintf(stderr, "test_wait_one_word: SKIPPED: under ThreadSanitizer "
+		"every sleep is a poll (wait/reactor.c: FUTEX_SLEEP)\n");
+	return;
+#endif
+	if (tu_valgrind()) {
+		fprintf(stderr, "test_wait_one_word: SKIPPED: under valgrind "
+			"/proc shows valgrind's own system calls\n");
+		return;
+	}
+	struct fan f[ONE_WORD + 1];
+	atomic_int started, finished;
+	ctx_t *c = ctx_with_cancel(ctx_background());
+	ctx_t *timed = ctx_with_timeout(c, HOUR);
+	unsigned long word = 0, a0;
+	long nr = -1;
+
+	atomic_init(&started, 0);
+	atomic_init(&finished, 0);
+	for (int i = 0; i <= ONE_WORD; i++) {
+		f[i] = (struct fan){ .ctx = i < ONE_WORD ? c : timed,
+				     .fd = -1, .started = &started,
+				     .finished = &finished };
+		ck_assert_int_eq(pthread_create(&f[i].thread, NULL, fan_main,
+						&f[i]), 0);
+	}
+	int64_t t0 = ctx_now();
+	while (atomic_load(&started) < ONE_WORD + 1 && tu_ms_since(t0) < 30000)
+		tu_sleep_ns(CTX_MSEC);
+	ck_assert_int_eq(atomic_load(&started), ONE_WORD + 1);
+	/* Each of the eight, once asleep in futex_wait, on the same word. */
+	for (int i = 0; i < ONE_WORD; i++) {
+		while (!(task_syscall(f[i].tid, &nr, &a0) &&
+			 nr == SYS_futex) && tu_ms_since(t0) < 30000)
+			tu_sleep_ns(CTX_MSEC);
+		ck_assert_int_eq(nr, SYS_futex);
+		if (i == 0)
+			word = a0;
+		ck_assert_msg(a0 == word, "thread %d sleeps on %#lx, thread 0 "
+			      "on %#lx", i, a0, word);
+	}
+	ck_assert_int_eq(atomic_load(&finished), 0);
+	ctx_cancel(c);
+	for (int i = 0; i <= ONE_WORD; i++) {
+		ck_assert_int_eq(pthread_join(f[i].thread, NULL), 0);
+		ck_assert_int_eq(f[i].err, CTX_CANCELED);
+	}
+	ctx_release(timed);
+	ctx_release(c);
+}
+END_TEST
+
 /* Raise the soft descriptor limit to need if the hard one allows. */
 static bool enough_fds(rlim_t need)
 {
@@ -1160,7 +1245,8 @@ Suite *suite_reactor(void)
 		     test_budget, test_same_ctx_repeat);
 
 	tc = tu_tcase(s, "fanout", 120);
-	tu_add_tests(tc, test_fanout, test_deadline_cancel_race);
+	tu_add_tests(tc, test_fanout, test_deadline_cancel_race,
+		     test_wait_one_word);
 
 	add_reactor_storm(s);
 
