@@ -26,8 +26,9 @@
  *                     under its own child of the cancelled context.
  *  fanout-idle/<N>    the same after the CPUs went idle: the canceller
  *                     sleeps 20 ms once all are asleep; libctx-child on
- *                     pipes against condvar's broadcast and the floor's
- *                     one eventfd write (floor-child).
+ *                     pipes against condvar's broadcast, the floor's
+ *                     one eventfd write (floor-child), and an eventfd
+ *                     per waiter written one by one (floor-each).
  *  lateness/<d>/<how> a sleep of d, and a wait on a context whose deadline
  *                     is d away: how late the call returned.
  *  hotpath/<fd>       ns per 1-byte read with the data already there; the
@@ -569,15 +570,17 @@ static void scen_fanout(void)
  * child of the cancelled context; condvar: each in pthread_cond_wait on
  * the context's one condition, woken by one broadcast; floor-child: each
  * in epoll_wait on its pipe and the context's eventfd (a child shares
- * its parent's), all woken by the one write of the cancel.
+ * its parent's), all woken by the one write of the cancel; floor-each:
+ * the same with an eventfd per child, which the cancel writes one by
+ * one, the floor of any design with a wake-up descriptor per thread.
  */
 static void scen_fanout_idle(void)
 {
 	static const int sizes[] = { 256, 1024 };
 	const struct bench_impl *im[BENCH_MAX_IMPLS];
-	struct crowd *cs[3];
+	struct crowd *cs[4];
 
-	bench_raise_nofile(3 * 1024 + 256);
+	bench_raise_nofile(5 * 1024 + 256);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		int n = sizes[k], nc = 0, rounds = B.quick ? 3 : 15;
 		char scen[32];
@@ -594,6 +597,10 @@ static void scen_fanout_idle(void)
 					     rounds, PAIR_PIPE);
 		if (pick(" floor ", im))
 			cs[nc++] = crowd_new(im[0], "floor-child",
+					     OP_CHILD_READ, n, -1, NULL,
+					     rounds, PAIR_PIPE);
+		if (pick(" floor ", im))
+			cs[nc++] = crowd_new(&bench_floor_each, NULL,
 					     OP_CHILD_READ, n, -1, NULL,
 					     rounds, PAIR_PIPE);
 		if (nc)

@@ -13,7 +13,8 @@
  *   nsync       Google's nsync notes (impls.c, where configure found nsync)
  *   floor       the kernel mechanism with nothing on top: an eventfd per
  *               context, a timerfd for a deadline, epoll_wait to wait
- *               (impls.c)
+ *               (impls.c); floor-each, only for the fan-out rows: an
+ *               eventfd per waiting thread, each written by the cancel
  *
  * Contexts and threads are void pointers; every function keeps the
  * meaning of its libctx counterpart (include/ctx.h), errors being
@@ -54,7 +55,7 @@ struct bench_impl {
 };
 
 extern const struct bench_impl bench_libctx, bench_condvar,
-	bench_condvar_1ms, bench_floor, bench_nsync;
+	bench_condvar_1ms, bench_floor, bench_floor_each, bench_nsync;
 
 /* The implementations this build has, in the tables' column order, the
  * stop_token one loaded from plugin (NULL: left out); NULL-terminated. */

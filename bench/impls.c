@@ -368,6 +368,151 @@ const struct bench_impl bench_floor = {
 	.thread_join = fl_thread_join,
 };
 
+/* ---- the floor with a descriptor per waiter ---------------------------- */
+
+/*
+ * floor-each: the floor of a design that keeps one wake-up descriptor
+ * per waiting thread, as libctx does, rather than one per tree.  A
+ * child context has an eventfd of its own, listed in its root; a cancel
+ * of the root writes every child's eventfd in turn, from the cancelling
+ * thread alone.  A waiter sleeps in epoll_wait (floor_block) on its
+ * child's eventfd and the descriptor it reads.  Only what the fan-out
+ * scenarios use: children of a root made under the background, read,
+ * cancel and release.
+ */
+struct fe_ctx {
+	int efd;                   /* a child's own; -1 for a root */
+	_Atomic int err, refs;
+	struct fe_ctx *root;       /* a child's root; NULL for a root */
+	struct fe_ctx *next;       /* a child in its root's list */
+	struct fe_ctx *children;   /* a root's, under mu */
+	_Atomic int fired;         /* a child: the cancel's walk is past it */
+	pthread_mutex_t mu;
+};
+
+static char fe_bg; /* the background: no context, never done */
+
+static void *fe_background(void) { return &fe_bg; }
+
+static void *fe_with_cancel(void *pp)
+{
+	struct fe_ctx *p = pp, *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->mu, NULL);
+	atomic_init(&c->refs, 1);
+	c->efd = -1;
+	if (pp == &fe_bg)
+		return c;
+	if (p->root)
+		bench_fail("floor-each: a child under a child");
+	if ((c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		bench_fail("floor-each: eventfd: %s", strerror(errno));
+	c->root = p;
+	atomic_fetch_add(&p->refs, 1);
+	pthread_mutex_lock(&p->mu);
+	c->next = p->children;
+	p->children = c;
+	atomic_store(&c->err, atomic_load(&p->err));
+	pthread_mutex_unlock(&p->mu);
+	return c;
+}
+
+/* A root: every child's descriptor written, one after the other.  The
+ * list is taken under the lock and walked outside it, so that the
+ * children woken first need not wait for the walk to release; a child
+ * waits (fired) only until the walk is past it. */
+static void fe_cancel(void *p)
+{
+	struct fe_ctx *c = p, *ch, *next;
+	int zero = 0;
+
+	if (p == &fe_bg || c->root)
+		bench_fail("floor-each: only a root is cancelled");
+	pthread_mutex_lock(&c->mu);
+	if (!atomic_compare_exchange_strong(&c->err, &zero, ECANCELED)) {
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	ch = c->children;
+	c->children = NULL;
+	pthread_mutex_unlock(&c->mu);
+	for (; ch; ch = next) {
+		next = ch->next;
+		atomic_store(&ch->err, ECANCELED);
+		if (eventfd_write(ch->efd, 1))
+			bench_fail("floor-each: eventfd_write: %s",
+				   strerror(errno));
+		atomic_store_explicit(&ch->fired, 1, memory_order_release);
+	}
+}
+
+static void fe_unref(struct fe_ctx *c)
+{
+	if (atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+static void fe_release(void *p)
+{
+	struct fe_ctx *c = p, **pp;
+
+	if (p == &fe_bg)
+		return;
+	if (!c->root) {
+		fe_cancel(c);
+		fe_unref(c);
+		return;
+	}
+	pthread_mutex_lock(&c->root->mu);
+	bool listed = !atomic_load(&c->root->err);
+	for (pp = &c->root->children; listed && *pp != c; pp = &(*pp)->next)
+		;
+	if (listed)
+		*pp = c->next;
+	pthread_mutex_unlock(&c->root->mu);
+	while (!listed && !atomic_load_explicit(&c->fired,
+						memory_order_acquire))
+		sched_yield();
+	close(c->efd);
+	fe_unref(c->root);
+	fe_unref(c);
+}
+
+static int fe_err(void *p)
+{
+	return p == &fe_bg ? 0 : atomic_load(&((struct fe_ctx *)p)->err);
+}
+
+static ssize_t fe_read(void *p, int fd, void *buf, size_t len, int64_t s)
+{
+	struct fe_ctx *c = p;
+
+	(void)s;
+	if (p == &fe_bg)
+		bench_fail("floor-each: no read under the background");
+	/* A root has no descriptor (-1: none to watch); only its children
+	 * wait in the fan-out rows. */
+	if (floor_block((int[]){ c->efd, fd }, 2) != 1) {
+		errno = fe_err(c);
+		return -1;
+	}
+	return read(fd, buf, len);
+}
+
+const struct bench_impl bench_floor_each = {
+	.name = "floor-each",
+	.background = fe_background,
+	.with_cancel = fe_with_cancel,
+	.cancel = fe_cancel,
+	.release = fe_release,
+	.err = fe_err,
+	.read = fe_read,
+};
+
 /* ---- nsync ------------------------------------------------------------- */
 
 #ifdef HAVE_NSYNC
