@@ -3,8 +3,21 @@
  * be simulated in tests: ctx__fail_malloc_after(N) makes the allocation
  * after the next N fail with NULL, once.  Tests link the library's
  * objects statically to reach it; it is not exported.
+ *
+ * And a per-thread cache of freed blocks of one size, for the blocks
+ * made and freed most (the plain cancel node: WithCancel + release).
+ * malloc and free were 8 of a pair's 21 ns on an AMD EPYC host (perf);
+ * the cache's push and pop are a few instructions.  At most CACHE_MAX
+ * blocks wait per thread, and they are freed when the thread exits, by
+ * a destructor registered as C++'s thread_local objects register theirs
+ * (__cxa_thread_atexit_impl): unlike a pthread key's, it costs nothing
+ * at the exit of a thread that never cached, and it runs for the main
+ * thread at exit() too.  Where the C library has no such call, nothing
+ * is cached.  Under AddressSanitizer or ThreadSanitizer nothing is
+ * cached either, so that they see every use after free and every reuse.
  */
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "base/base.h"
@@ -26,4 +39,75 @@ void *ctx__malloc(size_t size)
 		}
 	}
 	return malloc(size);
+}
+
+/* ---- the cache ------------------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CACHE_OFF 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CACHE_OFF 1
+#endif
+#endif
+
+enum { CACHE_MAX = 16 };
+enum { UNHOOKED, HOOKED, NEVER };
+
+struct cache {
+	int n, state;          /* blocks held; UNHOOKED, HOOKED or NEVER */
+	size_t size;           /* of every block held (the first put's) */
+	void *b[CACHE_MAX];
+};
+
+static __thread struct cache cache;
+
+extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj,
+				    void *dso) __attribute__((weak));
+extern void *__dso_handle;
+
+/* The thread's exit: give every block back, and cache no more (later
+ * destructors of the thread may still free blocks). */
+static void cache_drop(void *p)
+{
+	struct cache *c = p;
+	while (c->n)
+		free(c->b[--c->n]);
+	c->state = NEVER;
+}
+
+static bool hooked(struct cache *c)
+{
+#ifdef CACHE_OFF
+	c->state = NEVER;
+#else
+	if (c->state == UNHOOKED)
+		c->state = __cxa_thread_atexit_impl &&
+				   __cxa_thread_atexit_impl(cache_drop, c,
+							    &__dso_handle) == 0 ?
+			   HOOKED : NEVER;
+#endif
+	return c->state == HOOKED;
+}
+
+void *ctx__cache_alloc(size_t size)
+{
+	struct cache *c = &cache;
+	/* A fault injected by a test goes through ctx__malloc. */
+	if (c->n && c->size == size &&
+	    atomic_load_explicit(&fail_after, memory_order_relaxed) < 0)
+		return c->b[--c->n];
+	return ctx__malloc(size);
+}
+
+void ctx__cache_free(void *p, size_t size)
+{
+	struct cache *c = &cache;
+	if (c->n < CACHE_MAX && (c->state == HOOKED || hooked(c)) &&
+	    (c->n == 0 || c->size == size)) {
+		c->size = size;
+		c->b[c->n++] = p;
+		return;
+	}
+	free(p);
 }

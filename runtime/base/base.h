@@ -59,6 +59,11 @@ extern void (*ctx__clock_idle_hook)(void);
 /* alloc.c: allocation, with a hook for fault injection in tests. */
 void *ctx__malloc(size_t size);
 void ctx__fail_malloc_after(long n); /* test hook; -1 turns it off */
+/* A per-thread cache of freed blocks of one size, for the one kind of
+ * block made and freed most: cache_alloc takes one of that size from it
+ * (else ctx__malloc), cache_free gives one to it (else free). */
+void *ctx__cache_alloc(size_t size);
+void ctx__cache_free(void *p, size_t size);
 
 /* spawn.c: start a detached library thread, all signals blocked, with
  * `stack` bytes of stack for its own use (0: as much as a thread of the

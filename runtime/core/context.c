@@ -110,7 +110,7 @@ static void free_chain(ctx_t *c)
 			ctx__end_put(c->c.end);
 		if (c->done_fd >= 0)
 			close(c->done_fd);
-		ctx__node_free(c);
+		ctx__node_free(c, sizeof(ctx_t), c->kind == CTX__CANCEL);
 		if (CTX__CHECKING() && p)
 			ctx__check_parent(c, p);
 		c = drop_ref(p) ? p : NULL;
@@ -429,7 +429,10 @@ static ctx_t *alloc_node(ctx_t *parent, enum ctx__kind kind, size_t size)
 	if (CTX__CHECKING())
 		ctx__check_ctx(parent, "deriving a context", false);
 	ctx__site_t site;
-	ctx_t *c = ctx__node_alloc(size, &site); /* takes the site */
+	/* (takes the site) A plain cancel node is a ctx_t and nothing more,
+	 * as free_chain assumes when it gives one back. */
+	CTX_ASSERT(kind != CTX__CANCEL || size == sizeof(ctx_t));
+	ctx_t *c = ctx__node_alloc(size, &site, kind == CTX__CANCEL);
 	if (!c) {
 		errno = ENOMEM;
 		return NULL;

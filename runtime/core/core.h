@@ -380,9 +380,11 @@ void ctx__timer_clock_changed(void);
 /* debug.c: context nodes, with a header (site, magic) when CTX_DEBUG
  * names a mode.  The site is where the program called the constructor
  * (ctx__site); node_alloc takes it, as does ctx__site_take, and a call
- * refused before either must drop it. */
-void *ctx__node_alloc(size_t size, ctx__site_t *site);
-void ctx__node_free(void *node);
+ * refused before either must drop it.  A plain cancel node, the one made
+ * and freed most, goes through the per-thread cache (base/alloc.c) when
+ * no mode asks for headers. */
+void *ctx__node_alloc(size_t size, ctx__site_t *site, bool plain);
+void ctx__node_free(void *node, size_t size, bool plain);
 void ctx__site_take(const char **file, int *line); /* and clear it */
 void ctx__site_drop(void);
 

@@ -384,14 +384,14 @@ void ctx__track_del(struct ctx__track *t)
 
 /* Allocate a node; in a debug mode, behind a header.  Takes the site,
  * and gives it packed in *site. */
-void *ctx__node_alloc(size_t size, ctx__site_t *site)
+void *ctx__node_alloc(size_t size, ctx__site_t *site, bool plain)
 {
 	const char *file = site_file;
 	int line = site_line;
 	site_file = NULL;
 	*site = ctx__site_make(file, line);
 	if (!debug_any)
-		return ctx__malloc(size);
+		return plain ? ctx__cache_alloc(size) : ctx__malloc(size);
 	struct site_hdr *h = ctx__malloc(sizeof(*h) + size);
 	if (!h)
 		return NULL;
@@ -409,10 +409,13 @@ void *ctx__node_alloc(size_t size, ctx__site_t *site)
 	return h + 1;
 }
 
-void ctx__node_free(void *node)
+void ctx__node_free(void *node, size_t size, bool plain)
 {
 	if (!debug_any) {
-		free(node);
+		if (plain)
+			ctx__cache_free(node, size);
+		else
+			free(node);
 		return;
 	}
 	struct site_hdr *h = (struct site_hdr *)node - 1;
