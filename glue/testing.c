@@ -243,7 +243,8 @@ static int rerun_on_uring(char **argv)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
-int tg_run_backends(int (*run)(void), char **argv)
+int tg_run_backends(int (*run)(const void *arg), const void *arg,
+		    char **argv)
 {
 	const char *asked = getenv("CTX_BACKEND");
 	if (asked && strcmp(asked, "io_uring") == 0 &&
@@ -253,7 +254,7 @@ int tg_run_backends(int (*run)(void), char **argv)
 		return 77;
 	}
 	printf("backend: %s\n", ctx_backend());
-	int failed = run();
+	int failed = run(arg);
 	if (asked)
 		return failed ? 1 : 0;
 	int uring = rerun_on_uring(argv);

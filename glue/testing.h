@@ -45,15 +45,17 @@ void tg_stop(pid_t pid, int sig);
 void tg_show_log(const char *log);
 
 /*
- * The runner's main after its server is up: run() runs every suite and
- * returns the number of failures.  When the environment chose no
+ * The runner's main after its server is up: run(arg) runs every suite
+ * and returns the number of failures (runner.h: tg_run_suites, with a
+ * list of suites as arg).  When the environment chose no
  * backend (CTX_BACKEND unset), the suites run here, then again in a
  * child process of this program with CTX_BACKEND=io_uring, as
  * tests/uring.sh reruns the core suite (skipped where the ring is not
  * available or CTX_SKIP_URING is set).  The exit status: 0, 1 (a
  * failure on either backend) or 77 (io_uring asked for and refused).
  */
-int tg_run_backends(int (*run)(void), char **argv);
+int tg_run_backends(int (*run)(const void *arg), const void *arg,
+		    char **argv);
 
 /* A throwaway server: its directory, log and process, and where to
  * reach it (a conninfo string, a socket path).  owned is false when the

@@ -100,6 +100,7 @@ tests_check_ctx_SOURCES = \
 	tests/proc/pidfd.c \
 	tests/proc/passctx.c \
 	tests/proc/notify.c \
+	tests/proc/sigcount.h \
 	tests/net/hang.h \
 	tests/net/hang.c \
 	tests/net/resolve.c \

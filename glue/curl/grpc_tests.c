@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "ctx/curl.h"
-#include "testing.h"
+#include "runner.h"
 #include "testutil.h"
 
 static char base[420]; /* http://127.0.0.1:PORT */
@@ -275,14 +275,7 @@ static Suite *suite_grpc(void)
 	return s;
 }
 
-static int run(void)
-{
-	SRunner *sr = srunner_create(suite_grpc());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed;
-}
+static tg_suite_fn *const suites[] = { suite_grpc, NULL };
 
 int main(int argc, char **argv)
 {
@@ -292,7 +285,7 @@ int main(int argc, char **argv)
 	if (st)
 		return st == 77 ? 77 : 99;
 	snprintf(base, sizeof base, "http://%s", s.address);
-	int rc = tg_run_backends(run, argv);
+	int rc = tg_run_backends(tg_run_suites, suites, argv);
 	ctx_curl_close_idle();
 	tg_grpc_stop(&s);
 	return rc;

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "ctx/curl.h"
-#include "testing.h"
+#include "runner.h"
 #include "testutil.h"
 
 #define MAX_CONNS 64
@@ -494,18 +494,11 @@ static Suite *suite_curl(void)
 	return s;
 }
 
-static int run(void)
-{
-	SRunner *sr = srunner_create(suite_curl());
-	srunner_add_suite(sr, suite_curl_deadline());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed;
-}
+static tg_suite_fn *const suites[] = { suite_curl, suite_curl_deadline,
+					NULL };
 
 int main(int argc, char **argv)
 {
 	(void)argc;
-	return tg_run_backends(run, argv);
+	return tg_run_backends(tg_run_suites, suites, argv);
 }

@@ -4,7 +4,8 @@
 # example, and the test runner check_pq (tests.c), which starts a
 # throwaway PostgreSQL (testserver.c, with glue/testing.c) and runs its
 # suite on both backends.
-EXTRA_DIST += glue/pq/libctx-pq.pc.in glue/testing.h glue/testing.c
+EXTRA_DIST += glue/pq/libctx-pq.pc.in glue/testing.h glue/testing.c \
+	glue/runner.h
 dist_man3_MANS += \
 	glue/pq/man/ctx_pq_connect.3 \
 	glue/pq/man/ctx_pq_exec.3 \

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "ctx/pq.h"
-#include "testing.h"
+#include "runner.h"
 #include "testutil.h"
 
 /* The grace of pq.c, and the slack a loaded machine needs beyond it. */
@@ -429,14 +429,7 @@ static Suite *suite_pq(void)
 	return s;
 }
 
-static int run(void)
-{
-	SRunner *sr = srunner_create(suite_pq());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed;
-}
+static tg_suite_fn *const suites[] = { suite_pq, NULL };
 
 int main(int argc, char **argv)
 {
@@ -450,7 +443,7 @@ int main(int argc, char **argv)
 	const char *h = strstr(conninfo, "host=");
 	h = h ? h + 5 : "";
 	snprintf(sockdir, sizeof sockdir, "%.*s", (int)strcspn(h, " "), h);
-	int rc = tg_run_backends(run, argv);
+	int rc = tg_run_backends(tg_run_suites, suites, argv);
 	tg_pq_stop(&s);
 	return rc;
 }

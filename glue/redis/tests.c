@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "ctx/redis.h"
-#include "testing.h"
+#include "runner.h"
 #include "testutil.h"
 
 static char addr[400]; /* the server's socket */
@@ -273,14 +273,7 @@ static Suite *suite_redis(void)
 	return s;
 }
 
-static int run(void)
-{
-	SRunner *sr = srunner_create(suite_redis());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed;
-}
+static tg_suite_fn *const suites[] = { suite_redis, NULL };
 
 int main(int argc, char **argv)
 {
@@ -290,7 +283,7 @@ int main(int argc, char **argv)
 	if (st)
 		return st == 77 ? 77 : 99;
 	snprintf(addr, sizeof addr, "%s", s.address);
-	int rc = tg_run_backends(run, argv);
+	int rc = tg_run_backends(tg_run_suites, suites, argv);
 	tg_redis_stop(&s);
 	return rc;
 }

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "ctx/sqlite.h"
-#include "testing.h"
+#include "runner.h"
 #include "testutil.h"
 
 /* Counts to infinity: only an interrupt ends it. */
@@ -318,17 +318,10 @@ static Suite *suite_sqlite(void)
 	return s;
 }
 
-static int run(void)
-{
-	SRunner *sr = srunner_create(suite_sqlite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed;
-}
+static tg_suite_fn *const suites[] = { suite_sqlite, NULL };
 
 int main(int argc, char **argv)
 {
 	(void)argc;
-	return tg_run_backends(run, argv);
+	return tg_run_backends(tg_run_suites, suites, argv);
 }

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "ctx/ssl.h"
-#include "testing.h"
+#include "runner.h"
 #include "testutil.h"
 
 static SSL_CTX *server_ctx(void)
@@ -245,18 +245,11 @@ static Suite *suite_ssl(void)
 
 Suite *suite_ssl_conn(void); /* conn_tests.c */
 
-static int run(void)
-{
-	SRunner *sr = srunner_create(suite_ssl());
-	srunner_add_suite(sr, suite_ssl_conn()); /* conn_tests.c */
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed;
-}
+/* suite_ssl_conn: conn_tests.c */
+static tg_suite_fn *const suites[] = { suite_ssl, suite_ssl_conn, NULL };
 
 int main(int argc, char **argv)
 {
 	(void)argc;
-	return tg_run_backends(run, argv);
+	return tg_run_backends(tg_run_suites, suites, argv);
 }

@@ -7,9 +7,7 @@
  *
  * Only SIGUSR1 and SIGUSR2 are sent, with raise(): the handler runs
  * before raise returns, so the order of two raises is their arrival
- * order.  A checked fixture gives both a counting handler (a signal
- * that escapes the library is counted, not fatal) and puts the original
- * actions back after each test.
+ * order.  The checked fixture is sigcount.h's.
  */
 #include <errno.h>
 #include <signal.h>
@@ -17,39 +15,9 @@
 
 #include "../suites.h"
 #include "../testutil.h"
+#include "sigcount.h"
 
 #define SLOW (2 * CTX_SEC)
-
-static volatile sig_atomic_t hits[NSIG];
-static struct sigaction orig_usr1, orig_usr2;
-
-static void count_handler(int sig)
-{
-	hits[sig]++;
-}
-
-static void install_counter(int sig)
-{
-	struct sigaction sa = { .sa_handler = count_handler,
-				.sa_flags = SA_RESTART };
-	sigemptyset(&sa.sa_mask);
-	ck_assert_int_eq(sigaction(sig, &sa, NULL), 0);
-	hits[sig] = 0;
-}
-
-static void setup(void)
-{
-	sigaction(SIGUSR1, NULL, &orig_usr1);
-	sigaction(SIGUSR2, NULL, &orig_usr2);
-	install_counter(SIGUSR1);
-	install_counter(SIGUSR2);
-}
-
-static void teardown(void)
-{
-	sigaction(SIGUSR1, &orig_usr1, NULL);
-	sigaction(SIGUSR2, &orig_usr2, NULL);
-}
 
 static sigset_t set_of(int s1, int s2)
 {

@@ -4,9 +4,8 @@
  * consumed; ctx_release of the last one on a signal puts the previous
  * action back exactly, before it returns.
  *
- * Only SIGUSR1 and SIGUSR2 are sent.  A checked fixture gives both a
- * counting handler (so a signal that escapes the library is counted, not
- * fatal) and puts the original actions back after each test.
+ * Only SIGUSR1 and SIGUSR2 are sent; the checked fixture is
+ * sigcount.h's.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,50 +20,19 @@
 #include "ctx.h"
 #include "suites.h"
 #include "testutil.h"
+#include "proc/sigcount.h"
 
 #define LONG_WAIT (10 * CTX_SEC)
 #define SLOW (2 * CTX_SEC)
 
 /* ---- the program's own handlers -------------------------------------- */
 
-static volatile sig_atomic_t hits[NSIG];
-
-static void count_handler(int sig)
-{
-	hits[sig]++;
-}
-
+/* (hits, the counting handler and the fixture: sigcount.h) */
 static void count_action(int sig, siginfo_t *si, void *uc)
 {
 	(void)si;
 	(void)uc;
 	hits[sig]++;
-}
-
-static struct sigaction orig_usr1, orig_usr2;
-
-static void install_counter(int sig)
-{
-	struct sigaction sa = { .sa_handler = count_handler,
-				.sa_flags = SA_RESTART };
-
-	sigemptyset(&sa.sa_mask);
-	ck_assert_int_eq(sigaction(sig, &sa, NULL), 0);
-	hits[sig] = 0;
-}
-
-static void setup(void)
-{
-	sigaction(SIGUSR1, NULL, &orig_usr1);
-	sigaction(SIGUSR2, NULL, &orig_usr2);
-	install_counter(SIGUSR1);
-	install_counter(SIGUSR2);
-}
-
-static void teardown(void)
-{
-	sigaction(SIGUSR1, &orig_usr1, NULL);
-	sigaction(SIGUSR2, &orig_usr2, NULL);
 }
 
 /* ---- helpers --------------------------------------------------------- */
