@@ -66,6 +66,13 @@ extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj,
 				    void *dso) __attribute__((weak));
 extern void *__dso_handle;
 
+#ifdef CACHE_OFF
+static bool hooked(struct cache *c)
+{
+	c->state = NEVER;
+	return false;
+}
+#else
 /* The thread's exit: give every block back, and cache no more (later
  * destructors of the thread may still free blocks). */
 static void cache_drop(void *p)
@@ -78,17 +85,14 @@ static void cache_drop(void *p)
 
 static bool hooked(struct cache *c)
 {
-#ifdef CACHE_OFF
-	c->state = NEVER;
-#else
 	if (c->state == UNHOOKED)
 		c->state = __cxa_thread_atexit_impl &&
 				   __cxa_thread_atexit_impl(cache_drop, c,
 							    &__dso_handle) == 0 ?
 			   HOOKED : NEVER;
-#endif
 	return c->state == HOOKED;
 }
+#endif
 
 void *ctx__cache_alloc(size_t size)
 {
