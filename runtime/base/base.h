@@ -3,8 +3,9 @@
  * nothing of contexts.  Assertions (assert.h), the 4-byte futex lock and
  * the node-lock discipline (lock.h), the clock's saturating sums and the
  * manual clock (clock.c), the one allocation entry point with its fault
- * hook (alloc.c), and the one spawner of the library's service threads
- * (spawn.c).  See runtime/README.md for the layers.
+ * hook and a per-thread cache of freed blocks (alloc.c), and the one
+ * spawner of the library's service threads (spawn.c).  See
+ * runtime/README.md for the layers.
  */
 #ifndef CTX_BASE_H
 #define CTX_BASE_H
