@@ -8,14 +8,19 @@
  * made and freed most (the plain cancel node: WithCancel + release).
  * malloc and free were 8 of a pair's 21 ns on an AMD EPYC host (perf);
  * the cache's push and pop are a few instructions.  At most CACHE_MAX
- * blocks wait per thread, and they are freed when the thread exits, by
- * a destructor registered as C++'s thread_local objects register theirs
- * (__cxa_thread_atexit_impl): unlike a pthread key's, it costs nothing
- * at the exit of a thread that never cached, and it runs for the main
- * thread at exit() too.  Where the C library has no such call, nothing
- * is cached.  Under AddressSanitizer or ThreadSanitizer nothing is
- * cached either, so that they see every use after free and every reuse.
+ * blocks wait per thread, and a pthread key's destructor frees them
+ * when the thread exits; the key is set by the thread's first put, so a
+ * thread that never freed a node pays nothing at its exit.  (Not
+ * __cxa_thread_atexit_impl, the destructors of C++'s thread_local: it
+ * costs less at exit, but glibc aborts the process when it cannot
+ * allocate its record, where a failed pthread_setspecific only means no
+ * cache.)  Destructors of other keys that free nodes after this one ran
+ * free them to the heap.  The main thread's blocks are held until the
+ * process exits (pthread keys have no destructor there).  Under
+ * AddressSanitizer or ThreadSanitizer nothing is cached, so that they
+ * see every use after free and every reuse.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -62,10 +67,6 @@ struct cache {
 
 static __thread struct cache cache;
 
-extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj,
-				    void *dso) __attribute__((weak));
-extern void *__dso_handle;
-
 #ifdef CACHE_OFF
 static bool hooked(struct cache *c)
 {
@@ -73,6 +74,10 @@ static bool hooked(struct cache *c)
 	return false;
 }
 #else
+static pthread_key_t key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static bool key_made;
+
 /* The thread's exit: give every block back, and cache no more (later
  * destructors of the thread may still free blocks). */
 static void cache_drop(void *p)
@@ -83,13 +88,18 @@ static void cache_drop(void *p)
 	c->state = NEVER;
 }
 
+static void make_key(void)
+{
+	key_made = pthread_key_create(&key, cache_drop) == 0;
+}
+
 static bool hooked(struct cache *c)
 {
-	if (c->state == UNHOOKED)
-		c->state = __cxa_thread_atexit_impl &&
-				   __cxa_thread_atexit_impl(cache_drop, c,
-							    &__dso_handle) == 0 ?
-			   HOOKED : NEVER;
+	if (c->state == UNHOOKED) {
+		pthread_once(&key_once, make_key);
+		c->state = key_made && pthread_setspecific(key, c) == 0 ?
+				   HOOKED : NEVER;
+	}
 	return c->state == HOOKED;
 }
 #endif
