@@ -412,9 +412,16 @@ static void *fe_with_cancel(void *pp)
 	c->root = p;
 	atomic_fetch_add(&p->refs, 1);
 	pthread_mutex_lock(&p->mu);
-	c->next = p->children;
-	p->children = c;
-	atomic_store(&c->err, atomic_load(&p->err));
+	if (atomic_load(&p->err)) { /* done already: nothing will write it */
+		atomic_store(&c->err, atomic_load(&p->err));
+		atomic_store(&c->fired, 1);
+		if (eventfd_write(c->efd, 1))
+			bench_fail("floor-each: eventfd_write: %s",
+				   strerror(errno));
+	} else {
+		c->next = p->children;
+		p->children = c;
+	}
 	pthread_mutex_unlock(&p->mu);
 	return c;
 }
