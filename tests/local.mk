@@ -9,7 +9,7 @@
 # tests/header.sh: ctx.h under strict ISO C, and the manual's examples.
 # (Makefile.am defines TESTS and check_PROGRAMS, for every fragment.)
 TESTS += tests/header.sh
-EXTRA_DIST += tests/uring.sh tests/header.sh tests/supp.sh
+EXTRA_DIST += tests/uring.sh tests/header.sh tests/supp.sh tests/tsan.supp
 if HAVE_CHECK
 # Small programs the suites run: one that forgets a context and a thread
 # (core/debug.c runs it), one misuse per argument (core/checks.c), and
