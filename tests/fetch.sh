@@ -36,14 +36,6 @@ cleanup() {
 trap cleanup EXIT
 
 fail=0
-wait_count() { # FILE PATTERN N: poll until PATTERN is on N lines (5 s)
-	local i
-	for i in $(seq 100); do
-		[ "$(grep -cE -- "$2" "$1" 2>/dev/null || true)" -ge "$3" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
 
 # ---- the server: /fast answers "fast\n" at once, /slow after 10 s ----
 log=$tmp/server.log

@@ -127,16 +127,6 @@ idle_fds() {
 	echo "$a"
 }
 
-# wait_count FILE PATTERN N: poll until PATTERN is on N lines (3 s).
-wait_count() {
-	local i
-	for i in $(seq 60); do
-		[ "$(grep -cE -- "$2" "$1" || true)" -ge "$3" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 # raw WAIT_S REQUEST: send bytes over bash's /dev/tcp, print all that
 # comes back until the server closes (or WAIT_S passes).
 raw() {
