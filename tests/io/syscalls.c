@@ -135,8 +135,8 @@ START_TEST(test_ppoll_eintr)
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	struct pollfd pf = { .fd = p[0], .events = POLLIN };
 	struct tu_killer k;
-	tu_kill_after(&k, pthread_self(), SIGUSR1, 50 * CTX_MSEC);
 	int64_t t0 = ctx_now();
+	tu_kill_after(&k, pthread_self(), SIGUSR1, 50 * CTX_MSEC);
 	tu_assert_fail(ctx_ppoll(ctx_background(), &pf, 1, 5 * CTX_SEC,
 				 &mask), EINTR);
 	tu_assert_ms(tu_ms_since(t0), 40, 2000);

@@ -196,9 +196,9 @@ START_TEST(test_special_reads)
 	int tf = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	ck_assert_int_ge(tf, 0);
 	struct itimerspec its = { .it_value.tv_nsec = 30 * 1000 * 1000 };
+	int64_t t0 = ctx_now();
 	ck_assert_int_eq(timerfd_settime(tf, 0, &its, NULL), 0);
 	uint64_t ticks = 0;
-	int64_t t0 = ctx_now();
 	ck_assert_int_eq(ctx_read(c, tf, &ticks, sizeof(ticks)), 8);
 	ck_assert_uint_eq(ticks, 1);
 	tu_assert_ms(tu_ms_since(t0), 20, 3000);

@@ -122,9 +122,9 @@ START_TEST(line_interrupted)
 	sockpair(sv);
 	ctx_conn_t *c = ctx_conn_new(sv[0]);
 	ck_assert_int_eq(write(sv[1], "partial", 7), 7);
+	int64_t t0 = ctx_now();
 	ctx_t *k = ctx_with_timeout(ctx_background(), 50 * CTX_MSEC);
 	char buf[64];
-	int64_t t0 = ctx_now();
 	tu_assert_fail(ctx_conn_read_line(k, c, buf, sizeof buf),
 		       CTX_DEADLINE_EXCEEDED);
 	tu_assert_ms(tu_ms_since(t0), 40, 1000);

@@ -213,8 +213,8 @@ START_TEST(copy_cancel_wait)
 	sockpair(out);
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	struct tu_canceller k;
-	tu_must_cancel_after(&k, c, 50 * CTX_MSEC);
 	int64_t t0 = ctx_now();
+	tu_must_cancel_after(&k, c, 50 * CTX_MSEC);
 	ssize_t n = ctx_copy(c, out[1], in[0], SIZE_MAX);
 	tu_assert_fail(n, CTX_CANCELED);
 	tu_assert_ms(tu_ms_since(t0), 40, 1000);
@@ -420,8 +420,8 @@ START_TEST(proxy_cancel_and_idle)
 	proxied_close(&p);
 	ctx_release(c);
 
-	c = ctx_with_idle(ctx_background(), 100 * CTX_MSEC);
 	t0 = ctx_now();
+	c = ctx_with_idle(ctx_background(), 100 * CTX_MSEC);
 	proxied_start(&p, c);
 	ck_assert_int_eq(write(p.client, "hello", 5), 5);
 	char buf[8];

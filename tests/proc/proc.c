@@ -416,9 +416,9 @@ static char *sleep30[] = { "sleep", "30", NULL };
 
 START_TEST(test_proc_deadline_kill)
 {
+	int64_t t0 = ctx_now();
 	ctx_t *c = ctx_with_timeout(ctx_background(), 100 * CTX_MSEC);
 	ctx_proc_t *p;
-	int64_t t0 = ctx_now();
 	ck_assert_int_eq(ctx_proc_spawn(&p, c, "sleep", sleep30, NULL), 0);
 	ctx_unref(c); /* the process holds its own reference */
 	int st = -1;

@@ -446,12 +446,12 @@ START_TEST(test_select_done_deadline)
 {
 	int fds[2];
 	ck_assert_int_eq(pipe(fds), 0);
+	int64_t t0 = ctx_now();
 	ctx_t *d = ctx_with_timeout(ctx_background(), 40 * CTX_MSEC);
 	struct ctx_case cs[2] = {
 		{ .kind = CTX_CASE_DONE, .done = d, .fd = -1 },
 		{ .kind = CTX_CASE_FD, .fd = fds[0], .events = POLLIN },
 	};
-	int64_t t0 = ctx_now();
 	ck_assert_int_eq(ctx_select(ctx_background(), cs, (size_t)1 + (size_t)_i,
 				    5 * CTX_SEC), 0);
 	ck_assert_int_eq(cs[0].result, CTX_DEADLINE_EXCEEDED);
