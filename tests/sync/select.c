@@ -210,8 +210,8 @@ START_TEST(test_select_wake)
 	case 4: want = 2; break;
 	}
 	size_t n = how >= 3 || _i >= 5 ? 4 : 2;
-	peer_start(&pe);
 	int64_t t0 = ctx_now();
+	peer_start(&pe);
 	int got = ctx_select(ctx_background(), cs, n, 5 * CTX_SEC);
 	pthread_join(pe.t, NULL);
 	ck_assert_int_eq(got, want);

@@ -447,8 +447,8 @@ START_TEST(test_thread_attr_join_interrupted)
 	ck_assert_int_eq(ctx_thread_create_attr(&t, &attr, ctx_background(),
 						block_on_sem, &go), 0);
 	pthread_attr_destroy(&attr);
-	ctx_t *d = ctx_with_timeout(ctx_background(), 20 * CTX_MSEC);
 	int64_t t0 = ctx_now();
+	ctx_t *d = ctx_with_timeout(ctx_background(), 20 * CTX_MSEC);
 	ck_assert_int_eq(ctx_thread_join(d, t, NULL), CTX_DEADLINE_EXCEEDED);
 	ck_assert_double_ge(tu_ms_since(t0), 15.0);
 	ctx_release(d);

@@ -51,8 +51,8 @@ START_TEST(test_wg_timeout)
 	int64_t t0;
 
 	ctx_wg_add(wg, 2);
-	c = ctx_with_timeout(ctx_background(), 30 * CTX_MSEC);
 	t0 = ctx_now();
+	c = ctx_with_timeout(ctx_background(), 30 * CTX_MSEC);
 	ck_assert_int_eq(ctx_wg_wait(c, wg), CTX_DEADLINE_EXCEEDED);
 	ck_assert_double_ge(tu_ms_since(t0), 25.0);
 	ctx_release(c);
