@@ -116,6 +116,23 @@ static int group_job(ctx_t *ctx, void *arg)
 	return e;
 }
 
+/* Fill a non-blocking pipe to EAGAIN.  The storm may already be on:
+ * a write that a signal interrupts is tried again, or the pipe was
+ * left with room and the "full pipe" write would not wait (under
+ * valgrind, which can end a non-blocking write with EINTR, it once
+ * wrote its 8 bytes at once). */
+static void fill_pipe(int fd, const char *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = write(fd, buf, len);
+		if (n > 0 || (n < 0 && errno == EINTR))
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			note("filling the pipe: %s", strerror(errno));
+		return;
+	}
+}
+
 /* One round of a waiter's wait: the exact result, ending no sooner than
  * the deadline or event that ends it and no later than that plus tol. */
 static void storm_round(int kind, sigset_t *all)
@@ -161,8 +178,7 @@ static void storm_round(int kind, sigset_t *all)
 		from_at = &ev.at;
 		break;
 	case W_WRITE_DL:
-		while (write(p[1], buf, sizeof(buf)) > 0)
-			;
+		fill_pipe(p[1], buf, sizeof(buf));
 		fcntl(p[1], F_SETFL, 0);
 		break;
 	case W_JOIN_DL:
