@@ -612,35 +612,61 @@ int ctx_proc_spawn(ctx_proc_t **pp, ctx_t *ctx, const char *file,
 
 /* ---- output -------------------------------------------------------- */
 
-/* Read fd to its end into a growing malloc'd buffer (NUL-terminated). */
-static int slurp(ctx_t *ctx, int fd, char **out, size_t *len)
+/* The output collected so far: malloc'd, NUL-terminated at n. */
+struct outbuf {
+	char *buf;
+	size_t cap, n;
+};
+
+/* Room for at least 2 KiB more and the NUL. */
+static int outbuf_room(struct outbuf *o)
 {
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap);
-	if (!buf)
+	if (o->cap - o->n >= 2048)
+		return 0;
+	size_t cap = o->cap ? o->cap * 2 : 4096;
+	char *b = realloc(o->buf, cap);
+	if (!b)
 		return ENOMEM;
-	int e = 0;
+	o->buf = b;
+	o->cap = cap;
+	return 0;
+}
+
+/* Read fd to its end, or until ctx ends or a read fails. */
+static int slurp(ctx_t *ctx, int fd, struct outbuf *o)
+{
 	for (;;) {
-		if (cap - n < 2048) {
-			char *b = realloc(buf, cap * 2);
-			if (!b) {
-				e = ENOMEM;
-				break;
-			}
-			buf = b;
-			cap *= 2;
-		}
-		ssize_t r = ctx_read(ctx, fd, buf + n, cap - n - 1);
-		if (r <= 0) {
-			e = r < 0 ? errno : 0;
-			break;
-		}
-		n += (size_t)r;
+		int e = outbuf_room(o);
+		if (e)
+			return e;
+		ssize_t r = ctx_read(ctx, fd, o->buf + o->n, o->cap - o->n - 1);
+		if (r <= 0)
+			return r < 0 ? errno : 0;
+		o->n += (size_t)r;
 	}
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return e;
+}
+
+/*
+ * After ctx ended the read and the process was killed and reaped: what
+ * it wrote before it died and the read had not taken yet is still in the
+ * pipe.  The page promises it to the caller, so it is read without
+ * waiting (ctx_read refuses a done context even with bytes there; a
+ * grandchild may hold the pipe open, so no wait for the end either).
+ * The descriptor is the library's own, so its flags may change.
+ */
+static void drain(int fd, struct outbuf *o)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return;
+	while (!outbuf_room(o)) {
+		ssize_t r = read(fd, o->buf + o->n, o->cap - o->n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		o->n += (size_t)r;
+	}
 }
 
 int ctx_proc_output(ctx_t *ctx, char *const argv[], char **out,
@@ -654,15 +680,21 @@ int ctx_proc_output(ctx_t *ctx, char *const argv[], char **out,
 	int e = ctx_proc_spawn(&p, ctx, argv[0], argv, &a);
 	if (e)
 		return e;
-	size_t len = 0;
+	struct outbuf o = { 0 };
 	/* A read ended by ctx is not the answer: ctx also kills the
 	 * process, and the wait reports that. */
-	int re = slurp(ctx, p->fd[1], out, &len);
-	if (re && re != ctx_err(ctx))
+	int re = slurp(ctx, p->fd[1], &o);
+	bool by_ctx = re && re == ctx_err(ctx);
+	if (re && !by_ctx)
 		ctx_proc_signal(p, SIGKILL); /* nobody will read the rest */
 	e = ctx_proc_wait(p, status);
+	if (by_ctx && o.buf)
+		drain(p->fd[1], &o);
 	ctx_proc_free(p);
+	if (o.buf)
+		o.buf[o.n] = '\0';
+	*out = o.buf;
 	if (outlen)
-		*outlen = len;
+		*outlen = o.n;
 	return e ? e : re; /* a short read is an error even if it exited */
 }

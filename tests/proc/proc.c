@@ -795,15 +795,137 @@ START_TEST(test_proc_output)
 						 &out, &len, &st), ENOENT);
 		ck_assert_ptr_null(out);
 	}
+}
+END_TEST
 
-	ctx_t *c = ctx_with_timeout(ctx_background(), 100 * CTX_MSEC);
-	ck_assert_int_eq(ctx_proc_output(c, SH("echo part; exec sleep 30"),
-					 &out, &len, &st),
-			 CTX_DEADLINE_EXCEEDED);
-	ck_assert_str_eq(out, "part\n");
+/*
+ * What the process wrote before its context ended is the caller's, read
+ * or not (ctx_proc_spawn(3)): the reader is parked in a signal handler
+ * while the script writes OUT_UNREAD bytes (they fit the smallest pipe),
+ * then the context ends (loop 0: a cancel; 1: its deadline moved to
+ * now) and the reader resumes to a done context with every byte still
+ * in the pipe.  Before the drain, ctx_proc_output returned none of them.
+ * This replaced a 100 ms deadline after "echo part", which under
+ * valgrind on a loaded machine passed before the shell had echoed.
+ */
+#define OUT_UNREAD 4000
+
+static int park[2] = { -1, -1 };
+static atomic_bool parked;
+
+/* SIGUSR1, installed without SA_RESTART: the interrupted wait returns
+ * EINTR to the library once the handler does. */
+static void park_handler(int sig)
+{
+	char b;
+	(void)sig;
+	atomic_store(&parked, true);
+	while (read(park[0], &b, 1) < 0 && errno == EINTR)
+		;
+}
+
+struct ender {
+	pthread_t reader, thread;
+	ctx_t *c;
+	bool by_deadline;
+	char dir[40];
+	const char *missed; /* what never happened, or NULL */
+};
+
+static bool await_mark(const char *dir, const char *name)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int64_t end = ctx_now() + 20 * CTX_SEC;
+	while (access(path, F_OK) != 0) {
+		if (ctx_now() > end)
+			return false;
+		tu_sleep_ns(CTX_MSEC);
+	}
+	return true;
+}
+
+static void *end_unread(void *arg)
+{
+	struct ender *e = arg;
+	char go[64];
+	int64_t end = ctx_now() + 20 * CTX_SEC;
+
+	if (!await_mark(e->dir, "started")) {
+		e->missed = "the script's start";
+		goto out;
+	}
+	pthread_kill(e->reader, SIGUSR1);
+	while (!atomic_load(&parked) && ctx_now() < end)
+		tu_sleep_ns(100 * CTX_USEC);
+	if (!atomic_load(&parked)) {
+		e->missed = "the reader's park";
+		goto out;
+	}
+	snprintf(go, sizeof(go), "%s/go", e->dir);
+	close(open(go, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+	if (!await_mark(e->dir, "written"))
+		e->missed = "the script's output";
+out:
+	if (e->by_deadline)
+		ctx_set_deadline(e->c, ctx_now());
+	else
+		ctx_cancel(e->c);
+	if (write(park[1], "x", 1) != 1) /* no assertion off the main thread */
+		e->missed = "the reader's release";
+	return NULL;
+}
+
+static void remove_marks(const char *dir)
+{
+	const char *names[] = { "started", "go", "written" };
+	char path[64];
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+START_TEST(test_proc_output_unread)
+{
+	struct ender e = { .reader = pthread_self(), .by_deadline = _i,
+			   .dir = "/tmp/ctx-output-XXXXXX" };
+	char script[320];
+	ck_assert_ptr_nonnull(mkdtemp(e.dir));
+	snprintf(script, sizeof(script),
+		 ": > %s/started; while [ ! -e %s/go ]; do sleep 0.01; done; "
+		 "head -c %d /dev/zero; : > %s/written; exec sleep 30",
+		 e.dir, e.dir, OUT_UNREAD, e.dir);
+	ck_assert_int_eq(pipe2(park, O_CLOEXEC), 0);
+	atomic_store(&parked, false);
+	struct sigaction sa = { .sa_handler = park_handler }, old;
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	e.c = ctx_with_timeout(ctx_background(), 60 * CTX_SEC);
+	ck_assert_int_eq(pthread_create(&e.thread, NULL, end_unread, &e), 0);
+
+	char *out = NULL;
+	size_t len = 0;
+	int st = -1;
+	int rc = ctx_proc_output(e.c, SH(script), &out, &len, &st);
+	pthread_join(e.thread, NULL);
+	sigaction(SIGUSR1, &old, NULL);
+	close(park[0]);
+	close(park[1]);
+	remove_marks(e.dir);
+
+	ck_assert_msg(!e.missed, "waited in vain for %s", e.missed);
+	ck_assert_int_eq(rc, _i ? CTX_DEADLINE_EXCEEDED : CTX_CANCELED);
+	ck_assert_uint_eq(len, OUT_UNREAD);
+	ck_assert_ptr_nonnull(out);
+	for (size_t i = 0; i < len; i++)
+		ck_assert_int_eq(out[i], 0); /* head's zeros */
+	ck_assert_int_eq(out[len], 0);
+	ck_assert(WIFSIGNALED(st));
 	ck_assert_int_eq(WTERMSIG(st), SIGKILL);
 	free(out);
-	ctx_release(c);
+	ctx_release(e.c);
 }
 END_TEST
 
@@ -859,6 +981,7 @@ static void add_no_pidfd(Suite *s)
 	tcase_add_loop_test(tc, test_proc_group_outlives_leader, 0, 2);
 	tu_add_tests(tc, test_proc_free_no_wait, test_proc_many_one_deadline,
 		     test_proc_output);
+	tcase_add_loop_test(tc, test_proc_output_unread, 0, 2);
 }
 
 Suite *suite_proc(void)
@@ -883,6 +1006,7 @@ Suite *suite_proc(void)
 
 	tc = tu_tcase(s, "output", 60);
 	tcase_add_test(tc, test_proc_output);
+	tcase_add_loop_test(tc, test_proc_output_unread, 0, 2);
 
 	add_no_pidfd(s);
 	return s;
