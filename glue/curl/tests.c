@@ -241,8 +241,8 @@ START_TEST(curl_deadline)
 	server_start(&s);
 	struct body b;
 	CURL *e = easy_for(&s, "/hang", &b);
-	ctx_t *c = ctx_with_timeout(ctx_background(), 300 * CTX_MSEC);
 	int64_t t0 = ctx_now();
+	ctx_t *c = ctx_with_timeout(ctx_background(), 300 * CTX_MSEC);
 	ck_assert_int_eq(ctx_curl_perform(c, e), CURLE_OPERATION_TIMEDOUT);
 	tu_assert_ms(tu_ms_since(t0), 299, 300 + 1000);
 	/* Done: refused at once. */

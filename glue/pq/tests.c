@@ -137,11 +137,11 @@ static void sleep_ended(int64_t timeout_ns, bool cancel, bool sent)
 {
 	PGconn *conn = must_connect(ctx_background()), *m = monitor();
 	struct tu_canceller k;
+	int64_t t0 = ctx_now(), lo = timeout_ns / CTX_MSEC - 5;
 	ctx_t *ctx = cancel ? ctx_with_cancel(ctx_background())
 			    : ctx_with_timeout(ctx_background(), timeout_ns);
 	if (cancel)
 		tu_must_cancel_after(&k, ctx, timeout_ns);
-	int64_t t0 = ctx_now(), lo = timeout_ns / CTX_MSEC - 5;
 	PGresult *r;
 	if (sent) {
 		ck_assert_int_eq(PQsendQuery(conn, "SELECT pg_sleep(60)"), 1);
@@ -270,10 +270,10 @@ START_TEST(connect_deadline_by_name)
 	/* Twice: the thread's first wait makes what it keeps (its reactor),
 	 * so descriptors are counted before the second. */
 	for (int i = 0; i < 2; i++) {
-		ctx_t *ctx = ctx_with_timeout(ctx_background(), 200 * CTX_MSEC);
 		if (i == 1)
 			fds = tu_count_fds();
 		int64_t t0 = ctx_now();
+		ctx_t *ctx = ctx_with_timeout(ctx_background(), 200 * CTX_MSEC);
 		ck_assert_ptr_null(ctx_pq_connect(ctx, ci));
 		ck_assert_int_eq(errno, CTX_DEADLINE_EXCEEDED);
 		tu_assert_ms(tu_ms_since(t0), 195, 200 + SLACK_MS);

@@ -46,8 +46,8 @@ START_TEST(step_deadline)
 {
 	sqlite3 *db = open_db(":memory:");
 	sqlite3_stmt *st = prepare(db, FOREVER);
-	ctx_t *c = ctx_with_timeout(ctx_background(), 50 * CTX_MSEC);
 	int64_t t0 = ctx_now();
+	ctx_t *c = ctx_with_timeout(ctx_background(), 50 * CTX_MSEC);
 	int rc = ctx_sqlite3_step(c, st);
 	int e = errno;
 	ck_assert_int_eq(rc, SQLITE_INTERRUPT);
@@ -70,8 +70,8 @@ START_TEST(exec_cancel)
 	ctx_t *c = ctx_with_cancel(ctx_background());
 	struct tu_canceller k;
 	char *msg = NULL;
-	tu_must_cancel_after(&k, c, 30 * CTX_MSEC);
 	int64_t t0 = ctx_now();
+	tu_must_cancel_after(&k, c, 30 * CTX_MSEC);
 	int rc = ctx_sqlite3_exec(c, db, FOREVER, NULL, NULL, &msg);
 	tu_canceller_join(&k);
 	ck_assert_int_eq(rc, SQLITE_INTERRUPT);
@@ -117,8 +117,8 @@ START_TEST(lock_wait_deadline)
 {
 	struct files f;
 	lock_setup(&f);
-	ctx_t *c = ctx_with_timeout(ctx_background(), 100 * CTX_MSEC);
 	int64_t t0 = ctx_now();
+	ctx_t *c = ctx_with_timeout(ctx_background(), 100 * CTX_MSEC);
 	int rc = ctx_sqlite3_exec(c, f.waiter, "INSERT INTO t VALUES (1)",
 				  NULL, NULL, NULL);
 	ck_assert_int_eq(rc, SQLITE_BUSY);

@@ -248,8 +248,8 @@ START_TEST(dial_deadline)
 	ck_assert_int_eq(ctx_wait(k), CTX_DEADLINE_EXCEEDED); /* warm up */
 	ctx_release(k);
 	int fds0 = tu_count_fds();
-	k = ctx_with_timeout(ctx_background(), 100 * CTX_MSEC);
 	int64_t t0 = ctx_now();
+	k = ctx_with_timeout(ctx_background(), 100 * CTX_MSEC);
 	errno = 0;
 	ck_assert_ptr_null(ctx_ssl_dial(k, addr("localhost", &s), cc));
 	ck_assert_int_eq(errno, CTX_DEADLINE_EXCEEDED);
