@@ -54,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -650,22 +651,26 @@ static int slurp(ctx_t *ctx, int fd, struct outbuf *o)
  * After ctx ended the read and the process was killed and reaped: what
  * it wrote before it died and the read had not taken yet is still in the
  * pipe.  The page promises it to the caller, so it is read without
- * waiting (ctx_read refuses a done context even with bytes there; a
- * grandchild may hold the pipe open, so no wait for the end either).
+ * waiting (ctx_read refuses a done context even with bytes there), and
+ * only as much as is there now: a descendant that outlived the kill may
+ * hold the pipe open and keep writing, and must not hold the call.
  * The descriptor is the library's own, so its flags may change.
  */
 static void drain(int fd, struct outbuf *o)
 {
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+	int fl = fcntl(fd, F_GETFL), avail = 0;
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    ioctl(fd, FIONREAD, &avail) < 0)
 		return;
-	while (!outbuf_room(o)) {
-		ssize_t r = read(fd, o->buf + o->n, o->cap - o->n - 1);
+	for (size_t left = (size_t)avail; left && !outbuf_room(o);) {
+		size_t room = o->cap - o->n - 1;
+		ssize_t r = read(fd, o->buf + o->n, room < left ? room : left);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
 		o->n += (size_t)r;
+		left -= (size_t)r;
 	}
 }
 

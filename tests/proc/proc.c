@@ -817,17 +817,20 @@ static atomic_bool parked;
  * EINTR to the library once the handler does. */
 static void park_handler(int sig)
 {
+	int saved = errno;
 	char b;
 	(void)sig;
 	atomic_store(&parked, true);
 	while (read(park[0], &b, 1) < 0 && errno == EINTR)
 		;
+	errno = saved;
 }
 
 struct ender {
 	pthread_t reader, thread;
 	ctx_t *c;
 	bool by_deadline;
+	bool no_park; /* end the context once the script has started */
 	char dir[40];
 	const char *missed; /* what never happened, or NULL */
 };
@@ -855,6 +858,8 @@ static void *end_unread(void *arg)
 		e->missed = "the script's start";
 		goto out;
 	}
+	if (e->no_park)
+		goto out;
 	pthread_kill(e->reader, SIGUSR1);
 	while (!atomic_load(&parked) && ctx_now() < end)
 		tu_sleep_ns(100 * CTX_USEC);
@@ -878,9 +883,9 @@ out:
 
 static void remove_marks(const char *dir)
 {
-	const char *names[] = { "started", "go", "written" };
+	const char *names[] = { "started", "go", "written", "pid" };
 	char path[64];
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		unlink(path);
 	}
@@ -923,6 +928,58 @@ START_TEST(test_proc_output_unread)
 		ck_assert_int_eq(out[i], 0); /* head's zeros */
 	ck_assert_int_eq(out[len], 0);
 	ck_assert(WIFSIGNALED(st));
+	ck_assert_int_eq(WTERMSIG(st), SIGKILL);
+	free(out);
+	ctx_release(e.c);
+}
+END_TEST
+
+/* A descendant that left the process group (setsid), so that the kill
+ * misses it, keeps the pipe open and writes without pause: the call
+ * still returns once the context ends, with what it had, and does not
+ * wait for the pipe's end or read for as long as the writer writes.
+ * (`timeout 20` bounds the writer if the test fails before its kill.) */
+START_TEST(test_proc_output_survivor)
+{
+	struct ender e = { .reader = pthread_self(), .no_park = true,
+			   .dir = "/tmp/ctx-output-XXXXXX" };
+	char script[320], path[64];
+	ck_assert_ptr_nonnull(mkdtemp(e.dir));
+	snprintf(script, sizeof(script),
+		 "setsid timeout 20 sh -c 'echo $$ > %s/pid; exec yes' & "
+		 "while [ ! -s %s/pid ]; do sleep 0.01; done; "
+		 ": > %s/started; exec sleep 30", e.dir, e.dir, e.dir);
+	ck_assert_int_eq(pipe2(park, O_CLOEXEC), 0);
+	e.c = ctx_with_cancel(ctx_background());
+	ck_assert_int_eq(pthread_create(&e.thread, NULL, end_unread, &e), 0);
+
+	char *out = NULL;
+	size_t len = 0;
+	int st = -1;
+	int64_t t0 = ctx_now();
+	int rc = ctx_proc_output(e.c, SH(script), &out, &len, &st);
+	double ms = tu_ms_since(t0);
+	pthread_join(e.thread, NULL);
+	snprintf(path, sizeof(path), "%s/pid", e.dir);
+	FILE *f = fopen(path, "r");
+	int pid = 0;
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	if (pid > 0)
+		kill(pid, SIGKILL);
+	close(park[0]);
+	close(park[1]);
+	remove_marks(e.dir);
+
+	ck_assert_msg(!e.missed, "waited in vain for %s", e.missed);
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(rc, CTX_CANCELED);
+	tu_assert_ms(ms, 0, 15000); /* not the writer's 20 s */
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(out[len], 0);
 	ck_assert_int_eq(WTERMSIG(st), SIGKILL);
 	free(out);
 	ctx_release(e.c);
@@ -982,6 +1039,7 @@ static void add_no_pidfd(Suite *s)
 	tu_add_tests(tc, test_proc_free_no_wait, test_proc_many_one_deadline,
 		     test_proc_output);
 	tcase_add_loop_test(tc, test_proc_output_unread, 0, 2);
+	tcase_add_test(tc, test_proc_output_survivor);
 }
 
 Suite *suite_proc(void)
@@ -1007,6 +1065,7 @@ Suite *suite_proc(void)
 	tc = tu_tcase(s, "output", 60);
 	tcase_add_test(tc, test_proc_output);
 	tcase_add_loop_test(tc, test_proc_output_unread, 0, 2);
+	tcase_add_test(tc, test_proc_output_survivor);
 
 	add_no_pidfd(s);
 	return s;
