@@ -833,6 +833,11 @@ struct ender {
 	bool no_park; /* end the context once the script has started */
 	char dir[40];
 	const char *missed; /* what never happened, or NULL */
+	/* ctx_proc_output's results, and how long it took */
+	int rc, st;
+	char *out;
+	size_t len;
+	double ms;
 };
 
 static bool await_mark(const char *dir, const char *name)
@@ -892,6 +897,27 @@ static void remove_marks(const char *dir)
 	rmdir(dir);
 }
 
+/* ctx_proc_output(e->c, sh -c script) with end_unread beside it, the
+ * park handler installed for its length. */
+static void run_output(struct ender *e, const char *script)
+{
+	ck_assert_int_eq(pipe2(park, O_CLOEXEC), 0);
+	atomic_store(&parked, false);
+	struct sigaction sa = { .sa_handler = park_handler }, old;
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	ck_assert_int_eq(pthread_create(&e->thread, NULL, end_unread, e), 0);
+	e->st = -1;
+	int64_t t0 = ctx_now();
+	e->rc = ctx_proc_output(e->c, SH((char *)script), &e->out, &e->len,
+				&e->st);
+	e->ms = tu_ms_since(t0);
+	pthread_join(e->thread, NULL);
+	sigaction(SIGUSR1, &old, NULL);
+	close(park[0]);
+	close(park[1]);
+}
+
 START_TEST(test_proc_output_unread)
 {
 	struct ender e = { .reader = pthread_self(), .by_deadline = _i,
@@ -902,34 +928,20 @@ START_TEST(test_proc_output_unread)
 		 ": > %s/started; while [ ! -e %s/go ]; do sleep 0.01; done; "
 		 "head -c %d /dev/zero; : > %s/written; exec sleep 30",
 		 e.dir, e.dir, OUT_UNREAD, e.dir);
-	ck_assert_int_eq(pipe2(park, O_CLOEXEC), 0);
-	atomic_store(&parked, false);
-	struct sigaction sa = { .sa_handler = park_handler }, old;
-	sigemptyset(&sa.sa_mask);
-	ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
 	e.c = ctx_with_timeout(ctx_background(), 60 * CTX_SEC);
-	ck_assert_int_eq(pthread_create(&e.thread, NULL, end_unread, &e), 0);
-
-	char *out = NULL;
-	size_t len = 0;
-	int st = -1;
-	int rc = ctx_proc_output(e.c, SH(script), &out, &len, &st);
-	pthread_join(e.thread, NULL);
-	sigaction(SIGUSR1, &old, NULL);
-	close(park[0]);
-	close(park[1]);
+	run_output(&e, script);
 	remove_marks(e.dir);
 
 	ck_assert_msg(!e.missed, "waited in vain for %s", e.missed);
-	ck_assert_int_eq(rc, _i ? CTX_DEADLINE_EXCEEDED : CTX_CANCELED);
-	ck_assert_uint_eq(len, OUT_UNREAD);
-	ck_assert_ptr_nonnull(out);
-	for (size_t i = 0; i < len; i++)
-		ck_assert_int_eq(out[i], 0); /* head's zeros */
-	ck_assert_int_eq(out[len], 0);
-	ck_assert(WIFSIGNALED(st));
-	ck_assert_int_eq(WTERMSIG(st), SIGKILL);
-	free(out);
+	ck_assert_int_eq(e.rc, _i ? CTX_DEADLINE_EXCEEDED : CTX_CANCELED);
+	ck_assert_uint_eq(e.len, OUT_UNREAD);
+	ck_assert_ptr_nonnull(e.out);
+	for (size_t i = 0; i < e.len; i++)
+		ck_assert_int_eq(e.out[i], 0); /* head's zeros */
+	ck_assert_int_eq(e.out[e.len], 0);
+	ck_assert(WIFSIGNALED(e.st));
+	ck_assert_int_eq(WTERMSIG(e.st), SIGKILL);
+	free(e.out);
 	ctx_release(e.c);
 }
 END_TEST
@@ -949,17 +961,8 @@ START_TEST(test_proc_output_survivor)
 		 "setsid timeout 20 sh -c 'echo $$ > %s/pid; exec yes' & "
 		 "while [ ! -s %s/pid ]; do sleep 0.01; done; "
 		 ": > %s/started; exec sleep 30", e.dir, e.dir, e.dir);
-	ck_assert_int_eq(pipe2(park, O_CLOEXEC), 0);
 	e.c = ctx_with_cancel(ctx_background());
-	ck_assert_int_eq(pthread_create(&e.thread, NULL, end_unread, &e), 0);
-
-	char *out = NULL;
-	size_t len = 0;
-	int st = -1;
-	int64_t t0 = ctx_now();
-	int rc = ctx_proc_output(e.c, SH(script), &out, &len, &st);
-	double ms = tu_ms_since(t0);
-	pthread_join(e.thread, NULL);
+	run_output(&e, script);
 	snprintf(path, sizeof(path), "%s/pid", e.dir);
 	FILE *f = fopen(path, "r");
 	int pid = 0;
@@ -970,18 +973,16 @@ START_TEST(test_proc_output_survivor)
 	}
 	if (pid > 0)
 		kill(pid, SIGKILL);
-	close(park[0]);
-	close(park[1]);
 	remove_marks(e.dir);
 
 	ck_assert_msg(!e.missed, "waited in vain for %s", e.missed);
 	ck_assert_int_gt(pid, 0);
-	ck_assert_int_eq(rc, CTX_CANCELED);
-	tu_assert_ms(ms, 0, 15000); /* not the writer's 20 s */
-	ck_assert_ptr_nonnull(out);
-	ck_assert_int_eq(out[len], 0);
-	ck_assert_int_eq(WTERMSIG(st), SIGKILL);
-	free(out);
+	ck_assert_int_eq(e.rc, CTX_CANCELED);
+	tu_assert_ms(e.ms, 0, 15000); /* not the writer's 20 s */
+	ck_assert_ptr_nonnull(e.out);
+	ck_assert_int_eq(e.out[e.len], 0);
+	ck_assert_int_eq(WTERMSIG(e.st), SIGKILL);
+	free(e.out);
 	ctx_release(e.c);
 }
 END_TEST
